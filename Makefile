@@ -1,0 +1,49 @@
+# BucketWarden developer commands. Every target sets up what it needs.
+SHELL := /bin/bash
+# The Lambda runtime's Python (3.13) when it is installed, else the machine's python3.
+PYTHON ?= $(shell command -v python3.13 || ls -d $$HOME/.pyenv/versions/3.13*/bin/python3 2>/dev/null | tail -n 1 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+TOOLS := .tools
+SAM := $(TOOLS)/sam/bin/sam
+PYTEST_WORKERS ?= 2
+
+.PHONY: setup test demo bench lint format template-check tools clean
+
+$(BIN)/bucketwarden: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $@
+
+setup: $(BIN)/bucketwarden ## Create .venv with the package (editable), CLI and test tools
+
+test: setup ## Run the test suite
+	$(BIN)/pytest -n $(PYTEST_WORKERS) -q
+
+demo: setup ## Make buckets drift on an embedded AWS and watch them fixed
+	$(BIN)/bucketwarden demo
+
+bench: setup ## Print API calls, CPU time, memory and import time per control
+	$(BIN)/python -m bucketwarden.bench
+
+lint: setup ## ruff lint and format check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: setup
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+$(SAM):
+	$(PYTHON) -m venv $(TOOLS)/sam
+	$(TOOLS)/sam/bin/pip install --quiet --upgrade pip
+	$(TOOLS)/sam/bin/pip install --quiet aws-sam-cli cfn-lint
+
+tools: $(SAM) ## SAM CLI and cfn-lint in their own environment (they pin boto3)
+
+template-check: tools ## sam validate --lint, cfn-lint on the translated template, sam build
+	PATH="$(dir $(PYTHON)):$$PATH" scripts/check-template $(TOOLS)/sam/bin
+
+clean:
+	rm -rf $(VENV) $(TOOLS) .aws-sam .pytest_cache .ruff_cache

@@ -1,0 +1,60 @@
+"""AWS clients and the error classification every control shares.
+
+Clients use botocore's adaptive retry mode, so throttling (SlowDown, 503) is retried with
+client-side rate limiting before anything reaches the engine. `AWS_ENDPOINT_URL` (read by
+botocore itself) points every client at a local emulator.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from functools import cache
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+RETRY_CONFIG = Config(
+    retries={"mode": "adaptive", "max_attempts": 5},
+    connect_timeout=5,
+    read_timeout=10,
+)
+
+BUCKET_GONE_CODES = frozenset({"NoSuchBucket"})
+ACCESS_DENIED_CODES = frozenset(
+    {"AccessDenied", "AccessDeniedException", "AllAccessDisabled", "AccessControlListNotSupported"}
+)
+
+# Counts every API call made through clients from `client()`, by "service.Operation". The
+# benchmark reads it; it costs one dict update per call.
+API_CALLS: Counter[str] = Counter()
+
+
+def _count_call(model: Any, **_: Any) -> None:
+    API_CALLS[f"{model.service_model.service_name}.{model.name}"] += 1
+
+
+@cache
+def client(service: str, region: str | None = None) -> Any:
+    """A cached boto3 client with adaptive retries and API-call counting."""
+    made = boto3.session.Session().client(service, region_name=region, config=RETRY_CONFIG)
+    made.meta.events.register("before-call", _count_call)
+    return made
+
+
+def reset_clients() -> None:
+    """Forget cached clients (after the endpoint or credentials change)."""
+    client.cache_clear()
+
+
+def error_code(error: ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Code", ""))
+
+
+def is_bucket_gone(error: ClientError) -> bool:
+    return error_code(error) in BUCKET_GONE_CODES
+
+
+def is_access_denied(error: ClientError) -> bool:
+    return error_code(error) in ACCESS_DENIED_CODES

@@ -1,0 +1,43 @@
+"""The one list of controls. template.yaml, the CLI, docs and tests all read it.
+
+Adding a control: write its module under controls/, add an instance here, add its trigger events
+to its family's rule and its actions to its family's role in template.yaml (tests/test_template.py
+fails until the template agrees), a sample under events/ and docs/controls/<id>.md.
+"""
+
+from __future__ import annotations
+
+from bucketwarden.controls.base import Control
+from bucketwarden.controls.default_encryption import DefaultEncryption
+from bucketwarden.controls.public_acl import PublicAcl
+from bucketwarden.controls.versioning import Versioning
+
+CONTROLS: tuple[Control, ...] = (PublicAcl(), DefaultEncryption(), Versioning())
+
+# Family → the function folder (functions/<folder>/app.py) that runs its controls.
+FAMILIES: dict[str, str] = {
+    "public-access": "public_access",
+    "encryption": "encryption",
+    "versioning": "versioning",
+}
+
+CONTROL_IDS: tuple[str, ...] = tuple(control.id for control in CONTROLS)
+
+
+def control(control_id: str) -> Control:
+    for candidate in CONTROLS:
+        if candidate.id == control_id:
+            return candidate
+    raise KeyError(f"unknown control {control_id!r}; known: {', '.join(CONTROL_IDS)}")
+
+
+def controls_of(family: str) -> tuple[Control, ...]:
+    if family not in FAMILIES:
+        raise KeyError(f"unknown family {family!r}; known: {', '.join(FAMILIES)}")
+    return tuple(c for c in CONTROLS if c.family == family)
+
+
+def trigger_events(family: str) -> tuple[str, ...]:
+    """Every eventName that the family's rule must match, in catalogue order, once each."""
+    names = [name for c in controls_of(family) for name in c.trigger_events]
+    return tuple(dict.fromkeys(names))

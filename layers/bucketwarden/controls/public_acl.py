@@ -1,0 +1,48 @@
+"""public-acl: the bucket ACL grants nothing to AllUsers or AuthenticatedUsers.
+
+The fix removes exactly those grants and rewrites the ACL with everything else kept (owner,
+log-delivery and cross-account grants). A canned `private` ACL would lose those grants.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bucketwarden.controls.base import Control, Evaluation, State, without_metadata
+from bucketwarden.settings import Settings
+
+ALL_USERS = "http://acs.amazonaws.com/groups/global/AllUsers"
+AUTHENTICATED_USERS = "http://acs.amazonaws.com/groups/global/AuthenticatedUsers"
+PUBLIC_GROUPS = {ALL_USERS: "AllUsers", AUTHENTICATED_USERS: "AuthenticatedUsers"}
+
+
+def public_group(grant: dict[str, Any]) -> str | None:
+    """The public group a grant goes to ("AllUsers"/"AuthenticatedUsers"), or None."""
+    grantee = grant.get("Grantee") or {}
+    return PUBLIC_GROUPS.get(str(grantee.get("URI", "")))
+
+
+class PublicAcl(Control):
+    id = "public-acl"
+    family = "public-access"
+    title = "Bucket ACL grants no public access"
+    surface = "bucket ACL"
+    trigger_events = ("CreateBucket", "PutBucketAcl")
+    read_actions = ("s3:GetBucketAcl",)
+    write_actions = ("s3:PutBucketAcl",)
+
+    def read(self, s3: Any, bucket: str) -> State:
+        return without_metadata(s3.get_bucket_acl(Bucket=bucket))
+
+    def evaluate(self, state: State, settings: Settings) -> Evaluation:
+        grants = list((state or {}).get("Grants", []))
+        public = [g for g in grants if public_group(g)]
+        if not public:
+            return Evaluation(True, "no grant to AllUsers or AuthenticatedUsers")
+        described = ", ".join(f"{g.get('Permission')} to {public_group(g)}" for g in public)
+        kept = [g for g in grants if not public_group(g)]
+        desired = {"Owner": (state or {}).get("Owner", {}), "Grants": kept}
+        return Evaluation(False, f"ACL grants {described}", desired)
+
+    def apply(self, s3: Any, bucket: str, desired: State) -> None:
+        s3.put_bucket_acl(Bucket=bucket, AccessControlPolicy=desired)

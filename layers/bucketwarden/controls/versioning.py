@@ -1,0 +1,43 @@
+"""versioning: bucket versioning is Enabled.
+
+MFA delete can only be changed with the root user's MFA device, so a bucket whose versioning
+cannot be changed without it is reported, not touched.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bucketwarden.controls.base import Control, Evaluation, State, without_metadata
+from bucketwarden.settings import Settings
+
+ENABLED = {"Status": "Enabled"}
+
+
+class Versioning(Control):
+    id = "versioning"
+    family = "versioning"
+    title = "Bucket versioning is enabled"
+    surface = "versioning configuration"
+    trigger_events = ("CreateBucket", "PutBucketVersioning")
+    read_actions = ("s3:GetBucketVersioning",)
+    write_actions = ("s3:PutBucketVersioning",)
+
+    def read(self, s3: Any, bucket: str) -> State:
+        return without_metadata(s3.get_bucket_versioning(Bucket=bucket))
+
+    def evaluate(self, state: State, settings: Settings) -> Evaluation:
+        status = (state or {}).get("Status")
+        if status == "Enabled":
+            return Evaluation(True, "versioning is Enabled")
+        found = f"versioning is {status}" if status else "versioning was never enabled"
+        if (state or {}).get("MFADelete") == "Enabled":
+            return Evaluation(
+                False,
+                f"{found}; MFA delete is on, so only the root user with MFA can change it",
+                fixable=False,
+            )
+        return Evaluation(False, found, dict(ENABLED))
+
+    def apply(self, s3: Any, bucket: str, desired: State) -> None:
+        s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration=desired)

@@ -1,0 +1,179 @@
+"""Parsing of CloudTrail S3 API calls, delivered bare or inside an EventBridge envelope.
+
+Records in the wild are untidy: `requestParameters` may be null, `host` a list, values replaced by
+"...", `account` a number. The models accept those shapes; anything we cannot act on becomes an
+`EventRejected` with a reason a person can read, never an unhandled exception.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from aws_lambda_powertools.utilities.parser import BaseModel, ValidationError
+from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
+from pydantic import ConfigDict, Field, field_validator
+
+S3_EVENT_SOURCES = frozenset({"s3.amazonaws.com"})
+API_CALL_DETAIL_TYPE = "AWS API Call via CloudTrail"
+
+# CloudTrail writes ISO 8601; some exported fixtures use "2024-01-01 00:00:00.000".
+_TIME_FORMATS = ("%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%dT%H:%M:%S.%fZ", "%Y-%m-%d %H:%M:%S.%f")
+
+
+class EventRejected(ValueError):
+    """The input is not a CloudTrail S3 API call this service can act on."""
+
+    def __init__(self, reason: str, event_id: str | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.event_id = event_id
+
+
+class SessionIssuer(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    arn: str | None = None
+
+
+class SessionContext(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    sessionIssuer: SessionIssuer | None = None
+
+
+class UserIdentity(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    type: str | None = None
+    arn: str | None = None
+    accountId: str | None = None
+    principalId: str | None = None
+    invokedBy: str | None = None
+    sessionContext: SessionContext | None = None
+
+    @property
+    def issuer_arn(self) -> str | None:
+        """The IAM role behind an assumed-role session, or None for other identities."""
+        if self.sessionContext and self.sessionContext.sessionIssuer:
+            return self.sessionContext.sessionIssuer.arn
+        return None
+
+
+class CloudTrailRecord(BaseModel):
+    """One CloudTrail management event for an S3 (or S3 Control) API call."""
+
+    model_config = ConfigDict(extra="allow")
+
+    eventID: str
+    eventName: str
+    eventSource: str
+    eventTime: str | None = None
+    awsRegion: str | None = None
+    sourceIPAddress: str | None = None
+    userAgent: str | None = None
+    errorCode: str | None = None
+    errorMessage: str | None = None
+    recipientAccountId: str | None = None
+    userIdentity: UserIdentity = Field(default_factory=UserIdentity)
+    requestParameters: dict[str, Any] | None = None
+
+    @field_validator("eventID", "eventName", "eventSource", mode="before")
+    @classmethod
+    def _required_text(cls, value: Any) -> Any:
+        if isinstance(value, str) and not value.strip():
+            raise ValueError("must not be empty")
+        return value
+
+    @property
+    def bucket_name(self) -> str | None:
+        params = self.requestParameters or {}
+        name = params.get("bucketName")
+        if not isinstance(name, str) or not name.strip() or name == "...":
+            return None
+        return name
+
+    @property
+    def event_time(self) -> datetime | None:
+        if not self.eventTime:
+            return None
+        for fmt in _TIME_FORMATS:
+            try:
+                return datetime.strptime(self.eventTime, fmt).replace(tzinfo=UTC)
+            except ValueError:
+                continue
+        return None
+
+    @property
+    def actor(self) -> str | None:
+        return self.userIdentity.arn or self.userIdentity.invokedBy
+
+
+class S3ApiCallEvent(EventBridgeModel):
+    """EventBridge "AWS API Call via CloudTrail" envelope around a CloudTrail record."""
+
+    model_config = ConfigDict(extra="allow")
+    account: str = ""  # moto's EventBridge → SQS delivery drops it
+    detail: CloudTrailRecord
+
+    @field_validator("account", mode="before")
+    @classmethod
+    def _account_as_text(cls, value: Any) -> str:
+        return "" if value is None else str(value)
+
+
+def _first_error(error: ValidationError) -> str:
+    first = error.errors()[0]
+    where = ".".join(str(part) for part in first["loc"]) or "event"
+    return f"{where}: {first['msg']}"
+
+
+def parse_record(event: Any) -> CloudTrailRecord:
+    """Return the CloudTrail record in `event` (EventBridge envelope or bare record).
+
+    Raises EventRejected with a readable reason for anything that is not an S3 API call record
+    naming a bucket-level or account-level S3 configuration call.
+    """
+    if isinstance(event, str | bytes):
+        try:
+            event = json.loads(event)
+        except json.JSONDecodeError as error:
+            raise EventRejected(f"not JSON: {error}") from error
+    if not isinstance(event, dict):
+        raise EventRejected(f"expected a JSON object, got {type(event).__name__}")
+    event_id = _guess_event_id(event)
+    try:
+        if "detail" in event and "detail-type" in event:
+            record = S3ApiCallEvent.model_validate(event).detail
+        else:
+            record = CloudTrailRecord.model_validate(event)
+    except ValidationError as error:
+        raise EventRejected(f"not a CloudTrail record ({_first_error(error)})", event_id) from error
+    if record.eventSource not in S3_EVENT_SOURCES:
+        raise EventRejected(f"event source {record.eventSource!r} is not S3", record.eventID)
+    return record
+
+
+def _guess_event_id(event: dict[str, Any]) -> str | None:
+    detail = event.get("detail")
+    if isinstance(detail, dict) and isinstance(detail.get("eventID"), str):
+        return detail["eventID"]
+    for key in ("eventID", "id"):
+        if isinstance(event.get(key), str):
+            return event[key]
+    return None
+
+
+def as_eventbridge_event(event: dict[str, Any]) -> dict[str, Any]:
+    """Wrap a bare CloudTrail record in the envelope EventBridge delivers it in."""
+    if "detail" in event and "detail-type" in event:
+        return event
+    return {
+        "version": "0",
+        "id": str(event.get("eventID", "")),
+        "detail-type": API_CALL_DETAIL_TYPE,
+        "source": "aws.s3",
+        "account": str(event.get("recipientAccountId") or ""),
+        "time": str(event.get("eventTime") or ""),
+        "region": str(event.get("awsRegion") or ""),
+        "resources": [],
+        "detail": event,
+    }

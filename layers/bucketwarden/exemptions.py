@@ -1,0 +1,60 @@
+"""Exemptions by bucket tag: `<key>` = all | control ids, `<key>-reason`, `<key>-until`.
+
+An exemption is honoured only with a reason and, if it has an end date, before that date.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from bucketwarden.aws import error_code
+from bucketwarden.settings import Settings
+
+NO_TAGS = frozenset({"NoSuchTagSet", "NoSuchTagSetError"})
+
+
+@dataclass(frozen=True)
+class ExemptionCheck:
+    exempt: bool
+    # Why it is or is not honoured; None when the bucket has no exemption for the control.
+    note: str | None = None
+
+
+def read_tags(s3: Any, bucket: str) -> dict[str, str]:
+    try:
+        response = s3.get_bucket_tagging(Bucket=bucket)
+    except ClientError as error:
+        if error_code(error) in NO_TAGS:
+            return {}
+        raise
+    return {tag["Key"]: tag["Value"] for tag in response.get("TagSet", [])}
+
+
+def check(tags: dict[str, str], control_id: str, settings: Settings, today: date) -> ExemptionCheck:
+    value = tags.get(settings.exempt_tag_key)
+    if value is None:
+        return ExemptionCheck(False)
+    targets = {part.strip().lower() for part in value.split(",") if part.strip()}
+    if "all" not in targets and control_id not in targets:
+        return ExemptionCheck(False)
+    reason = tags.get(settings.exempt_reason_key, "").strip()
+    if not reason:
+        return ExemptionCheck(
+            False, f"exemption ignored: tag {settings.exempt_reason_key} is missing or empty"
+        )
+    until = tags.get(settings.exempt_until_key, "").strip()
+    if until:
+        try:
+            end = date.fromisoformat(until[:10])
+        except ValueError:
+            return ExemptionCheck(
+                False, f"exemption ignored: {settings.exempt_until_key}={until!r} is not a date"
+            )
+        if end < today:
+            return ExemptionCheck(False, f"exemption expired on {end.isoformat()}")
+        return ExemptionCheck(True, f"exempt until {end.isoformat()}: {reason}")
+    return ExemptionCheck(True, f"exempt: {reason}")

@@ -1,0 +1,143 @@
+"""SNS notifications: one publish per reported outcome, with a message per kind of subscriber.
+
+`MessageStructure=json` lets one publish carry readable text for email, the AWS Chatbot custom
+notification format for Slack (Chatbot subscribes over HTTPS) and machine JSON for SQS/Lambda.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from bucketwarden.outcome import Outcome, Status
+from bucketwarden.settings import Settings
+
+SUBJECT_LIMIT = 100  # SNS refuses longer subjects
+
+_HEADLINES = {
+    Status.REMEDIATED: "BucketWarden remediated {control} on bucket {bucket}",
+    Status.NONCOMPLIANT: "BucketWarden found {control} drift on bucket {bucket}",
+    Status.EXEMPTED: "BucketWarden found exempted {control} drift on bucket {bucket}",
+    Status.FAILED: "BucketWarden failed to remediate {control} on bucket {bucket}",
+}
+_EMOJI = {
+    Status.REMEDIATED: ":white_check_mark:",
+    Status.NONCOMPLIANT: ":warning:",
+    Status.EXEMPTED: ":information_source:",
+    Status.FAILED: ":rotating_light:",
+}
+
+
+def headline(outcome: Outcome) -> str:
+    template = _HEADLINES.get(outcome.status, "BucketWarden {control} on bucket {bucket}")
+    return template.format(control=outcome.control, bucket=outcome.bucket)
+
+
+def subject(outcome: Outcome) -> str:
+    text = headline(outcome).encode("ascii", "replace").decode()
+    return text if len(text) <= SUBJECT_LIMIT else text[: SUBJECT_LIMIT - 3] + "..."
+
+
+def _who(outcome: Outcome) -> str:
+    actor = outcome.actor or "an unknown principal"
+    where = f" from {outcome.source_ip}" if outcome.source_ip else ""
+    when = f" at {outcome.event_time}" if outcome.event_time else ""
+    call = f" ({outcome.event_name}, event {outcome.event_id})" if outcome.event_name else ""
+    return f"{actor}{where}{when}{call}"
+
+
+def _exempt_howto(outcome: Outcome, settings: Settings) -> list[str]:
+    key = settings.exempt_tag_key
+    return [
+        "To exempt this bucket from this control, tag the bucket:",
+        f"  {key} = {outcome.control}",
+        f"  {settings.exempt_reason_key} = <why it must differ>",
+        f"  {settings.exempt_until_key} = <YYYY-MM-DD, optional end date>",
+    ]
+
+
+def _undo_howto(outcome: Outcome) -> list[str]:
+    if outcome.status is not Status.REMEDIATED:
+        return []
+    return [
+        "To undo this fix, put the 'Before' configuration back and exempt the bucket as above",
+        f"(audit record {outcome.audit_id}), or BucketWarden will correct it again.",
+    ]
+
+
+def email_text(outcome: Outcome, settings: Settings) -> str:
+    lines = [
+        headline(outcome) + ".",
+        "",
+        f"What was wrong: {outcome.reason}",
+        f"Bucket: {outcome.bucket}" + (f" ({outcome.region})" if outcome.region else ""),
+        f"Control: {outcome.control} (mode {outcome.mode})",
+        f"Outcome: {outcome.status.value}",
+        f"Changed by: {_who(outcome)}",
+        f"Found by: {outcome.found_by}",
+        "",
+        "Before:",
+        json.dumps(outcome.before, indent=2, sort_keys=True),
+        "After:",
+        json.dumps(outcome.after, indent=2, sort_keys=True),
+    ]
+    if outcome.time_to_remediate_ms is not None:
+        lines += ["", f"Time from the change to the fix: {outcome.time_to_remediate_ms} ms"]
+    lines += ["", *_exempt_howto(outcome, settings), *_undo_howto(outcome)]
+    if outcome.audit_id:
+        lines += ["", f"Audit record: {outcome.audit_id}"]
+    return "\n".join(lines)
+
+
+def chatbot_message(outcome: Outcome) -> dict[str, Any]:
+    description = (
+        f"*What was wrong:* {outcome.reason}\n*Changed by:* {_who(outcome)}\n"
+        f"*Outcome:* {outcome.status.value} (mode {outcome.mode})"
+    )
+    next_steps = [
+        f"Exempt with tags `bucketwarden:exempt={outcome.control}` and a reason",
+    ]
+    if outcome.audit_id:
+        next_steps.append(f"Audit record `{outcome.audit_id}`")
+    return {
+        "version": "1.0",
+        "source": "custom",
+        "id": outcome.audit_id or outcome.event_id or "",
+        "content": {
+            "textType": "client-markdown",
+            "title": f"{_EMOJI.get(outcome.status, '')} {headline(outcome)}".strip(),
+            "description": description,
+            "nextSteps": next_steps,
+        },
+        "metadata": {
+            "threadId": f"{outcome.bucket}/{outcome.control}",
+            "summary": headline(outcome),
+            "eventType": outcome.status.value,
+            "relatedResources": [f"arn:aws:s3:::{outcome.bucket}"],
+        },
+    }
+
+
+def message(outcome: Outcome, settings: Settings) -> dict[str, str]:
+    machine = json.dumps(outcome.to_dict(), sort_keys=True, default=str)
+    return {
+        "default": machine,
+        "email": email_text(outcome, settings),
+        "email-json": machine,
+        "sqs": machine,
+        "lambda": machine,
+        "https": json.dumps(chatbot_message(outcome)),
+    }
+
+
+def publish(sns: Any, topic_arn: str, outcome: Outcome, settings: Settings) -> None:
+    sns.publish(
+        TopicArn=topic_arn,
+        Subject=subject(outcome),
+        MessageStructure="json",
+        Message=json.dumps(message(outcome, settings)),
+        MessageAttributes={
+            "control": {"DataType": "String", "StringValue": str(outcome.control)},
+            "status": {"DataType": "String", "StringValue": outcome.status.value},
+        },
+    )

@@ -1,0 +1,85 @@
+"""Runtime configuration, read once from environment variables set by template.yaml.
+
+Every variable has a safe default so the CLI and tests work without a deployed stack.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class Mode(StrEnum):
+    REMEDIATE = "remediate"
+    NOTIFY = "notify"
+    OFF = "off"
+
+
+class ConfigError(ValueError):
+    """A configuration value is invalid; the message names the variable."""
+
+
+def mode_variable(control_id: str) -> str:
+    """Name of the environment variable holding a control's mode, e.g. MODE_PUBLIC_ACL."""
+    return "MODE_" + control_id.upper().replace("-", "_")
+
+
+def _split(value: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in value.split(",") if part.strip())
+
+
+@dataclass(frozen=True)
+class Settings:
+    modes: Mapping[str, Mode] = field(default_factory=dict)
+    exempt_tag_key: str = "bucketwarden:exempt"
+    encryption_baseline: str = "SSE-S3"
+    approved_kms_keys: tuple[str, ...] = ()
+    service_role_arns: tuple[str, ...] = ()
+    audit_table: str | None = None
+    idempotency_table: str | None = None
+    topic_arn: str | None = None
+    dry_run: bool = False
+
+    def mode(self, control_id: str) -> Mode:
+        return self.modes.get(control_id, Mode.REMEDIATE)
+
+    @property
+    def exempt_reason_key(self) -> str:
+        return f"{self.exempt_tag_key}-reason"
+
+    @property
+    def exempt_until_key(self) -> str:
+        return f"{self.exempt_tag_key}-until"
+
+    @classmethod
+    def from_env(cls, control_ids: tuple[str, ...], env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        modes: dict[str, Mode] = {}
+        for control_id in control_ids:
+            raw = env.get(mode_variable(control_id), Mode.REMEDIATE.value).strip().lower()
+            try:
+                modes[control_id] = Mode(raw)
+            except ValueError as error:
+                allowed = ", ".join(m.value for m in Mode)
+                raise ConfigError(
+                    f"{mode_variable(control_id)}={raw!r}: expected one of {allowed}"
+                ) from error
+        baseline = env.get("ENCRYPTION_BASELINE", "SSE-S3").strip().upper()
+        keys = _split(env.get("APPROVED_KMS_KEYS", ""))
+        if baseline not in {"SSE-S3", "SSE-KMS"}:
+            raise ConfigError(f"ENCRYPTION_BASELINE={baseline!r}: expected SSE-S3 or SSE-KMS")
+        if baseline == "SSE-KMS" and not keys:
+            raise ConfigError("ENCRYPTION_BASELINE=SSE-KMS needs at least one APPROVED_KMS_KEYS")
+        return cls(
+            modes=modes,
+            exempt_tag_key=env.get("EXEMPT_TAG_KEY", "bucketwarden:exempt").strip(),
+            encryption_baseline=baseline,
+            approved_kms_keys=keys,
+            service_role_arns=_split(env.get("SERVICE_ROLE_ARNS", "")),
+            audit_table=env.get("AUDIT_TABLE") or None,
+            idempotency_table=env.get("IDEMPOTENCY_TABLE") or None,
+            topic_arn=env.get("NOTIFICATION_TOPIC_ARN") or None,
+            dry_run=env.get("BUCKETWARDEN_DRY_RUN", "").lower() in {"1", "true", "yes"},
+        )

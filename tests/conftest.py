@@ -1,0 +1,83 @@
+"""Shared fixtures: fake credentials, moto in-process (`mock_aws`) and a moto server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+from moto.server import ThreadedMotoServer
+
+from bucketwarden.aws import reset_clients
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = ROOT.parent / "shared" / "cloudtrail-samples"
+EVENTS = ROOT / "events"
+REGION = "us-east-1"
+
+# Every variable the engine reads; tests set what they need on top of this clean slate.
+ENGINE_VARIABLES = (
+    "AUDIT_TABLE",
+    "IDEMPOTENCY_TABLE",
+    "NOTIFICATION_TOPIC_ARN",
+    "SERVICE_ROLE_ARNS",
+    "ENCRYPTION_BASELINE",
+    "APPROVED_KMS_KEYS",
+    "EXEMPT_TAG_KEY",
+    "BUCKETWARDEN_DRY_RUN",
+    "MODE_PUBLIC_ACL",
+    "MODE_DEFAULT_ENCRYPTION",
+    "MODE_VERSIONING",
+    "AWS_ENDPOINT_URL",
+    "AWS_PROFILE",
+)
+
+
+@pytest.fixture(autouse=True)
+def aws_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Fake credentials and a clean engine configuration for every test."""
+    for name in ENGINE_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_SESSION_TOKEN", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "BucketWarden")
+    monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
+    reset_clients()
+    yield
+    reset_clients()
+
+
+@pytest.fixture
+def aws() -> Iterator[None]:
+    """moto in-process for the duration of the test."""
+    with mock_aws():
+        yield
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[str]:
+    """A moto server on 127.0.0.1 and a free port; yields its endpoint URL."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
+
+
+def load_sample(name: str) -> dict[str, Any]:
+    return json.loads((SAMPLES / name).read_text())
+
+
+def s3_client() -> Any:
+    return boto3.client("s3", region_name=REGION)
