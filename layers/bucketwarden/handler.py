@@ -33,7 +33,7 @@ def _mark_duplicate(response: Any, data_record: DataRecord) -> list[dict[str, An
     for item in response or []:
         first = Outcome.from_dict(item)
         reason = f"duplicate delivery: this event was already handled ({first.status.value})"
-        marked.append({**item, "status": Status.IGNORED.value, "reason": reason})
+        marked.append({**item, "status": Status.IGNORED.value, "reason": reason, "notified": False})
     return marked
 
 
@@ -46,9 +46,7 @@ def _idempotent_runner(table: str) -> Any:
     )
     store = DynamoDBPersistenceLayer(table_name=table, boto3_client=client("dynamodb"))
 
-    @idempotent_function(
-        data_keyword_argument="key", persistence_store=store, config=config
-    )
+    @idempotent_function(data_keyword_argument="key", persistence_store=store, config=config)
     def run(key: dict[str, str], engine: Engine, record: CloudTrailRecord) -> list[dict[str, Any]]:
         return [outcome.to_dict() for outcome in engine.handle_record(record)]
 

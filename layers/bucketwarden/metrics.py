@@ -1,8 +1,12 @@
-"""CloudWatch metrics in Embedded Metric Format, one set per control (dimension `Control`)."""
+"""CloudWatch metrics in Embedded Metric Format: one metric set per outcome, dimension `Control`.
+
+EphemeralMetrics keeps no state between sets, so each outcome's metrics carry its own control,
+and POWERTOOLS_METRICS_DISABLED silences them (the CLI does, as its output is the report).
+"""
 
 from __future__ import annotations
 
-from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 
 from bucketwarden.outcome import Outcome, Status
 
@@ -16,20 +20,22 @@ _COUNTS = {
 }
 
 
-def emit(name: str, control: str, value: float = 1, unit: str = MetricUnit.Count) -> None:
-    with single_metric(
-        name=name,
-        unit=unit,
-        value=value,
-        namespace=NAMESPACE,
-        default_dimensions={"Control": control},
-    ):
-        pass
+def _publish(control: str, values: dict[str, tuple[float, MetricUnit]]) -> None:
+    metric_set = EphemeralMetrics(namespace=NAMESPACE)
+    metric_set.add_dimension(name="Control", value=control)
+    for name, (value, unit) in values.items():
+        metric_set.add_metric(name=name, unit=unit, value=value)
+    metric_set.flush_metrics()
+
+
+def emit(name: str, control: str) -> None:
+    """Count one occurrence of `name` for `control` (e.g. LoopSuppressed, InvalidEvents)."""
+    _publish(control, {name: (1, MetricUnit.Count)})
 
 
 def record(outcome: Outcome) -> None:
-    control = outcome.control or "none"
-    for name in _COUNTS.get(outcome.status, ()):
-        emit(name, control)
+    values = dict.fromkeys(_COUNTS.get(outcome.status, ()), (1.0, MetricUnit.Count))
     if outcome.status is Status.REMEDIATED and outcome.time_to_remediate_ms is not None:
-        emit("TimeToRemediate", control, outcome.time_to_remediate_ms, MetricUnit.Milliseconds)
+        values["TimeToRemediate"] = (outcome.time_to_remediate_ms, MetricUnit.Milliseconds)
+    if values:
+        _publish(outcome.control or "none", values)

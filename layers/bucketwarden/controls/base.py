@@ -6,6 +6,7 @@ its surface from a fresh read, so repeated, reordered or concurrent events conve
 
 from __future__ import annotations
 
+import json
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any
@@ -46,6 +47,10 @@ class Control(ABC):
     @abstractmethod
     def apply(self, s3: Any, bucket: str, desired: State) -> None:
         """Write `desired` to the surface (one S3 call)."""
+
+    def describe(self, state: State) -> str:
+        """A one-line summary of a state for people (tables, notifications)."""
+        return "none" if state is None else json.dumps(state, sort_keys=True)
 
 
 def without_metadata(response: dict[str, Any]) -> dict[str, Any]:

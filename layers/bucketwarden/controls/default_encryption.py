@@ -90,5 +90,17 @@ class DefaultEncryption(Control):
         desired_rule["BucketKeyEnabled"] = default.get("SSEAlgorithm") in KMS_ALGORITHMS
         return {"Rules": [desired_rule]}
 
+    def describe(self, state: State) -> str:
+        rule = _default_rule(state)
+        default = rule.get("ApplyServerSideEncryptionByDefault") or {}
+        if not default:
+            return "no default encryption"
+        text = str(default.get("SSEAlgorithm"))
+        if default.get("KMSMasterKeyID"):
+            text += f" key {_key_id(str(default['KMSMasterKeyID']))}"
+        if default.get("SSEAlgorithm") in KMS_ALGORITHMS:
+            text += ", bucket key " + ("on" if rule.get("BucketKeyEnabled") else "off")
+        return text
+
     def apply(self, s3: Any, bucket: str, desired: State) -> None:
         s3.put_bucket_encryption(Bucket=bucket, ServerSideEncryptionConfiguration=desired)

@@ -22,6 +22,14 @@ def public_group(grant: dict[str, Any]) -> str | None:
     return PUBLIC_GROUPS.get(str(grantee.get("URI", "")))
 
 
+def _grantee_name(grant: dict[str, Any]) -> str:
+    grantee = grant.get("Grantee") or {}
+    uri = str(grantee.get("URI", ""))
+    if uri:
+        return uri.rsplit("/", 1)[-1]
+    return str(grantee.get("DisplayName") or grantee.get("ID", "?"))[:12]
+
+
 class PublicAcl(Control):
     id = "public-acl"
     family = "public-access"
@@ -43,6 +51,10 @@ class PublicAcl(Control):
         kept = [g for g in grants if not public_group(g)]
         desired = {"Owner": (state or {}).get("Owner", {}), "Grants": kept}
         return Evaluation(False, f"ACL grants {described}", desired)
+
+    def describe(self, state: State) -> str:
+        grants = (state or {}).get("Grants", [])
+        return ", ".join(f"{g.get('Permission')}:{_grantee_name(g)}" for g in grants) or "no grants"
 
     def apply(self, s3: Any, bucket: str, desired: State) -> None:
         s3.put_bucket_acl(Bucket=bucket, AccessControlPolicy=desired)

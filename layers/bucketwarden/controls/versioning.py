@@ -39,5 +39,10 @@ class Versioning(Control):
             )
         return Evaluation(False, found, dict(ENABLED))
 
+    def describe(self, state: State) -> str:
+        status = (state or {}).get("Status") or "never enabled"
+        mfa = (state or {}).get("MFADelete")
+        return f"{status}, MFA delete {mfa}" if mfa else status
+
     def apply(self, s3: Any, bucket: str, desired: State) -> None:
         s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration=desired)

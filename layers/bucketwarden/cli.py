@@ -1,0 +1,169 @@
+"""The `bucketwarden` command line.
+
+Exit codes: 0 when the command ran (whatever it found), 2 on bad input or an error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+EXIT_OK = 0
+EXIT_ERROR = 2
+
+
+class CliError(Exception):
+    """A problem to report in one line, exiting with EXIT_ERROR."""
+
+
+def _quiet_runtime(verbose: bool) -> None:
+    # Metrics and traces belong to CloudWatch and X-Ray; on a terminal they would bury the report.
+    os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
+    os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
+    os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "INFO" if verbose else "WARNING")
+    warnings.filterwarnings("ignore", module="aws_lambda_powertools")
+
+
+def use_endpoint(endpoint_url: str | None, region: str | None) -> None:
+    """Point every AWS client at `endpoint_url` (an emulator) and pick the region."""
+    from bucketwarden.aws import reset_clients
+
+    if region:
+        os.environ["AWS_DEFAULT_REGION"] = region
+    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    if endpoint_url:
+        os.environ["AWS_ENDPOINT_URL"] = endpoint_url
+        # An emulator accepts any key; a real profile is neither needed nor wanted here.
+        os.environ.setdefault("AWS_ACCESS_KEY_ID", "bucketwarden-local")
+        os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bucketwarden-local")
+    reset_clients()
+
+
+def _read_event(path: Path) -> dict[str, Any]:
+    from bucketwarden.events import EventRejected, parse_record
+
+    try:
+        raw = json.loads(path.read_text())
+    except OSError as error:
+        raise CliError(f"cannot read {path}: {error.strerror}") from error
+    except json.JSONDecodeError as error:
+        raise CliError(f"{path} is not JSON: {error}") from error
+    try:
+        parse_record(raw)
+    except EventRejected as rejected:
+        raise CliError(f"{path}: {rejected.reason}") from rejected
+    return raw
+
+
+def cmd_replay(args: argparse.Namespace, console: Console, err: Console) -> int:
+    from bucketwarden import stack
+    from bucketwarden.delivery import deliver
+    from bucketwarden.report import print_outcomes, write_json_lines
+
+    event = _read_event(args.file)
+    use_endpoint(args.endpoint_url, args.region)
+    if args.dry_run:
+        os.environ["BUCKETWARDEN_DRY_RUN"] = "true"
+    else:
+        resources = stack.prepare(
+            create_missing=bool(args.endpoint_url),
+            audit_table=args.audit_table,
+            idempotency_table=args.idempotency_table,
+            topic_arn=args.topic_arn,
+        )
+        for note in resources.notes:
+            err.print(f"[dim]note:[/] {note}")
+        os.environ.update(resources.environment())
+    outcomes = deliver(event, args.template)
+    if args.json:
+        write_json_lines(outcomes, sys.stdout)
+    else:
+        title = "dry run: nothing changed" if args.dry_run else None
+        print_outcomes(outcomes, console, title)
+    return EXIT_OK
+
+
+def cmd_demo(args: argparse.Namespace, console: Console, err: Console) -> int:
+    from bucketwarden.demo import run_demo
+
+    return run_demo(console, as_json=args.json, template=args.template)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from bucketwarden.routing import DEFAULT_TEMPLATE
+    from bucketwarden.stack import DEFAULT_AUDIT_TABLE, DEFAULT_IDEMPOTENCY_TABLE
+
+    parser = argparse.ArgumentParser(
+        prog="bucketwarden",
+        description="Keep S3 buckets at a security baseline: detect drift, fix it, report it.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="show the service's logs")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    replay = commands.add_parser(
+        "replay",
+        help="handle one CloudTrail event as the deployed functions would",
+        description=(
+            "Route FILE (an EventBridge event or a bare CloudTrail record) with the rules of "
+            "template.yaml and run the Lambda handlers it reaches against the endpoint (or AWS). "
+            "Against an endpoint, missing audit/idempotency tables and topic are created."
+        ),
+    )
+    replay.add_argument("file", type=Path, metavar="FILE")
+    replay.add_argument("--endpoint-url", help="AWS endpoint, e.g. http://127.0.0.1:5000 (moto)")
+    replay.add_argument("--region", help="AWS region (default: AWS_DEFAULT_REGION or us-east-1)")
+    replay.add_argument("--dry-run", action="store_true", help="evaluate only; change nothing")
+    replay.add_argument("--json", action="store_true", help="one JSON object per outcome")
+    replay.add_argument("--audit-table", default=DEFAULT_AUDIT_TABLE, help="%(default)s")
+    replay.add_argument(
+        "--idempotency-table", default=DEFAULT_IDEMPOTENCY_TABLE, help="%(default)s"
+    )
+    replay.add_argument("--topic-arn", help="SNS topic for notifications")
+    replay.add_argument("--template", type=Path, default=DEFAULT_TEMPLATE, help=argparse.SUPPRESS)
+    replay.set_defaults(run=cmd_replay)
+
+    demo = commands.add_parser(
+        "demo",
+        help="make buckets drift on an embedded AWS and watch them fixed",
+        description=(
+            "Create buckets on an in-process AWS emulator, make them drift in every way the "
+            "controls know, deliver the CloudTrail events through the template's rules and "
+            "print drift, outcome and notification."
+        ),
+    )
+    demo.add_argument("--json", action="store_true", help="one JSON object per outcome")
+    demo.add_argument("--template", type=Path, default=DEFAULT_TEMPLATE, help=argparse.SUPPRESS)
+    demo.set_defaults(run=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    # Piped output (CI logs, files) gets room for the tables instead of rich's 80 columns.
+    console = Console(width=None if sys.stdout.isatty() else 150)
+    err = Console(stderr=True)
+    _quiet_runtime(args.verbose)
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from bucketwarden.routing import TemplateError
+    from bucketwarden.settings import ConfigError
+
+    try:
+        return int(args.run(args, console, err))
+    except (CliError, ConfigError, TemplateError) as error:
+        err.print(f"[bold red]error:[/] {error}")
+    except (BotoCoreError, ClientError) as error:
+        err.print(f"[bold red]AWS error:[/] {error}")
+    return EXIT_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,68 @@
+"""Deliver an event as EventBridge and Lambda would: match the template's rules, invoke handlers."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bucketwarden.events import as_eventbridge_event, parse_record
+from bucketwarden.outcome import Outcome, Status
+from bucketwarden.routing import DEFAULT_TEMPLATE, Route, load_handler, matching_routes
+
+
+@dataclass
+class LambdaContextStub:
+    """The attributes of Lambda's context object that Powertools reads."""
+
+    function_name: str
+    memory_limit_in_mb: int = 256
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    invoked_function_arn: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.invoked_function_arn:
+            self.invoked_function_arn = (
+                f"arn:aws:lambda:us-east-1:123456789012:function:{self.function_name}"
+            )
+
+    @staticmethod
+    def get_remaining_time_in_millis() -> int:
+        return 60_000
+
+
+def _logs_to_stderr() -> None:
+    # Powertools logs to stdout (CloudWatch Logs in Lambda); on a terminal stdout is the report.
+    for handler in logging.getLogger("bucketwarden").handlers:
+        if isinstance(handler, logging.StreamHandler):
+            handler.setStream(sys.stderr)
+
+
+def invoke(route: Route, event: dict[str, Any]) -> list[dict[str, Any]]:
+    handler = load_handler(route)
+    _logs_to_stderr()
+    return handler(event, LambdaContextStub(function_name=f"bucketwarden-{route.folder}"))
+
+
+def deliver(
+    event_or_record: dict[str, Any], template: Path = DEFAULT_TEMPLATE
+) -> list[dict[str, Any]]:
+    """Route one event (or bare CloudTrail record) and return every handler's outcomes."""
+    event = as_eventbridge_event(event_or_record)
+    routes = matching_routes(event, template)
+    if not routes:
+        record = parse_record(event)
+        reason = f"no rule in {template.name} matches {record.eventName}"
+        outcome = Outcome(
+            bucket=record.bucket_name,
+            control=None,
+            status=Status.IGNORED,
+            reason=reason,
+            event_id=record.eventID,
+            event_name=record.eventName,
+        )
+        return [outcome.to_dict()]
+    return [outcome for route in routes for outcome in invoke(route, event)]

@@ -1,0 +1,89 @@
+"""The stack's audit table, idempotency table and topic, as the CLI finds or creates them.
+
+Against an emulator endpoint the CLI creates what is missing, so a replay behaves like the
+deployed stack. Against AWS it never creates anything: what is missing is skipped with a note.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from bucketwarden.aws import client, error_code
+
+DEFAULT_AUDIT_TABLE = "bucketwarden-audit"
+DEFAULT_IDEMPOTENCY_TABLE = "bucketwarden-idempotency"
+DEFAULT_TOPIC_NAME = "bucketwarden-notifications"
+
+
+@dataclass
+class StackResources:
+    audit_table: str | None = None
+    idempotency_table: str | None = None
+    topic_arn: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def environment(self) -> dict[str, str]:
+        """The environment variables the engine reads, as the template sets them."""
+        values = {
+            "AUDIT_TABLE": self.audit_table,
+            "IDEMPOTENCY_TABLE": self.idempotency_table,
+            "NOTIFICATION_TOPIC_ARN": self.topic_arn,
+        }
+        return {name: value for name, value in values.items() if value}
+
+
+def _table_exists(dynamodb: Any, name: str) -> bool:
+    try:
+        dynamodb.describe_table(TableName=name)
+    except ClientError as error:
+        if error_code(error) == "ResourceNotFoundException":
+            return False
+        raise
+    return True
+
+
+def _create_table(dynamodb: Any, name: str, key: str) -> None:
+    dynamodb.create_table(
+        TableName=name,
+        KeySchema=[{"AttributeName": key, "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": key, "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+
+
+def _table(name: str, key: str, purpose: str, create: bool, notes: list[str]) -> str | None:
+    dynamodb = client("dynamodb")
+    if _table_exists(dynamodb, name):
+        return name
+    if create:
+        _create_table(dynamodb, name, key)
+        notes.append(f"created {purpose} table {name} on the endpoint")
+        return name
+    notes.append(f"{purpose} table {name} not found: {purpose} skipped")
+    return None
+
+
+def prepare(
+    create_missing: bool,
+    audit_table: str = DEFAULT_AUDIT_TABLE,
+    idempotency_table: str = DEFAULT_IDEMPOTENCY_TABLE,
+    topic_arn: str | None = None,
+) -> StackResources:
+    resources = StackResources()
+    notes = resources.notes
+    resources.audit_table = _table(audit_table, "audit_id", "audit", create_missing, notes)
+    resources.idempotency_table = _table(
+        idempotency_table, "id", "idempotency", create_missing, notes
+    )
+    if topic_arn:
+        resources.topic_arn = topic_arn
+    elif create_missing:
+        sns = client("sns")
+        resources.topic_arn = sns.create_topic(Name=DEFAULT_TOPIC_NAME)["TopicArn"]
+        notes.append(f"notifications go to topic {resources.topic_arn} on the endpoint")
+    else:
+        notes.append("no --topic-arn given: notifications skipped")
+    return resources
