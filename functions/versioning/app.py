@@ -1,19 +1,5 @@
-"""Lambda handler of the versioning family: parse, run the engine, return the outcomes."""
+"""Lambda function of the versioning family (control: versioning)."""
 
-from typing import Any
+from bucketwarden.handler import lambda_handler_for
 
-from aws_lambda_powertools import Logger, Tracer
-from aws_lambda_powertools.utilities.typing import LambdaContext
-
-from bucketwarden.handler import process
-
-FAMILY = "versioning"
-
-logger = Logger(service="bucketwarden")
-tracer = Tracer(service="bucketwarden")
-
-
-@logger.inject_lambda_context(log_event=False)
-@tracer.capture_lambda_handler(capture_response=False)
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> list[dict[str, Any]]:
-    return process(event, FAMILY, context)
+lambda_handler = lambda_handler_for("versioning")

@@ -57,18 +57,20 @@ class EventContext:
         )
 
 
-def ignored(reason: str, record: CloudTrailRecord | None = None, **fields: Any) -> Outcome:
+def ignored(
+    reason: str, record: CloudTrailRecord | None = None, event_id: str | None = None
+) -> Outcome:
+    """An outcome for an event that asks nothing of any control."""
     return Outcome(
         bucket=record.bucket_name if record else None,
         control=None,
         status=Status.IGNORED,
         reason=reason,
-        event_id=record.eventID if record else fields.pop("event_id", None),
+        event_id=record.eventID if record else event_id,
         event_name=record.eventName if record else None,
         event_time=record.eventTime if record else None,
         actor=record.actor if record else None,
         source_ip=record.sourceIPAddress if record else None,
-        **fields,
     )
 
 

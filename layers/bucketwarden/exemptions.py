@@ -46,15 +46,17 @@ def check(tags: dict[str, str], control_id: str, settings: Settings, today: date
         return ExemptionCheck(
             False, f"exemption ignored: tag {settings.exempt_reason_key} is missing or empty"
         )
-    until = tags.get(settings.exempt_until_key, "").strip()
-    if until:
-        try:
-            end = date.fromisoformat(until[:10])
-        except ValueError:
-            return ExemptionCheck(
-                False, f"exemption ignored: {settings.exempt_until_key}={until!r} is not a date"
-            )
-        if end < today:
-            return ExemptionCheck(False, f"exemption expired on {end.isoformat()}")
-        return ExemptionCheck(True, f"exempt until {end.isoformat()}: {reason}")
-    return ExemptionCheck(True, f"exempt: {reason}")
+    return _honoured_until(tags.get(settings.exempt_until_key, "").strip(), reason, settings, today)
+
+
+def _honoured_until(until: str, reason: str, settings: Settings, today: date) -> ExemptionCheck:
+    if not until:
+        return ExemptionCheck(True, f"exempt: {reason}")
+    try:
+        end = date.fromisoformat(until[:10])
+    except ValueError:
+        note = f"exemption ignored: {settings.exempt_until_key}={until!r} is not a date"
+        return ExemptionCheck(False, note)
+    if end < today:
+        return ExemptionCheck(False, f"exemption expired on {end.isoformat()}")
+    return ExemptionCheck(True, f"exempt until {end.isoformat()}: {reason}")

@@ -6,9 +6,11 @@ takes in Lambda.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cache
 from typing import Any
 
+from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.idempotency import (
     DynamoDBPersistenceLayer,
     IdempotencyConfig,
@@ -68,3 +70,16 @@ def process(event: Any, family: str, lambda_context: Any = None) -> list[dict[st
         config.register_lambda_context(lambda_context)
     key = {"family": family, "event_id": record.eventID}
     return run(key=key, engine=engine, record=record)
+
+
+def lambda_handler_for(family: str) -> Callable[[dict[str, Any], Any], list[dict[str, Any]]]:
+    """The Lambda entry point of a family: structured logs with the request id, X-Ray tracing."""
+    logger = Logger(service="bucketwarden")
+    tracer = Tracer(service="bucketwarden")
+
+    @logger.inject_lambda_context(log_event=False)
+    @tracer.capture_lambda_handler(capture_response=False)
+    def lambda_handler(event: dict[str, Any], context: Any) -> list[dict[str, Any]]:
+        return process(event, family, context)
+
+    return lambda_handler

@@ -54,7 +54,9 @@ class Settings:
         return f"{self.exempt_tag_key}-until"
 
     @classmethod
-    def from_env(cls, control_ids: tuple[str, ...], env: Mapping[str, str] | None = None) -> Settings:
+    def from_env(
+        cls, control_ids: tuple[str, ...], env: Mapping[str, str] | None = None
+    ) -> Settings:
         env = os.environ if env is None else env
         modes: dict[str, Mode] = {}
         for control_id in control_ids:
