@@ -8,6 +8,7 @@ Records in the wild are untidy: `requestParameters` may be null, `host` a list, 
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,6 +18,9 @@ from pydantic import ConfigDict, Field, field_validator
 
 S3_EVENT_SOURCES = frozenset({"s3.amazonaws.com"})
 API_CALL_DETAIL_TYPE = "AWS API Call via CloudTrail"
+# What botocore accepts as a bucket name; anything else (a fixture's "{bucket}") would make every
+# S3 call raise ParamValidationError, so Lambda would retry the event in vain.
+_BUCKET_NAME = re.compile(r"^[a-zA-Z0-9.\-_]{1,255}$")
 
 # CloudTrail writes ISO 8601; some exported fixtures use "2024-01-01 00:00:00.000".
 _TIME_FORMATS = ("%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%dT%H:%M:%S.%fZ", "%Y-%m-%d %H:%M:%S.%f")
@@ -112,12 +116,24 @@ class S3ApiCallEvent(EventBridgeModel):
 
     model_config = ConfigDict(extra="allow")
     account: str = ""  # moto's EventBridge → SQS delivery drops it
+    # Unused (the record's eventTime counts); exported fixtures blank it as "...".
+    time: datetime | None = None
     detail: CloudTrailRecord
 
     @field_validator("account", mode="before")
     @classmethod
     def _account_as_text(cls, value: Any) -> str:
         return "" if value is None else str(value)
+
+    @field_validator("time", mode="before")
+    @classmethod
+    def _time_or_none(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            try:
+                return datetime.fromisoformat(value.replace("Z", "+00:00"))
+            except ValueError:
+                return None
+        return value
 
 
 def _first_error(error: ValidationError) -> str:
@@ -149,6 +165,9 @@ def parse_record(event: Any) -> CloudTrailRecord:
         raise EventRejected(f"not a CloudTrail record ({_first_error(error)})", event_id) from error
     if record.eventSource not in S3_EVENT_SOURCES:
         raise EventRejected(f"event source {record.eventSource!r} is not S3", record.eventID)
+    name = record.bucket_name
+    if name and not _BUCKET_NAME.match(name):
+        raise EventRejected(f"bucketName {name!r} is not a valid bucket name", record.eventID)
     return record
 
 

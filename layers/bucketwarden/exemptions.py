@@ -5,6 +5,7 @@ An exemption is honoured only with a reason and, if it has an end date, before t
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -14,6 +15,8 @@ from botocore.exceptions import ClientError
 from bucketwarden.aws import error_code
 from bucketwarden.settings import Settings
 
+# Tag values may not allow commas everywhere, so spaces, "+" and "/" separate control ids too.
+_SEPARATORS = re.compile(r"[,\s+/]+")
 NO_TAGS = frozenset({"NoSuchTagSet", "NoSuchTagSetError"})
 
 
@@ -31,14 +34,15 @@ def read_tags(s3: Any, bucket: str) -> dict[str, str]:
         if error_code(error) in NO_TAGS:
             return {}
         raise
-    return {tag["Key"]: tag["Value"] for tag in response.get("TagSet", [])}
+    # An empty value may come back without a Value element.
+    return {tag["Key"]: tag.get("Value", "") for tag in response.get("TagSet", [])}
 
 
 def check(tags: dict[str, str], control_id: str, settings: Settings, today: date) -> ExemptionCheck:
     value = tags.get(settings.exempt_tag_key)
     if value is None:
         return ExemptionCheck(False)
-    targets = {part.strip().lower() for part in value.split(",") if part.strip()}
+    targets = {part.lower() for part in _SEPARATORS.split(value) if part}
     if "all" not in targets and control_id not in targets:
         return ExemptionCheck(False)
     reason = tags.get(settings.exempt_reason_key, "").strip()

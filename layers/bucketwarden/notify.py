@@ -75,6 +75,7 @@ def email_text(outcome: Outcome, settings: Settings) -> str:
         f"Outcome: {outcome.status.value}",
         f"Changed by: {_who(outcome)}",
         f"Found by: {outcome.found_by}",
+        *(f"Warning: {warning}" for warning in outcome.warnings),
         "",
         "Before:",
         json.dumps(outcome.before, indent=2, sort_keys=True),
@@ -89,14 +90,13 @@ def email_text(outcome: Outcome, settings: Settings) -> str:
     return "\n".join(lines)
 
 
-def chatbot_message(outcome: Outcome) -> dict[str, Any]:
+def chatbot_message(outcome: Outcome, settings: Settings | None = None) -> dict[str, Any]:
     description = (
         f"*What was wrong:* {outcome.reason}\n*Changed by:* {_who(outcome)}\n"
         f"*Outcome:* {outcome.status.value} (mode {outcome.mode})"
     )
-    next_steps = [
-        f"Exempt with tags `bucketwarden:exempt={outcome.control}` and a reason",
-    ]
+    key = (settings or Settings()).exempt_tag_key
+    next_steps = [f"Exempt with tags `{key}={outcome.control}` and `{key}-reason`"]
     if outcome.audit_id:
         next_steps.append(f"Audit record `{outcome.audit_id}`")
     return {
@@ -126,7 +126,7 @@ def message(outcome: Outcome, settings: Settings) -> dict[str, str]:
         "email-json": machine,
         "sqs": machine,
         "lambda": machine,
-        "https": json.dumps(chatbot_message(outcome)),
+        "https": json.dumps(chatbot_message(outcome, settings)),
     }
 
 

@@ -79,7 +79,8 @@ class DefaultEncryption(Control):
         if not is_approved(key, approved):
             reason = f"KMS key {key or 'aws/s3 (AWS managed)'} is not on the approved list"
             return Evaluation(False, reason, self._desired(rule, kms_default))
-        if not rule.get("BucketKeyEnabled"):
+        # S3 bucket keys exist for SSE-KMS only; DSSE-KMS has none to switch on.
+        if algorithm == "aws:kms" and not rule.get("BucketKeyEnabled"):
             return Evaluation(False, "S3 bucket key is off", self._desired(rule, default))
         return Evaluation(True, f"default encryption is {algorithm} with approved key {key}")
 
@@ -87,7 +88,7 @@ class DefaultEncryption(Control):
     def _desired(rule: dict[str, Any], default: dict[str, Any]) -> State:
         # Other fields of the rule (such as blocked encryption types) are kept as they are.
         desired_rule = {**rule, "ApplyServerSideEncryptionByDefault": dict(default)}
-        desired_rule["BucketKeyEnabled"] = default.get("SSEAlgorithm") in KMS_ALGORITHMS
+        desired_rule["BucketKeyEnabled"] = default.get("SSEAlgorithm") == "aws:kms"
         return {"Rules": [desired_rule]}
 
     def describe(self, state: State) -> str:
@@ -98,7 +99,7 @@ class DefaultEncryption(Control):
         text = str(default.get("SSEAlgorithm"))
         if default.get("KMSMasterKeyID"):
             text += f" key {_key_id(str(default['KMSMasterKeyID']))}"
-        if default.get("SSEAlgorithm") in KMS_ALGORITHMS:
+        if default.get("SSEAlgorithm") == "aws:kms":
             text += ", bucket key " + ("on" if rule.get("BucketKeyEnabled") else "off")
         return text
 
