@@ -1,7 +1,7 @@
 # BucketWarden developer commands. Every target sets up what it needs.
 SHELL := /bin/bash
 # The Lambda runtime's Python (3.13) when it is installed, else the machine's python3.
-PYTHON ?= $(shell command -v python3.13 || ls -d $$HOME/.pyenv/versions/3.13*/bin/python3 2>/dev/null | tail -n 1 || command -v python3)
+PYTHON ?= $(shell for p in $$HOME/.pyenv/versions/3.13*/bin/python3 python3.13 python3; do "$$p" -c 'import sys' >/dev/null 2>&1 && { command -v "$$p"; break; }; done)
 VENV := .venv
 BIN := $(VENV)/bin
 TOOLS := .tools
@@ -35,7 +35,9 @@ format: setup
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+# A half-made environment (interrupted install) is removed first.
 $(SAM):
+	rm -rf $(TOOLS)/sam
 	$(PYTHON) -m venv $(TOOLS)/sam
 	$(TOOLS)/sam/bin/pip install --quiet --upgrade pip
 	$(TOOLS)/sam/bin/pip install --quiet aws-sam-cli cfn-lint

@@ -16,37 +16,44 @@ from aws_lambda_powertools.utilities.idempotency import (
     IdempotencyConfig,
     idempotent_function,
 )
+from aws_lambda_powertools.utilities.idempotency.exceptions import (
+    IdempotencyAlreadyInProgressError,
+)
 from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
 
 from bucketwarden.aws import client
 from bucketwarden.catalogue import CONTROL_IDS
-from bucketwarden.engine import Engine
+from bucketwarden.engine import Engine, ignored
 from bucketwarden.events import CloudTrailRecord, EventRejected, parse_record
-from bucketwarden.outcome import Outcome, Status
 from bucketwarden.settings import Settings
 
 # CloudTrail can deliver the same event more than once, minutes apart.
 IDEMPOTENCY_TTL_SECONDS = 24 * 60 * 60
 
 
-def _mark_duplicate(response: Any, data_record: DataRecord) -> list[dict[str, Any]]:
-    """A repeated delivery returns the first outcomes, marked so nobody mistakes them."""
-    marked = []
-    for item in response or []:
-        first = Outcome.from_dict(item)
-        reason = f"duplicate delivery: this event was already handled ({first.status.value})"
-        marked.append({**item, "status": Status.IGNORED.value, "reason": reason, "notified": False})
-    return marked
+class ClaimOnlyPersistenceLayer(DynamoDBPersistenceLayer):
+    """Powertools' DynamoDB store, claiming an event with one write and storing no result.
+
+    The engine reads the bucket afresh on every run, so running a finished event again changes
+    nothing and reports nothing: what idempotency must prevent is two deliveries acting at once,
+    and the claim (Powertools' conditional in-progress put) does that. Skipping the completion
+    write halves the cost. A claim left by a crash expires with the invocation's remaining time,
+    after which Lambda's retry may run.
+    """
+
+    def _update_record(self, data_record: DataRecord) -> None:
+        if data_record.status == "COMPLETED":
+            return
+        super()._update_record(data_record)
 
 
 @cache
-def _idempotent_runner(table: str) -> Any:
+def _idempotent_runner(table: str, dynamodb: Any) -> Any:
     config = IdempotencyConfig(
         event_key_jmespath="[family, event_id]",
         expires_after_seconds=IDEMPOTENCY_TTL_SECONDS,
-        response_hook=_mark_duplicate,
     )
-    store = DynamoDBPersistenceLayer(table_name=table, boto3_client=client("dynamodb"))
+    store = ClaimOnlyPersistenceLayer(table_name=table, boto3_client=dynamodb)
 
     @idempotent_function(data_keyword_argument="key", persistence_store=store, config=config)
     def run(key: dict[str, str], engine: Engine, record: CloudTrailRecord) -> list[dict[str, Any]]:
@@ -65,11 +72,15 @@ def process(event: Any, family: str, lambda_context: Any = None) -> list[dict[st
         return [outcome.to_dict() for outcome in engine.handle_event(event)]
     if record.errorCode or settings.dry_run or not settings.idempotency_table:
         return [outcome.to_dict() for outcome in engine.handle_record(record)]
-    run, config = _idempotent_runner(settings.idempotency_table)
+    run, config = _idempotent_runner(settings.idempotency_table, client("dynamodb"))
     if lambda_context is not None:
         config.register_lambda_context(lambda_context)
     key = {"family": family, "event_id": record.eventID}
-    return run(key=key, engine=engine, record=record)
+    try:
+        return run(key=key, engine=engine, record=record)
+    except IdempotencyAlreadyInProgressError:
+        reason = f"duplicate delivery: the {family} function already handled this event"
+        return [ignored(reason, record).to_dict()]
 
 
 def lambda_handler_for(family: str) -> Callable[[dict[str, Any], Any], list[dict[str, Any]]]:

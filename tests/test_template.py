@@ -1,0 +1,449 @@
+"""template.yaml agrees with the catalogue: rules, modes, least-privilege roles, encryption, alarms.
+
+These tests are what keep "adding a control" to one place: they fail until the template's rule
+patterns, mode parameters, role actions and alarms match layers/bucketwarden/catalogue.py.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+from collections.abc import Iterator
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
+
+from bucketwarden import audit, metrics
+from bucketwarden.catalogue import CONTROLS, FAMILIES, controls_of, trigger_events
+from bucketwarden.controls.base import Control
+from bucketwarden.outcome import Outcome, Status
+from bucketwarden.settings import Mode, Settings, mode_variable
+
+ROOT = Path(__file__).resolve().parent.parent
+TEMPLATE = ROOT / "template.yaml"
+# What every function may do in S3 besides its controls' actions: read the exemption tags.
+EXEMPTION_ACTIONS = {"s3:GetBucketTagging"}
+
+
+class TemplateLoader(yaml.SafeLoader):
+    """SafeLoader reading CloudFormation short-form tags (!Ref, !GetAtt...) as {tag: value}."""
+
+
+def _tagged(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
+    value: Any
+    if isinstance(node, yaml.ScalarNode):
+        value = loader.construct_scalar(node)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
+    return {"!" + suffix: value}
+
+
+TemplateLoader.add_multi_constructor("!", _tagged)
+
+
+@cache
+def template() -> dict[str, Any]:
+    return yaml.load(TEMPLATE.read_text(encoding="utf-8"), Loader=TemplateLoader)
+
+
+def resources() -> dict[str, Any]:
+    return template()["Resources"]
+
+
+def properties(logical_id: str) -> dict[str, Any]:
+    return resources()[logical_id]["Properties"]
+
+
+def camel(name: str) -> str:
+    """public-access / public_access → PublicAccess."""
+    return "".join(part.capitalize() for part in name.replace("_", "-").split("-"))
+
+
+def function_id(family: str) -> str:
+    return camel(FAMILIES[family]) + "Function"
+
+
+def ref_target(value: Any, tag: str) -> str:
+    """The logical id named by !Ref X or !GetAtt X.Attr."""
+    assert isinstance(value, dict), f"expected {tag}, got {value!r}"
+    assert tag in value, f"expected {tag}, got {value!r}"
+    return value[tag].split(".")[0]
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def role_id(family: str) -> str:
+    return ref_target(properties(function_id(family))["Role"], "!GetAtt")
+
+
+def role_statements(role: str) -> Iterator[dict[str, Any]]:
+    """Every statement the role grants: inline policies and the template's managed policies."""
+    role_properties = properties(role)
+    for policy in role_properties.get("Policies", []):
+        yield from as_list(policy["PolicyDocument"]["Statement"])
+    for arn in role_properties.get("ManagedPolicyArns", []):
+        managed = ref_target(arn, "!Ref")  # AWS managed policies would escape these checks
+        yield from as_list(properties(managed)["PolicyDocument"]["Statement"])
+
+
+def allowed(role: str, prefix: str) -> dict[str, list[Any]]:
+    """Allowed actions of one service, each with the resources it is allowed on."""
+    grants: dict[str, list[Any]] = {}
+    for statement in role_statements(role):
+        if statement["Effect"] != "Allow":
+            continue
+        for action in as_list(statement["Action"]):
+            if action.startswith(prefix + ":"):
+                grants.setdefault(action, []).extend(as_list(statement["Resource"]))
+    return grants
+
+
+def family_actions(family: str) -> set[str]:
+    controls: tuple[Control, ...] = controls_of(family)
+    return {a for c in controls for a in (*c.read_actions, *c.write_actions)} | EXEMPTION_ACTIONS
+
+
+def environment() -> dict[str, Any]:
+    return template()["Globals"]["Function"]["Environment"]["Variables"]
+
+
+def queue_id(family: str) -> str:
+    config = properties(function_id(family))["EventInvokeConfig"]
+    return ref_target(config["DestinationConfig"]["OnFailure"]["Destination"], "!GetAtt")
+
+
+def rule_event(family: str) -> tuple[str, dict[str, Any]]:
+    events = properties(function_id(family))["Events"]
+    assert len(events) == 1, f"{function_id(family)} must have exactly one event"
+    name, event = next(iter(events.items()))
+    return name, event
+
+
+def of_type(kind: str) -> dict[str, dict[str, Any]]:
+    return {key: value for key, value in resources().items() if value["Type"] == kind}
+
+
+# ---------------------------------------------------------------- functions and rules
+
+
+def test_one_function_per_family_and_no_other() -> None:
+    functions = of_type("AWS::Serverless::Function")
+    assert set(functions) == {function_id(family) for family in FAMILIES}
+    for family, folder in FAMILIES.items():
+        assert properties(function_id(family))["CodeUri"] == f"functions/{folder}/"
+        assert (ROOT / "functions" / folder / "app.py").is_file()
+    function_globals = template()["Globals"]["Function"]
+    assert function_globals["Handler"] == "app.lambda_handler"
+    assert function_globals["Runtime"] == "python3.13"
+    assert function_globals["Architectures"] == ["arm64"]
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_rule_pattern_matches_the_catalogue(family: str) -> None:
+    _, event = rule_event(family)
+    assert event["Type"] == "EventBridgeRule"
+    pattern = event["Properties"]["Pattern"]
+    assert pattern["source"] == ["aws.s3"]
+    assert pattern["detail-type"] == ["AWS API Call via CloudTrail"]
+    assert pattern["detail"]["eventSource"] == ["s3.amazonaws.com"]
+    assert pattern["detail"]["eventName"] == list(trigger_events(family))
+    # Literal YAML only: the CLI routes events with these patterns and ignores intrinsics.
+    assert "!" not in json.dumps(pattern)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_undeliverable_events_reach_the_family_dead_letter_queue(family: str) -> None:
+    name, event = rule_event(family)
+    rule = event["Properties"]
+    assert ref_target(rule["DeadLetterConfig"]["Arn"], "!GetAtt") == queue_id(family)
+    assert rule["RetryPolicy"]["MaximumRetryAttempts"] >= 1
+    assert properties(function_id(family))["EventInvokeConfig"]["MaximumRetryAttempts"] == 2
+
+    statements = as_list(properties(queue_id(family) + "Policy")["PolicyDocument"]["Statement"])
+    (send,) = [s for s in statements if s["Effect"] == "Allow"]
+    assert send["Principal"] == {"Service": "events.amazonaws.com"}
+    assert send["Action"] == "sqs:SendMessage"
+    # SAM names the generated rule <FunctionId><EventName>; only that rule may write.
+    source_arn = send["Condition"]["ArnEquals"]["aws:SourceArn"]
+    assert ref_target(source_arn, "!GetAtt") == function_id(family) + name
+
+
+# ---------------------------------------------------------------- configuration
+
+
+@pytest.mark.parametrize("control", CONTROLS, ids=lambda c: c.id)
+def test_every_control_has_a_mode_parameter_reaching_the_functions(control: Control) -> None:
+    parameter = camel(control.id) + "Mode"
+    definition = template()["Parameters"][parameter]
+    assert sorted(definition["AllowedValues"]) == sorted(mode.value for mode in Mode)
+    assert definition["Default"] == Mode.REMEDIATE.value
+    assert environment()[mode_variable(control.id)] == {"!Ref": parameter}
+
+
+def test_no_mode_without_a_control() -> None:
+    modes = {name for name in environment() if name.startswith("MODE_")}
+    assert modes == {mode_variable(control.id) for control in CONTROLS}
+    parameters = {name for name in template()["Parameters"] if name.endswith("Mode")}
+    assert parameters == {camel(control.id) + "Mode" for control in CONTROLS}
+
+
+class _RecordingEnv(dict[str, str]):
+    """An empty environment that remembers which variables the settings asked for."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked: set[str] = set()
+
+    def get(self, key: str, default: Any = None) -> Any:
+        self.asked.add(key)
+        return super().get(key, default)
+
+
+def test_functions_receive_every_variable_the_engine_reads() -> None:
+    env = _RecordingEnv()
+    Settings.from_env(tuple(c.id for c in CONTROLS), env)
+    # Dry run is for the CLI; a deployed function always acts.
+    expected = env.asked - {"BUCKETWARDEN_DRY_RUN"}
+    assert expected <= set(environment())
+    assert "BUCKETWARDEN_DRY_RUN" not in environment()
+    assert ref_target(environment()["AUDIT_TABLE"], "!Ref") == "AuditTable"
+    assert ref_target(environment()["IDEMPOTENCY_TABLE"], "!Ref") == "IdempotencyTable"
+    assert ref_target(environment()["NOTIFICATION_TOPIC_ARN"], "!Ref") == "NotificationTopic"
+
+
+def test_service_roles_are_every_function_role() -> None:
+    separator, arns = environment()["SERVICE_ROLE_ARNS"]["!Join"]
+    assert separator == ","
+    assert {ref_target(arn, "!GetAtt") for arn in arns} == {role_id(f) for f in FAMILIES}
+
+
+def test_parameters_for_exemption_and_encryption() -> None:
+    parameters = template()["Parameters"]
+    assert parameters["ExemptTagKey"]["Default"] == Settings().exempt_tag_key
+    assert sorted(parameters["EncryptionBaseline"]["AllowedValues"]) == ["SSE-KMS", "SSE-S3"]
+    assert parameters["NotificationEmail"]["Default"] == ""
+    subscriptions = of_type("AWS::SNS::Subscription")
+    assert [s["Condition"] for s in subscriptions.values()] == ["HasNotificationEmail"]
+
+
+# ---------------------------------------------------------------- least privilege
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_role_allows_exactly_its_controls_s3_actions(family: str) -> None:
+    grants = allowed(role_id(family), "s3")
+    assert set(grants) == family_actions(family)
+    for action, targets in grants.items():
+        for target in targets:
+            # Buckets only (arn:...:s3:::*): no object ARNs, no "*".
+            assert target == {"!Sub": "arn:${AWS::Partition}:s3:::*"}, (action, target)
+
+
+def by_resource(role: str, prefix: str) -> dict[str, set[str]]:
+    """Allowed actions of one service grouped by the template resource they are allowed on."""
+    grouped: dict[str, set[str]] = {}
+    for action, targets in allowed(role, prefix).items():
+        for target in targets:
+            tag = "!Ref" if "!Ref" in target else "!GetAtt"
+            grouped.setdefault(ref_target(target, tag), set()).add(action)
+    return grouped
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_role_reaches_only_the_stack_resources(family: str) -> None:
+    role = role_id(family)
+    assert by_resource(role, "dynamodb") == {
+        "AuditTable": {"dynamodb:PutItem"},
+        "IdempotencyTable": {
+            "dynamodb:GetItem",
+            "dynamodb:PutItem",
+            "dynamodb:UpdateItem",
+            "dynamodb:DeleteItem",
+        },
+    }
+    assert by_resource(role, "sns") == {"NotificationTopic": {"sns:Publish"}}
+    assert by_resource(role, "kms") == {"ServiceKey": {"kms:GenerateDataKey", "kms:Decrypt"}}
+    assert by_resource(role, "sqs") == {queue_id(family): {"sqs:SendMessage"}}
+
+
+def _all_policy_statements() -> Iterator[tuple[str, dict[str, Any]]]:
+    for logical_id, resource in resources().items():
+        props = resource.get("Properties", {})
+        documents = [p["PolicyDocument"] for p in props.get("Policies", [])]
+        for key in ("PolicyDocument", "KeyPolicy"):
+            if key in props:
+                documents.append(props[key])
+        for document in documents:
+            for statement in as_list(document["Statement"]):
+                yield logical_id, statement
+
+
+def _is_key_administration(statement: dict[str, Any]) -> bool:
+    principal = statement.get("Principal", {})
+    root = {"!Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"}
+    return isinstance(principal, dict) and principal.get("AWS") == root
+
+
+def test_no_wildcard_actions_and_no_object_access_anywhere() -> None:
+    for logical_id, statement in _all_policy_statements():
+        actions = as_list(statement.get("Action", []))
+        assert "s3:GetObject" not in actions, logical_id
+        # Deny statements may be broad (deny all without TLS); the account's own key
+        # administration is the one Allow that needs kms:*.
+        if statement["Effect"] == "Allow" and not _is_key_administration(statement):
+            assert not [a for a in actions if "*" in a], (logical_id, statement)
+
+
+# ---------------------------------------------------------------- encryption, logs, alarms
+
+
+def test_topic_and_queues_are_encrypted_with_the_service_key() -> None:
+    key = properties("ServiceKey")
+    assert key["EnableKeyRotation"] is True
+    encrypted = {**of_type("AWS::SNS::Topic"), **of_type("AWS::SQS::Queue")}
+    assert {queue_id(family) for family in FAMILIES} <= set(encrypted)
+    for logical_id, resource in encrypted.items():
+        key_id = resource["Properties"].get("KmsMasterKeyId")
+        assert key_id == {"!GetAtt": "ServiceKey.Arn"}, logical_id
+
+
+def test_topic_and_queues_refuse_insecure_transport() -> None:
+    policies = {**of_type("AWS::SNS::TopicPolicy"), **of_type("AWS::SQS::QueuePolicy")}
+    protected = set()
+    for resource in policies.values():
+        document = resource["Properties"]["PolicyDocument"]
+        if any(
+            s["Effect"] == "Deny" and s["Condition"]["Bool"]["aws:SecureTransport"] == "false"
+            for s in as_list(document["Statement"])
+            if "Bool" in s.get("Condition", {})
+        ):
+            targets = resource["Properties"].get("Topics") or resource["Properties"]["Queues"]
+            protected |= {ref_target(t, "!Ref") for t in targets}
+    assert protected == set(of_type("AWS::SNS::Topic")) | set(of_type("AWS::SQS::Queue"))
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_every_function_logs_to_its_own_group_with_retention(family: str) -> None:
+    function = properties(function_id(family))
+    group = ref_target(function["LoggingConfig"]["LogGroup"], "!Ref")
+    group_properties = properties(group)
+    assert group_properties["RetentionInDays"] == {"!Ref": "LogRetentionDays"}
+    assert group_properties["LogGroupName"] == {
+        "!Sub": "/aws/lambda/" + function["FunctionName"]["!Sub"]
+    }
+    assert allowed(role_id(family), "logs") == {
+        "logs:CreateLogStream": [{"!GetAtt": group + ".Arn"}],
+        "logs:PutLogEvents": [{"!GetAtt": group + ".Arn"}],
+    }
+
+
+def _alarms(namespace: str, metric: str) -> list[dict[str, Any]]:
+    return [
+        alarm["Properties"]
+        for alarm in of_type("AWS::CloudWatch::Alarm").values()
+        if alarm["Properties"]["Namespace"] == namespace
+        and alarm["Properties"]["MetricName"] == metric
+    ]
+
+
+def _notifies(alarm: dict[str, Any]) -> bool:
+    return alarm["AlarmActions"] == [{"!Ref": "NotificationTopic"}] and alarm["Threshold"] == 0
+
+
+def test_every_dead_letter_queue_has_a_depth_alarm() -> None:
+    alarms = _alarms("AWS/SQS", "ApproximateNumberOfMessagesVisible")
+    watched = {
+        ref_target(dimension["Value"], "!GetAtt")
+        for alarm in alarms
+        if _notifies(alarm)
+        for dimension in alarm["Dimensions"]
+        if dimension["Name"] == "QueueName"
+    }
+    assert watched == set(of_type("AWS::SQS::Queue"))
+
+
+def _emitted_dimensions(control_id: str, capsys: pytest.CaptureFixture[str]) -> dict[str, str]:
+    """The dimensions of the RemediationFailures metric as the engine really prints it (EMF)."""
+    capsys.readouterr()
+    metrics.emit("RemediationFailures", control_id)
+    (line,) = [line for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    document = json.loads(line)
+    (directive,) = document["_aws"]["CloudWatchMetrics"]
+    assert directive["Namespace"] == environment()["POWERTOOLS_METRICS_NAMESPACE"]
+    (names,) = directive["Dimensions"]
+    return {name: document[name] for name in names}
+
+
+@pytest.mark.parametrize("control", CONTROLS, ids=lambda c: c.id)
+def test_every_control_has_a_failure_alarm_on_the_emitted_metric(
+    control: Control, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", environment()["POWERTOOLS_SERVICE_NAME"])
+    monkeypatch.setenv(
+        "POWERTOOLS_METRICS_NAMESPACE", environment()["POWERTOOLS_METRICS_NAMESPACE"]
+    )
+    emitted = _emitted_dimensions(control.id, capsys)
+    namespace = environment()["POWERTOOLS_METRICS_NAMESPACE"]
+    alarms = [
+        alarm
+        for alarm in _alarms(namespace, "RemediationFailures")
+        if {d["Name"]: d["Value"] for d in alarm["Dimensions"]} == emitted
+    ]
+    assert len(alarms) == 1, f"one RemediationFailures alarm on {emitted}"
+    assert _notifies(alarms[0])
+
+
+# ---------------------------------------------------------------- tables and layer
+
+
+def test_audit_table_keys_match_the_audit_records() -> None:
+    table = properties("AuditTable")
+    types = {a["AttributeName"]: a["AttributeType"] for a in table["AttributeDefinitions"]}
+    outcome = Outcome(bucket="b", control="versioning", status=Status.REMEDIATED, reason="r")
+    item = audit.to_item(outcome, "id-1")
+    (key,) = table["KeySchema"]
+    assert key["KeyType"] == "HASH"
+    assert set(item[key["AttributeName"]]) == {types[key["AttributeName"]]}
+    (index,) = table["GlobalSecondaryIndexes"]
+    assert index["IndexName"] == "bucket-index"
+    for index_key in index["KeySchema"]:
+        assert set(item[index_key["AttributeName"]]) == {types[index_key["AttributeName"]]}
+
+
+def test_idempotency_table_matches_the_powertools_persistence_layer() -> None:
+    defaults = inspect.signature(DynamoDBPersistenceLayer.__init__).parameters
+    table = properties("IdempotencyTable")
+    assert table["KeySchema"] == [
+        {"AttributeName": defaults["key_attr"].default, "KeyType": "HASH"}
+    ]
+    assert table["TimeToLiveSpecification"] == {
+        "AttributeName": defaults["expiry_attr"].default,
+        "Enabled": True,
+    }
+
+
+@pytest.mark.parametrize("table", ["AuditTable", "IdempotencyTable"])
+def test_tables_are_encrypted_recoverable_and_on_demand(table: str) -> None:
+    table_properties = properties(table)
+    assert table_properties["BillingMode"] == "PAY_PER_REQUEST"
+    assert table_properties["SSESpecification"]["SSEEnabled"] is True
+    assert table_properties["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"]
+
+
+def test_layer_builds_the_engine_for_the_runtime() -> None:
+    (layer_id,) = of_type("AWS::Serverless::LayerVersion")
+    layer = resources()[layer_id]
+    assert layer["Properties"]["ContentUri"] == "layers/"
+    assert layer["Metadata"]["BuildMethod"] == "python3.13"
+    assert layer["Properties"]["CompatibleArchitectures"] == ["arm64"]
+    assert (ROOT / "layers" / "requirements.txt").is_file()
+    assert (ROOT / "layers" / "bucketwarden" / "handler.py").is_file()
+    assert template()["Globals"]["Function"]["Layers"] == [{"!Ref": layer_id}]
