@@ -54,6 +54,7 @@ MAX_S3_REMEDIATED = 4
 MAX_S3_COMPLIANT = 2
 MAX_PER_SIDE_SERVICE = 1  # audit PutItem, SNS Publish, idempotency
 MAX_IMPORT_MS = 300.0
+TRACE_AWS_CALLS = False
 MAX_PEAK_MB = 128.0
 
 IDEMPOTENCY_FOOTNOTE = (
@@ -554,6 +555,9 @@ def lambda_environment(folder: Path, stack: Stack, endpoint: str) -> dict[str, s
         _X_AMZN_TRACE_ID="Root=1-67d3f0a1-3f1c2b4a5d6e7f8091a2b3c4;Parent=53995c3f42cd8ad8;Sampled=1",
         AWS_XRAY_DAEMON_ADDRESS="127.0.0.1:2000",
         POWERTOOLS_SERVICE_NAME="bucketwarden",
+        # The template's default (TraceAwsCalls=false): Lambda traces the invocation, the X-Ray
+        # SDK stays unloaded. `--trace-aws-calls` measures the other setting.
+        POWERTOOLS_TRACE_DISABLED="false" if TRACE_AWS_CALLS else "true",
         POWERTOOLS_METRICS_NAMESPACE="BucketWarden",
     )
     return env
@@ -878,8 +882,9 @@ NOTES = (
 )
 COLD_NOTES = (
     "Import: wall time of `import app` in a fresh interpreter, start-up excluded, with the "
-    "environment Lambda sets: LAMBDA_TASK_ROOT makes Powertools' Tracer patch botocore as with "
-    "Tracing: Active, and nothing is written to __pycache__ (/var/task and /opt are read-only). "
+    "environment Lambda sets and the template's defaults (TraceAwsCalls=false: the X-Ray SDK is "
+    "not loaded; run with --trace-aws-calls for the other setting), and nothing is written to "
+    "__pycache__ (/var/task and /opt are read-only). "
     "First event: lambda_handler on one drifted bucket (clients created, remediation, audit, "
     "SNS, idempotency) against the moto server, which runs in another process. Deferring imports "
     "would move their time into the first event, not remove it."
@@ -923,11 +928,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--runs", type=int, default=3, help="timed runs per scenario")
     parser.add_argument("--cold-runs", type=int, default=5, help="fresh interpreters per function")
     parser.add_argument("--skip-cold-start", action="store_true", help="only part 1")
+    parser.add_argument(
+        "--trace-aws-calls",
+        action="store_true",
+        help="cold start with the X-Ray SDK loaded (template parameter TraceAwsCalls=true)",
+    )
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
+    global TRACE_AWS_CALLS  # noqa: PLW0603 - one switch read by every cold-start child's env
     args = parse_args(argv)
+    TRACE_AWS_CALLS = args.trace_aws_calls
     with moto_server() as endpoint, emulated_aws(endpoint):
         stack = create_stack()
         measurements = [measure(item, stack, args.runs) for item in SCENARIOS]
