@@ -144,7 +144,9 @@ class Engine:
         s3 = client("s3", context.region)
         before = control.read(s3, context.bucket)
         evaluation = control.evaluate(before, self.settings)
-        outcome = replace(outcome, before=before, after=before, reason=evaluation.reason)
+        # Set in place: if a later call fails, the caller's outcome still shows what was found.
+        outcome.before = outcome.after = before
+        outcome.reason = evaluation.reason
         if evaluation.compliant:
             return outcome
         exemption = self._exemption(control, context, s3)
@@ -196,6 +198,8 @@ class Engine:
         if is_access_denied(error):
             operation = getattr(error, "operation_name", "the call")
             reason = f"{code} on {operation}: BucketWarden's role may not do this"
+            if outcome.reason:
+                reason = f"{outcome.reason}; not fixed: {reason}"
             return replace(outcome, status=Status.FAILED, reason=reason)
         raise error
 

@@ -34,7 +34,9 @@ def headline(outcome: Outcome) -> str:
 
 
 def subject(outcome: Outcome) -> str:
-    text = headline(outcome).encode("ascii", "replace").decode()
+    # SNS refuses subjects with line breaks or other control characters.
+    printable = "".join(ch if ch.isprintable() else " " for ch in headline(outcome))
+    text = printable.encode("ascii", "replace").decode()
     return text if len(text) <= SUBJECT_LIMIT else text[: SUBJECT_LIMIT - 3] + "..."
 
 
@@ -59,9 +61,10 @@ def _exempt_howto(outcome: Outcome, settings: Settings) -> list[str]:
 def _undo_howto(outcome: Outcome) -> list[str]:
     if outcome.status is not Status.REMEDIATED:
         return []
+    record = f" (audit record {outcome.audit_id})" if outcome.audit_id else ""
     return [
-        "To undo this fix, put the 'Before' configuration back and exempt the bucket as above",
-        f"(audit record {outcome.audit_id}), or BucketWarden will correct it again.",
+        "To undo this fix, put the 'Before' configuration back and exempt the bucket as above"
+        f"{record}, or BucketWarden will correct it again.",
     ]
 
 

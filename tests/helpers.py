@@ -1,0 +1,420 @@
+"""Helpers for the engine and control tests: CloudTrail records, moto resources, failure injection.
+
+Everything here runs inside moto (`aws` fixture). Failures are real AWS-shaped failures: IAM
+enforcement by moto for AccessDenied, and HTTP error responses injected below botocore's retry
+logic for throttling and 5xx, so the code under test sees exactly what it would see from S3.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+import boto3
+import pytest
+from botocore.awsrequest import AWSResponse
+from botocore.exceptions import ClientError
+from moto.core import enable_iam_authentication
+from moto.core.botocore_stubber import MockRawResponse
+
+from bucketwarden import aws
+from bucketwarden.handler import process
+
+REGION = "us-east-1"
+ACCOUNT = "123456789012"
+ACTOR = "arn:aws:iam::123456789012:user/mallory"
+SOURCE_IP = "203.0.113.7"
+EVENT_TIME = "2024-05-01T12:00:00Z"
+SERVICE_ROLE = "arn:aws:iam::123456789012:role/bucketwarden-public-access"
+
+ALL_USERS = "http://acs.amazonaws.com/groups/global/AllUsers"
+AUTHENTICATED_USERS = "http://acs.amazonaws.com/groups/global/AuthenticatedUsers"
+LOG_DELIVERY = "http://acs.amazonaws.com/groups/s3/LogDelivery"
+OTHER_ACCOUNT_ID = "b" * 64  # a cross-account canonical user id
+
+
+# -- CloudTrail records ------------------------------------------------------------------------
+
+
+def cloudtrail_record(
+    event_name: str,
+    bucket: str | None,
+    *,
+    event_id: str = "11111111-2222-3333-4444-555555555555",
+    error_code: str | None = None,
+    issuer_arn: str | None = None,
+    region: str = REGION,
+) -> dict[str, Any]:
+    """A CloudTrail record of a successful S3 call by an IAM user (or an assumed role)."""
+    identity: dict[str, Any] = {
+        "type": "IAMUser",
+        "arn": ACTOR,
+        "accountId": ACCOUNT,
+        "principalId": "AIDAEXAMPLE",
+    }
+    if issuer_arn:
+        identity = {
+            "type": "AssumedRole",
+            "arn": f"arn:aws:sts::{ACCOUNT}:assumed-role/{issuer_arn.rsplit('/', 1)[-1]}/s",
+            "accountId": ACCOUNT,
+            "sessionContext": {"sessionIssuer": {"type": "Role", "arn": issuer_arn}},
+        }
+    record: dict[str, Any] = {
+        "eventVersion": "1.09",
+        "userIdentity": identity,
+        "eventTime": EVENT_TIME,
+        "eventSource": "s3.amazonaws.com",
+        "eventName": event_name,
+        "awsRegion": region,
+        "sourceIPAddress": SOURCE_IP,
+        "userAgent": "aws-cli/2.15.0",
+        "requestParameters": {"bucketName": bucket, "Host": f"{bucket}.s3.amazonaws.com"},
+        "responseElements": None,
+        "eventID": event_id,
+        "eventType": "AwsApiCall",
+        "recipientAccountId": ACCOUNT,
+    }
+    if error_code:
+        record["errorCode"] = error_code
+        record["errorMessage"] = "Access Denied"
+    return record
+
+
+def eventbridge_event(record: dict[str, Any]) -> dict[str, Any]:
+    """The envelope EventBridge puts around a CloudTrail record (built by hand, not by our code)."""
+    return {
+        "version": "0",
+        "id": "7bf73129-1428-4cd3-a780-95db273d1602",
+        "detail-type": "AWS API Call via CloudTrail",
+        "source": "aws.s3",
+        "account": ACCOUNT,
+        "time": record["eventTime"],
+        "region": record["awsRegion"],
+        "resources": [],
+        "detail": record,
+    }
+
+
+def handle(event_name: str, bucket: str, family: str, **record: Any) -> list[dict[str, Any]]:
+    """Deliver one CloudTrail record to a family's handler code; returns its outcomes."""
+    return process(eventbridge_event(cloudtrail_record(event_name, bucket, **record)), family)
+
+
+def only(outcomes: list[dict[str, Any]]) -> dict[str, Any]:
+    assert len(outcomes) == 1, outcomes
+    return outcomes[0]
+
+
+# -- moto resources ----------------------------------------------------------------------------
+
+
+@cache
+def own_client(service: str) -> Any:
+    """The tests' own client (not the engine's); made once, as making one costs ~0.1 s."""
+    return boto3.session.Session(
+        aws_access_key_id="testing", aws_secret_access_key="testing", region_name=REGION
+    ).client(service)
+
+
+def s3() -> Any:
+    return own_client("s3")
+
+
+def make_bucket(name: str) -> str:
+    s3().create_bucket(Bucket=name)
+    return name
+
+
+def tag_bucket(bucket: str, tags: dict[str, str]) -> None:
+    tag_set = [{"Key": key, "Value": value} for key, value in tags.items()]
+    s3().put_bucket_tagging(Bucket=bucket, Tagging={"TagSet": tag_set})
+
+
+def create_table(name: str, key: str) -> str:
+    dynamodb = own_client("dynamodb")
+    dynamodb.create_table(
+        TableName=name,
+        KeySchema=[{"AttributeName": key, "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": key, "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    return name
+
+
+def audit_items(table: str) -> list[dict[str, Any]]:
+    """Every audit item, with before/after decoded from their JSON text."""
+    dynamodb = own_client("dynamodb")
+    items = dynamodb.scan(TableName=table)["Items"]
+    decoded = []
+    for item in items:
+        plain = {name: value["S"] for name, value in item.items()}
+        plain["before"] = json.loads(plain["before"])
+        plain["after"] = json.loads(plain["after"])
+        decoded.append(plain)
+    return decoded
+
+
+@dataclass
+class Inbox:
+    """An SQS queue subscribed to the notification topic."""
+
+    topic_arn: str
+    queue_url: str
+
+    def receive(self) -> list[dict[str, Any]]:
+        """The SNS envelopes delivered so far (Subject, Message, MessageAttributes)."""
+        sqs = own_client("sqs")
+        envelopes: list[dict[str, Any]] = []
+        while True:
+            batch = sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10)
+            messages = batch.get("Messages", [])
+            if not messages:
+                return envelopes
+            for message in messages:
+                envelopes.append(json.loads(message["Body"]))
+                sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
+
+
+def subscribe_inbox(monkeypatch: pytest.MonkeyPatch) -> Inbox:
+    """A topic with an SQS subscriber, set as NOTIFICATION_TOPIC_ARN."""
+    sns = own_client("sns")
+    sqs = own_client("sqs")
+    topic_arn = sns.create_topic(Name="bucketwarden-notifications")["TopicArn"]
+    queue_url = sqs.create_queue(QueueName="bucketwarden-inbox")["QueueUrl"]
+    attributes = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])
+    sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=attributes["Attributes"]["QueueArn"])
+    monkeypatch.setenv("NOTIFICATION_TOPIC_ARN", topic_arn)
+    return Inbox(topic_arn, queue_url)
+
+
+# -- metrics -----------------------------------------------------------------------------------
+
+
+def emitted_metrics(stdout: str) -> list[tuple[str, str, float]]:
+    """(metric name, Control dimension, value) of every EMF line Powertools printed."""
+    found = []
+    for line in stdout.splitlines():
+        try:
+            blob = json.loads(line)
+        except ValueError:
+            continue
+        if not isinstance(blob, dict) or "_aws" not in blob:
+            continue
+        for directive in blob["_aws"]["CloudWatchMetrics"]:
+            for metric in directive["Metrics"]:
+                for value in blob[metric["Name"]]:
+                    found.append((metric["Name"], blob.get("Control"), value))
+    return found
+
+
+def metric_names(stdout: str, control: str) -> list[str]:
+    return [name for name, dimension, _ in emitted_metrics(stdout) if dimension == control]
+
+
+# -- failures ----------------------------------------------------------------------------------
+
+
+@contextmanager
+def denied(monkeypatch: pytest.MonkeyPatch, *actions: str) -> Iterator[None]:
+    """Run the engine as an IAM user that may do all but `actions`, with moto enforcing IAM.
+
+    moto answers the denied call with a real AccessDenied error response.
+    """
+    iam = own_client("iam")
+    iam.create_user(UserName="bucketwarden-restricted")
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Action": "*", "Resource": "*"},
+            {"Effect": "Deny", "Action": list(actions), "Resource": "*"},
+        ],
+    }
+    iam.put_user_policy(
+        UserName="bucketwarden-restricted",
+        PolicyName="all-but-one",
+        PolicyDocument=json.dumps(policy),
+    )
+    key = iam.create_access_key(UserName="bucketwarden-restricted")["AccessKey"]
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", key["AccessKeyId"])
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", key["SecretAccessKey"])
+    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+    aws.reset_clients()
+    with enable_iam_authentication():
+        yield
+
+
+class ErrorResponses:
+    """A botocore `before-send` hook that answers the first `times` requests with an HTTP error.
+
+    It is registered first on the engine's cached client, so it stands in for S3's answer below
+    botocore's retry logic: what follows (parsing, retries, the error raised) is botocore's own.
+    botocore still offers the request to moto's own `before-send` hook, so a refused request is
+    pointed at a host moto does not serve: like a throttled request in S3, it changes nothing.
+    """
+
+    def __init__(self, status: int, code: str, times: int) -> None:
+        self.status = status
+        self.code = code
+        self.times = times
+        self.sent = 0
+
+    def __call__(self, request: Any, **_: Any) -> AWSResponse | None:
+        self.sent += 1
+        if self.sent > self.times:
+            return None
+        request.url = "https://refused.invalid/"
+        body = (
+            '<?xml version="1.0" encoding="UTF-8"?>'
+            f"<Error><Code>{self.code}</Code><Message>injected</Message></Error>"
+        ).encode()
+        return AWSResponse(request.url, self.status, {}, MockRawResponse(body))
+
+    def install(self, operation: str) -> ErrorResponses:
+        """Answer `operation` (e.g. "PutBucketAcl") of the engine's S3 client."""
+        events = aws.client("s3", REGION).meta.events
+        events.register_first(f"before-send.s3.{operation}", self)
+        return self
+
+
+def calls_delta(before: dict[str, int]) -> dict[str, int]:
+    """API calls made through the engine's clients since `before` (a copy of aws.API_CALLS)."""
+    return {
+        name: count - before.get(name, 0)
+        for name, count in aws.API_CALLS.items()
+        if count - before.get(name, 0)
+    }
+
+
+# -- the checks every control's tests run ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ControlCase:
+    """How to make one control's surface drift and read it back, for the shared checks below."""
+
+    control: str  # e.g. "public-acl"
+    family: str
+    event_name: str  # an event of the family that triggers the control
+    write_operation: str  # the S3 operation of the fix, e.g. "PutBucketAcl"
+    write_actions: tuple[str, ...]  # IAM actions to deny so that the write fails
+    drift: Any  # Callable[[str], None]: makes the bucket's surface wrong
+    read: Any  # Callable[[str], Any]: the surface as the test reads it from moto
+
+    @property
+    def mode_variable(self) -> str:
+        return "MODE_" + self.control.upper().replace("-", "_")
+
+    def drifted_bucket(self, name: str = "drifted-bucket") -> str:
+        make_bucket(name)
+        self.drift(name)
+        return name
+
+    def run(self, bucket: str, **record: Any) -> dict[str, Any]:
+        outcomes = handle(self.event_name, bucket, self.family, **record)
+        assert [o["control"] for o in outcomes] == [self.control], outcomes
+        return outcomes[0]
+
+
+def check_exempted(case: ControlCase, tags: dict[str, str]) -> dict[str, Any]:
+    """An honoured exemption: status exempted, the surface untouched, no write made."""
+    bucket = case.drifted_bucket()
+    tag_bucket(bucket, tags)
+    drifted = case.read(bucket)
+    before = dict(aws.API_CALLS)
+    outcome = case.run(bucket)
+    assert outcome["status"] == "exempted", outcome
+    assert case.read(bucket) == drifted
+    assert f"s3.{case.write_operation}" not in calls_delta(before)
+    return outcome
+
+
+def check_exemption_not_honoured(case: ControlCase, tags: dict[str, str], note: str) -> None:
+    """An exemption without a reason, or expired, does not stop the fix; the outcome says why."""
+    bucket = case.drifted_bucket()
+    tag_bucket(bucket, tags)
+    drifted = case.read(bucket)
+    outcome = case.run(bucket)
+    assert outcome["status"] == "remediated", outcome
+    assert case.read(bucket) != drifted
+    assert any(note in warning for warning in outcome["warnings"]), outcome["warnings"]
+
+
+def check_notify_mode(case: ControlCase, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(case.mode_variable, "notify")
+    bucket = case.drifted_bucket()
+    drifted = case.read(bucket)
+    before = dict(aws.API_CALLS)
+    outcome = case.run(bucket)
+    assert outcome["status"] == "noncompliant", outcome
+    assert outcome["mode"] == "notify"
+    assert outcome["before"] == outcome["after"]
+    assert case.read(bucket) == drifted
+    assert f"s3.{case.write_operation}" not in calls_delta(before)
+
+
+def check_off_mode(case: ControlCase, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(case.mode_variable, "off")
+    bucket = case.drifted_bucket()
+    before = dict(aws.API_CALLS)
+    outcome = case.run(bucket)
+    assert outcome["status"] == "ignored", outcome
+    assert calls_delta(before) == {}
+
+
+def check_bucket_gone(case: ControlCase) -> None:
+    """The bucket was deleted after the event: skipped, nothing raised."""
+    bucket = case.drifted_bucket("short-lived-bucket")
+    s3().delete_bucket(Bucket=bucket)
+    outcome = case.run(bucket)
+    assert outcome["status"] == "skipped", outcome
+    assert "no longer exists" in outcome["reason"]
+
+
+def check_access_denied(
+    case: ControlCase, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The role may not write: failed, notified, RemediationFailures counted, surface untouched."""
+    inbox = subscribe_inbox(monkeypatch)
+    bucket = case.drifted_bucket()
+    drifted = case.read(bucket)
+    capsys.readouterr()
+    with denied(monkeypatch, *case.write_actions):
+        outcome = case.run(bucket)
+    assert outcome["status"] == "failed", outcome
+    # The reason says what was wrong, then why it was not fixed; before shows what was read.
+    assert f"; not fixed: AccessDenied on {case.write_operation}" in outcome["reason"]
+    assert outcome["before"] == drifted
+    assert outcome["notified"] is True
+    assert case.read(bucket) == drifted
+    [envelope] = inbox.receive()
+    assert (
+        envelope["Subject"] == f"BucketWarden failed to remediate {case.control} on bucket {bucket}"
+    )
+    assert json.loads(envelope["Message"])["status"] == "failed"
+    assert "RemediationFailures" in metric_names(capsys.readouterr().out, case.control)
+
+
+def check_throttling_retried(case: ControlCase) -> None:
+    """SlowDown twice on the write: botocore retries it and the fix lands."""
+    bucket = case.drifted_bucket()
+    throttle = ErrorResponses(503, "SlowDown", times=2).install(case.write_operation)
+    outcome = case.run(bucket)
+    assert outcome["status"] == "remediated", outcome
+    assert throttle.sent == 3  # two throttled attempts, then the one that reached S3
+    assert case.read(bucket) == outcome["after"]
+
+
+def check_persistent_error_raises(case: ControlCase) -> None:
+    """A 500 that outlives the retries propagates, so Lambda retries and then dead-letters it."""
+    bucket = case.drifted_bucket()
+    drifted = case.read(bucket)
+    failing = ErrorResponses(500, "InternalError", times=1000).install(case.write_operation)
+    with pytest.raises(ClientError) as raised:
+        case.run(bucket)
+    assert raised.value.response["Error"]["Code"] == "InternalError"
+    assert failing.sent > 1  # it was retried before giving up
+    assert case.read(bucket) == drifted

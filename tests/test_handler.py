@@ -1,0 +1,173 @@
+"""handler.process and the thin Lambda handlers: idempotency on the eventID, retries, dry runs."""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from bucketwarden import aws
+from bucketwarden.handler import process
+from tests.helpers import (
+    ALL_USERS,
+    REGION,
+    ErrorResponses,
+    calls_delta,
+    cloudtrail_record,
+    create_table,
+    eventbridge_event,
+    make_bucket,
+    only,
+    s3,
+    subscribe_inbox,
+)
+
+pytestmark = [
+    pytest.mark.usefixtures("aws"),
+    # Without a Lambda context (as in the CLI) Powertools cannot bound the claim by time left.
+    pytest.mark.filterwarnings("ignore:Couldn't determine the remaining time left:UserWarning"),
+]
+
+ROOT = Path(__file__).resolve().parent.parent
+IDEMPOTENCY_TABLE = "bucketwarden-idempotency"
+
+
+def public_bucket(name: str = "public-bucket") -> str:
+    make_bucket(name)
+    s3().put_bucket_acl(Bucket=name, ACL="public-read")
+    return name
+
+
+def is_public(bucket: str) -> bool:
+    grants = s3().get_bucket_acl(Bucket=bucket)["Grants"]
+    return any(g["Grantee"].get("URI") == ALL_USERS for g in grants)
+
+
+def acl_event(bucket: str, event_id: str = "evt-dup-1") -> dict[str, Any]:
+    return eventbridge_event(cloudtrail_record("PutBucketAcl", bucket, event_id=event_id))
+
+
+@pytest.fixture
+def idempotency(aws: None, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setenv("IDEMPOTENCY_TABLE", create_table(IDEMPOTENCY_TABLE, "id"))
+    return IDEMPOTENCY_TABLE
+
+
+@pytest.mark.usefixtures("idempotency")
+def test_same_event_twice_does_the_work_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    inbox = subscribe_inbox(monkeypatch)
+    bucket = public_bucket()
+    event = acl_event(bucket)
+
+    first = only(process(event, "public-access"))
+    # Someone makes it public again; the *repeated* delivery of the old event must not act.
+    s3().put_bucket_acl(Bucket=bucket, ACL="public-read")
+    before = dict(aws.API_CALLS)
+    second = only(process(event, "public-access"))
+
+    assert first["status"] == "remediated"
+    assert second["status"] == "ignored"
+    assert second["reason"].startswith("duplicate delivery")
+    assert second["event_id"] == first["event_id"]
+    assert not second["notified"]
+    assert not any(name.startswith("s3.") for name in calls_delta(before))
+    assert is_public(bucket)
+    assert len(inbox.receive()) == 1
+
+
+@pytest.mark.usefixtures("idempotency")
+def test_a_new_event_for_the_same_bucket_is_handled() -> None:
+    bucket = public_bucket()
+    assert only(process(acl_event(bucket, "evt-a"), "public-access"))["status"] == "remediated"
+    s3().put_bucket_acl(Bucket=bucket, ACL="public-read")
+    assert only(process(acl_event(bucket, "evt-b"), "public-access"))["status"] == "remediated"
+    assert not is_public(bucket)
+
+
+@pytest.mark.usefixtures("idempotency")
+def test_one_event_is_handled_once_per_family() -> None:
+    bucket = public_bucket()
+    event = eventbridge_event(cloudtrail_record("CreateBucket", bucket, event_id="evt-create"))
+    assert only(process(event, "public-access"))["status"] == "remediated"
+    assert only(process(event, "versioning"))["status"] == "remediated"
+    assert only(process(event, "versioning"))["status"] == "ignored"
+
+
+@pytest.mark.usefixtures("idempotency")
+def test_failed_run_is_not_remembered_so_the_lambda_retry_works() -> None:
+    bucket = public_bucket()
+    event = acl_event(bucket)
+    ErrorResponses(500, "InternalError", times=1000).install("PutBucketAcl")
+    with pytest.raises(ClientError):
+        process(event, "public-access")
+
+    aws.reset_clients()  # the outage is over
+    assert only(process(event, "public-access"))["status"] == "remediated"
+    assert not is_public(bucket)
+
+
+@pytest.mark.usefixtures("idempotency")
+def test_dry_run_does_not_consume_the_event(monkeypatch: pytest.MonkeyPatch) -> None:
+    bucket = public_bucket()
+    event = acl_event(bucket)
+    monkeypatch.setenv("BUCKETWARDEN_DRY_RUN", "true")
+    assert only(process(event, "public-access"))["status"] == "noncompliant"
+    assert is_public(bucket)
+
+    monkeypatch.delenv("BUCKETWARDEN_DRY_RUN")
+    assert only(process(event, "public-access"))["status"] == "remediated"
+
+
+@pytest.mark.usefixtures("idempotency")
+def test_rejected_event_bypasses_idempotency() -> None:
+    outcome = only(process("{not json", "public-access"))
+    assert outcome["status"] == "ignored"
+    assert outcome["reason"].startswith("rejected: not JSON")
+
+
+# -- functions/<folder>/app.py -----------------------------------------------------------------
+
+
+@dataclass
+class FakeLambdaContext:
+    function_name: str = "bucketwarden-public-access"
+    memory_limit_in_mb: int = 128
+    invoked_function_arn: str = f"arn:aws:lambda:{REGION}:123456789012:function:bucketwarden"
+    aws_request_id: str = "52fdfc07-2182-154f-163f-5f0f9a621d72"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 30_000
+
+
+def load_function(folder: str) -> Any:
+    path = ROOT / "functions" / folder / "app.py"
+    spec = importlib.util.spec_from_file_location(f"bucketwarden_function_{folder}", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize(
+    ("folder", "event_name", "control"),
+    [
+        ("public_access", "PutBucketAcl", "public-acl"),
+        ("encryption", "DeleteBucketEncryption", "default-encryption"),
+        ("versioning", "PutBucketVersioning", "versioning"),
+    ],
+)
+def test_lambda_handler_of_each_family(
+    monkeypatch: pytest.MonkeyPatch, folder: str, event_name: str, control: str
+) -> None:
+    monkeypatch.setenv("IDEMPOTENCY_TABLE", create_table(IDEMPOTENCY_TABLE, "id"))
+    bucket = public_bucket()
+    event = eventbridge_event(cloudtrail_record(event_name, bucket, event_id=f"evt-{folder}"))
+
+    outcomes = load_function(folder).lambda_handler(event, FakeLambdaContext())
+
+    assert [(o["control"], o["status"]) for o in outcomes] == [(control, "remediated")]
