@@ -1,4 +1,4 @@
-"""Shared fixtures: fake credentials, moto in-process (`mock_aws`) and a moto server on 127.0.0.1."""
+"""Shared fixtures: fake credentials, moto in-process (`mock_aws`), a moto server on 127.0.0.1."""
 
 from __future__ import annotations
 
