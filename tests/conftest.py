@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,15 +11,26 @@ from typing import Any
 
 import boto3
 import pytest
+from hypothesis import HealthCheck, settings
 from moto import mock_aws
 from moto.server import ThreadedMotoServer
 
 from bucketwarden.aws import reset_clients
 
 ROOT = Path(__file__).resolve().parent.parent
-SAMPLES = ROOT.parent / "shared" / "cloudtrail-samples"
+# Real-world CloudTrail records (see data/cloudtrail-samples/SOURCES.md for where each came from).
+SAMPLES = ROOT / "tests" / "data" / "cloudtrail-samples"
 EVENTS = ROOT / "events"
 REGION = "us-east-1"
+
+# CI machines are shared and slow at times: judge properties, not generation speed.
+settings.register_profile(
+    "default", deadline=None, suppress_health_check=[HealthCheck.too_slow], max_examples=100
+)
+settings.register_profile(
+    "fuzz", deadline=None, suppress_health_check=[HealthCheck.too_slow], max_examples=5000
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 # Every variable the engine reads; tests set what they need on top of this clean slate.
 ENGINE_VARIABLES = (

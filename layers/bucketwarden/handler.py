@@ -6,6 +6,7 @@ takes in Lambda.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from functools import cache
 from typing import Any
@@ -26,6 +27,8 @@ from bucketwarden.catalogue import CONTROL_IDS
 from bucketwarden.engine import Engine, ignored
 from bucketwarden.events import CloudTrailRecord, EventRejected, parse_record
 from bucketwarden.settings import Settings
+
+Handler = Callable[[dict[str, Any], Any], list[dict[str, Any]]]
 
 # CloudTrail can deliver the same event more than once, minutes apart.
 IDEMPOTENCY_TTL_SECONDS = 24 * 60 * 60
@@ -83,14 +86,20 @@ def process(event: Any, family: str, lambda_context: Any = None) -> list[dict[st
         return [ignored(reason, record).to_dict()]
 
 
-def lambda_handler_for(family: str) -> Callable[[dict[str, Any], Any], list[dict[str, Any]]]:
+def _traced(handler: Handler) -> Handler:
+    # Powertools' Tracer loads the X-Ray SDK (half a second of cold start) even when
+    # POWERTOOLS_TRACE_DISABLED is set, so it is only created when tracing is wanted.
+    if os.environ.get("POWERTOOLS_TRACE_DISABLED", "").lower() in {"1", "true"}:
+        return handler
+    tracer = Tracer(service="bucketwarden")
+    return tracer.capture_lambda_handler(handler, capture_response=False)
+
+
+def lambda_handler_for(family: str) -> Handler:
     """The Lambda entry point of a family: structured logs with the request id, X-Ray tracing."""
     logger = Logger(service="bucketwarden")
-    tracer = Tracer(service="bucketwarden")
 
-    @logger.inject_lambda_context(log_event=False)
-    @tracer.capture_lambda_handler(capture_response=False)
     def lambda_handler(event: dict[str, Any], context: Any) -> list[dict[str, Any]]:
         return process(event, family, context)
 
-    return lambda_handler
+    return logger.inject_lambda_context(_traced(lambda_handler), log_event=False)
