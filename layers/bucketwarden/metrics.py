@@ -6,11 +6,18 @@ and POWERTOOLS_METRICS_DISABLED silences them (the CLI does, as its output is th
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 
 from bucketwarden.outcome import Outcome, Status
 
 NAMESPACE = "BucketWarden"
+
+# Where metric sets go instead of stdout (CloudWatch Logs reads EMF there in Lambda). The local
+# mode points it at the emulator's CloudWatch.
+sink: Callable[[dict[str, Any]], None] | None = None
 
 _COUNTS = {
     Status.REMEDIATED: ("Findings", "Remediations"),
@@ -25,7 +32,10 @@ def _publish(control: str, values: dict[str, tuple[float, MetricUnit]]) -> None:
     metric_set.add_dimension(name="Control", value=control)
     for name, (value, unit) in values.items():
         metric_set.add_metric(name=name, unit=unit, value=value)
-    metric_set.flush_metrics()
+    if sink is None:
+        metric_set.flush_metrics()
+    else:
+        sink(metric_set.serialize_metric_set())
 
 
 def emit(name: str, control: str) -> None:
