@@ -9,6 +9,7 @@ import argparse
 import json
 import os
 import sys
+import threading
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -97,6 +98,40 @@ def cmd_demo(args: argparse.Namespace, console: Console, err: Console) -> int:
     return run_demo(console, as_json=args.json, template=args.template)
 
 
+def _mode_setting(text: str) -> tuple[str, str]:
+    from bucketwarden.catalogue import CONTROL_IDS
+    from bucketwarden.settings import Mode
+
+    control_id, _, mode = text.partition("=")
+    if control_id not in CONTROL_IDS or mode not in {m.value for m in Mode}:
+        modes = "|".join(m.value for m in Mode)
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: expected CONTROL={modes} with CONTROL one of {', '.join(CONTROL_IDS)}"
+        )
+    return control_id, mode
+
+
+def cmd_local(args: argparse.Namespace, console: Console, err: Console) -> int:
+    from bucketwarden.local.console import LiveConsole
+    from bucketwarden.local.system import LocalSystem, LocalSystemError
+
+    system = LocalSystem(
+        host=args.host, port=args.port, report=LiveConsole(args.json), modes=dict(args.mode)
+    )
+    try:
+        system.start()
+    except LocalSystemError as error:
+        system.stop()
+        raise CliError(str(error)) from error
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        err.print("[dim]stopping...[/]")
+    finally:
+        system.stop()
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     from bucketwarden.routing import DEFAULT_TEMPLATE
     from bucketwarden.stack import DEFAULT_AUDIT_TABLE, DEFAULT_IDEMPOTENCY_TABLE
@@ -130,13 +165,34 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--template", type=Path, default=DEFAULT_TEMPLATE, help=argparse.SUPPRESS)
     replay.set_defaults(run=cmd_replay)
 
+    local = commands.add_parser(
+        "local",
+        help="run the whole service on an embedded AWS emulator",
+        description=(
+            "Serve an emulated AWS endpoint where S3 configuration calls raise the CloudTrail "
+            "events S3 would log; the rules of template.yaml deliver them to the functions, "
+            "which fix what drifted. Point any AWS client at the endpoint; Ctrl-C stops."
+        ),
+    )
+    local.add_argument("--host", default="127.0.0.1", help="address to listen on (%(default)s)")
+    local.add_argument("--port", type=int, default=4566, help="port to listen on (%(default)s)")
+    local.add_argument("--json", action="store_true", help="one JSON object per line")
+    local.add_argument(
+        "--mode",
+        action="append",
+        default=[],
+        type=_mode_setting,
+        metavar="CONTROL=MODE",
+        help="a control's mode (remediate, notify, off); repeat for more controls",
+    )
+    local.set_defaults(run=cmd_local)
+
     demo = commands.add_parser(
         "demo",
         help="make buckets drift on an embedded AWS and watch them fixed",
         description=(
-            "Create buckets on an in-process AWS emulator, make them drift in every way the "
-            "controls know, deliver the CloudTrail events through the template's rules and "
-            "print drift, outcome and notification."
+            "Start the local system, make buckets drift through real S3 calls as a person "
+            "would, and print drift, outcome, notification and drift-to-fix latency."
         ),
     )
     demo.add_argument("--json", action="store_true", help="one JSON object per outcome")

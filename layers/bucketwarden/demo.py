@@ -1,33 +1,31 @@
-"""`bucketwarden demo`: buckets drift on an in-process AWS emulator (moto) and get fixed.
+"""`bucketwarden demo`: a scripted scenario on the local system, through real client calls.
 
-A person's S3 calls are recorded as the CloudTrail events S3 would log, delivered through the
-rules of template.yaml to the same handlers as in Lambda; notifications are read back from an
-SQS queue subscribed to the topic, as a mail or chat integration would receive them.
+It starts `bucketwarden local` on a free port, then plays a person opening buckets up with boto3
+against the endpoint, as they would in a real account, waits for the service to react, and
+prints drift → outcome → notification with the drift-to-fix latency per control.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import statistics
 import sys
-from collections import Counter
+import threading
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import boto3
 from rich.console import Console
 from rich.table import Table
 
-from bucketwarden import stack
-from bucketwarden.aws import client, reset_clients
-from bucketwarden.delivery import deliver
-from bucketwarden.report import STATUS_STYLES, change, write_json_lines
-from bucketwarden.trail import TrailRecorder
+from bucketwarden.local.system import LocalSystem
+from bucketwarden.report import STATUS_STYLES, change
 
-ACTOR = "arn:aws:sts::123456789012:assumed-role/PlatformEngineer/alice"
+USER_ACCESS_KEY = "AKIADEMOALICE"
 LOG_DELIVERY = "http://acs.amazonaws.com/groups/s3/LogDelivery"
 ALL_USERS = "http://acs.amazonaws.com/groups/global/AllUsers"
 AUTHENTICATED_USERS = "http://acs.amazonaws.com/groups/global/AuthenticatedUsers"
@@ -40,9 +38,17 @@ class Scenario:
     title: str
     bucket: str
     drift: Step
-    prepare: Step | None = None  # unrecorded set-up: the bucket's state before the drift
+    prepare: Step | None = None  # the bucket's past: done and settled before the drift
+    creates_bucket: bool = False  # the drift is the CreateBucket call itself
     environment: dict[str, str] = field(default_factory=dict)
-    deliver_twice: bool = False
+
+
+def _allow_acls(s3: Any, bucket: str) -> None:
+    """What a person must undo before S3 accepts a public ACL on a new bucket."""
+    s3.delete_public_access_block(Bucket=bucket)
+    s3.put_bucket_ownership_controls(
+        Bucket=bucket, OwnershipControls={"Rules": [{"ObjectOwnership": "ObjectWriter"}]}
+    )
 
 
 def _open_acl_keeping_log_delivery(s3: Any, bucket: str) -> None:
@@ -56,14 +62,11 @@ def _open_acl_keeping_log_delivery(s3: Any, bucket: str) -> None:
     s3.put_bucket_acl(Bucket=bucket, AccessControlPolicy={"Owner": owner, "Grants": grants})
 
 
-def _baseline(s3: Any, bucket: str) -> None:
-    s3.put_bucket_encryption(
-        Bucket=bucket,
-        ServerSideEncryptionConfiguration={
-            "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
-        },
+def _grant_authenticated_users(s3: Any, bucket: str) -> None:
+    owner = s3.get_bucket_acl(Bucket=bucket)["Owner"]["ID"]
+    s3.put_bucket_acl(
+        Bucket=bucket, GrantRead=f"uri={AUTHENTICATED_USERS}", GrantFullControl=f"id={owner}"
     )
-    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
 
 
 def _exempt_public_acl(s3: Any, bucket: str) -> None:
@@ -73,62 +76,45 @@ def _exempt_public_acl(s3: Any, bucket: str) -> None:
         {"Key": "bucketwarden:exempt-until", "Value": "2099-12-31"},
     ]
     s3.put_bucket_tagging(Bucket=bucket, Tagging={"TagSet": tags})
+    _allow_acls(s3, bucket)
 
 
-def _suspend(s3: Any, bucket: str) -> None:
+def _suspend_versioning(s3: Any, bucket: str) -> None:
     s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Suspended"})
 
 
-SCENARIOS = (
-    Scenario(
-        "new bucket without encryption or versioning",
-        "demo-new-bucket",
-        lambda s3, b: s3.create_bucket(Bucket=b),
-    ),
-    Scenario(
-        "ACL opened to everyone (log delivery must stay)",
-        "demo-public-acl",
-        _open_acl_keeping_log_delivery,
-        prepare=_baseline,
-    ),
-    Scenario(
-        "ACL opened to any AWS account",
-        "demo-authenticated-acl",
-        lambda s3, b: s3.put_bucket_acl(
-            Bucket=b,
-            GrantRead=f"uri={AUTHENTICATED_USERS}",
-            GrantFullControl=f"id={s3.get_bucket_acl(Bucket=b)['Owner']['ID']}",
-        ),
-        prepare=_baseline,
-    ),
-    Scenario(
-        "default encryption deleted",
-        "demo-encryption",
-        lambda s3, b: s3.delete_bucket_encryption(Bucket=b),
-        prepare=_baseline,
-    ),
-    Scenario("versioning suspended", "demo-versioning", _suspend, prepare=_baseline),
-    Scenario(
-        "exempted bucket made public",
-        "demo-exempt-website",
-        lambda s3, b: s3.put_bucket_acl(Bucket=b, ACL="public-read"),
-        prepare=lambda s3, b: (_baseline(s3, b), _exempt_public_acl(s3, b)),
-    ),
-    Scenario(
-        "versioning suspended, control in notify mode",
-        "demo-notify-only",
-        _suspend,
-        prepare=_baseline,
-        environment={"MODE_VERSIONING": "notify"},
-    ),
-    Scenario(
-        "same CloudTrail event delivered twice",
-        "demo-duplicate",
-        _suspend,
-        prepare=_baseline,
-        deliver_twice=True,
-    ),
-)
+def _sse_kms_with(key_id: str) -> Step:
+    def put(s3: Any, bucket: str) -> None:
+        default = {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": key_id}
+        s3.put_bucket_encryption(
+            Bucket=bucket,
+            ServerSideEncryptionConfiguration={
+                "Rules": [{"ApplyServerSideEncryptionByDefault": default, "BucketKeyEnabled": True}]
+            },
+        )
+
+    return put
+
+
+def scenarios(unapproved_key: str) -> list[Scenario]:
+    return [
+        Scenario("new bucket: S3's defaults, no versioning", "demo-new-bucket",
+                 lambda s3, b: s3.create_bucket(Bucket=b), creates_bucket=True),
+        Scenario("ACL opened to everyone (log delivery must stay)", "demo-public-acl",
+                 _open_acl_keeping_log_delivery, prepare=_allow_acls),
+        Scenario("ACL opened to any AWS account", "demo-authenticated-acl",
+                 _grant_authenticated_users, prepare=_allow_acls),
+        Scenario("default encryption switched to an unapproved KMS key", "demo-encryption",
+                 _sse_kms_with(unapproved_key)),
+        Scenario("default encryption deleted (S3 falls back to SSE-S3)", "demo-encryption-deleted",
+                 lambda s3, b: s3.delete_bucket_encryption(Bucket=b)),
+        Scenario("versioning suspended", "demo-versioning", _suspend_versioning),
+        Scenario("exempted bucket made public", "demo-exempt-website",
+                 lambda s3, b: s3.put_bucket_acl(Bucket=b, ACL="public-read"),
+                 prepare=_exempt_public_acl),
+        Scenario("versioning suspended, control in notify mode", "demo-notify-only",
+                 _suspend_versioning, environment={"MODE_VERSIONING": "notify"}),
+    ]  # fmt: skip
 
 
 @contextmanager
@@ -145,104 +131,134 @@ def _environment(values: dict[str, str]) -> Any:
                 os.environ[name] = value
 
 
-def _subscribe_queue(topic_arn: str) -> str:
-    sqs = client("sqs")
-    queue_url = sqs.create_queue(QueueName="bucketwarden-demo-inbox")["QueueUrl"]
-    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])
-    client("sns").subscribe(
-        TopicArn=topic_arn, Protocol="sqs", Endpoint=queue_arn["Attributes"]["QueueArn"]
-    )
-    return queue_url
+class Recorder:
+    """Collects what the local system reports, by bucket, while the scenario plays."""
+
+    def __init__(self) -> None:
+        self.items: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+
+    def __call__(self, item: dict[str, Any]) -> None:
+        with self._lock:
+            self.items.append(item)
+
+    def take(self) -> list[dict[str, Any]]:
+        with self._lock:
+            items, self.items = self.items, []
+        return items
 
 
-def _received_subjects(queue_url: str) -> dict[str, str]:
-    """Subjects of the notifications that reached the queue, by audit id."""
-    sqs = client("sqs")
-    subjects: dict[str, str] = {}
-    while True:
-        batch = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10)
-        messages = batch.get("Messages", [])
-        if not messages:
-            return subjects
-        for message in messages:
-            envelope = json.loads(message["Body"])
-            audit_id = json.loads(envelope["Message"]).get("audit_id")
-            subjects[str(audit_id)] = envelope.get("Subject", "")
-            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+def _settle(system: LocalSystem, recorder: Recorder) -> None:
+    if not system.wait_until_idle(timeout=30):
+        raise RuntimeError("the local system did not settle within 30 s")
+    recorder.take()
 
 
-def _play(scenario: Scenario, user_s3: Any, recorder: TrailRecorder, template: Path) -> list[dict]:
-    if scenario.prepare:
-        scenario.prepare(user_s3, scenario.bucket)
-    recorder.drain()  # the set-up is the bucket's past, not the drift
-    scenario.drift(user_s3, scenario.bucket)
-    outcomes = []
+def _play(system: LocalSystem, recorder: Recorder, person: Any, scenario: Scenario) -> list[dict]:
+    if not scenario.creates_bucket:
+        person.create_bucket(Bucket=scenario.bucket)
+        if scenario.prepare:
+            scenario.prepare(person, scenario.bucket)
+    _settle(system, recorder)  # the bucket's past is not the drift shown
     with _environment(scenario.environment):
-        for record in recorder.drain():
-            deliveries = 2 if scenario.deliver_twice else 1
-            for _ in range(deliveries):
-                outcomes += [{**o, "scenario": scenario.title} for o in deliver(record, template)]
-    return outcomes
+        scenario.drift(person, scenario.bucket)
+        system.wait_until_idle(timeout=30)
+        system.wait_for_notifications()
+    items = recorder.take()
+    return [{**item, "scenario": scenario.title} for item in items]
 
 
-def _run_scenarios(template: Path) -> tuple[list[dict[str, Any]], dict[str, str]]:
-    resources = stack.prepare(create_missing=True)
-    os.environ.update(resources.environment())
-    queue_url = _subscribe_queue(str(resources.topic_arn))
-    user_s3 = client("s3")
-    for scenario in SCENARIOS[1:]:
-        user_s3.create_bucket(Bucket=scenario.bucket)
-    recorder = TrailRecorder(ACTOR)
-    # The person's own client, recorded; the service's clients are not.
-    person = recorder.attach(boto3.session.Session().client("s3", region_name="us-east-1"))
-    outcomes: list[dict[str, Any]] = []
-    for scenario in SCENARIOS:
-        outcomes += _play(scenario, person, recorder, template)
-    return outcomes, _received_subjects(queue_url)
+def _approved_key(system: LocalSystem) -> tuple[str, str]:
+    kms = system.client("kms")
+    approved = kms.create_key(Description="bucketwarden demo: approved")["KeyMetadata"]["Arn"]
+    other = kms.create_key(Description="bucketwarden demo: not approved")["KeyMetadata"]["Arn"]
+    return approved, other
 
 
-def _table(outcomes: list[dict[str, Any]], subjects: dict[str, str]) -> Table:
-    table = Table(title="BucketWarden demo: drift → outcome → notification", show_lines=True)
-    for column in ("drift", "event", "control", "outcome", "before → after", "notification"):
+def run_scenario(system: LocalSystem, recorder: Recorder) -> list[dict[str, Any]]:
+    person = system.client("s3", access_key=USER_ACCESS_KEY)
+    approved, unapproved = _approved_key(system)
+    os.environ.update({"ENCRYPTION_BASELINE": "SSE-KMS", "APPROVED_KMS_KEYS": approved})
+    items: list[dict[str, Any]] = []
+    for scenario in scenarios(unapproved):
+        items += _play(system, recorder, person, scenario)
+    return items
+
+
+def _notifications_by_audit_id(items: list[dict[str, Any]]) -> dict[str, str]:
+    return {
+        str(item["message"].get("audit_id")): str(item.get("subject"))
+        for item in items
+        if item.get("kind") == "notification"
+    }
+
+
+def _table(items: list[dict[str, Any]]) -> Table:
+    subjects = _notifications_by_audit_id(items)
+    table = Table(
+        title="BucketWarden demo on the local system: drift → outcome → notification",
+        show_lines=True,
+    )
+    for column in (
+        "drift",
+        "event",
+        "control",
+        "outcome",
+        "before → after",
+        "latency",
+        "notification",
+    ):
         table.add_column(column, overflow="fold")
-    for outcome in outcomes:
-        status = str(outcome["status"])
+    for item in items:
+        if item.get("kind") != "outcome" or item.get("control") is None:
+            continue
+        status = str(item["status"])
+        latency = f"{item['latency_ms']} ms" if item.get("latency_ms") is not None else "-"
         table.add_row(
-            f"{outcome['scenario']}\n[dim]{outcome.get('bucket')}[/]",
-            str(outcome.get("event_name") or "-"),
-            str(outcome.get("control") or "-"),
-            f"[{STATUS_STYLES.get(status, '')}]{status}[/]\n[dim]{outcome.get('reason', '')}[/]",
-            change(outcome),
-            subjects.get(str(outcome.get("audit_id")), "-") if outcome.get("notified") else "-",
-        )
+            f"{item['scenario']}\n[dim]{item.get('bucket')}[/]",
+            str(item.get("event_name")),
+            str(item.get("control")),
+            f"[{STATUS_STYLES.get(status, '')}]{status}[/]\n[dim]{item.get('reason', '')}[/]",
+            change(item),
+            latency,
+            subjects.get(str(item.get("audit_id")), "-") if item.get("notified") else "-",
+        )  # fmt: skip
     return table
 
 
+def _latency_summary(items: list[dict[str, Any]]) -> str:
+    latencies: dict[str, list[int]] = defaultdict(list)
+    for item in items:
+        if item.get("kind") == "outcome" and item.get("status") == "remediated":
+            latencies[str(item["control"])].append(int(item["latency_ms"]))
+    parts = [
+        f"{control} median {statistics.median(values):.0f} ms (n={len(values)})"
+        for control, values in sorted(latencies.items())
+    ]
+    return "drift → fix: " + ("; ".join(parts) if parts else "nothing was remediated")
+
+
 def run_demo(console: Console, as_json: bool = False, template: Path | None = None) -> int:
-    from moto import mock_aws
-
-    from bucketwarden.routing import DEFAULT_TEMPLATE
-
-    saved = {name: os.environ.get(name) for name in ("AWS_ENDPOINT_URL",)}
-    os.environ.pop("AWS_ENDPOINT_URL", None)
-    defaults = {
-        "AWS_ACCESS_KEY_ID": "demo",
-        "AWS_SECRET_ACCESS_KEY": "demo",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }
-    with _environment(defaults), mock_aws():
-        reset_clients()
-        try:
-            outcomes, subjects = _run_scenarios(template or DEFAULT_TEMPLATE)
-        finally:
-            reset_clients()
-    os.environ.update({k: v for k, v in saved.items() if v})
+    recorder = Recorder()
+    kwargs = {"template": template} if template else {}
+    system = LocalSystem(port=0, report=recorder, **kwargs)
+    console.print("[dim]starting the local system (emulated AWS, CloudTrail, EventBridge, "
+                  "functions)...[/]")  # fmt: skip
+    system.start()
+    try:
+        items = run_scenario(system, recorder)
+    finally:
+        system.stop()
     if as_json:
-        write_json_lines(outcomes, sys.stdout)
+        for item in items:
+            sys.stdout.write(json.dumps(item, sort_keys=True, default=str) + "\n")
         return 0
-    console.print(_table(outcomes, subjects))
+    console.print(_table(items))
+    outcomes = [i for i in items if i.get("kind") == "outcome" and i.get("control")]
     counts = Counter(str(o["status"]) for o in outcomes)
     summary = ", ".join(f"{count} {status}" for status, count in sorted(counts.items()))
-    console.print(f"{len(SCENARIOS)} drifts, {len(outcomes)} outcomes: {summary}")
-    console.print(f"{len(subjects)} notifications reached the subscribed queue.")
+    notified = sum(1 for i in items if i.get("kind") == "notification")
+    console.print(f"{len(scenarios(''))} drifts, {len(outcomes)} outcomes: {summary}")
+    console.print(f"{notified} notifications reached the subscribed queue.")
+    console.print(_latency_summary(items))
     return 0

@@ -63,6 +63,8 @@ class Route:
     pattern: dict[str, Any]
     code_dir: Path
     handler: str  # module.function, as in the template
+    # Lambda's retries of a failed asynchronous invocation (EventInvokeConfig), then the DLQ.
+    max_retry_attempts: int = 2
 
     @property
     def folder(self) -> str:
@@ -81,7 +83,10 @@ def routes(template_path: Path = DEFAULT_TEMPLATE) -> list[Route]:
             if event.get("Type") in RULE_EVENT_TYPES:
                 pattern = (event.get("Properties") or {}).get("Pattern") or {}
                 handler = str(properties.get("Handler", "app.lambda_handler"))
-                found.append(Route(function_id, rule_name, pattern, code_dir, handler))
+                retries = (properties.get("EventInvokeConfig") or {}).get("MaximumRetryAttempts", 2)
+                found.append(
+                    Route(function_id, rule_name, pattern, code_dir, handler, int(retries))
+                )
     if not found:
         raise TemplateError(f"{template_path} has no function with an EventBridge rule")
     return found

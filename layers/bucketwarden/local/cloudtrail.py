@@ -1,0 +1,179 @@
+"""A CloudTrail emulator in front of the emulated S3: every successful configuration call, from
+any client, becomes the record CloudTrail would log, put on EventBridge as AWS delivers it.
+
+It is WSGI middleware around moto's server app, so it sees each request and its response. It also
+applies S3's defaults and refusals (behaviour.py) that moto lacks.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from bucketwarden.local import behaviour
+from bucketwarden.local.operations import ConfigurationCall, access_key, identify, region
+
+ACCOUNT = "123456789012"
+# The access key the local functions sign with, standing for the deployed functions' role.
+SERVICE_ACCESS_KEY = "BUCKETWARDENLOCAL"
+SERVICE_ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/bucketwarden-local-function"
+# The key the emulator itself uses for S3's own defaults: not a caller, so never logged.
+EMULATOR_ACCESS_KEY = "BUCKETWARDENEMULATOR"
+
+Publish = Callable[[dict[str, Any], float], None]
+# Where the emulator notes, in the record's additionalEventData, when it received the call:
+# CloudTrail's eventTime has whole seconds, too coarse for drift-to-fix latency.
+RECEIVED_AT = "bucketwardenLocalReceivedAt"
+
+
+@dataclass(frozen=True)
+class Identity:
+    arn: str
+    kind: str
+    access_key: str
+    issuer_arn: str | None = None
+
+    def user_identity(self) -> dict[str, Any]:
+        identity: dict[str, Any] = {
+            "type": self.kind,
+            "principalId": self.access_key,
+            "arn": self.arn,
+            "accountId": ACCOUNT,
+            "accessKeyId": self.access_key,
+        }
+        if self.issuer_arn:
+            identity["sessionContext"] = {
+                "sessionIssuer": {"type": "Role", "arn": self.issuer_arn, "accountId": ACCOUNT},
+                "attributes": {"mfaAuthenticated": "false"},
+            }
+        else:
+            identity["userName"] = self.arn.rsplit("/", 1)[-1]
+        return identity
+
+
+def identity_of(key: str | None) -> Identity:
+    """Who an access key stands for: the service's role, or a user named after the key."""
+    if key == SERVICE_ACCESS_KEY:
+        role = SERVICE_ROLE_ARN.rsplit("/", 1)[-1]
+        arn = f"arn:aws:sts::{ACCOUNT}:assumed-role/{role}/bucketwarden"
+        return Identity(arn, "AssumedRole", key, SERVICE_ROLE_ARN)
+    name = key or "anonymous"
+    return Identity(f"arn:aws:iam::{ACCOUNT}:user/{name}", "IAMUser", name)
+
+
+def cloudtrail_record(
+    call: ConfigurationCall, identity: Identity, environ: dict[str, Any], aws_region: str
+) -> dict[str, Any]:
+    return {
+        "eventVersion": "1.09",
+        "userIdentity": identity.user_identity(),
+        "eventTime": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "eventSource": "s3.amazonaws.com",
+        "eventName": call.event_name,
+        "awsRegion": aws_region,
+        "sourceIPAddress": environ.get("REMOTE_ADDR", "127.0.0.1"),
+        "userAgent": environ.get("HTTP_USER_AGENT", ""),
+        "requestParameters": call.request_parameters,
+        "responseElements": None,
+        "additionalEventData": {"SignatureVersion": "SigV4", "AuthenticationMethod": "AuthHeader"},
+        "requestID": uuid.uuid4().hex[:16].upper(),
+        "eventID": str(uuid.uuid4()),
+        "readOnly": False,
+        "eventType": "AwsApiCall",
+        "managementEvent": True,
+        "recipientAccountId": ACCOUNT,
+        "eventCategory": "Management",
+    }
+
+
+class CloudTrailMiddleware:
+    def __init__(
+        self,
+        app: Callable[..., Iterable[bytes]],
+        publish: Publish,
+        internal_s3: Callable[[], Any],
+        default_region: str,
+    ) -> None:
+        self.app = app
+        self.publish = publish
+        self.internal_s3 = internal_s3
+        self.default_region = default_region
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        if environ.get("REQUEST_METHOD") not in {"PUT", "DELETE"}:
+            return self.app(environ, start_response)
+        started = time.time()
+        body = _read_body(environ)
+        call = identify(environ, body)
+        key = access_key(environ)
+        if call is None or key == EMULATOR_ACCESS_KEY:
+            return self.app(environ, start_response)
+        refused = behaviour.refusal(call)
+        if refused is not None:
+            start_response(
+                f"{refused.status} {refused.code}", [("Content-Type", "application/xml")]
+            )
+            return [refused.body()]
+        status: list[str] = []
+
+        def remember_status(code: str, headers: Any, exc_info: Any = None) -> Any:
+            status.append(code)
+            return (
+                start_response(code, headers, exc_info)
+                if exc_info
+                else start_response(code, headers)
+            )
+
+        response = list(self.app(environ, remember_status))
+        if status and status[0].startswith("2"):
+            self._after_success(call, key, environ, started)
+        return response
+
+    def _after_success(
+        self, call: ConfigurationCall, key: str | None, environ: dict[str, Any], started: float
+    ) -> None:
+        if call.event_name == "CreateBucket":
+            behaviour.new_bucket_defaults(call, self.internal_s3())
+        elif call.event_name == "DeleteBucketEncryption":
+            behaviour.encryption_falls_back(call, self.internal_s3())
+        aws_region = region(environ) or self.default_region
+        self.publish(cloudtrail_record(call, identity_of(key), environ, aws_region), started)
+
+
+def _read_body(environ: dict[str, Any]) -> bytes:
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    body = environ["wsgi.input"].read(length) if length else b""
+    environ["wsgi.input"] = io.BytesIO(body)
+    environ["CONTENT_LENGTH"] = str(len(body))
+    return body
+
+
+def put_on_default_bus(record: dict[str, Any], received_at: float, bus_region: str) -> None:
+    """Deliver a record to the emulated EventBridge, as CloudTrail delivers management events.
+
+    Every call goes to the bus of the region the local system runs in, whatever region the
+    client signed for: locally there is one deployment, where AWS has one per region.
+    """
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.events.models import events_backends
+
+    from bucketwarden.events import API_CALL_DETAIL_TYPE
+
+    record["additionalEventData"][RECEIVED_AT] = received_at
+    events_backends[DEFAULT_ACCOUNT_ID][bus_region].put_events(
+        [
+            {
+                "Source": "aws.s3",
+                "DetailType": API_CALL_DETAIL_TYPE,
+                "Detail": json.dumps(record),
+                "EventBusName": "default",
+                "Resources": [],
+            }
+        ]
+    )

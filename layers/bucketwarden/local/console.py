@@ -1,0 +1,80 @@
+"""What `bucketwarden local` shows: each drift, what was done about it, each notification."""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+from datetime import datetime
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+
+from bucketwarden.report import STATUS_STYLES, change
+
+# Outcomes that say nothing happened to anything: the service's own changes coming back.
+QUIET_REASONS = ("change made by BucketWarden itself",)
+
+
+def _clock(epoch: float | None) -> str:
+    moment = datetime.fromtimestamp(epoch) if epoch else datetime.now()
+    return moment.strftime("%H:%M:%S.%f")[:-3]
+
+
+class LiveConsole:
+    """Prints report items as they come, from any thread, as text or JSON lines."""
+
+    def __init__(self, as_json: bool = False, console: Console | None = None) -> None:
+        self.as_json = as_json
+        self.console = console or Console(highlight=False)
+        self._lock = threading.Lock()
+
+    def __call__(self, item: dict[str, Any]) -> None:
+        with self._lock:
+            if self.as_json:
+                sys.stdout.write(json.dumps(item, sort_keys=True, default=str) + "\n")
+                sys.stdout.flush()
+                return
+            line = self._line(item)
+            if line:
+                self.console.print(line)
+
+    def _line(self, item: dict[str, Any]) -> str | None:
+        kind = item.get("kind")
+        when = f"[dim]{_clock(item.get('time'))}[/]"
+        if kind == "ready":
+            functions = ", ".join(item["functions"])
+            return (
+                f"{when} [bold]BucketWarden local[/] on [cyan]{item['endpoint']}[/] "
+                f"(functions: {functions}). Point any AWS client at it; Ctrl-C stops."
+            )
+        if kind == "drift":
+            return (
+                f"{when} [bold]drift[/]  {item['event_name']} on [cyan]{item.get('bucket')}[/] "
+                f"by {item.get('actor')} from {item.get('source_ip')}"
+            )
+        if kind == "outcome":
+            return self._outcome_line(item, when)
+        if kind == "notification":
+            return f"{when} [bold]notify[/] {escape(str(item.get('subject')))}"
+        if kind == "dead-letter":
+            return (
+                f"{when} [bold red]dead-letter[/] {item['function']} gave up on event "
+                f"{item['event_id']} after {item['attempts']} attempts: {escape(item['error'])}"
+            )
+        return None
+
+    @staticmethod
+    def _outcome_line(item: dict[str, Any], when: str) -> str | None:
+        status = str(item.get("status"))
+        if status == "ignored" and str(item.get("reason")).startswith(QUIET_REASONS):
+            return None
+        style = STATUS_STYLES.get(status, "")
+        latency = f" [dim]{item['latency_ms']} ms[/]" if item.get("latency_ms") is not None else ""
+        what = escape(change(item).replace("\n", " "))
+        return (
+            f"{when} [{style}]{status:<12}[/] {item.get('control') or '-'} on "
+            f"[cyan]{item.get('bucket')}[/]: {escape(str(item.get('reason')))} [dim]|[/] "
+            f"{what}{latency}"
+        )

@@ -1,0 +1,69 @@
+"""The emulated AWS endpoint, in a process of its own: moto behind the CloudTrail emulator.
+
+The functions run in the parent process and reach it over HTTP, so endpoint and functions use
+a core each, as AWS and Lambda would not share one.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import signal
+import threading
+from multiprocessing.connection import Connection
+from typing import Any
+
+REGION = "us-east-1"
+
+
+def _internal_s3(endpoint: str) -> Any:
+    import boto3
+
+    from bucketwarden.local.cloudtrail import EMULATOR_ACCESS_KEY
+
+    return boto3.session.Session().client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name=REGION,
+        aws_access_key_id=EMULATOR_ACCESS_KEY,
+        aws_secret_access_key="local",
+    )
+
+
+def serve(host: str, port: int, ready: Connection) -> None:
+    """Process entry point: serve until SIGTERM; report ("ready", port) or ("error", text)."""
+    from moto.moto_server.werkzeug_app import (
+        DomainDispatcherApplication,
+        MotoRequestHandler,
+        create_backend_app,
+    )
+    from werkzeug.serving import make_server
+
+    from bucketwarden.local.cloudtrail import CloudTrailMiddleware, put_on_default_bus
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no line per request
+    endpoint: dict[str, Any] = {}
+
+    def internal_s3() -> Any:
+        if "s3" not in endpoint:
+            endpoint["s3"] = _internal_s3(f"http://{host}:{endpoint['port']}")
+        return endpoint["s3"]
+
+    app = CloudTrailMiddleware(
+        DomainDispatcherApplication(create_backend_app),
+        publish=lambda record, received_at: put_on_default_bus(record, received_at, REGION),
+        internal_s3=internal_s3,
+        default_region=REGION,
+    )
+    try:
+        server = make_server(host, port, app, threaded=True, request_handler=MotoRequestHandler)
+    except OSError as error:
+        in_use = error.errno == errno.EADDRINUSE
+        ready.send(("in-use" if in_use else "error", str(error)))
+        return
+    endpoint["port"] = server.server_port
+    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops us, in order
+    ready.send(("ready", server.server_port))
+    server.serve_forever()
+    server.server_close()

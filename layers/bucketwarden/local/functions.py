@@ -1,0 +1,163 @@
+"""Lambda's asynchronous invocation, locally, for the functions of template.yaml.
+
+Each function gets the EventBridge rule the template gives it, targeting an SQS queue that
+stands for Lambda's internal event queue. Pollers take events off it and invoke the same handler
+as in Lambda on a worker pool; a failed invocation is retried as many times as the template's
+EventInvokeConfig allows (with short pauses instead of Lambda's minutes), then sent to the
+function's dead-letter queue.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bucketwarden.delivery import invoke
+from bucketwarden.routing import Route, load_handler, routes
+
+RETRY_PAUSES_SECONDS = (0.2, 0.5, 1.0)
+
+
+@dataclass
+class Invocation:
+    """What one asynchronous invocation ended with, for the console."""
+
+    function: str
+    event: dict[str, Any]
+    outcomes: list[dict[str, Any]] = field(default_factory=list)
+    attempts: int = 1
+    error: str | None = None  # set when the event went to the dead-letter queue
+
+
+@dataclass
+class LocalFunction:
+    route: Route
+    queue_url: str
+    dead_letter_url: str
+
+
+class FunctionRunner:
+    def __init__(
+        self,
+        client: Callable[[str], Any],
+        template: Path,
+        on_invocation: Callable[[Invocation], None],
+        on_received: Callable[[dict[str, Any]], None] = lambda _event: None,
+        workers: int = 8,
+    ) -> None:
+        self.client = client
+        self.template = template
+        self.on_invocation = on_invocation
+        self.on_received = on_received
+        self.functions: list[LocalFunction] = []
+        self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="lambda")
+        self.stopping = threading.Event()
+        self.pollers: list[threading.Thread] = []
+        self.in_flight = 0
+        self._lock = threading.Lock()
+
+    def deploy(self) -> list[LocalFunction]:
+        """Create each function's queues and rule, as `sam deploy` creates the real ones."""
+        sqs, events = self.client("sqs"), self.client("events")
+        for route in routes(self.template):
+            load_handler(route)  # import once, before worker threads race to do it
+            name = f"bucketwarden-local-{route.folder}"
+            queue_url = sqs.create_queue(QueueName=name)["QueueUrl"]
+            dead_letter_url = sqs.create_queue(QueueName=f"{name}-dlq")["QueueUrl"]
+            arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])
+            rule = f"{name}-{route.rule_name}"
+            events.put_rule(Name=rule, EventPattern=json.dumps(route.pattern), State="ENABLED")
+            events.put_targets(
+                Rule=rule, Targets=[{"Id": route.folder, "Arn": arn["Attributes"]["QueueArn"]}]
+            )
+            self.functions.append(LocalFunction(route, queue_url, dead_letter_url))
+        return self.functions
+
+    def start(self) -> None:
+        for function in self.functions:
+            poller = threading.Thread(
+                target=self._poll,
+                args=(function,),
+                name=f"poll-{function.route.folder}",
+                daemon=True,
+            )
+            poller.start()
+            self.pollers.append(poller)
+
+    def stop(self) -> None:
+        self.stopping.set()
+        for poller in self.pollers:
+            poller.join(timeout=5)
+        self.pool.shutdown(wait=True, cancel_futures=False)
+
+    def idle(self) -> bool:
+        """True when no invocation is running or waiting in a function's queue."""
+        with self._lock:
+            if self.in_flight:
+                return False
+        sqs = self.client("sqs")
+        for function in self.functions:
+            attributes = sqs.get_queue_attributes(
+                QueueUrl=function.queue_url,
+                AttributeNames=[
+                    "ApproximateNumberOfMessages",
+                    "ApproximateNumberOfMessagesNotVisible",
+                ],
+            )["Attributes"]
+            if any(int(value) for value in attributes.values()):
+                return False
+        return True
+
+    def _poll(self, function: LocalFunction) -> None:
+        sqs = self.client("sqs")
+        while not self.stopping.is_set():
+            batch = sqs.receive_message(
+                QueueUrl=function.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1
+            )
+            for message in batch.get("Messages", []):
+                with self._lock:
+                    self.in_flight += 1
+                # Lambda acknowledges an asynchronous event once queued; retries are its own.
+                sqs.delete_message(
+                    QueueUrl=function.queue_url, ReceiptHandle=message["ReceiptHandle"]
+                )
+                event = json.loads(message["Body"])
+                self.on_received(event)
+                self.pool.submit(self._invoke, function, event)
+
+    def _invoke(self, function: LocalFunction, event: dict[str, Any]) -> None:
+        route = function.route
+        invocation = Invocation(route.function_id, event)
+        try:
+            for attempt in range(route.max_retry_attempts + 1):
+                invocation.attempts = attempt + 1
+                try:
+                    invocation.outcomes = invoke(route, event)
+                    invocation.error = None
+                    break
+                except Exception as error:  # Lambda catches everything too
+                    invocation.error = f"{type(error).__name__}: {error}"
+                    if attempt < route.max_retry_attempts:
+                        time.sleep(RETRY_PAUSES_SECONDS[min(attempt, 2)])
+            if invocation.error:
+                self._dead_letter(function, invocation)
+            self.on_invocation(invocation)
+        finally:
+            with self._lock:
+                self.in_flight -= 1
+
+    def _dead_letter(self, function: LocalFunction, invocation: Invocation) -> None:
+        self.client("sqs").send_message(
+            QueueUrl=function.dead_letter_url,
+            MessageBody=json.dumps(invocation.event),
+            MessageAttributes={
+                "ErrorMessage": {"DataType": "String", "StringValue": str(invocation.error)[:1000]},
+                "Attempts": {"DataType": "Number", "StringValue": str(invocation.attempts)},
+            },
+        )

@@ -1,0 +1,155 @@
+"""Which S3 or S3 Control configuration call an HTTP request is, as CloudTrail would name it.
+
+Only management calls that change configuration are named; object reads and writes, and every
+Get/List/Head, return None (CloudTrail logs those as data events or read-only events, which the
+service's rules never match).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qs, unquote
+
+import xmltodict
+
+# Bucket sub-resource → (CloudTrail name of PUT, of DELETE).
+_BUCKET_SUBRESOURCES: dict[str, tuple[str | None, str | None]] = {
+    "acl": ("PutBucketAcl", None),
+    "policy": ("PutBucketPolicy", "DeleteBucketPolicy"),
+    "encryption": ("PutBucketEncryption", "DeleteBucketEncryption"),
+    "versioning": ("PutBucketVersioning", None),
+    "publicAccessBlock": ("PutBucketPublicAccessBlock", "DeleteBucketPublicAccessBlock"),
+    "ownershipControls": ("PutBucketOwnershipControls", "DeleteBucketOwnershipControls"),
+    "logging": ("PutBucketLogging", None),
+    "tagging": ("PutBucketTagging", "DeleteBucketTagging"),
+    "object-lock": ("PutObjectLockConfiguration", None),
+    "website": ("PutBucketWebsite", "DeleteBucketWebsite"),
+    "lifecycle": ("PutBucketLifecycle", "DeleteBucketLifecycle"),
+    "cors": ("PutBucketCors", "DeleteBucketCors"),
+    "replication": ("PutBucketReplication", "DeleteBucketReplication"),
+    "notification": ("PutBucketNotification", None),
+}
+# Request headers CloudTrail copies into requestParameters.
+_LOGGED_HEADERS = (
+    "x-amz-acl",
+    "x-amz-grant-read",
+    "x-amz-grant-write",
+    "x-amz-grant-read-acp",
+    "x-amz-grant-write-acp",
+    "x-amz-grant-full-control",
+    "x-amz-object-ownership",
+    "x-amz-bucket-object-lock-enabled",
+)
+_CONTROL_PREFIX = "/v20180820/"
+_ACCESS_POINT = re.compile(r"^/v20180820/accesspoint/(?P<name>[^/]+)(?P<policy>/policy)?$")
+
+
+@dataclass(frozen=True)
+class ConfigurationCall:
+    event_name: str
+    bucket: str | None
+    request_parameters: dict[str, Any]
+    body: bytes
+
+
+def _header(environ: dict[str, Any], name: str) -> str | None:
+    return environ.get("HTTP_" + name.upper().replace("-", "_"))
+
+
+def _parsed_body(body: bytes, content_is_policy: bool) -> dict[str, Any]:
+    if not body.strip():
+        return {}
+    text = body.decode("utf-8", "replace")
+    if content_is_policy:
+        try:
+            return {"bucketPolicy": json.loads(text)}
+        except json.JSONDecodeError:
+            return {"bucketPolicy": text}
+    try:
+        return dict(xmltodict.parse(text))
+    except Exception:  # a body S3 would refuse: log it as text, as CloudTrail does
+        return {"body": text}
+
+
+def _bucket_call(
+    method: str, bucket: str, query: dict[str, list[str]], environ: dict[str, Any], body: bytes
+) -> ConfigurationCall | None:
+    subresources = [key for key in query if key in _BUCKET_SUBRESOURCES]
+    if subresources:
+        put_name, delete_name = _BUCKET_SUBRESOURCES[subresources[0]]
+        name = put_name if method == "PUT" else delete_name if method == "DELETE" else None
+    else:
+        name = {"PUT": "CreateBucket", "DELETE": "DeleteBucket"}.get(method)
+        name = None if query else name
+    if name is None:
+        return None
+    host = environ.get("HTTP_HOST", "")
+    parameters: dict[str, Any] = {"bucketName": bucket, "Host": host}
+    parameters.update({key: [""] for key in subresources})
+    for header in _LOGGED_HEADERS:
+        value = _header(environ, header)
+        if value is not None:
+            parameters[header] = [value]
+    parameters.update(_parsed_body(body, content_is_policy=name == "PutBucketPolicy"))
+    return ConfigurationCall(name, bucket, parameters, body)
+
+
+def _control_call(
+    method: str, path: str, environ: dict[str, Any], body: bytes
+) -> ConfigurationCall | None:
+    account = _header(environ, "x-amz-account-id") or ""
+    parameters: dict[str, Any] = {"accountId": account, "Host": environ.get("HTTP_HOST", "")}
+    if path == "/v20180820/configuration/publicAccessBlock":
+        names = {"PUT": "PutAccountPublicAccessBlock", "DELETE": "DeleteAccountPublicAccessBlock"}
+        name = names.get(method)
+        parameters.update(_parsed_body(body, content_is_policy=False))
+        return ConfigurationCall(name, None, parameters, body) if name else None
+    match = _ACCESS_POINT.match(path)
+    if not match:
+        return None
+    parameters["name"] = unquote(match["name"])
+    if match["policy"]:
+        name = {"PUT": "PutAccessPointPolicy", "DELETE": "DeleteAccessPointPolicy"}.get(method)
+        if name == "PutAccessPointPolicy":
+            parsed = _parsed_body(body, content_is_policy=False)
+            document = (parsed.get("PutAccessPointPolicyRequest") or {}).get("Policy")
+            parameters["policyDocument"] = document
+    else:
+        name = {"PUT": "CreateAccessPoint", "DELETE": "DeleteAccessPoint"}.get(method)
+        parameters.update(_parsed_body(body, content_is_policy=False))
+    return ConfigurationCall(name, None, parameters, body) if name else None
+
+
+def identify(environ: dict[str, Any], body: bytes) -> ConfigurationCall | None:
+    """The configuration call a request to the endpoint makes, or None for anything else."""
+    method = environ.get("REQUEST_METHOD", "GET")
+    if method not in {"PUT", "DELETE"} or not _is_s3(environ):
+        return None
+    path = environ.get("PATH_INFO", "/")
+    if path.startswith(_CONTROL_PREFIX):
+        return _control_call(method, path, environ, body)
+    parts = [part for part in path.split("/") if part]
+    if len(parts) != 1:
+        return None  # an object, or the service root
+    query = parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
+    return _bucket_call(method, unquote(parts[0]), query, environ, body)
+
+
+def _is_s3(environ: dict[str, Any]) -> bool:
+    # SigV4 names the signing service in the credential scope: ".../<region>/s3/aws4_request".
+    authorization = environ.get("HTTP_AUTHORIZATION", "")
+    return "/s3/aws4_request" in authorization
+
+
+def access_key(environ: dict[str, Any]) -> str | None:
+    """The access key id that signed the request."""
+    match = re.search(r"Credential=([^/]+)/", environ.get("HTTP_AUTHORIZATION", ""))
+    return match.group(1) if match else None
+
+
+def region(environ: dict[str, Any]) -> str | None:
+    match = re.search(r"Credential=[^/]+/\d{8}/([^/]+)/", environ.get("HTTP_AUTHORIZATION", ""))
+    return match.group(1) if match else None

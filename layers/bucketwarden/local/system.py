@@ -1,0 +1,274 @@
+"""The whole local system: emulated AWS endpoint, CloudTrail, EventBridge rules, functions.
+
+One process serves the endpoint (moto behind the CloudTrail middleware) and runs the functions,
+which reach the endpoint over HTTP like any other client, with the service's own access key.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+from bucketwarden import metrics, stack
+from bucketwarden.aws import reset_clients
+from bucketwarden.local import endpoint
+from bucketwarden.local.cloudtrail import (
+    EMULATOR_ACCESS_KEY,
+    RECEIVED_AT,
+    SERVICE_ACCESS_KEY,
+    SERVICE_ROLE_ARN,
+)
+from bucketwarden.local.functions import FunctionRunner, Invocation
+from bucketwarden.routing import DEFAULT_TEMPLATE
+from bucketwarden.settings import mode_variable
+
+REGION = endpoint.REGION
+START_TIMEOUT_SECONDS = 60
+Report = Callable[[dict[str, Any]], None]
+
+
+class LocalSystemError(RuntimeError):
+    """The local system cannot start; the message says why and what to do."""
+
+
+class LocalSystem:
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 4566,
+        report: Report | None = None,
+        modes: dict[str, str] | None = None,
+        template: Path = DEFAULT_TEMPLATE,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.report = report or (lambda _item: None)
+        self.modes = modes or {}
+        self.template = template
+        self.process: multiprocessing.process.BaseProcess | None = None
+        self.runner: FunctionRunner | None = None
+        self.drift_started: dict[str, float] = {}
+        self._seen_lock = threading.Lock()
+        self.notification_queue_url = ""
+        self._threads: list[threading.Thread] = []
+        self._stopping = threading.Event()
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    # -- clients ------------------------------------------------------------------------------
+
+    def client(self, service: str, access_key: str = EMULATOR_ACCESS_KEY) -> Any:
+        return boto3.session.Session().client(
+            service,
+            endpoint_url=self.endpoint,
+            region_name=REGION,
+            aws_access_key_id=access_key,
+            aws_secret_access_key="local",
+        )
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def start(self) -> LocalSystem:
+        self._serve()
+        self._configure_functions_environment()
+        resources = stack.prepare(create_missing=True)
+        os.environ.update(resources.environment())
+        metrics.sink = self._metrics_to_cloudwatch
+        self._watch_notifications(str(resources.topic_arn))
+        self.runner = FunctionRunner(
+            self.client, self.template, self._on_invocation, self._on_received
+        )
+        functions = self.runner.deploy()
+        self.runner.start()
+        self.report(
+            {
+                "kind": "ready",
+                "endpoint": self.endpoint,
+                "functions": [f.route.function_id for f in functions],
+                "topic_arn": resources.topic_arn,
+                "audit_table": resources.audit_table,
+            }
+        )
+        return self
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self.runner:
+            self.runner.stop()
+        for thread in self._threads:
+            thread.join(timeout=5)
+        if self.process and self.process.is_alive():
+            self.process.terminate()
+            self.process.join(timeout=10)
+        metrics.sink = None
+
+    def wait_until_idle(self, timeout: float = 30.0) -> bool:
+        """Wait until every delivered event has been handled; False on timeout."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.runner is None or self.runner.idle():
+                # Let a put that is on its way reach a queue before calling it quiet.
+                time.sleep(0.2)
+                if self.runner is None or self.runner.idle():
+                    return True
+            time.sleep(0.05)
+        return False
+
+    def wait_for_notifications(self, timeout: float = 10.0) -> bool:
+        """Wait until every published notification has been shown; False on timeout."""
+        sqs = self.client("sqs")
+        names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            attributes = sqs.get_queue_attributes(
+                QueueUrl=self.notification_queue_url, AttributeNames=names
+            )["Attributes"]
+            if not any(int(value) for value in attributes.values()):
+                return True
+            time.sleep(0.05)
+        return False
+
+    def _serve(self) -> None:
+        context = multiprocessing.get_context("spawn")
+        receive, send = context.Pipe(duplex=False)
+        self.process = context.Process(
+            target=endpoint.serve, args=(self.host, self.port, send), name="endpoint", daemon=True
+        )
+        self.process.start()
+        if not receive.poll(START_TIMEOUT_SECONDS):
+            self.process.terminate()
+            raise LocalSystemError(f"the endpoint did not start in {START_TIMEOUT_SECONDS} s")
+        status, detail = receive.recv()
+        if status == "in-use":
+            raise LocalSystemError(
+                f"port {self.port} on {self.host} is in use; stop what uses it or choose "
+                "another with --port"
+            )
+        if status != "ready":
+            raise LocalSystemError(f"cannot listen on {self.host}:{self.port}: {detail}")
+        self.port = int(detail)
+
+    def _configure_functions_environment(self) -> None:
+        """What the template sets for the functions, pointed at this endpoint."""
+        os.environ.update(
+            {
+                "AWS_ENDPOINT_URL": self.endpoint,
+                "AWS_ACCESS_KEY_ID": SERVICE_ACCESS_KEY,
+                "AWS_SECRET_ACCESS_KEY": "local",
+                "AWS_DEFAULT_REGION": REGION,
+                "SERVICE_ROLE_ARNS": SERVICE_ROLE_ARN,
+                "POWERTOOLS_TRACE_DISABLED": "true",
+            }
+        )
+        os.environ.pop("AWS_SESSION_TOKEN", None)
+        os.environ.pop("AWS_PROFILE", None)
+        for control_id, mode in self.modes.items():
+            os.environ[mode_variable(control_id)] = mode
+        reset_clients()
+
+    def _spawn(self, target: Callable[[], None], name: str) -> None:
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    # -- the event path -----------------------------------------------------------------------
+
+    def _on_received(self, event: dict[str, Any]) -> None:
+        """A function took an event off its queue: show the drift, once per event."""
+        record = event.get("detail") or {}
+        received_at = (record.get("additionalEventData") or {}).get(RECEIVED_AT)
+        with self._seen_lock:
+            if record.get("eventID") in self.drift_started:
+                return
+            self.drift_started[record.get("eventID", "")] = received_at or time.time()
+        if record.get("userIdentity", {}).get("accessKeyId") != SERVICE_ACCESS_KEY:
+            self.report({"kind": "drift", "time": received_at, **_drift_summary(record)})
+
+    def _on_invocation(self, invocation: Invocation) -> None:
+        event_id = str(invocation.event.get("detail", {}).get("eventID", ""))
+        started = self.drift_started.get(event_id)
+        now = time.time()
+        if invocation.error:
+            self.report(
+                {
+                    "kind": "dead-letter",
+                    "time": now,
+                    "function": invocation.function,
+                    "event_id": event_id,
+                    "attempts": invocation.attempts,
+                    "error": invocation.error,
+                }
+            )
+            return
+        for outcome in invocation.outcomes:
+            latency = None if started is None else round((now - started) * 1000)
+            self.report({"kind": "outcome", "time": now, "latency_ms": latency, **outcome})
+
+    def _watch_notifications(self, topic_arn: str) -> None:
+        sqs = self.client("sqs")
+        queue_url = sqs.create_queue(QueueName="bucketwarden-local-notifications")["QueueUrl"]
+        self.notification_queue_url = queue_url
+        arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])
+        self.client("sns").subscribe(
+            TopicArn=topic_arn, Protocol="sqs", Endpoint=arn["Attributes"]["QueueArn"]
+        )
+
+        def poll() -> None:
+            while not self._stopping.is_set():
+                batch = sqs.receive_message(
+                    QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1
+                )
+                for message in batch.get("Messages", []):
+                    envelope = json.loads(message["Body"])
+                    self.report(
+                        {
+                            "kind": "notification",
+                            "time": time.time(),
+                            "subject": envelope.get("Subject"),
+                            "message": json.loads(envelope.get("Message", "{}")),
+                        }
+                    )
+                    sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+
+        self._spawn(poll, "notifications")
+
+    def _metrics_to_cloudwatch(self, metric_set: dict[str, Any]) -> None:
+        """Embedded Metric Format → PutMetricData, as CloudWatch Logs does it in AWS."""
+        directive = metric_set["_aws"]["CloudWatchMetrics"][0]
+        dimensions = [
+            {"Name": name, "Value": str(metric_set[name])}
+            for group in directive["Dimensions"]
+            for name in group
+        ]
+        data = [
+            {
+                "MetricName": metric["Name"],
+                "Unit": metric.get("Unit", "None"),
+                "Value": float(value),
+                "Dimensions": dimensions,
+            }
+            for metric in directive["Metrics"]
+            for value in metric_set[metric["Name"]]
+        ]
+        self.client("cloudwatch").put_metric_data(Namespace=directive["Namespace"], MetricData=data)
+
+
+def _drift_summary(record: dict[str, Any]) -> dict[str, Any]:
+    parameters = record.get("requestParameters") or {}
+    return {
+        "event_id": record["eventID"],
+        "event_name": record["eventName"],
+        "bucket": parameters.get("bucketName") or parameters.get("name"),
+        "actor": record["userIdentity"].get("arn"),
+        "source_ip": record.get("sourceIPAddress"),
+    }
