@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 import threading
 import warnings
@@ -123,12 +124,17 @@ def cmd_local(args: argparse.Namespace, console: Console, err: Console) -> int:
     except LocalSystemError as error:
         system.stop()
         raise CliError(str(error)) from error
+    stop = threading.Event()
+    # Ctrl-C, or SIGTERM from a supervisor; set explicitly because a shell may start
+    # background jobs with SIGINT ignored.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
     try:
-        threading.Event().wait()
-    except KeyboardInterrupt:
+        stop.wait()
         err.print("[dim]stopping...[/]")
     finally:
         system.stop()
+    err.print("[dim]stopped.[/]")
     return EXIT_OK
 
 

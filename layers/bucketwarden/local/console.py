@@ -27,7 +27,8 @@ class LiveConsole:
 
     def __init__(self, as_json: bool = False, console: Console | None = None) -> None:
         self.as_json = as_json
-        self.console = console or Console(highlight=False)
+        # One event per line, however narrow the terminal or wherever the output goes.
+        self.console = console or Console(highlight=False, soft_wrap=True)
         self._lock = threading.Lock()
 
     def __call__(self, item: dict[str, Any]) -> None:

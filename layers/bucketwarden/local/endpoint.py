@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import errno
 import logging
+import os
 import signal
 import threading
+import time
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -28,6 +30,14 @@ def _internal_s3(endpoint: str) -> Any:
         aws_access_key_id=EMULATOR_ACCESS_KEY,
         aws_secret_access_key="local",
     )
+
+
+def _stop_with_parent(server: Any) -> None:
+    """An endpoint whose parent died (killed, not stopped) must not linger on the port."""
+    parent = os.getppid()
+    while os.getppid() == parent:
+        time.sleep(1)
+    server.shutdown()
 
 
 def serve(host: str, port: int, ready: Connection) -> None:
@@ -61,9 +71,13 @@ def serve(host: str, port: int, ready: Connection) -> None:
         in_use = error.errno == errno.EADDRINUSE
         ready.send(("in-use" if in_use else "error", str(error)))
         return
+    except SystemExit:  # werkzeug exits, after printing why, when the port is taken
+        ready.send(("in-use", f"{host}:{port}"))
+        return
     endpoint["port"] = server.server_port
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops us, in order
     ready.send(("ready", server.server_port))
+    threading.Thread(target=_stop_with_parent, args=(server,), daemon=True).start()
     server.serve_forever()
     server.server_close()

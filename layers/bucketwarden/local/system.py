@@ -145,10 +145,7 @@ class LocalSystem:
             target=endpoint.serve, args=(self.host, self.port, send), name="endpoint", daemon=True
         )
         self.process.start()
-        if not receive.poll(START_TIMEOUT_SECONDS):
-            self.process.terminate()
-            raise LocalSystemError(f"the endpoint did not start in {START_TIMEOUT_SECONDS} s")
-        status, detail = receive.recv()
+        status, detail = self._endpoint_status(receive)
         if status == "in-use":
             raise LocalSystemError(
                 f"port {self.port} on {self.host} is in use; stop what uses it or choose "
@@ -157,6 +154,15 @@ class LocalSystem:
         if status != "ready":
             raise LocalSystemError(f"cannot listen on {self.host}:{self.port}: {detail}")
         self.port = int(detail)
+
+    def _endpoint_status(self, receive: Any) -> tuple[str, str]:
+        deadline = time.monotonic() + START_TIMEOUT_SECONDS
+        while time.monotonic() < deadline:
+            if receive.poll(0.1):
+                return receive.recv()
+            if self.process is not None and not self.process.is_alive():
+                return "error", f"the endpoint process ended with code {self.process.exitcode}"
+        return "error", f"the endpoint did not start in {START_TIMEOUT_SECONDS} s"
 
     def _configure_functions_environment(self) -> None:
         """What the template sets for the functions, pointed at this endpoint."""
