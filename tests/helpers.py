@@ -418,3 +418,15 @@ def check_persistent_error_raises(case: ControlCase) -> None:
     assert raised.value.response["Error"]["Code"] == "InternalError"
     assert failing.sent > 1  # it was retried before giving up
     assert case.read(bucket) == drifted
+
+
+def public_bucket(name: str = "public-bucket") -> str:
+    """A bucket whose ACL grants READ to AllUsers."""
+    make_bucket(name)
+    s3().put_bucket_acl(Bucket=name, ACL="public-read")
+    return name
+
+
+def is_public(bucket: str) -> bool:
+    grants = s3().get_bucket_acl(Bucket=bucket)["Grants"]
+    return any(g["Grantee"].get("URI") == ALL_USERS for g in grants)

@@ -13,14 +13,8 @@ from bucketwarden.settings import ConfigError, Settings
 from tests.helpers import (
     ControlCase,
     calls_delta,
-    check_access_denied,
-    check_bucket_gone,
     check_exempted,
     check_exemption_not_honoured,
-    check_notify_mode,
-    check_off_mode,
-    check_persistent_error_raises,
-    check_throttling_retried,
     cloudtrail_record,
     make_bucket,
     own_client,
@@ -335,29 +329,3 @@ def test_exempted_bucket_is_reported_not_changed() -> None:
 )
 def test_exemption_not_honoured(tags: dict[str, str], note: str) -> None:
     check_exemption_not_honoured(CASE, tags, note)
-
-
-def test_notify_mode_changes_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
-    check_notify_mode(CASE, monkeypatch)
-
-
-def test_off_mode_does_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
-    check_off_mode(CASE, monkeypatch)
-
-
-def test_bucket_gone_is_skipped() -> None:
-    check_bucket_gone(CASE)
-
-
-def test_access_denied_fails_notifies_and_counts(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    check_access_denied(CASE, monkeypatch, capsys)
-
-
-def test_throttled_write_is_retried() -> None:
-    check_throttling_retried(CASE)
-
-
-def test_error_outliving_retries_raises() -> None:
-    check_persistent_error_raises(CASE)

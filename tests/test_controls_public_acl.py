@@ -19,14 +19,8 @@ from tests.helpers import (
     OTHER_ACCOUNT_ID,
     ControlCase,
     calls_delta,
-    check_access_denied,
-    check_bucket_gone,
     check_exempted,
     check_exemption_not_honoured,
-    check_notify_mode,
-    check_off_mode,
-    check_persistent_error_raises,
-    check_throttling_retried,
     make_bucket,
     s3,
 )
@@ -201,32 +195,6 @@ def test_exemption_under_a_custom_tag_key(monkeypatch: pytest.MonkeyPatch) -> No
 )
 def test_exemption_not_honoured(tags: dict[str, str], note: str) -> None:
     check_exemption_not_honoured(CASE, tags, note)
-
-
-def test_notify_mode_changes_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
-    check_notify_mode(CASE, monkeypatch)
-
-
-def test_off_mode_does_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
-    check_off_mode(CASE, monkeypatch)
-
-
-def test_bucket_gone_is_skipped() -> None:
-    check_bucket_gone(CASE)
-
-
-def test_access_denied_fails_notifies_and_counts(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    check_access_denied(CASE, monkeypatch, capsys)
-
-
-def test_throttled_write_is_retried() -> None:
-    check_throttling_retried(CASE)
-
-
-def test_error_outliving_retries_raises() -> None:
-    check_persistent_error_raises(CASE)
 
 
 # -- evaluate() is pure: properties over arbitrary grant lists ---------------------------------

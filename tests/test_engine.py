@@ -21,9 +21,11 @@ from tests.helpers import (
     create_table,
     emitted_metrics,
     handle,
+    is_public,
     make_bucket,
     metric_names,
     only,
+    public_bucket,
     s3,
     subscribe_inbox,
     tag_bucket,
@@ -32,17 +34,6 @@ from tests.helpers import (
 pytestmark = pytest.mark.usefixtures("aws")
 
 AUDIT_TABLE = "bucketwarden-audit"
-
-
-def public_bucket(name: str = "public-bucket") -> str:
-    make_bucket(name)
-    s3().put_bucket_acl(Bucket=name, ACL="public-read")
-    return name
-
-
-def is_public(bucket: str) -> bool:
-    grants = s3().get_bucket_acl(Bucket=bucket)["Grants"]
-    return any(g["Grantee"].get("URI") == ALL_USERS for g in grants)
 
 
 # -- what is ignored ---------------------------------------------------------------------------

@@ -13,15 +13,15 @@ from botocore.exceptions import ClientError
 from bucketwarden import aws
 from bucketwarden.handler import process
 from tests.helpers import (
-    ALL_USERS,
     REGION,
     ErrorResponses,
     calls_delta,
     cloudtrail_record,
     create_table,
     eventbridge_event,
-    make_bucket,
+    is_public,
     only,
+    public_bucket,
     s3,
     subscribe_inbox,
 )
@@ -34,17 +34,6 @@ pytestmark = [
 
 ROOT = Path(__file__).resolve().parent.parent
 IDEMPOTENCY_TABLE = "bucketwarden-idempotency"
-
-
-def public_bucket(name: str = "public-bucket") -> str:
-    make_bucket(name)
-    s3().put_bucket_acl(Bucket=name, ACL="public-read")
-    return name
-
-
-def is_public(bucket: str) -> bool:
-    grants = s3().get_bucket_acl(Bucket=bucket)["Grants"]
-    return any(g["Grantee"].get("URI") == ALL_USERS for g in grants)
 
 
 def acl_event(bucket: str, event_id: str = "evt-dup-1") -> dict[str, Any]:

@@ -39,6 +39,7 @@ from bucketwarden import aws
 from bucketwarden.catalogue import FAMILIES, control
 from bucketwarden.events import as_eventbridge_event
 from bucketwarden.handler import process
+from bucketwarden.settings import temporary_environment
 
 ROOT = Path(__file__).resolve().parents[2]
 EVENTS_DIR = ROOT / "events"
@@ -296,20 +297,6 @@ def watch_tables() -> None:
     )
 
 
-@contextlib.contextmanager
-def environment(values: dict[str, str]) -> Iterator[None]:
-    saved = {name: os.environ.get(name) for name in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-
-
 class FakeLambdaContext:
     """What the Lambda runtime passes as `context`, as far as Powertools reads it."""
 
@@ -400,7 +387,10 @@ def _run_once(item: Scenario, stack: Stack, trace_memory: bool) -> Run:
     TABLE_CALLS.clear()
     peak = None
     # EMF metrics go to stdout, as in Lambda; here they would garble the tables.
-    with environment({**stack.env, **item.env}), contextlib.redirect_stdout(io.StringIO()):
+    with (
+        temporary_environment({**stack.env, **item.env}),
+        contextlib.redirect_stdout(io.StringIO()),
+    ):
         if trace_memory:
             tracemalloc.start()
         started = time.process_time()
@@ -705,7 +695,7 @@ def emulated_aws(endpoint: str) -> Iterator[None]:
         "AWS_ENDPOINT_URL": endpoint,
     }
     profile = os.environ.pop("AWS_PROFILE", None)
-    with environment(fake):
+    with temporary_environment(fake):
         aws.reset_clients()
         try:
             yield

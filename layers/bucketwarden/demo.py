@@ -14,7 +14,6 @@ import sys
 import threading
 from collections import Counter, defaultdict
 from collections.abc import Callable
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from rich.table import Table
 
 from bucketwarden.local.system import LocalSystem
 from bucketwarden.report import STATUS_STYLES, change
+from bucketwarden.settings import temporary_environment
 
 USER_ACCESS_KEY = "AKIADEMOALICE"
 LOG_DELIVERY = "http://acs.amazonaws.com/groups/s3/LogDelivery"
@@ -117,20 +117,6 @@ def scenarios(unapproved_key: str) -> list[Scenario]:
     ]  # fmt: skip
 
 
-@contextmanager
-def _environment(values: dict[str, str]) -> Any:
-    saved = {name: os.environ.get(name) for name in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-
-
 class Recorder:
     """Collects what the local system reports, by bucket, while the scenario plays."""
 
@@ -160,7 +146,7 @@ def _play(system: LocalSystem, recorder: Recorder, person: Any, scenario: Scenar
         if scenario.prepare:
             scenario.prepare(person, scenario.bucket)
     _settle(system, recorder)  # the bucket's past is not the drift shown
-    with _environment(scenario.environment):
+    with temporary_environment(scenario.environment):
         scenario.drift(person, scenario.bucket)
         system.wait_until_idle(timeout=30)
         system.wait_for_notifications()

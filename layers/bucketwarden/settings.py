@@ -6,7 +6,8 @@ Every variable has a safe default so the CLI and tests work without a deployed s
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -85,3 +86,18 @@ class Settings:
             topic_arn=env.get("NOTIFICATION_TOPIC_ARN") or None,
             dry_run=env.get("BUCKETWARDEN_DRY_RUN", "").lower() in {"1", "true", "yes"},
         )
+
+
+@contextmanager
+def temporary_environment(values: Mapping[str, str]) -> Iterator[None]:
+    """Set environment variables for a block and put the previous values back after it."""
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value

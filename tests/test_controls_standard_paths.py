@@ -1,0 +1,74 @@
+"""The paths every control shares, run for each control of the catalogue.
+
+Each control's own module tests its drift fixes, compliance, exemptions and edge cases; here,
+the same checks prove that notify and off modes, a deleted bucket, AccessDenied, throttling and
+errors that outlive the retries behave alike for all of them.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from bucketwarden.catalogue import CONTROL_IDS
+from tests import (
+    test_controls_default_encryption,
+    test_controls_public_acl,
+    test_controls_versioning,
+)
+from tests.helpers import (
+    ControlCase,
+    check_access_denied,
+    check_bucket_gone,
+    check_notify_mode,
+    check_off_mode,
+    check_persistent_error_raises,
+    check_throttling_retried,
+)
+
+pytestmark = pytest.mark.usefixtures("aws")
+
+CASES = {
+    case.control: case
+    for case in (
+        test_controls_public_acl.CASE,
+        test_controls_default_encryption.CASE,
+        test_controls_versioning.CASE,
+    )
+}
+each_control = pytest.mark.parametrize("case", list(CASES.values()), ids=list(CASES))
+
+
+def test_every_control_of_the_catalogue_is_covered() -> None:
+    assert sorted(CASES) == sorted(CONTROL_IDS)
+
+
+@each_control
+def test_notify_mode_changes_nothing(case: ControlCase, monkeypatch: pytest.MonkeyPatch) -> None:
+    check_notify_mode(case, monkeypatch)
+
+
+@each_control
+def test_off_mode_does_nothing(case: ControlCase, monkeypatch: pytest.MonkeyPatch) -> None:
+    check_off_mode(case, monkeypatch)
+
+
+@each_control
+def test_bucket_gone_is_skipped(case: ControlCase) -> None:
+    check_bucket_gone(case)
+
+
+@each_control
+def test_access_denied_fails_notifies_and_counts(
+    case: ControlCase, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    check_access_denied(case, monkeypatch, capsys)
+
+
+@each_control
+def test_throttled_write_is_retried(case: ControlCase) -> None:
+    check_throttling_retried(case)
+
+
+@each_control
+def test_error_outliving_retries_raises(case: ControlCase) -> None:
+    check_persistent_error_raises(case)
