@@ -199,40 +199,9 @@ def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
-def _built_event(event_name: str, bucket: str) -> dict[str, Any]:
-    """A CloudTrail record like the ones S3 writes, for when events/<name>.json is missing."""
-    record = {
-        "eventVersion": "1.09",
-        "userIdentity": {
-            "type": "IAMUser",
-            "principalId": "AIDAEXAMPLEBENCH00001",
-            "arn": f"arn:aws:iam::{ACCOUNT}:user/bench",
-            "accountId": ACCOUNT,
-            "userName": "bench",
-        },
-        "eventTime": _now(),
-        "eventSource": "s3.amazonaws.com",
-        "eventName": event_name,
-        "awsRegion": REGION,
-        "sourceIPAddress": "198.51.100.7",
-        "userAgent": "bucketwarden-bench",
-        "requestParameters": {"bucketName": bucket, "Host": f"{bucket}.s3.amazonaws.com"},
-        "responseElements": None,
-        "eventID": str(uuid.uuid4()),
-        "readOnly": False,
-        "eventType": "AwsApiCall",
-        "managementEvent": True,
-        "recipientAccountId": ACCOUNT,
-        "eventCategory": "Management",
-    }
-    return as_eventbridge_event(record)
-
-
 def make_event(event_name: str, bucket: str) -> dict[str, Any]:
-    """events/<name>.json for `bucket` with a new eventID and time, else a built record."""
+    """events/<name>.json for `bucket`, with a new eventID and time."""
     sample_path = EVENTS_DIR / f"{event_name}.json"
-    if not sample_path.is_file():
-        return _built_event(event_name, bucket)
     sample = as_eventbridge_event(json.loads(sample_path.read_text()))
     old_bucket = sample["detail"]["requestParameters"]["bucketName"]
     # The name also appears in Host, resources and tlsDetails: replace it everywhere.
