@@ -30,6 +30,7 @@ from bucketwarden.settings import Mode, Settings
 logger = Logger(service="bucketwarden", child=True)
 
 _REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
+OWN_CHANGE = "change made by BucketWarden itself"
 
 
 @dataclass
@@ -95,29 +96,31 @@ class Engine:
         return self.handle_record(record)
 
     def handle_record(self, record: CloudTrailRecord) -> list[Outcome]:
-        skip = self._reason_to_skip(record)
+        skip = self.reason_to_skip(record)
         if skip:
+            if skip == OWN_CHANGE:
+                for control in self._controls_for(record):
+                    metrics.emit("LoopSuppressed", control.id)
             logger.info(skip, extra={"event_id": record.eventID, "event_name": record.eventName})
             return [ignored(skip, record)]
-        controls = [c for c in self.controls if record.eventName in c.trigger_events]
-        if not controls:
-            reason = f"{record.eventName} is not handled by the {self.family} family"
-            return [ignored(reason, record)]
         region = record.awsRegion if _REGION.match(record.awsRegion or "") else None
         context = EventContext(record, str(record.bucket_name), region)
-        return [self.run_control(control, context) for control in controls]
+        return [self.run_control(control, context) for control in self._controls_for(record)]
 
-    def _reason_to_skip(self, record: CloudTrailRecord) -> str | None:
+    def reason_to_skip(self, record: CloudTrailRecord) -> str | None:
+        """Why the event asks nothing of this family's controls, or None when it does."""
         if record.errorCode:
             return f"the call failed ({record.errorCode}), nothing changed"
+        if not self._controls_for(record):
+            return f"{record.eventName} is not handled by the {self.family} family"
         if not record.bucket_name:
             return f"{record.eventName} names no bucket"
         if self._is_own_change(record):
-            for control in self.controls:
-                if record.eventName in control.trigger_events:
-                    metrics.emit("LoopSuppressed", control.id)
-            return "change made by BucketWarden itself"
+            return OWN_CHANGE
         return None
+
+    def _controls_for(self, record: CloudTrailRecord) -> list[Control]:
+        return [c for c in self.controls if record.eventName in c.trigger_events]
 
     def _is_own_change(self, record: CloudTrailRecord) -> bool:
         own = set(self.settings.service_role_arns)

@@ -73,7 +73,8 @@ def process(event: Any, family: str, lambda_context: Any = None) -> list[dict[st
         record = parse_record(event)
     except EventRejected:
         return [outcome.to_dict() for outcome in engine.handle_event(event)]
-    if record.errorCode or settings.dry_run or not settings.idempotency_table:
+    # An event that asks nothing of the controls costs no idempotency claim.
+    if settings.dry_run or not settings.idempotency_table or engine.reason_to_skip(record):
         return [outcome.to_dict() for outcome in engine.handle_record(record)]
     run, config = _idempotent_runner(settings.idempotency_table, client("dynamodb"))
     if lambda_context is not None:
