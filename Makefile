@@ -24,8 +24,9 @@ test: setup ## Run the test suite
 demo: setup ## Make buckets drift on an embedded AWS and watch them fixed
 	$(BIN)/bucketwarden demo
 
-bench: setup ## Print API calls, CPU time, memory and import time per control
+bench: setup ## API calls, CPU, memory and import time per control; local drift-to-fix latency
 	$(BIN)/python -m bucketwarden.bench
+	$(BIN)/python -m bucketwarden.bench_local
 
 lint: setup ## ruff lint and format check
 	$(BIN)/ruff check .

@@ -110,9 +110,8 @@ def _policy_is_public(document: Any) -> bool:
     statements = (document or {}).get("Statement", []) if isinstance(document, dict) else []
     for statement in statements if isinstance(statements, list) else [statements]:
         principal = statement.get("Principal")
-        everyone = principal == "*" or (
-            isinstance(principal, dict) and principal.get("AWS") in ("*", ["*"])
-        )
+        aws = principal.get("AWS") if isinstance(principal, dict) else None
+        everyone = principal == "*" or aws == "*" or (isinstance(aws, list) and "*" in aws)
         if statement.get("Effect") == "Allow" and everyone and not statement.get("Condition"):
             return True
     return False
@@ -145,6 +144,13 @@ def _create_bucket_refusal(call: ConfigurationCall) -> Refusal | None:
             400,
             "InvalidBucketAclWithObjectOwnership",
             "Bucket cannot have ACLs set with ObjectOwnership's BucketOwnerEnforced setting",
+        )
+    # A new bucket's Block Public Access is on from the start, whatever the ownership asked for.
+    if _acl_is_public(call):
+        return Refusal(
+            400,
+            "InvalidBucketAclWithBlockPublicAccessError",
+            "Bucket cannot have public ACLs set with BlockPublicAccess enabled",
         )
     return None
 

@@ -18,10 +18,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from bucketwarden.delivery import invoke
 from bucketwarden.routing import Route, load_handler, routes
 
 RETRY_PAUSES_SECONDS = (0.2, 0.5, 1.0)
+RECEIVE_ERROR_PAUSE_SECONDS = 0.5
 
 
 @dataclass
@@ -117,9 +120,15 @@ class FunctionRunner:
     def _poll(self, function: LocalFunction) -> None:
         sqs = self.client("sqs")
         while not self.stopping.is_set():
-            batch = sqs.receive_message(
-                QueueUrl=function.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1
-            )
+            try:
+                batch = sqs.receive_message(
+                    QueueUrl=function.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1
+                )
+            except (BotoCoreError, ClientError):
+                # The endpoint went first (a signal to the whole process group) or failed once:
+                # a poller that ended here would leave its function deaf for good.
+                self.stopping.wait(RECEIVE_ERROR_PAUSE_SECONDS)
+                continue
             for message in batch.get("Messages", []):
                 with self._lock:
                     self.in_flight += 1

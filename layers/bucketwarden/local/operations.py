@@ -44,6 +44,7 @@ _LOGGED_HEADERS = (
     "x-amz-bucket-object-lock-enabled",
 )
 _CONTROL_PREFIX = "/v20180820/"
+_BUCKET_PATH = re.compile(r"/(?P<name>[^/]+)/?")
 _ACCESS_POINT = re.compile(r"^/v20180820/accesspoint/(?P<name>[^/]+)(?P<policy>/policy)?$")
 
 
@@ -69,7 +70,8 @@ def _parsed_body(body: bytes, content_is_policy: bool) -> dict[str, Any]:
         except json.JSONDecodeError:
             return {"bucketPolicy": text}
     try:
-        return dict(xmltodict.parse(text))
+        # CloudTrail names XML attributes plainly ("xmlns", "xsi:type"), not with xmltodict's "@".
+        return dict(xmltodict.parse(text, attr_prefix=""))
     except Exception:  # a body S3 would refuse: log it as text, as CloudTrail does
         return {"body": text}
 
@@ -131,11 +133,12 @@ def identify(environ: dict[str, Any], body: bytes) -> ConfigurationCall | None:
     path = environ.get("PATH_INFO", "/")
     if path.startswith(_CONTROL_PREFIX):
         return _control_call(method, path, environ, body)
-    parts = [part for part in path.split("/") if part]
-    if len(parts) != 1:
+    # "/bucket" or "/bucket/" only: "/bucket//" is the object whose key is "/", not the bucket.
+    bucket = _BUCKET_PATH.fullmatch(path)
+    if bucket is None:
         return None  # an object, or the service root
     query = parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
-    return _bucket_call(method, unquote(parts[0]), query, environ, body)
+    return _bucket_call(method, unquote(bucket["name"]), query, environ, body)
 
 
 def _is_s3(environ: dict[str, Any]) -> bool:

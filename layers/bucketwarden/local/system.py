@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+from botocore.exceptions import BotoCoreError, ClientError
 
 from bucketwarden import metrics, stack
 from bucketwarden.aws import reset_clients
@@ -26,7 +27,11 @@ from bucketwarden.local.cloudtrail import (
     SERVICE_ACCESS_KEY,
     SERVICE_ROLE_ARN,
 )
-from bucketwarden.local.functions import FunctionRunner, Invocation
+from bucketwarden.local.functions import (
+    RECEIVE_ERROR_PAUSE_SECONDS,
+    FunctionRunner,
+    Invocation,
+)
 from bucketwarden.routing import DEFAULT_TEMPLATE
 from bucketwarden.settings import mode_variable
 
@@ -60,6 +65,8 @@ class LocalSystem:
         self.notification_queue_url = ""
         self._threads: list[threading.Thread] = []
         self._stopping = threading.Event()
+        self._clients: dict[tuple[str, str, str], Any] = {}
+        self._clients_lock = threading.Lock()
 
     @property
     def endpoint(self) -> str:
@@ -68,13 +75,21 @@ class LocalSystem:
     # -- clients ------------------------------------------------------------------------------
 
     def client(self, service: str, access_key: str = EMULATOR_ACCESS_KEY) -> Any:
-        return boto3.session.Session().client(
-            service,
-            endpoint_url=self.endpoint,
-            region_name=REGION,
-            aws_access_key_id=access_key,
-            aws_secret_access_key="local",
-        )
+        """One client per service and key: making one costs more CPU than the call it makes.
+
+        Clients are thread-safe once made; sessions are not, so they are made under a lock.
+        """
+        with self._clients_lock:
+            key = (self.endpoint, service, access_key)  # the port is known only once serving
+            if key not in self._clients:
+                self._clients[key] = boto3.session.Session().client(
+                    service,
+                    endpoint_url=self.endpoint,
+                    region_name=REGION,
+                    aws_access_key_id=access_key,
+                    aws_secret_access_key="local",
+                )
+            return self._clients[key]
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -231,9 +246,14 @@ class LocalSystem:
 
         def poll() -> None:
             while not self._stopping.is_set():
-                batch = sqs.receive_message(
-                    QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1
-                )
+                try:
+                    batch = sqs.receive_message(
+                        QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1
+                    )
+                except (BotoCoreError, ClientError):
+                    # As the functions' pollers: the endpoint may stop first, or fail once.
+                    self._stopping.wait(RECEIVE_ERROR_PAUSE_SECONDS)
+                    continue
                 for message in batch.get("Messages", []):
                     envelope = json.loads(message["Body"])
                     self.report(
