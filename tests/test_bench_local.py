@@ -12,24 +12,24 @@ from bucketwarden.bench_local import percentile
 EVENTS = 5
 
 
-def test_every_drift_of_a_small_flood_is_remediated_and_counted() -> None:
+def test_every_drift_paced_and_flooded_is_remediated_and_counted() -> None:
     # A process of its own, as `make bench` runs it: the local system changes its environment.
     env = {key: value for key, value in os.environ.items() if key != "AWS_ENDPOINT_URL"}
     command = [sys.executable, "-m", "bucketwarden.bench_local", "--json"]
-    command += ["--events", str(EVENTS), "--single", "2", "--clients", "2"]
+    command += ["--events", str(EVENTS), "--rate", "10", "--clients", "2"]
     finished = subprocess.run(
         command, check=False, env=env, capture_output=True, text=True, timeout=300
     )
 
     assert finished.returncode == 0, finished.stderr
     row = json.loads(finished.stdout)
-    assert row["events"] == EVENTS
-    assert row["drifts_seen"] == EVENTS
-    assert row["remediated"] == EVENTS
-    assert (row["lost"], row["lost_buckets"], row["dead_lettered"]) == (0, [], 0)
-    assert row["not_enabled_after"] == 0
-    assert row["flood_latency"]["count"] == EVENTS
-    assert row["single_latency"]["count"] == 2
+    for run in (row["paced"], row["flood"]):
+        assert run["events"] == EVENTS
+        assert run["drifts_seen"] == EVENTS
+        assert run["remediated"] == EVENTS
+        assert (run["lost"], run["lost_buckets"], run["dead_lettered"]) == (0, [], 0)
+        assert run["not_enabled_after"] == 0
+        assert run["latency"]["count"] == EVENTS
     assert set(row["targets"]) == {"median", "p99"}
 
 

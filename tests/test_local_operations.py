@@ -407,3 +407,21 @@ def test_unsigned_or_non_s3_requests_are_not_named(capture: RequestCapture, s3: 
     # The same request signed for another service is not an S3 call.
     other = dict(environ, HTTP_AUTHORIZATION=environ["HTTP_AUTHORIZATION"].replace("/s3/", "/sqs/"))
     assert identify(other, body) is None
+
+
+def test_virtual_hosted_requests_name_the_bucket_from_the_host(
+    capture: RequestCapture, s3: Any
+) -> None:
+    environ, body = capture.request_of(
+        lambda: s3.put_bucket_versioning(
+            Bucket=BUCKET, VersioningConfiguration={"Status": "Suspended"}
+        )
+    )
+    # What Terraform or an SDK without path-style addressing sends to "<bucket>.localhost".
+    port = environ["HTTP_HOST"].rsplit(":", 1)[1]
+    virtual = dict(environ, HTTP_HOST=f"{BUCKET}.localhost:{port}", PATH_INFO="/")
+    call = identify(virtual, body)
+    assert call is not None
+    assert (call.event_name, call.bucket) == ("PutBucketVersioning", BUCKET)
+    # On a virtual host, a path below the root is an object, not the bucket.
+    assert identify(dict(virtual, PATH_INFO="/some-key"), body) is None

@@ -17,7 +17,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bucketwarden.local import behaviour
-from bucketwarden.local.operations import ConfigurationCall, access_key, identify, region
+from bucketwarden.local.operations import (
+    ConfigurationCall,
+    access_key,
+    identify,
+    is_configuration_request,
+    region,
+)
 
 ACCOUNT = "123456789012"
 # The access key the local functions sign with, standing for the deployed functions' role.
@@ -106,7 +112,8 @@ class CloudTrailMiddleware:
         self.default_region = default_region
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
-        if environ.get("REQUEST_METHOD") not in {"PUT", "DELETE"}:
+        # Objects and reads pass untouched: their bodies may be large or streamed.
+        if not is_configuration_request(environ):
             return self.app(environ, start_response)
         started = time.time()
         body = _read_body(environ)

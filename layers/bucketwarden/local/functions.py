@@ -9,6 +9,7 @@ function's dead-letter queue.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -129,15 +130,24 @@ class FunctionRunner:
                 # a poller that ended here would leave its function deaf for good.
                 self.stopping.wait(RECEIVE_ERROR_PAUSE_SECONDS)
                 continue
-            for message in batch.get("Messages", []):
-                with self._lock:
-                    self.in_flight += 1
-                # Lambda acknowledges an asynchronous event once queued; retries are its own.
-                sqs.delete_message(
-                    QueueUrl=function.queue_url, ReceiptHandle=message["ReceiptHandle"]
-                )
+            messages = batch.get("Messages", [])
+            if not messages:
+                continue
+            with self._lock:
+                self.in_flight += len(messages)
+            # Lambda acknowledges an asynchronous event once queued; retries are its own.
+            sqs.delete_message_batch(
+                QueueUrl=function.queue_url,
+                Entries=[
+                    {"Id": str(n), "ReceiptHandle": m["ReceiptHandle"]}
+                    for n, m in enumerate(messages)
+                ],
+            )
+            for message in messages:
                 event = json.loads(message["Body"])
-                self.on_received(event)
+                # Showing an event must never stop its delivery.
+                with contextlib.suppress(Exception):
+                    self.on_received(event)
                 self.pool.submit(self._invoke, function, event)
 
     def _invoke(self, function: LocalFunction, event: dict[str, Any]) -> None:
@@ -156,6 +166,10 @@ class FunctionRunner:
                         time.sleep(RETRY_PAUSES_SECONDS[min(attempt, 2)])
             if invocation.error:
                 self._dead_letter(function, invocation)
+            self.on_invocation(invocation)
+        except (BotoCoreError, ClientError) as error:
+            # The dead-letter queue itself failed (the endpoint is gone): say so, never silently.
+            invocation.error = f"{invocation.error}; and the dead-letter write failed: {error}"
             self.on_invocation(invocation)
         finally:
             with self._lock:

@@ -125,20 +125,42 @@ def _control_call(
     return ConfigurationCall(name, None, parameters, body) if name else None
 
 
+def _virtual_host_bucket(environ: dict[str, Any]) -> str | None:
+    """The bucket of a virtual-hosted request ("<bucket>.localhost:4566"), or None."""
+    host = environ.get("HTTP_HOST", "").rsplit(":", 1)[0]
+    bucket = host.removesuffix(".localhost")
+    return bucket if bucket and bucket != host else None
+
+
+def _bucket_of(environ: dict[str, Any]) -> str | None:
+    """The bucket a bucket-level request addresses; None for objects and the service root."""
+    path = environ.get("PATH_INFO", "/")
+    virtual = _virtual_host_bucket(environ)
+    if virtual is not None:
+        return virtual if path in {"", "/"} else None
+    # "/bucket" or "/bucket/" only: "/bucket//" is the object whose key is "/", not the bucket.
+    match = _BUCKET_PATH.fullmatch(path)
+    return unquote(match["name"]) if match else None
+
+
+def is_configuration_request(environ: dict[str, Any]) -> bool:
+    """Whether a request may be a configuration call, judged without reading its body."""
+    if environ.get("REQUEST_METHOD") not in {"PUT", "DELETE"} or not _is_s3(environ):
+        return False
+    path = environ.get("PATH_INFO", "/")
+    return path.startswith(_CONTROL_PREFIX) or _bucket_of(environ) is not None
+
+
 def identify(environ: dict[str, Any], body: bytes) -> ConfigurationCall | None:
     """The configuration call a request to the endpoint makes, or None for anything else."""
-    method = environ.get("REQUEST_METHOD", "GET")
-    if method not in {"PUT", "DELETE"} or not _is_s3(environ):
+    if not is_configuration_request(environ):
         return None
+    method = environ["REQUEST_METHOD"]
     path = environ.get("PATH_INFO", "/")
     if path.startswith(_CONTROL_PREFIX):
         return _control_call(method, path, environ, body)
-    # "/bucket" or "/bucket/" only: "/bucket//" is the object whose key is "/", not the bucket.
-    bucket = _BUCKET_PATH.fullmatch(path)
-    if bucket is None:
-        return None  # an object, or the service root
     query = parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
-    return _bucket_call(method, unquote(bucket["name"]), query, environ, body)
+    return _bucket_call(method, str(_bucket_of(environ)), query, environ, body)
 
 
 def _is_s3(environ: dict[str, Any]) -> bool:

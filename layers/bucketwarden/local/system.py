@@ -6,6 +6,7 @@ which reach the endpoint over HTTP like any other client, with the service's own
 
 from __future__ import annotations
 
+import contextlib
 import json
 import multiprocessing
 import os
@@ -37,6 +38,8 @@ from bucketwarden.settings import mode_variable
 
 REGION = endpoint.REGION
 START_TIMEOUT_SECONDS = 60
+METRICS_PER_CALL = 1000  # PutMetricData's limit
+DRIFTS_REMEMBERED = 10_000  # for latency: more than any backlog the functions could have
 Report = Callable[[dict[str, Any]], None]
 
 
@@ -67,6 +70,8 @@ class LocalSystem:
         self._stopping = threading.Event()
         self._clients: dict[tuple[str, str, str], Any] = {}
         self._clients_lock = threading.Lock()
+        self._metric_data: list[tuple[str, dict[str, Any]]] = []
+        self._metrics_lock = threading.Lock()
 
     @property
     def endpoint(self) -> str:
@@ -99,6 +104,7 @@ class LocalSystem:
         resources = stack.prepare(create_missing=True)
         os.environ.update(resources.environment())
         metrics.sink = self._metrics_to_cloudwatch
+        self._spawn(self._send_metrics_every_second, "metrics")
         self._watch_notifications(str(resources.topic_arn))
         self.runner = FunctionRunner(
             self.client, self.template, self._on_invocation, self._on_received
@@ -212,6 +218,8 @@ class LocalSystem:
             if record.get("eventID") in self.drift_started:
                 return
             self.drift_started[record.get("eventID", "")] = received_at or time.time()
+            while len(self.drift_started) > DRIFTS_REMEMBERED:  # a long session stays small
+                del self.drift_started[next(iter(self.drift_started))]
         if record.get("userIdentity", {}).get("accessKeyId") != SERVICE_ACCESS_KEY:
             self.report({"kind": "drift", "time": received_at, **_drift_summary(record)})
 
@@ -254,7 +262,8 @@ class LocalSystem:
                     # As the functions' pollers: the endpoint may stop first, or fail once.
                     self._stopping.wait(RECEIVE_ERROR_PAUSE_SECONDS)
                     continue
-                for message in batch.get("Messages", []):
+                messages = batch.get("Messages", [])
+                for message in messages:
                     envelope = json.loads(message["Body"])
                     self.report(
                         {
@@ -264,29 +273,60 @@ class LocalSystem:
                             "message": json.loads(envelope.get("Message", "{}")),
                         }
                     )
-                    sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+                if messages:
+                    sqs.delete_message_batch(
+                        QueueUrl=queue_url,
+                        Entries=[
+                            {"Id": str(n), "ReceiptHandle": m["ReceiptHandle"]}
+                            for n, m in enumerate(messages)
+                        ],
+                    )
 
         self._spawn(poll, "notifications")
 
     def _metrics_to_cloudwatch(self, metric_set: dict[str, Any]) -> None:
-        """Embedded Metric Format → PutMetricData, as CloudWatch Logs does it in AWS."""
+        """Embedded Metric Format → metric data, sent in batches as CloudWatch Logs does."""
         directive = metric_set["_aws"]["CloudWatchMetrics"][0]
         dimensions = [
             {"Name": name, "Value": str(metric_set[name])}
             for group in directive["Dimensions"]
             for name in group
         ]
-        data = [
-            {
-                "MetricName": metric["Name"],
-                "Unit": metric.get("Unit", "None"),
-                "Value": float(value),
-                "Dimensions": dimensions,
-            }
-            for metric in directive["Metrics"]
-            for value in metric_set[metric["Name"]]
-        ]
-        self.client("cloudwatch").put_metric_data(Namespace=directive["Namespace"], MetricData=data)
+        with self._metrics_lock:
+            self._metric_data.extend(
+                (
+                    directive["Namespace"],
+                    {
+                        "MetricName": metric["Name"],
+                        "Unit": metric.get("Unit", "None"),
+                        "Value": float(value),
+                        "Dimensions": dimensions,
+                    },
+                )
+                for metric in directive["Metrics"]
+                for value in metric_set[metric["Name"]]
+            )
+
+    def _flush_metrics(self) -> None:
+        with self._metrics_lock:
+            pending, self._metric_data = self._metric_data, []
+        by_namespace: dict[str, list[dict[str, Any]]] = {}
+        for namespace, datum in pending:
+            by_namespace.setdefault(namespace, []).append(datum)
+        cloudwatch = self.client("cloudwatch")
+        for namespace, data in by_namespace.items():
+            for start in range(0, len(data), METRICS_PER_CALL):
+                batch = data[start : start + METRICS_PER_CALL]
+                cloudwatch.put_metric_data(Namespace=namespace, MetricData=batch)
+
+    def _send_metrics_every_second(self) -> None:
+        while not self._stopping.wait(1.0):
+            try:
+                self._flush_metrics()
+            except (BotoCoreError, ClientError):
+                continue  # the endpoint is stopping; metrics are not worth a traceback
+        with contextlib.suppress(BotoCoreError, ClientError):
+            self._flush_metrics()
 
 
 def _drift_summary(record: dict[str, Any]) -> dict[str, Any]:
