@@ -212,13 +212,35 @@ def test_public_policy_refused_under_block_public_policy(
 
 
 @pytest.mark.parametrize(
+    "condition",
+    [
+        {"Bool": {"aws:SecureTransport": "true"}},
+        {"StringLike": {"aws:SourceVpce": "vpce-*"}},
+        {"IpAddress": {"aws:SourceIp": "0.0.0.0/1"}},
+    ],
+    ids=["secure-transport-only", "wildcard-vpce", "broad-source-ip"],
+)
+def test_policy_with_non_restricting_condition_refused(
+    s3: Any, call_of: CallOf, condition: dict[str, Any]
+) -> None:
+    # S3 calls these public: the condition does not pin who may call to fixed values.
+    _bucket(s3, "BucketOwnerEnforced", {"BlockPublicPolicy": True})
+    refused = behaviour.refusal(
+        _policy_call(call_of, dict(PUBLIC_READ_STATEMENT, Condition=condition))
+    )
+    assert refused is not None
+    assert (refused.status, refused.code) == (403, "AccessDenied")
+
+
+@pytest.mark.parametrize(
     "statement",
     [
         dict(PUBLIC_READ_STATEMENT, Condition={"StringEquals": {"aws:SourceVpce": "vpce-1a2b"}}),
         dict(PUBLIC_READ_STATEMENT, Principal={"AWS": "arn:aws:iam::111122223333:root"}),
         dict(PUBLIC_READ_STATEMENT, Effect="Deny"),
+        dict(PUBLIC_READ_STATEMENT, Principal={"Service": "cloudfront.amazonaws.com"}),
     ],
-    ids=["condition", "specific-principal", "deny"],
+    ids=["condition", "specific-principal", "deny", "service-principal"],
 )
 def test_non_public_policy_allowed_under_block_public_policy(
     s3: Any, call_of: CallOf, statement: dict[str, Any]

@@ -99,6 +99,53 @@ def cmd_demo(args: argparse.Namespace, console: Console, err: Console) -> int:
     return run_demo(console, as_json=args.json, template=args.template)
 
 
+def _read_policy(path: Path, access_point: bool) -> Any:
+    from bucketwarden.policy import PolicyError, analyze
+
+    try:
+        text = path.read_text()
+    except OSError as error:
+        raise CliError(f"cannot read {path}: {error.strerror}") from error
+    except UnicodeDecodeError as error:
+        raise CliError(f"{path} is not a policy: not text") from error
+    try:
+        return analyze(text, "access-point" if access_point else "bucket")
+    except PolicyError as error:
+        raise CliError(f"{path} is not a policy: {error}") from error
+
+
+def _print_verdict(verdict: Any, path: Path, console: Console) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    public = len(verdict.public_statement_indexes)
+    headline = "[bold red]PUBLIC[/]" if verdict.public else "[bold green]not public[/]"
+    console.print(
+        f"{headline}  {escape(str(path))} ({verdict.context} policy): "
+        f"{public} of {len(verdict.statements)} statements public"
+    )
+    table = Table(show_lines=True, expand=False)
+    for column in ("statement", "effect", "public", "why"):
+        table.add_column(column, overflow="fold")
+    for result in verdict.statements:
+        table.add_row(
+            escape(result.label),
+            result.effect,
+            "[bold red]yes[/]" if result.public else "[green]no[/]",
+            escape(result.summary),
+        )
+    console.print(table)
+
+
+def cmd_policy_check(args: argparse.Namespace, console: Console, err: Console) -> int:
+    verdict = _read_policy(args.file, args.access_point)
+    if args.json:
+        sys.stdout.write(json.dumps(verdict.as_dict()) + "\n")
+    else:
+        _print_verdict(verdict, args.file, console)
+    return EXIT_OK
+
+
 def _mode_setting(text: str) -> tuple[str, str]:
     from bucketwarden.catalogue import CONTROL_IDS
     from bucketwarden.settings import Mode
@@ -204,6 +251,25 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--json", action="store_true", help="one JSON object per outcome")
     demo.add_argument("--template", type=Path, default=DEFAULT_TEMPLATE, help=argparse.SUPPRESS)
     demo.set_defaults(run=cmd_demo)
+
+    policy = commands.add_parser("policy", help="judge policy documents")
+    policy_commands = policy.add_subparsers(dest="policy_command", required=True, metavar="COMMAND")
+    check = policy_commands.add_parser(
+        "check",
+        help="is a policy public in S3's meaning? with the reasons",
+        description=(
+            "Judge the policy document in FILE as S3 does for Block Public Access: public or "
+            "not, and for each public statement the principal and the condition that make it so."
+        ),
+    )
+    check.add_argument("file", type=Path, metavar="FILE")
+    check.add_argument("--json", action="store_true", help="one JSON object: public, reasons")
+    check.add_argument(
+        "--access-point",
+        action="store_true",
+        help="judge it as an access point policy (s3:DataAccessPointArn does not restrict)",
+    )
+    check.set_defaults(run=cmd_policy_check)
     return parser
 
 

@@ -7,7 +7,6 @@ those settings forbid. moto applies none of it, so the local endpoint does it he
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +16,7 @@ from moto.s3.models import s3_backends
 
 from bucketwarden.controls.public_acl import PUBLIC_GROUPS
 from bucketwarden.local.operations import ConfigurationCall
+from bucketwarden.policy import PolicyError, analyze
 
 PUBLIC_CANNED_ACLS = frozenset({"public-read", "public-read-write", "authenticated-read"})
 # Canned ACLs that grant nothing beyond the owner: S3 accepts them with ACLs disabled.
@@ -106,15 +106,11 @@ def _acl_is_owner_only(call: ConfigurationCall) -> bool:
 
 
 def _policy_is_public(document: Any) -> bool:
-    """Allow statements open to everyone with no condition: the plainly public policies."""
-    statements = (document or {}).get("Statement", []) if isinstance(document, dict) else []
-    for statement in statements if isinstance(statements, list) else [statements]:
-        principal = statement.get("Principal")
-        aws = principal.get("AWS") if isinstance(principal, dict) else None
-        everyone = principal == "*" or aws == "*" or (isinstance(aws, list) and "*" in aws)
-        if statement.get("Effect") == "Allow" and everyone and not statement.get("Condition"):
-            return True
-    return False
+    """S3's meaning of public for a bucket policy; a document that is no policy is not public."""
+    try:
+        return analyze(document).public
+    except PolicyError:
+        return False  # S3 answers MalformedPolicy, not AccessDenied: moto's part to refuse
 
 
 def refusal(call: ConfigurationCall) -> Refusal | None:
@@ -130,10 +126,15 @@ def refusal(call: ConfigurationCall) -> Refusal | None:
             return Refusal(400, "AccessControlListNotSupported", "The bucket does not allow ACLs")
         if block is not None and block.block_public_acls and _acl_is_public(call):
             return Refusal(403, "AccessDenied", "Access Denied")
-    if call.event_name == "PutBucketPolicy" and block is not None and block.block_public_policy:
-        document = call.request_parameters.get("bucketPolicy")
-        if _policy_is_public(document if isinstance(document, dict) else _loads(document)):
-            return Refusal(403, "AccessDenied", "Access Denied")
+    if call.event_name == "PutBucketPolicy":
+        return _policy_refusal(call, block)
+    return None
+
+
+def _policy_refusal(call: ConfigurationCall, block: Any) -> Refusal | None:
+    document = call.request_parameters.get("bucketPolicy")
+    if block is not None and block.block_public_policy and _policy_is_public(document):
+        return Refusal(403, "AccessDenied", "Access Denied")
     return None
 
 
@@ -153,13 +154,6 @@ def _create_bucket_refusal(call: ConfigurationCall) -> Refusal | None:
             "Bucket cannot have public ACLs set with BlockPublicAccess enabled",
         )
     return None
-
-
-def _loads(text: Any) -> Any:
-    try:
-        return json.loads(str(text))
-    except json.JSONDecodeError:
-        return None
 
 
 def new_bucket_defaults(call: ConfigurationCall, s3: Any) -> None:
