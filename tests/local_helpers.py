@@ -45,6 +45,7 @@ _INHERITED_NOT = (
     "APPROVED_KMS_KEYS",
     "EXEMPT_TAG_KEY",
     "BUCKETWARDEN_DRY_RUN",
+    "MODE_BUCKET_PUBLIC_ACCESS_BLOCK",
     "MODE_PUBLIC_ACL",
     "MODE_DEFAULT_ENCRYPTION",
     "MODE_VERSIONING",
@@ -231,7 +232,16 @@ def default_encryption(s3: Any, bucket: str) -> dict[str, Any]:
 
 
 def make_acl_public(s3: Any, bucket: str) -> None:
-    """What a person does to open a bucket up: BPA off, ACLs enabled, then a public ACL."""
+    """What a person does to open a bucket up: BPA off, ACLs enabled, then a public ACL.
+
+    The bucket is exempted from bucket-public-access-block first, as a bucket kept open on
+    purpose is; otherwise the service turns BPA back on and S3 refuses the public ACL.
+    """
+    tags = [
+        {"Key": "bucketwarden:exempt", "Value": "bucket-public-access-block"},
+        {"Key": "bucketwarden:exempt-reason", "Value": "website served by its bucket policy"},
+    ]
+    s3.put_bucket_tagging(Bucket=bucket, Tagging={"TagSet": tags})
     s3.delete_public_access_block(Bucket=bucket)
     s3.put_bucket_ownership_controls(
         Bucket=bucket, OwnershipControls={"Rules": [{"ObjectOwnership": "ObjectWriter"}]}

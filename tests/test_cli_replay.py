@@ -137,8 +137,10 @@ def test_create_bucket_reaches_every_family(moto_server: str, tmp_path: Path):
     )
     assert result.returncode == 0, result.stderr
     statuses = {o["control"]: o["status"] for o in json_lines(result.stdout)}
-    # moto gives new buckets none of AWS's 2023 defaults, so encryption and versioning drift.
+    # moto gives new buckets none of AWS's 2023 defaults, so Block Public Access, encryption
+    # and versioning drift.
     assert statuses == {
+        "bucket-public-access-block": "remediated",
         "public-acl": "compliant",
         "default-encryption": "remediated",
         "versioning": "remediated",

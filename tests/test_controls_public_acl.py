@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -21,6 +20,7 @@ from tests.helpers import (
     calls_delta,
     check_exempted,
     check_exemption_not_honoured,
+    handle,
     make_bucket,
     s3,
 )
@@ -106,8 +106,10 @@ def test_second_event_after_the_fix_finds_it_compliant() -> None:
 
 def test_create_bucket_event_is_handled_too() -> None:
     bucket = CASE.drifted_bucket()
-    outcome = replace(CASE, event_name="CreateBucket").run(bucket)
-    assert outcome["status"] == "remediated"
+    outcomes = handle("CreateBucket", bucket, CASE.family)
+    # The family runs bucket-public-access-block first on CreateBucket, then this control.
+    assert [o["control"] for o in outcomes] == ["bucket-public-access-block", "public-acl"]
+    assert outcomes[1]["status"] == "remediated"
 
 
 def test_already_compliant_makes_no_write() -> None:

@@ -12,6 +12,7 @@ import pytest
 from bucketwarden.catalogue import CONTROL_IDS
 from tests import (
     test_controls_default_encryption,
+    test_controls_public_access_block,
     test_controls_public_acl,
     test_controls_versioning,
 )
@@ -30,6 +31,7 @@ pytestmark = pytest.mark.usefixtures("aws")
 CASES = {
     case.control: case
     for case in (
+        test_controls_public_access_block.CASE,
         test_controls_public_acl.CASE,
         test_controls_default_encryption.CASE,
         test_controls_versioning.CASE,

@@ -112,7 +112,7 @@ def test_create_bucket_runs_every_control_of_the_family() -> None:
         for family in ("public-access", "encryption", "versioning")
     }
     assert families == {
-        "public-access": ["public-acl"],
+        "public-access": ["bucket-public-access-block", "public-acl"],
         "encryption": ["default-encryption"],
         "versioning": ["versioning"],
     }

@@ -37,8 +37,8 @@ from tests.local_helpers import (
     versioning_status,
 )
 
-# The three controls each CreateBucket event reaches (one rule per family in template.yaml).
-CREATE_CONTROLS = {"public-acl", "default-encryption", "versioning"}
+# The controls each CreateBucket event reaches (one rule per family in template.yaml).
+CREATE_CONTROLS = {"bucket-public-access-block", "public-acl", "default-encryption", "versioning"}
 SERVICE_ACTOR = "arn:aws:sts::123456789012:assumed-role/bucketwarden-local-function/bucketwarden"
 QUIET_SECONDS = 3.0
 FLOOD_BUCKETS = 100  # two drifts each: 200 drifting calls

@@ -1,4 +1,4 @@
-"""Lambda function of the public-access family (control: public-acl)."""
+"""Lambda function of the public-access family: bucket-public-access-block, public-acl."""
 
 from bucketwarden.handler import lambda_handler_for
 

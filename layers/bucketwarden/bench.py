@@ -37,6 +37,7 @@ import boto3
 
 from bucketwarden import aws
 from bucketwarden.catalogue import FAMILIES, control
+from bucketwarden.controls.public_access_block import SETTINGS as BLOCK_PUBLIC_ACCESS_SETTINGS
 from bucketwarden.events import as_eventbridge_event
 from bucketwarden.handler import process
 from bucketwarden.settings import temporary_environment
@@ -72,12 +73,23 @@ Setup = Callable[[Any, str], None]
 
 
 def _nothing(s3: Any, bucket: str) -> None:
-    """The bucket as moto creates it (private ACL, no encryption, versioning never enabled)."""
+    """The bucket as moto creates it (private ACL, no encryption, versioning never enabled, no
+    Block Public Access configuration)."""
 
 
 def _acl(canned: str) -> Setup:
     def setup(s3: Any, bucket: str) -> None:
         s3.put_bucket_acl(Bucket=bucket, ACL=canned)
+
+    return setup
+
+
+def _public_access_block(*off: str) -> Setup:
+    """A Block Public Access configuration with the named settings off and the others on."""
+
+    def setup(s3: Any, bucket: str) -> None:
+        configuration = {name: name not in off for name in BLOCK_PUBLIC_ACCESS_SETTINGS}
+        s3.put_public_access_block(Bucket=bucket, PublicAccessBlockConfiguration=configuration)
 
     return setup
 
@@ -120,6 +132,34 @@ class Scenario:
 
 
 SCENARIOS: tuple[Scenario, ...] = (
+    Scenario(
+        "bucket-public-access-block",
+        "all four settings off",
+        "PutBucketPublicAccessBlock",
+        _public_access_block(*BLOCK_PUBLIC_ACCESS_SETTINGS),
+        "remediated",
+    ),
+    Scenario(
+        "bucket-public-access-block",
+        "BlockPublicPolicy off",
+        "PutBucketPublicAccessBlock",
+        _public_access_block("BlockPublicPolicy"),
+        "remediated",
+    ),
+    Scenario(
+        "bucket-public-access-block",
+        "configuration deleted",
+        "DeleteBucketPublicAccessBlock",
+        _nothing,
+        "remediated",
+    ),
+    Scenario(
+        "bucket-public-access-block",
+        "already compliant",
+        "PutBucketPublicAccessBlock",
+        _public_access_block(),
+        "compliant",
+    ),
     Scenario("public-acl", "public-read ACL", "PutBucketAcl", _acl("public-read"), "remediated"),
     Scenario(
         "public-acl",

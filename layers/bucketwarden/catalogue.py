@@ -9,10 +9,18 @@ from __future__ import annotations
 
 from bucketwarden.controls.base import Control
 from bucketwarden.controls.default_encryption import DefaultEncryption
+from bucketwarden.controls.public_access_block import BucketPublicAccessBlock
 from bucketwarden.controls.public_acl import PublicAcl
 from bucketwarden.controls.versioning import Versioning
 
-CONTROLS: tuple[Control, ...] = (PublicAcl(), DefaultEncryption(), Versioning())
+# The engine runs a family's controls for an event in this order. Block Public Access comes
+# before the ACL, so that on CreateBucket public access is blocked first (the safe order).
+CONTROLS: tuple[Control, ...] = (
+    BucketPublicAccessBlock(),
+    PublicAcl(),
+    DefaultEncryption(),
+    Versioning(),
+)
 
 # Family → the function folder (functions/<folder>/app.py) that runs its controls.
 FAMILIES: dict[str, str] = {

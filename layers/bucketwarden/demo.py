@@ -43,11 +43,44 @@ class Scenario:
     environment: dict[str, str] = field(default_factory=dict)
 
 
+def _exempt(s3: Any, bucket: str, controls: str, reason: str) -> None:
+    tags = [
+        {"Key": "bucketwarden:exempt", "Value": controls},
+        {"Key": "bucketwarden:exempt-reason", "Value": reason},
+        {"Key": "bucketwarden:exempt-until", "Value": "2099-12-31"},
+    ]
+    s3.put_bucket_tagging(Bucket=bucket, Tagging={"TagSet": tags})
+
+
 def _allow_acls(s3: Any, bucket: str) -> None:
     """What a person must undo before S3 accepts a public ACL on a new bucket."""
     s3.delete_public_access_block(Bucket=bucket)
     s3.put_bucket_ownership_controls(
         Bucket=bucket, OwnershipControls={"Rules": [{"ObjectOwnership": "ObjectWriter"}]}
+    )
+
+
+def _website_with_acls(s3: Any, bucket: str) -> None:
+    """A bucket whose Block Public Access is off by design, with an exemption saying why.
+
+    Without the exemption the service turns Block Public Access back on at once, and S3 then
+    refuses every public ACL itself. The exemption covers that control only: public-acl still
+    guards the ACL, which is what the ACL scenarios show.
+    """
+    _exempt(s3, bucket, "bucket-public-access-block", "website served by its bucket policy")
+    _allow_acls(s3, bucket)
+
+
+def _relax_block_public_access(s3: Any, bucket: str) -> None:
+    """Policy settings off, as someone about to attach a public bucket policy does."""
+    s3.put_public_access_block(
+        Bucket=bucket,
+        PublicAccessBlockConfiguration={
+            "BlockPublicAcls": True,
+            "IgnorePublicAcls": True,
+            "BlockPublicPolicy": False,
+            "RestrictPublicBuckets": False,
+        },
     )
 
 
@@ -70,12 +103,8 @@ def _grant_authenticated_users(s3: Any, bucket: str) -> None:
 
 
 def _exempt_public_acl(s3: Any, bucket: str) -> None:
-    tags = [
-        {"Key": "bucketwarden:exempt", "Value": "public-acl"},
-        {"Key": "bucketwarden:exempt-reason", "Value": "public website assets"},
-        {"Key": "bucketwarden:exempt-until", "Value": "2099-12-31"},
-    ]
-    s3.put_bucket_tagging(Bucket=bucket, Tagging={"TagSet": tags})
+    # "+" separates control ids: S3 tag values do not allow commas.
+    _exempt(s3, bucket, "bucket-public-access-block+public-acl", "public website assets")
     _allow_acls(s3, bucket)
 
 
@@ -100,10 +129,12 @@ def scenarios(unapproved_key: str) -> list[Scenario]:
     return [
         Scenario("new bucket: S3's defaults, no versioning", "demo-new-bucket",
                  lambda s3, b: s3.create_bucket(Bucket=b), creates_bucket=True),
+        Scenario("Block Public Access relaxed for a public bucket policy", "demo-block-public",
+                 _relax_block_public_access),
         Scenario("ACL opened to everyone (log delivery must stay)", "demo-public-acl",
-                 _open_acl_keeping_log_delivery, prepare=_allow_acls),
+                 _open_acl_keeping_log_delivery, prepare=_website_with_acls),
         Scenario("ACL opened to any AWS account", "demo-authenticated-acl",
-                 _grant_authenticated_users, prepare=_allow_acls),
+                 _grant_authenticated_users, prepare=_website_with_acls),
         Scenario("default encryption switched to an unapproved KMS key", "demo-encryption",
                  _sse_kms_with(unapproved_key)),
         Scenario("default encryption deleted (S3 falls back to SSE-S3)", "demo-encryption-deleted",
