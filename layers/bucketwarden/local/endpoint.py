@@ -42,7 +42,11 @@ def _stop_with_parent(server: Any) -> None:
 
 
 def serve(host: str, port: int, ready: Connection) -> None:
-    """Process entry point: serve until SIGTERM; report ("ready", port) or ("error", text)."""
+    """Process entry point: serve until killed; report ("ready", port) or ("error", text)."""
+    # Ctrl-C or a supervisor's SIGTERM reach the whole process group: the parent stops the
+    # functions first, then this process, so that no invocation loses its endpoint midway.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     from moto.moto_server.werkzeug_app import (
         DomainDispatcherApplication,
         MotoRequestHandler,
@@ -87,8 +91,6 @@ def serve(host: str, port: int, ready: Connection) -> None:
         ready.send(("in-use", f"{host}:{port}"))
         return
     endpoint["port"] = server.server_port
-    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops us, in order
     ready.send(("ready", server.server_port))
     threading.Thread(target=_stop_with_parent, args=(server,), daemon=True).start()
     server.serve_forever()

@@ -28,6 +28,35 @@ RETRY_PAUSES_SECONDS = (0.2, 0.5, 1.0)
 RECEIVE_ERROR_PAUSE_SECONDS = 0.5
 
 
+def take_messages(
+    sqs: Any,
+    queue_url: str,
+    stopping: threading.Event,
+    before_delete: Callable[[int], None] = lambda _taken: None,
+) -> list[dict[str, Any]]:
+    """Receive a batch and delete it from the queue; [] when the endpoint fails or is gone.
+
+    A poller must outlive a failed call: the endpoint may stop first (a signal to the whole
+    process group) or fail once, and a poller that ended would leave its queue unread for good.
+    """
+    try:
+        batch = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1)
+        messages = batch.get("Messages", [])
+        if messages:
+            before_delete(len(messages))
+            sqs.delete_message_batch(
+                QueueUrl=queue_url,
+                Entries=[
+                    {"Id": str(n), "ReceiptHandle": m["ReceiptHandle"]}
+                    for n, m in enumerate(messages)
+                ],
+            )
+    except (BotoCoreError, ClientError):
+        stopping.wait(RECEIVE_ERROR_PAUSE_SECONDS)
+        return []
+    return messages
+
+
 @dataclass
 class Invocation:
     """What one asynchronous invocation ended with, for the console."""
@@ -121,34 +150,17 @@ class FunctionRunner:
     def _poll(self, function: LocalFunction) -> None:
         sqs = self.client("sqs")
         while not self.stopping.is_set():
-            try:
-                batch = sqs.receive_message(
-                    QueueUrl=function.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1
-                )
-            except (BotoCoreError, ClientError):
-                # The endpoint went first (a signal to the whole process group) or failed once:
-                # a poller that ended here would leave its function deaf for good.
-                self.stopping.wait(RECEIVE_ERROR_PAUSE_SECONDS)
-                continue
-            messages = batch.get("Messages", [])
-            if not messages:
-                continue
-            with self._lock:
-                self.in_flight += len(messages)
-            # Lambda acknowledges an asynchronous event once queued; retries are its own.
-            sqs.delete_message_batch(
-                QueueUrl=function.queue_url,
-                Entries=[
-                    {"Id": str(n), "ReceiptHandle": m["ReceiptHandle"]}
-                    for n, m in enumerate(messages)
-                ],
-            )
+            messages = take_messages(sqs, function.queue_url, self.stopping, self._count_in)
             for message in messages:
                 event = json.loads(message["Body"])
                 # Showing an event must never stop its delivery.
                 with contextlib.suppress(Exception):
                     self.on_received(event)
                 self.pool.submit(self._invoke, function, event)
+
+    def _count_in(self, taken: int) -> None:
+        with self._lock:
+            self.in_flight += taken
 
     def _invoke(self, function: LocalFunction, event: dict[str, Any]) -> None:
         route = function.route

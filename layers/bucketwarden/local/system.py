@@ -28,11 +28,7 @@ from bucketwarden.local.cloudtrail import (
     SERVICE_ACCESS_KEY,
     SERVICE_ROLE_ARN,
 )
-from bucketwarden.local.functions import (
-    RECEIVE_ERROR_PAUSE_SECONDS,
-    FunctionRunner,
-    Invocation,
-)
+from bucketwarden.local.functions import FunctionRunner, Invocation, take_messages
 from bucketwarden.routing import DEFAULT_TEMPLATE
 from bucketwarden.settings import mode_variable
 
@@ -129,7 +125,7 @@ class LocalSystem:
         for thread in self._threads:
             thread.join(timeout=5)
         if self.process and self.process.is_alive():
-            self.process.terminate()
+            self.process.kill()  # it ignores SIGTERM; its state is all in memory
             self.process.join(timeout=10)
         metrics.sink = None
 
@@ -254,16 +250,7 @@ class LocalSystem:
 
         def poll() -> None:
             while not self._stopping.is_set():
-                try:
-                    batch = sqs.receive_message(
-                        QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1
-                    )
-                except (BotoCoreError, ClientError):
-                    # As the functions' pollers: the endpoint may stop first, or fail once.
-                    self._stopping.wait(RECEIVE_ERROR_PAUSE_SECONDS)
-                    continue
-                messages = batch.get("Messages", [])
-                for message in messages:
+                for message in take_messages(sqs, queue_url, self._stopping):
                     envelope = json.loads(message["Body"])
                     self.report(
                         {
@@ -272,14 +259,6 @@ class LocalSystem:
                             "subject": envelope.get("Subject"),
                             "message": json.loads(envelope.get("Message", "{}")),
                         }
-                    )
-                if messages:
-                    sqs.delete_message_batch(
-                        QueueUrl=queue_url,
-                        Entries=[
-                            {"Id": str(n), "ReceiptHandle": m["ReceiptHandle"]}
-                            for n, m in enumerate(messages)
-                        ],
                     )
 
         self._spawn(poll, "notifications")
