@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from bucketwarden import aws
 from bucketwarden.controls.default_encryption import DefaultEncryption
 from bucketwarden.handler import process
 from bucketwarden.settings import ConfigError, Settings
 from tests.helpers import (
+    REGION,
     ControlCase,
     calls_delta,
     check_exempted,
@@ -271,6 +275,205 @@ def test_kms_evaluation_keeps_other_rule_fields_and_dsse() -> None:
     assert control.evaluate(dsse, settings).compliant
 
 
+# -- blocking SSE-C uploads (BLOCK_SSE_C) ------------------------------------------------------
+#
+# moto (5.2) accepts BlockedEncryptionTypes in PutBucketEncryption but never returns it from
+# GetBucketEncryption, and it does not refuse SSE-C uploads either. So the read after the fix can
+# never show the block: against moto the engine rightly reports `failed`. The tests below judge
+# the desired state as pure code and check exactly what the engine asks S3 to write.
+
+AES256_RULE = {"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}
+SSE_C_BLOCKED = {"BlockedEncryptionTypes": {"EncryptionType": ["SSE-C"]}}
+BLOCKING = Settings(block_sse_c=True)
+
+
+@pytest.fixture
+def requested_encryption() -> list[dict[str, Any]]:
+    """Every configuration the engine sends with PutBucketEncryption, as it sends it."""
+    requests: list[dict[str, Any]] = []
+
+    def capture(params: dict[str, Any], **_: Any) -> None:
+        requests.append(copy.deepcopy(params["ServerSideEncryptionConfiguration"]))
+
+    # The engine's own cached client for the records' region (see handler: client("s3", region)).
+    aws.client("s3", REGION).meta.events.register(
+        "provide-client-params.s3.PutBucketEncryption", capture
+    )
+    return requests
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [(None, False), ("false", False), ("true", True), (" TRUE ", True), ("False", False)],
+)
+def test_block_sse_c_setting(value: str | None, expected: bool) -> None:
+    env = {} if value is None else {"BLOCK_SSE_C": value}
+    assert Settings.from_env((), env).block_sse_c is expected
+
+
+def test_sse_c_not_blocked_is_drift_and_the_rest_of_the_rule_is_kept() -> None:
+    control = DefaultEncryption()
+    current = {**AES256_RULE, "BucketKeyEnabled": False}
+
+    evaluation = control.evaluate({"Rules": [current]}, BLOCKING)
+
+    assert not evaluation.compliant
+    assert evaluation.reason == "SSE-C uploads are not blocked"
+    assert evaluation.desired == {"Rules": [{**current, **SSE_C_BLOCKED}]}
+    again = control.evaluate(evaluation.desired, BLOCKING)
+    assert again.compliant
+    assert again.reason == "default encryption is AES256, SSE-C blocked"
+    assert control.describe(evaluation.desired) == "AES256, SSE-C blocked"
+    assert control.describe({"Rules": [current]}) == "AES256"
+
+
+def test_nothing_blocked_is_replaced_by_sse_c() -> None:
+    nothing = {"BlockedEncryptionTypes": {"EncryptionType": ["NONE"]}}
+    evaluation = DefaultEncryption().evaluate({"Rules": [{**AES256_RULE, **nothing}]}, BLOCKING)
+    assert not evaluation.compliant
+    assert evaluation.desired == {"Rules": [{**AES256_RULE, **SSE_C_BLOCKED}]}
+
+
+@given(
+    # "LATER-TYPE" stands for an encryption type S3 may add to the list in the future.
+    st.lists(st.sampled_from(["NONE", "SSE-C", "LATER-TYPE"]), max_size=4, unique=True)
+)
+def test_desired_blocked_types_keep_others_and_drop_none(blocked: list[str]) -> None:
+    current = {**AES256_RULE, "BlockedEncryptionTypes": {"EncryptionType": blocked}}
+    evaluation = DefaultEncryption().evaluate({"Rules": [current]}, BLOCKING)
+    if "SSE-C" in blocked:
+        assert evaluation.compliant, evaluation
+        return
+    [desired] = evaluation.desired["Rules"]
+    kinds = desired["BlockedEncryptionTypes"]["EncryptionType"]
+    assert kinds == [kind for kind in blocked if kind != "NONE"] + ["SSE-C"]
+    assert (
+        desired["ApplyServerSideEncryptionByDefault"]
+        == AES256_RULE["ApplyServerSideEncryptionByDefault"]
+    )
+
+
+def test_baseline_drift_and_sse_c_are_fixed_in_one_write() -> None:
+    key = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+    settings = Settings(encryption_baseline="SSE-KMS", approved_kms_keys=(key,), block_sse_c=True)
+    control = DefaultEncryption()
+
+    evaluation = control.evaluate({"Rules": [AES256_RULE]}, settings)
+    missing = control.evaluate(None, BLOCKING)
+
+    assert evaluation.reason == (
+        "default encryption is AES256, the baseline is SSE-KMS; SSE-C uploads are not blocked"
+    )
+    assert evaluation.desired == {
+        "Rules": [
+            {
+                "ApplyServerSideEncryptionByDefault": {
+                    "SSEAlgorithm": "aws:kms",
+                    "KMSMasterKeyID": key,
+                },
+                "BucketKeyEnabled": True,
+                **SSE_C_BLOCKED,
+            }
+        ]
+    }
+    assert control.evaluate(evaluation.desired, settings).compliant
+    assert control.describe(evaluation.desired) == (
+        "aws:kms key 1234abcd-12ab-34cd-56ef-1234567890ab, bucket key on, SSE-C blocked"
+    )
+    assert missing.reason == "no default encryption; SSE-C uploads are not blocked"
+    assert missing.desired == {
+        "Rules": [{**AES256_RULE, "BucketKeyEnabled": False, **SSE_C_BLOCKED}]
+    }
+
+
+def test_baseline_drift_keeps_an_existing_sse_c_block() -> None:
+    evaluation = DefaultEncryption().evaluate({"Rules": [SSE_C_BLOCKED]}, BLOCKING)
+    assert evaluation.reason == "no default encryption"
+    assert evaluation.desired == {
+        "Rules": [{**AES256_RULE, "BucketKeyEnabled": False, **SSE_C_BLOCKED}]
+    }
+
+
+@pytest.mark.parametrize("blocked", [[], ["NONE"], ["SSE-C"]], ids=["absent", "none", "sse-c"])
+def test_blocked_types_are_never_touched_when_blocking_is_off(blocked: list[str]) -> None:
+    control = DefaultEncryption()
+    extra = {"BlockedEncryptionTypes": {"EncryptionType": blocked}} if blocked else {}
+    assert control.evaluate({"Rules": [{**AES256_RULE, **extra}]}, Settings()).compliant
+    # A baseline fix keeps whatever is there, including nothing.
+    missing_default = control.evaluate({"Rules": [extra]} if extra else None, Settings())
+    assert missing_default.desired == {
+        "Rules": [{**extra, **AES256_RULE, "BucketKeyEnabled": False}]
+    }
+
+
+def test_engine_requests_the_sse_c_block_and_reports_what_s3_kept(
+    monkeypatch: pytest.MonkeyPatch, requested_encryption: list[dict[str, Any]]
+) -> None:
+    monkeypatch.setenv("BLOCK_SSE_C", "true")
+    bucket = make_bucket("sse-c-bucket")
+    put_default(bucket, "AES256")
+    before = encryption(bucket)
+
+    outcome = CASE.run(bucket)
+
+    assert requested_encryption == [
+        {"Rules": [{**AES256_RULE, "BucketKeyEnabled": False, **SSE_C_BLOCKED}]}
+    ]
+    # moto drops BlockedEncryptionTypes (see above), so the verifying read finds no block and
+    # the engine says so instead of claiming success. Against S3 this outcome is `remediated`.
+    assert encryption(bucket) == before
+    assert outcome["status"] == "failed", outcome
+    assert outcome["reason"] == (
+        "SSE-C uploads are not blocked; still wrong after the fix: SSE-C uploads are not blocked"
+    )
+    assert outcome["after"] == before
+
+
+def test_engine_fixes_the_key_and_requests_the_block_in_one_write(
+    monkeypatch: pytest.MonkeyPatch, requested_encryption: list[dict[str, Any]]
+) -> None:
+    key = kms_key()
+    use_kms_baseline(monkeypatch, key["arn"])
+    monkeypatch.setenv("BLOCK_SSE_C", "true")
+    bucket = make_bucket("sse-c-kms-bucket")
+    put_default(bucket, "AES256")
+    before_calls = dict(aws.API_CALLS)
+
+    outcome = CASE.run(bucket)
+
+    kms_default = {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": key["arn"]}
+    expected_rule = {"ApplyServerSideEncryptionByDefault": kms_default, "BucketKeyEnabled": True}
+    assert requested_encryption == [{"Rules": [{**expected_rule, **SSE_C_BLOCKED}]}]
+    assert calls_delta(before_calls)["s3.PutBucketEncryption"] == 1
+    # The key and bucket key took effect; only the block is missing from moto's answer.
+    assert rule(bucket) == expected_rule
+    assert outcome["status"] == "failed", outcome
+    assert outcome["reason"].endswith("still wrong after the fix: SSE-C uploads are not blocked")
+
+
+def test_sse_c_not_blocked_in_notify_mode_is_reported_only(
+    monkeypatch: pytest.MonkeyPatch, requested_encryption: list[dict[str, Any]]
+) -> None:
+    monkeypatch.setenv("BLOCK_SSE_C", "true")
+    monkeypatch.setenv(CASE.mode_variable, "notify")
+    bucket = make_bucket("sse-c-notify-bucket")
+    put_default(bucket, "AES256")
+
+    outcome = CASE.run(bucket)
+
+    assert outcome["status"] == "noncompliant", outcome
+    assert outcome["reason"] == "SSE-C uploads are not blocked"
+    assert requested_encryption == []
+
+
+def test_without_blocking_no_block_is_requested(
+    requested_encryption: list[dict[str, Any]],
+) -> None:
+    bucket = CASE.drifted_bucket()
+    assert CASE.run(bucket)["status"] == "remediated"
+    assert requested_encryption == [{"Rules": [{**AES256_RULE, "BucketKeyEnabled": False}]}]
+
+
 # -- configuration errors ----------------------------------------------------------------------
 
 
@@ -284,8 +487,10 @@ def test_kms_evaluation_keeps_other_rule_fields_and_dsse() -> None:
         ),
         ({"ENCRYPTION_BASELINE": "SSE-C"}, "ENCRYPTION_BASELINE='SSE-C'"),
         ({"MODE_DEFAULT_ENCRYPTION": "sometimes"}, "MODE_DEFAULT_ENCRYPTION='sometimes'"),
+        ({"BLOCK_SSE_C": "yes"}, "BLOCK_SSE_C='yes': expected true or false"),
+        ({"BLOCK_SSE_C": ""}, "BLOCK_SSE_C='': expected true or false"),
     ],
-    ids=["kms-without-keys", "kms-blank-keys", "bad-baseline", "bad-mode"],
+    ids=["kms-without-keys", "kms-blank-keys", "bad-baseline", "bad-mode", "bad-sse-c", "blank"],
 )
 def test_invalid_configuration_is_a_clear_error(
     monkeypatch: pytest.MonkeyPatch, variables: dict[str, str], message: str

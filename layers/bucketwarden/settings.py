@@ -31,12 +31,21 @@ def _split(value: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in value.split(",") if part.strip())
 
 
+def _switch(env: Mapping[str, str], name: str, default: bool) -> bool:
+    """A "true"/"false" variable; anything else is an error, not silently off."""
+    raw = env.get(name, str(default).lower()).strip().lower()
+    if raw not in {"true", "false"}:
+        raise ConfigError(f"{name}={raw!r}: expected true or false")
+    return raw == "true"
+
+
 @dataclass(frozen=True)
 class Settings:
     modes: Mapping[str, Mode] = field(default_factory=dict)
     exempt_tag_key: str = "bucketwarden:exempt"
     encryption_baseline: str = "SSE-S3"
     approved_kms_keys: tuple[str, ...] = ()
+    block_sse_c: bool = False
     service_role_arns: tuple[str, ...] = ()
     audit_table: str | None = None
     idempotency_table: str | None = None
@@ -80,6 +89,7 @@ class Settings:
             exempt_tag_key=env.get("EXEMPT_TAG_KEY", "bucketwarden:exempt").strip(),
             encryption_baseline=baseline,
             approved_kms_keys=keys,
+            block_sse_c=_switch(env, "BLOCK_SSE_C", default=False),
             service_role_arns=_split(env.get("SERVICE_ROLE_ARNS", "")),
             audit_table=env.get("AUDIT_TABLE") or None,
             idempotency_table=env.get("IDEMPOTENCY_TABLE") or None,

@@ -4,10 +4,13 @@ Baseline SSE-S3: any default encryption (SSE-S3, SSE-KMS, DSSE-KMS) is compliant
 configuration is drift, because SSE-KMS is stronger and must not be downgraded.
 Baseline SSE-KMS: the default must use a key from the approved list with the S3 bucket key on.
 A key that is already approved is kept; only the bucket key is switched on then.
+With BLOCK_SSE_C on, the rule must also list SSE-C among its blocked encryption types, so that
+nobody can upload objects encrypted with a key S3 never holds (a known ransomware technique).
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -19,6 +22,9 @@ from bucketwarden.settings import Settings
 NOT_CONFIGURED = "ServerSideEncryptionConfigurationNotFoundError"
 KMS_ALGORITHMS = frozenset({"aws:kms", "aws:kms:dsse"})
 SSE_S3 = {"SSEAlgorithm": "AES256"}
+SSE_C = "SSE-C"
+# "NONE" in the blocked types means nothing is blocked, so it cannot stand beside SSE-C.
+NOTHING_BLOCKED = "NONE"
 
 
 def _key_id(key: str) -> str:
@@ -35,6 +41,24 @@ def is_approved(key: str | None, approved: tuple[str, ...]) -> bool:
 def _default_rule(state: State) -> dict[str, Any]:
     rules = (state or {}).get("Rules") or []
     return dict(rules[0]) if rules else {}
+
+
+def _blocked_types(rule: dict[str, Any]) -> list[str]:
+    blocked = rule.get("BlockedEncryptionTypes") or {}
+    return list(blocked.get("EncryptionType") or [])
+
+
+def blocks_sse_c(rule: dict[str, Any]) -> bool:
+    return SSE_C in _blocked_types(rule)
+
+
+def _with_sse_c_blocked(rule: dict[str, Any]) -> dict[str, Any]:
+    """The rule with SSE-C added to its blocked types; other blocked types are kept."""
+    kept = [kind for kind in _blocked_types(rule) if kind != NOTHING_BLOCKED]
+    if SSE_C not in kept:
+        kept.append(SSE_C)
+    blocked = {**(rule.get("BlockedEncryptionTypes") or {}), "EncryptionType": kept}
+    return {**rule, "BlockedEncryptionTypes": blocked}
 
 
 class DefaultEncryption(Control):
@@ -57,6 +81,28 @@ class DefaultEncryption(Control):
 
     def evaluate(self, state: State, settings: Settings) -> Evaluation:
         rule = _default_rule(state)
+        evaluation = self._evaluate_default(rule, settings)
+        if not settings.block_sse_c:
+            return evaluation  # blocked encryption types are left as they are
+        return self._require_sse_c_blocked(rule, evaluation)
+
+    @staticmethod
+    def _require_sse_c_blocked(rule: dict[str, Any], evaluation: Evaluation) -> Evaluation:
+        if evaluation.compliant and blocks_sse_c(rule):
+            return replace(evaluation, reason=f"{evaluation.reason}, SSE-C blocked")
+        if evaluation.compliant:
+            # The default itself is right: keep it exactly and only add the block.
+            desired = {"Rules": [_with_sse_c_blocked(rule)]}
+            return Evaluation(False, "SSE-C uploads are not blocked", desired)
+        reason = evaluation.reason
+        if not blocks_sse_c(rule):
+            reason += "; SSE-C uploads are not blocked"
+        desired_rule = _default_rule(evaluation.desired)
+        return replace(
+            evaluation, reason=reason, desired={"Rules": [_with_sse_c_blocked(desired_rule)]}
+        )
+
+    def _evaluate_default(self, rule: dict[str, Any], settings: Settings) -> Evaluation:
         default = rule.get("ApplyServerSideEncryptionByDefault") or {}
         algorithm = default.get("SSEAlgorithm")
         if settings.encryption_baseline == "SSE-S3":
@@ -94,13 +140,13 @@ class DefaultEncryption(Control):
     def describe(self, state: State) -> str:
         rule = _default_rule(state)
         default = rule.get("ApplyServerSideEncryptionByDefault") or {}
-        if not default:
-            return "no default encryption"
-        text = str(default.get("SSEAlgorithm"))
+        text = str(default.get("SSEAlgorithm")) if default else "no default encryption"
         if default.get("KMSMasterKeyID"):
             text += f" key {_key_id(str(default['KMSMasterKeyID']))}"
         if default.get("SSEAlgorithm") == "aws:kms":
             text += ", bucket key " + ("on" if rule.get("BucketKeyEnabled") else "off")
+        if blocks_sse_c(rule):
+            text += ", SSE-C blocked"
         return text
 
     def apply(self, s3: Any, bucket: str, desired: State) -> None:
