@@ -16,6 +16,8 @@ from moto import mock_aws
 from moto.server import ThreadedMotoServer
 
 from bucketwarden.aws import reset_clients
+from bucketwarden.catalogue import CONTROL_IDS
+from bucketwarden.settings import mode_variable
 
 ROOT = Path(__file__).resolve().parent.parent
 # Real-world CloudTrail records (see data/cloudtrail-samples/SOURCES.md for where each came from).
@@ -43,12 +45,9 @@ ENGINE_VARIABLES = (
     "BLOCK_SSE_C",
     "EXEMPT_TAG_KEY",
     "BUCKETWARDEN_DRY_RUN",
-    "MODE_BUCKET_PUBLIC_ACCESS_BLOCK",
-    "MODE_PUBLIC_ACL",
-    "MODE_DEFAULT_ENCRYPTION",
-    "MODE_VERSIONING",
     "AWS_ENDPOINT_URL",
     "AWS_PROFILE",
+    *(mode_variable(control_id) for control_id in CONTROL_IDS),
 )
 
 

@@ -20,6 +20,8 @@ from typing import IO, Any, TypeVar
 
 import boto3
 
+from tests.conftest import ENGINE_VARIABLES
+
 REGION = "us-east-1"
 # Any key but the service's and the emulator's own: the stack logs it as an IAM user.
 CALLER_KEY = "e2e-tester"
@@ -32,23 +34,10 @@ FIX_TIMEOUT_SECONDS = 30.0
 STOP_TIMEOUT_SECONDS = 20.0
 # Variables of the caller's shell that would change what the stack does or whom it signs as.
 _INHERITED_NOT = (
+    *ENGINE_VARIABLES,
     "AWS_ACCESS_KEY_ID",
     "AWS_SECRET_ACCESS_KEY",
     "AWS_SESSION_TOKEN",
-    "AWS_PROFILE",
-    "AWS_ENDPOINT_URL",
-    "AUDIT_TABLE",
-    "IDEMPOTENCY_TABLE",
-    "NOTIFICATION_TOPIC_ARN",
-    "SERVICE_ROLE_ARNS",
-    "ENCRYPTION_BASELINE",
-    "APPROVED_KMS_KEYS",
-    "EXEMPT_TAG_KEY",
-    "BUCKETWARDEN_DRY_RUN",
-    "MODE_BUCKET_PUBLIC_ACCESS_BLOCK",
-    "MODE_PUBLIC_ACL",
-    "MODE_DEFAULT_ENCRYPTION",
-    "MODE_VERSIONING",
 )
 
 T = TypeVar("T")
