@@ -114,6 +114,10 @@ def test_missing_stack_resources_are_created_and_said(moto_server: str, tmp_path
     assert [o["status"] for o in json_lines(result.stdout)] == ["remediated"]
     versioning = client(moto_server, "s3").get_bucket_versioning(Bucket=bucket)
     assert versioning["Status"] == "Enabled"
+    # The local tables are the template's: same keys, and the bucket index that history reads.
+    table = client(moto_server, "dynamodb").describe_table(TableName=f"audit-{bucket}")["Table"]
+    assert table["KeySchema"] == [{"AttributeName": "audit_id", "KeyType": "HASH"}]
+    assert [index["IndexName"] for index in table["GlobalSecondaryIndexes"]] == ["bucket-index"]
 
 
 def test_dry_run_changes_nothing(moto_server: str, public_bucket: str, tmp_path: Path):

@@ -41,6 +41,7 @@ from bucketwarden.controls.public_access_block import SETTINGS as BLOCK_PUBLIC_A
 from bucketwarden.events import as_eventbridge_event
 from bucketwarden.handler import process
 from bucketwarden.settings import temporary_environment
+from bucketwarden.stack import create_table_like
 
 ROOT = Path(__file__).resolve().parents[2]
 EVENTS_DIR = ROOT / "events"
@@ -276,14 +277,9 @@ def create_stack() -> Stack:
     suffix = uuid.uuid4().hex[:8]
     dynamodb = boto3.client("dynamodb", region_name=REGION)
     names = {}
-    for role, key in (("audit", "audit_id"), ("idempotency", "id")):
+    for role, logical_id in (("audit", "AuditTable"), ("idempotency", "IdempotencyTable")):
         name = f"bucketwarden-bench-{role}-{suffix}"
-        dynamodb.create_table(
-            TableName=name,
-            AttributeDefinitions=[{"AttributeName": key, "AttributeType": "S"}],
-            KeySchema=[{"AttributeName": key, "KeyType": "HASH"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        create_table_like(dynamodb, name, logical_id)
         names[role] = name
     topic = boto3.client("sns", region_name=REGION).create_topic(Name=f"bucketwarden-{suffix}")
     return Stack(names["audit"], names["idempotency"], topic["TopicArn"])

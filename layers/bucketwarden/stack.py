@@ -45,21 +45,32 @@ def _table_exists(dynamodb: Any, name: str) -> bool:
     return True
 
 
-def _create_table(dynamodb: Any, name: str, key: str) -> None:
+# The parts of a template table that the CreateTable API takes as they are written there.
+_CREATE_TABLE_PROPERTIES = (
+    "AttributeDefinitions",
+    "KeySchema",
+    "GlobalSecondaryIndexes",
+    "BillingMode",
+)
+
+
+def create_table_like(dynamodb: Any, name: str, logical_id: str) -> None:
+    """Create `name` as template.yaml defines `logical_id`: same keys, same indexes."""
+    from bucketwarden.routing import load_template
+
+    properties = load_template()["Resources"][logical_id]["Properties"]
     dynamodb.create_table(
         TableName=name,
-        KeySchema=[{"AttributeName": key, "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": key, "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
+        **{key: properties[key] for key in _CREATE_TABLE_PROPERTIES if key in properties},
     )
 
 
-def _table(name: str, key: str, purpose: str, create: bool, notes: list[str]) -> str | None:
+def _table(name: str, logical_id: str, purpose: str, create: bool, notes: list[str]) -> str | None:
     dynamodb = client("dynamodb")
     if _table_exists(dynamodb, name):
         return name
     if create:
-        _create_table(dynamodb, name, key)
+        create_table_like(dynamodb, name, logical_id)
         notes.append(f"created {purpose} table {name} on the endpoint")
         return name
     notes.append(f"{purpose} table {name} not found: {purpose} skipped")
@@ -74,9 +85,9 @@ def prepare(
 ) -> StackResources:
     resources = StackResources()
     notes = resources.notes
-    resources.audit_table = _table(audit_table, "audit_id", "audit", create_missing, notes)
+    resources.audit_table = _table(audit_table, "AuditTable", "audit", create_missing, notes)
     resources.idempotency_table = _table(
-        idempotency_table, "id", "idempotency", create_missing, notes
+        idempotency_table, "IdempotencyTable", "idempotency", create_missing, notes
     )
     if topic_arn:
         resources.topic_arn = topic_arn
