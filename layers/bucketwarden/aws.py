@@ -7,9 +7,11 @@ botocore itself) points every client at a local emulator.
 
 from __future__ import annotations
 
+import ipaddress
 from collections import Counter
 from functools import cache
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import boto3
 from botocore.config import Config
@@ -35,11 +37,38 @@ def _count_call(model: Any, **_: Any) -> None:
     API_CALLS[f"{model.service_model.service_name}.{model.name}"] += 1
 
 
+def strip_account_host_prefix(request: Any, **_: Any) -> None:
+    """Undo S3 Control's `<account id>.` host prefix when the endpoint is an address.
+
+    botocore prefixes every S3 Control host with the account id, which is right for AWS
+    (`123456789012.s3-control.us-east-1.amazonaws.com`) but names no host for an emulator on
+    `127.0.0.1` or `localhost`.
+    """
+    parts = urlsplit(request.url)
+    label, _, rest = (parts.hostname or "").partition(".")
+    if not (label.isdigit() and _is_local_host(rest)):
+        return
+    netloc = rest if parts.port is None else f"{rest}:{parts.port}"
+    request.url = urlunsplit(parts._replace(netloc=netloc))
+
+
+def _is_local_host(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
 @cache
 def client(service: str, region: str | None = None) -> Any:
     """A cached boto3 client with adaptive retries and API-call counting."""
     made = boto3.session.Session().client(service, region_name=region, config=RETRY_CONFIG)
     made.meta.events.register("before-call", _count_call)
+    if service == "s3control":
+        made.meta.events.register("before-sign.s3-control", strip_account_host_prefix)
     return made
 
 

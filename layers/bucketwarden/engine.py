@@ -12,6 +12,7 @@ its retries, sends it to the dead-letter queue: nothing is dropped silently.
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -35,16 +36,16 @@ OWN_CHANGE = "change made by BucketWarden itself"
 
 @dataclass
 class EventContext:
-    """What one event tells every control about who changed which bucket, when."""
+    """What one event tells every control about who changed what, when."""
 
     record: CloudTrailRecord
-    bucket: str
     region: str | None
-    tags: dict[str, str] | None = field(default=None)
+    # Bucket tags read for exemption checks, by bucket (read once per event, only on drift).
+    tags: dict[str, dict[str, str]] = field(default_factory=dict)
 
-    def base(self, control: Control, mode: Mode) -> Outcome:
+    def base(self, control: Control, mode: Mode, subject: str | None) -> Outcome:
         return Outcome(
-            bucket=self.bucket,
+            bucket=subject,
             control=control.id,
             status=Status.COMPLIANT,
             reason="",
@@ -55,7 +56,23 @@ class EventContext:
             source_ip=self.record.sourceIPAddress,
             region=self.region,
             mode=mode.value,
+            scope=control.scope,
         )
+
+
+@dataclass
+class Step:
+    """One control's part in a pass over a surface: its outcome so far and its planned fix."""
+
+    control: Control
+    mode: Mode
+    outcome: Outcome
+    evaluation: Evaluation | None = None
+    decided: bool = False
+
+    def decide(self, outcome: Outcome) -> None:
+        self.outcome = outcome
+        self.decided = True
 
 
 def ignored(
@@ -104,17 +121,22 @@ class Engine:
             logger.info(skip, extra={"event_id": record.eventID, "event_name": record.eventName})
             return [ignored(skip, record)]
         region = record.awsRegion if _REGION.match(record.awsRegion or "") else None
-        context = EventContext(record, str(record.bucket_name), region)
-        return [self.run_control(control, context) for control in self._controls_for(record)]
+        context = EventContext(record, region)
+        self._wait_for_baseline(record)
+        outcomes: list[Outcome] = []
+        for group in surface_groups(self._controls_for(record)):
+            outcomes.extend(self.run_surface(group, context))
+        return outcomes
 
     def reason_to_skip(self, record: CloudTrailRecord) -> str | None:
         """Why the event asks nothing of this family's controls, or None when it does."""
         if record.errorCode:
             return f"the call failed ({record.errorCode}), nothing changed"
-        if not self._controls_for(record):
+        controls = self._controls_for(record)
+        if not controls:
             return f"{record.eventName} is not handled by the {self.family} family"
-        if not record.bucket_name:
-            return f"{record.eventName} names no bucket"
+        if not any(control.subject(record) for control in controls):
+            return f"{record.eventName} names no {controls[0].scope}"
         if self._is_own_change(record):
             return OWN_CHANGE
         return None
@@ -127,71 +149,111 @@ class Engine:
         identity = record.userIdentity
         return bool(own) and (identity.issuer_arn in own or identity.arn in own)
 
-    # -- one control --------------------------------------------------------------------------
+    def _wait_for_baseline(self, record: CloudTrailRecord) -> None:
+        # Infrastructure-as-code configures a bucket in the calls after CreateBucket; judging it
+        # before they land would fix what was about to be set anyway.
+        if record.eventName == "CreateBucket" and self.settings.baseline_delay_seconds:
+            time.sleep(self.settings.baseline_delay_seconds)
+
+    # -- one surface --------------------------------------------------------------------------
 
     def run_control(self, control: Control, context: EventContext) -> Outcome:
-        mode = self.settings.mode(control.id)
-        outcome = context.base(control, mode)
-        if mode is Mode.OFF:
-            return replace(outcome, status=Status.IGNORED, reason=f"{control.id} is off")
-        try:
-            outcome = self._evaluate_and_fix(control, context, outcome, mode)
-        except ClientError as error:
-            outcome = self._classify(error, outcome)
-        self.report(outcome)
+        [outcome] = self.run_surface([control], context)
         return outcome
 
-    def _evaluate_and_fix(
-        self, control: Control, context: EventContext, outcome: Outcome, mode: Mode
-    ) -> Outcome:
-        s3 = client("s3", context.region)
-        before = control.read(s3, context.bucket)
-        evaluation = control.evaluate(before, self.settings)
-        # Set in place: if a later call fails, the caller's outcome still shows what was found.
-        outcome.before = outcome.after = before
-        outcome.reason = evaluation.reason
-        if evaluation.compliant:
-            return outcome
-        exemption = self._exemption(control, context, s3)
-        if exemption.exempt:
-            reason = f"{evaluation.reason} ({exemption.note})"
-            return replace(outcome, status=Status.EXEMPTED, reason=reason)
-        if exemption.note:
-            outcome.warnings.append(exemption.note)
-        if self.settings.dry_run:
-            return replace(outcome, status=Status.NONCOMPLIANT, after=evaluation.desired)
-        if mode is Mode.NOTIFY or not evaluation.fixable:
-            return replace(outcome, status=Status.NONCOMPLIANT)
-        return self._remediate(control, context, s3, outcome, evaluation)
+    def run_surface(self, controls: list[Control], context: EventContext) -> list[Outcome]:
+        """Run controls that share one surface in one read-modify-write.
+
+        Each control judges the state the previous ones left, so their fixes combine into one
+        desired state, written once and verified by one re-read.
+        """
+        subject = controls[0].subject(context.record)
+        steps: list[Step] = []
+        for control in controls:
+            mode = self.settings.mode(control.id)
+            step = Step(control, mode, context.base(control, mode, subject))
+            if mode is Mode.OFF:
+                step.decide(
+                    replace(step.outcome, status=Status.IGNORED, reason=f"{control.id} is off")
+                )
+            elif subject is None:
+                reason = f"{context.record.eventName} names no {control.scope}"
+                step.decide(replace(step.outcome, status=Status.IGNORED, reason=reason))
+            steps.append(step)
+        active = [step for step in steps if not step.decided]
+        if active and subject is not None:
+            try:
+                self._evaluate_and_fix(active, context, subject)
+            except ClientError as error:
+                for step in active:
+                    if not step.decided:
+                        step.decide(self._classify(error, step.outcome))
+        for step in steps:
+            self.report(step.outcome)
+        return [step.outcome for step in steps]
+
+    def _evaluate_and_fix(self, steps: list[Step], context: EventContext, subject: str) -> None:
+        first = steps[0].control
+        api = client(first.service, context.region)
+        before = first.observe(api, subject, self.settings)
+        state = before
+        planned: list[Step] = []
+        for step in steps:
+            evaluation = step.control.evaluate(state, self.settings)
+            # Set in place: if a later call fails, the outcome still shows what was found.
+            step.outcome.before = before
+            step.outcome.after = before
+            step.outcome.reason = evaluation.reason
+            if evaluation.compliant:
+                step.decided = True
+                continue
+            exemption = self._exemption(step.control, context, subject, state)
+            if exemption.exempt:
+                reason = f"{evaluation.reason} ({exemption.note})"
+                step.decide(replace(step.outcome, status=Status.EXEMPTED, reason=reason))
+                continue
+            if exemption.note:
+                step.outcome.warnings.append(exemption.note)
+            if self.settings.dry_run:
+                state = evaluation.desired if evaluation.fixable else state
+                step.decide(replace(step.outcome, status=Status.NONCOMPLIANT, after=state))
+                continue
+            if step.mode is Mode.NOTIFY or not evaluation.fixable:
+                step.decide(replace(step.outcome, status=Status.NONCOMPLIANT))
+                continue
+            step.evaluation = evaluation
+            state = evaluation.desired
+            planned.append(step)
+        if planned:
+            self._remediate(planned, context, api, subject, state)
 
     def _remediate(
-        self,
-        control: Control,
-        context: EventContext,
-        s3: Any,
-        outcome: Outcome,
-        evaluation: Evaluation,
-    ) -> Outcome:
-        control.apply(s3, context.bucket, evaluation.desired)
-        after: State = control.read(s3, context.bucket)
+        self, planned: list[Step], context: EventContext, api: Any, subject: str, desired: State
+    ) -> None:
+        last = planned[-1].control
+        last.apply(api, subject, desired)
+        after: State = last.observe(api, subject, self.settings)
         fixed_at = utc_now()
-        outcome = replace(outcome, after=after, fix_time=fixed_at.isoformat())
-        verdict = control.evaluate(after, self.settings)
-        if not verdict.compliant:
-            reason = f"{evaluation.reason}; still wrong after the fix: {verdict.reason}"
-            return replace(outcome, status=Status.FAILED, reason=reason)
-        return replace(
-            outcome,
-            status=Status.REMEDIATED,
-            time_to_remediate_ms=_elapsed_ms(context.record.event_time, fixed_at),
-        )
+        for step in planned:
+            outcome = replace(step.outcome, after=after, fix_time=fixed_at.isoformat())
+            verdict = step.control.evaluate(after, self.settings)
+            if not verdict.compliant:
+                found = step.evaluation.reason if step.evaluation else outcome.reason
+                reason = f"{found}; still wrong after the fix: {verdict.reason}"
+                step.decide(replace(outcome, status=Status.FAILED, reason=reason))
+                continue
+            elapsed = _elapsed_ms(context.record.event_time, fixed_at)
+            step.decide(replace(outcome, status=Status.REMEDIATED, time_to_remediate_ms=elapsed))
 
     def _exemption(
-        self, control: Control, context: EventContext, s3: Any
+        self, control: Control, context: EventContext, subject: str, state: State
     ) -> exemptions.ExemptionCheck:
-        if context.tags is None:
-            context.tags = exemptions.read_tags(s3, context.bucket)
-        return exemptions.check(context.tags, control.id, self.settings, utc_now().date())
+        bucket = control.exemption_bucket(subject, state)
+        if bucket is None:
+            return exemptions.ExemptionCheck(exempt=False)
+        if bucket not in context.tags:
+            context.tags[bucket] = exemptions.read_tags(client("s3", context.region), bucket)
+        return exemptions.check(context.tags[bucket], control.id, self.settings, utc_now().date())
 
     @staticmethod
     def _classify(error: ClientError, outcome: Outcome) -> Outcome:
@@ -223,6 +285,17 @@ class Engine:
             metrics.record(outcome)
         log = logger.warning if outcome.status is Status.FAILED else logger.info
         log("outcome", extra={"outcome": outcome.to_dict()})
+
+
+def surface_groups(controls: list[Control]) -> list[list[Control]]:
+    """Consecutive controls of one surface form one group (one read-modify-write)."""
+    groups: list[list[Control]] = []
+    for control in controls:
+        if groups and groups[-1][0].surface == control.surface:
+            groups[-1].append(control)
+        else:
+            groups.append([control])
+    return groups
 
 
 def _elapsed_ms(start: datetime | None, end: datetime) -> int | None:

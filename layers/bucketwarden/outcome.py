@@ -41,6 +41,8 @@ class Outcome:
     source_ip: str | None = None
     region: str | None = None
     mode: str | None = None
+    # What `bucket` names: a bucket, an account ("account") or an access point ("access-point").
+    scope: str = "bucket"
     found_by: str = "event"
     fix_time: str | None = None
     time_to_remediate_ms: int | None = None

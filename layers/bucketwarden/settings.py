@@ -11,6 +11,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+# TLS versions S3 accepts as a minimum in `s3:TlsVersion` conditions ("" turns the rule off).
+TLS_VERSIONS = ("", "1.2", "1.3")
+
 
 class Mode(StrEnum):
     REMEDIATE = "remediate"
@@ -29,6 +32,13 @@ def mode_variable(control_id: str) -> str:
 
 def _split(value: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in value.split(",") if part.strip())
+
+
+def _whole_number(env: Mapping[str, str], name: str, default: int, maximum: int) -> int:
+    raw = env.get(name, str(default)).strip() or str(default)
+    if not raw.isdigit() or int(raw) > maximum:
+        raise ConfigError(f"{name}={raw!r}: expected a whole number from 0 to {maximum}")
+    return int(raw)
 
 
 def _switch(env: Mapping[str, str], name: str, default: bool) -> bool:
@@ -51,6 +61,16 @@ class Settings:
     idempotency_table: str | None = None
     topic_arn: str | None = None
     dry_run: bool = False
+    # secure-transport: requests below this TLS version are denied too ("" = no TLS version rule).
+    tls_minimum: str = "1.2"
+    # access-logging: where every bucket's server access logs go; no target = nothing to check.
+    log_target_bucket: str | None = None
+    log_target_prefix: str = "s3-access-logs/"
+    # object-lock-retention: the weakest default retention allowed (no mode = the recorded one).
+    object_lock_mode: str | None = None
+    object_lock_days: int = 0
+    # CreateBucket: seconds to wait before the baseline is checked (infrastructure-as-code time).
+    baseline_delay_seconds: int = 0
 
     def mode(self, control_id: str) -> Mode:
         return self.modes.get(control_id, Mode.REMEDIATE)
@@ -84,6 +104,14 @@ class Settings:
             raise ConfigError(f"ENCRYPTION_BASELINE={baseline!r}: expected SSE-S3 or SSE-KMS")
         if baseline == "SSE-KMS" and not keys:
             raise ConfigError("ENCRYPTION_BASELINE=SSE-KMS needs at least one APPROVED_KMS_KEYS")
+        tls_minimum = env.get("TLS_MINIMUM", "1.2").strip()
+        if tls_minimum not in TLS_VERSIONS:
+            raise ConfigError(f"TLS_MINIMUM={tls_minimum!r}: expected one of 1.2, 1.3 or empty")
+        lock_mode = env.get("OBJECT_LOCK_MODE", "").strip().upper() or None
+        if lock_mode not in {None, "GOVERNANCE", "COMPLIANCE"}:
+            raise ConfigError(
+                f"OBJECT_LOCK_MODE={lock_mode!r}: expected GOVERNANCE, COMPLIANCE or empty"
+            )
         return cls(
             modes=modes,
             exempt_tag_key=env.get("EXEMPT_TAG_KEY", "bucketwarden:exempt").strip(),
@@ -95,6 +123,12 @@ class Settings:
             idempotency_table=env.get("IDEMPOTENCY_TABLE") or None,
             topic_arn=env.get("NOTIFICATION_TOPIC_ARN") or None,
             dry_run=env.get("BUCKETWARDEN_DRY_RUN", "").lower() in {"1", "true", "yes"},
+            tls_minimum=tls_minimum,
+            log_target_bucket=env.get("LOG_TARGET_BUCKET", "").strip() or None,
+            log_target_prefix=env.get("LOG_TARGET_PREFIX", "s3-access-logs/").strip(),
+            object_lock_mode=lock_mode,
+            object_lock_days=_whole_number(env, "OBJECT_LOCK_DAYS", 0, maximum=36500),
+            baseline_delay_seconds=_whole_number(env, "BASELINE_DELAY_SECONDS", 0, maximum=600),
         )
 
 

@@ -9,9 +9,12 @@ from __future__ import annotations
 import json
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bucketwarden.settings import Settings
+
+if TYPE_CHECKING:
+    from bucketwarden.events import CloudTrailRecord
 
 # The surface's configuration as S3 returns it (ResponseMetadata removed), JSON-serialisable.
 State = dict[str, Any] | None
@@ -35,10 +38,32 @@ class Control(ABC):
     # IAM actions the control's function needs; the template test checks the roles against these.
     read_actions: tuple[str, ...]
     write_actions: tuple[str, ...]
+    # What the surface belongs to, and the client the engine hands to read and apply:
+    # "bucket" controls get an "s3" client and a bucket name; "account" controls an "s3control"
+    # client and the account id; "access-point" controls an "s3control" client and the access
+    # point's ARN (see `subject`).
+    scope: str = "bucket"
+    service: str = "s3"
+
+    def subject(self, record: CloudTrailRecord) -> str | None:
+        """What the event concerns for this control (bucket name, account id, ARN), or None."""
+        return record.bucket_name
+
+    def exemption_bucket(self, subject: str, state: State) -> str | None:
+        """The bucket whose tags can exempt the subject (None: only the control's mode can)."""
+        return subject if self.scope == "bucket" else None
 
     @abstractmethod
     def read(self, s3: Any, bucket: str) -> State:
         """Read the surface's current configuration (one S3 call)."""
+
+    def observe(self, s3: Any, bucket: str, settings: Settings) -> State:
+        """What `evaluate` judges: the surface as read, plus anything the settings point to.
+
+        Most controls judge only the surface; one whose baseline is recorded elsewhere (the audit
+        table) overrides this and adds it to the state.
+        """
+        return self.read(s3, bucket)
 
     @abstractmethod
     def evaluate(self, state: State, settings: Settings) -> Evaluation:
