@@ -8,6 +8,8 @@ from typing import Any
 import pytest
 
 from bucketwarden import aws
+from bucketwarden import engine as engine_module
+from bucketwarden.catalogue import FAMILIES, controls_of
 from bucketwarden.handler import process
 from tests.helpers import (
     ACTOR,
@@ -105,17 +107,68 @@ def test_event_of_another_family_is_ignored(event_name: str, family: str) -> Non
     assert calls_delta(before) == {}
 
 
-def test_create_bucket_runs_every_control_of_the_family() -> None:
+def test_create_bucket_runs_every_control_of_the_family_in_catalogue_order() -> None:
     bucket = public_bucket()
     families = {
         family: [o["control"] for o in handle("CreateBucket", bucket, family)]
-        for family in ("public-access", "encryption", "versioning")
+        for family in FAMILIES
     }
     assert families == {
-        "public-access": ["bucket-public-access-block", "public-acl"],
-        "encryption": ["default-encryption"],
-        "versioning": ["versioning"],
+        family: [c.id for c in controls_of(family) if "CreateBucket" in c.trigger_events]
+        for family in FAMILIES
     }
+    # The safe order: Block Public Access and ownership before any bucket policy edit.
+    public_access = families["public-access"]
+    first_policy_edit = min(
+        public_access.index(c) for c in ("public-policy", "secure-transport") if c in public_access
+    )
+    assert public_access.index("bucket-public-access-block") < first_policy_edit
+    assert public_access.index("object-ownership") < first_policy_edit
+
+
+def test_baseline_delay_waits_once_before_create_bucket_is_judged(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    waits: list[float] = []
+    monkeypatch.setattr(engine_module.time, "sleep", waits.append)
+    monkeypatch.setenv("BASELINE_DELAY_SECONDS", "45")
+    bucket = make_bucket("new-bucket")
+
+    handle("CreateBucket", bucket, "versioning")
+    handle("PutBucketVersioning", bucket, "versioning")
+
+    assert waits == [45]  # CreateBucket only, once for the event
+
+
+def test_no_delay_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    waits: list[float] = []
+    monkeypatch.setattr(engine_module.time, "sleep", waits.append)
+    handle("CreateBucket", make_bucket("new-bucket"), "versioning")
+    assert waits == []
+
+
+def test_website_bucket_finding_warns_and_says_how_to_keep_it_public() -> None:
+    bucket = public_bucket("www-example")
+    s3().put_bucket_website(
+        Bucket=bucket, WebsiteConfiguration={"IndexDocument": {"Suffix": "index.html"}}
+    )
+    before = dict(aws.API_CALLS)
+
+    outcome = only(handle("PutBucketAcl", bucket, "public-access"))
+
+    assert outcome["status"] == "remediated"  # fixed unless exempted
+    [warning] = outcome["warnings"]
+    assert "static website (index document index.html)" in warning
+    assert "bucketwarden:exempt=public-acl" in warning
+    assert calls_delta(before)["s3.GetBucketWebsite"] == 1
+
+
+def test_website_is_not_read_for_a_compliant_bucket() -> None:
+    bucket = make_bucket("private-bucket")
+    before = dict(aws.API_CALLS)
+    outcome = only(handle("PutBucketAcl", bucket, "public-access"))
+    assert outcome["status"] == "compliant"
+    assert "s3.GetBucketWebsite" not in calls_delta(before)
 
 
 def test_invalid_event_is_rejected_and_counted(capsys: pytest.CaptureFixture[str]) -> None:

@@ -193,3 +193,30 @@ def test_longest_bucket_name_subject_is_cut_with_an_ellipsis() -> None:
     subject = notify.subject(outcome(Status.EXEMPTED, control="default-encryption", bucket=bucket))
     assert len(subject) == notify.SUBJECT_LIMIT
     assert subject.endswith("...")
+
+
+def test_account_level_outcome_names_the_account_and_how_to_stop_the_control() -> None:
+    account = outcome(bucket="123456789012", control="account-public-access-block", scope="account")
+    text = notify.email_text(account, Settings())
+
+    assert notify.subject(account) == (
+        "BucketWarden remediated account-public-access-block on account 123456789012"
+    )
+    assert "Account: 123456789012 (eu-west-1)" in text.splitlines()
+    assert "mode parameter" in text
+    assert "tag the bucket" not in text
+    chatbot = notify.chatbot_message(account)
+    assert chatbot["metadata"]["relatedResources"] == ["arn:aws:iam::123456789012:root"]
+
+
+def test_access_point_outcome_names_the_access_point_and_its_bucket_tags() -> None:
+    arn = "arn:aws:s3:eu-west-1:123456789012:accesspoint/reports-ap"
+    access_point = outcome(bucket=arn, control="access-point", scope="access-point")
+    text = notify.email_text(access_point, Settings())
+
+    assert notify.subject(access_point) == (
+        "BucketWarden remediated access-point on access point reports-ap"
+    )
+    assert "Access point: reports-ap (eu-west-1)" in text.splitlines()
+    assert "tag the bucket the access point serves" in text
+    assert notify.chatbot_message(access_point)["metadata"]["relatedResources"] == [arn]

@@ -17,7 +17,7 @@ import pytest
 import yaml
 from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 
-from bucketwarden import audit, metrics
+from bucketwarden import audit, metrics, website
 from bucketwarden.catalogue import CONTROLS, FAMILIES, controls_of, trigger_events
 from bucketwarden.controls.base import Control
 from bucketwarden.outcome import Outcome, Status
@@ -108,7 +108,10 @@ def allowed(role: str, prefix: str) -> dict[str, list[Any]]:
 
 def family_actions(family: str) -> set[str]:
     controls: tuple[Control, ...] = controls_of(family)
-    return {a for c in controls for a in (*c.read_actions, *c.write_actions)} | EXEMPTION_ACTIONS
+    actions = {a for c in controls for a in (*c.read_actions, *c.write_actions)}
+    if any(c.closes_public_access for c in controls):
+        actions.add(website.READ_ACTION)
+    return actions | EXEMPTION_ACTIONS
 
 
 def environment() -> dict[str, Any]:

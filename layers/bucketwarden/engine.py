@@ -20,7 +20,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
 
-from bucketwarden import audit, exemptions, metrics, notify
+from bucketwarden import audit, exemptions, metrics, notify, website
 from bucketwarden.aws import client, error_code, is_access_denied, is_bucket_gone
 from bucketwarden.catalogue import controls_of
 from bucketwarden.controls.base import Control, Evaluation, State
@@ -42,6 +42,8 @@ class EventContext:
     region: str | None
     # Bucket tags read for exemption checks, by bucket (read once per event, only on drift).
     tags: dict[str, dict[str, str]] = field(default_factory=dict)
+    # Website configurations read when public access is about to be closed (same rule).
+    websites: dict[str, dict[str, Any] | None] = field(default_factory=dict)
 
     def base(self, control: Control, mode: Mode, subject: str | None) -> Outcome:
         return Outcome(
@@ -214,6 +216,7 @@ class Engine:
                 continue
             if exemption.note:
                 step.outcome.warnings.append(exemption.note)
+            step.outcome.warnings.extend(self._website_warning(step.control, context, subject))
             if self.settings.dry_run:
                 state = evaluation.desired if evaluation.fixable else state
                 step.decide(replace(step.outcome, status=Status.NONCOMPLIANT, after=state))
@@ -254,6 +257,15 @@ class Engine:
         if bucket not in context.tags:
             context.tags[bucket] = exemptions.read_tags(client("s3", context.region), bucket)
         return exemptions.check(context.tags[bucket], control.id, self.settings, utc_now().date())
+
+    def _website_warning(self, control: Control, context: EventContext, bucket: str) -> list[str]:
+        if not (control.closes_public_access and control.scope == "bucket"):
+            return []
+        if bucket not in context.websites:
+            s3 = client("s3", context.region)
+            context.websites[bucket] = website.read_website(s3, bucket)
+        found = context.websites[bucket]
+        return [website.website_note(found, control.id, self.settings)] if found else []
 
     @staticmethod
     def _classify(error: ClientError, outcome: Outcome) -> Outcome:

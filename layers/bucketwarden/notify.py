@@ -15,11 +15,13 @@ from bucketwarden.settings import Settings
 SUBJECT_LIMIT = 100  # SNS refuses longer subjects
 
 _HEADLINES = {
-    Status.REMEDIATED: "BucketWarden remediated {control} on bucket {bucket}",
-    Status.NONCOMPLIANT: "BucketWarden found {control} drift on bucket {bucket}",
-    Status.EXEMPTED: "BucketWarden found exempted {control} drift on bucket {bucket}",
-    Status.FAILED: "BucketWarden failed to remediate {control} on bucket {bucket}",
+    Status.REMEDIATED: "BucketWarden remediated {control} on {subject}",
+    Status.NONCOMPLIANT: "BucketWarden found {control} drift on {subject}",
+    Status.EXEMPTED: "BucketWarden found exempted {control} drift on {subject}",
+    Status.FAILED: "BucketWarden failed to remediate {control} on {subject}",
 }
+# How a headline names what `outcome.bucket` holds, by the control's scope.
+_SCOPE_NOUNS = {"bucket": "bucket", "account": "account", "access-point": "access point"}
 _EMOJI = {
     Status.REMEDIATED: ":white_check_mark:",
     Status.NONCOMPLIANT: ":warning:",
@@ -28,9 +30,27 @@ _EMOJI = {
 }
 
 
+def _noun_and_name(outcome: Outcome) -> tuple[str, str]:
+    noun = _SCOPE_NOUNS.get(outcome.scope, outcome.scope)
+    name = str(outcome.bucket)
+    if outcome.scope == "access-point":
+        name = name.rsplit("/", 1)[-1]  # the name from the access point ARN
+    return noun, name
+
+
+def _labelled_subject(outcome: Outcome) -> str:
+    noun, name = _noun_and_name(outcome)
+    return f"{noun.capitalize()}: {name}"
+
+
+def subject_name(outcome: Outcome) -> str:
+    """ "bucket NAME", "account 123456789012" or "access point NAME"."""
+    return " ".join(_noun_and_name(outcome))
+
+
 def headline(outcome: Outcome) -> str:
-    template = _HEADLINES.get(outcome.status, "BucketWarden {control} on bucket {bucket}")
-    return template.format(control=outcome.control, bucket=outcome.bucket)
+    template = _HEADLINES.get(outcome.status, "BucketWarden {control} on {subject}")
+    return template.format(control=outcome.control, subject=subject_name(outcome))
 
 
 def subject(outcome: Outcome) -> str:
@@ -50,8 +70,14 @@ def _who(outcome: Outcome) -> str:
 
 def _exempt_howto(outcome: Outcome, settings: Settings) -> list[str]:
     key = settings.exempt_tag_key
+    if outcome.scope == "account":
+        return [
+            "Account-level settings have no tags: to stop this control, set its mode parameter",
+            "to notify or off in the BucketWarden stack.",
+        ]
+    where = "the bucket" if outcome.scope == "bucket" else "the bucket the access point serves"
     return [
-        "To exempt this bucket from this control, tag the bucket:",
+        f"To exempt this {_noun_and_name(outcome)[0]} from this control, tag {where}:",
         f"  {key} = {outcome.control}",
         f"  {settings.exempt_reason_key} = <why it must differ>",
         f"  {settings.exempt_until_key} = <YYYY-MM-DD, optional end date>",
@@ -73,7 +99,7 @@ def email_text(outcome: Outcome, settings: Settings) -> str:
         headline(outcome) + ".",
         "",
         f"What was wrong: {outcome.reason}",
-        f"Bucket: {outcome.bucket}" + (f" ({outcome.region})" if outcome.region else ""),
+        _labelled_subject(outcome) + (f" ({outcome.region})" if outcome.region else ""),
         f"Control: {outcome.control} (mode {outcome.mode})",
         f"Outcome: {outcome.status.value}",
         f"Changed by: {_who(outcome)}",
@@ -116,9 +142,17 @@ def chatbot_message(outcome: Outcome, settings: Settings | None = None) -> dict[
             "threadId": f"{outcome.bucket}/{outcome.control}",
             "summary": headline(outcome),
             "eventType": outcome.status.value,
-            "relatedResources": [f"arn:aws:s3:::{outcome.bucket}"],
+            "relatedResources": [_resource_arn(outcome)],
         },
     }
+
+
+def _resource_arn(outcome: Outcome) -> str:
+    if outcome.scope == "bucket":
+        return f"arn:aws:s3:::{outcome.bucket}"
+    if outcome.scope == "account":
+        return f"arn:aws:iam::{outcome.bucket}:root"
+    return str(outcome.bucket)  # an access point's subject is its ARN
 
 
 def message(outcome: Outcome, settings: Settings) -> dict[str, str]:

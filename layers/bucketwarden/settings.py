@@ -128,7 +128,7 @@ class Settings:
             log_target_prefix=env.get("LOG_TARGET_PREFIX", "s3-access-logs/").strip(),
             object_lock_mode=lock_mode,
             object_lock_days=_whole_number(env, "OBJECT_LOCK_DAYS", 0, maximum=36500),
-            baseline_delay_seconds=_whole_number(env, "BASELINE_DELAY_SECONDS", 0, maximum=600),
+            baseline_delay_seconds=_whole_number(env, "BASELINE_DELAY_SECONDS", 0, maximum=300),
         )
 
 

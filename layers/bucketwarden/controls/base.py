@@ -44,6 +44,9 @@ class Control(ABC):
     # point's ARN (see `subject`).
     scope: str = "bucket"
     service: str = "s3"
+    # True for controls whose fix closes public access to a bucket: on drift the engine also
+    # reads the bucket's website configuration (s3:GetBucketWebsite) and warns in the finding.
+    closes_public_access: bool = False
 
     def subject(self, record: CloudTrailRecord) -> str | None:
         """What the event concerns for this control (bucket name, account id, ARN), or None."""

@@ -3,6 +3,8 @@
 A bucket without a configuration (deleted, or from before S3 turned it on for new buckets) is as
 open as one with all four settings off, so it is drift too. The fix always writes all four: a
 PutPublicAccessBlock replaces the whole configuration, and a setting it omits becomes false.
+The account's Block Public Access (account_public_access_block.py) is judged and fixed by the
+same code, through S3 Control.
 """
 
 from __future__ import annotations
@@ -26,22 +28,18 @@ def settings_off(state: State) -> list[str]:
     return [name for name in SETTINGS if (state or {}).get(name) is not True]
 
 
-class BucketPublicAccessBlock(Control):
-    id = "bucket-public-access-block"
-    family = "public-access"
-    title = "Bucket Block Public Access is fully on"
-    surface = "bucket Block Public Access configuration"
-    trigger_events = (
-        "CreateBucket",
-        "PutBucketPublicAccessBlock",
-        "DeleteBucketPublicAccessBlock",
-    )
-    read_actions = ("s3:GetBucketPublicAccessBlock",)
-    write_actions = ("s3:PutBucketPublicAccessBlock",)
+class PublicAccessBlockControl(Control):
+    """Block Public Access of a bucket or of the account: four settings, judged and fixed alike.
 
-    def read(self, s3: Any, bucket: str) -> State:
+    S3 (`Bucket=`) and S3 Control (`AccountId=`) name the calls, the answer and the "none yet"
+    error the same way; only the parameter naming the subject differs.
+    """
+
+    subject_parameter = "Bucket"
+
+    def read(self, client: Any, subject: str) -> State:
         try:
-            response = s3.get_public_access_block(Bucket=bucket)
+            response = client.get_public_access_block(**{self.subject_parameter: subject})
         except ClientError as error:
             if error_code(error) == NOT_CONFIGURED:
                 return None
@@ -66,5 +64,21 @@ class BucketPublicAccessBlock(Control):
             return "all four off"
         return "off: " + ", ".join(off)
 
-    def apply(self, s3: Any, bucket: str, desired: State) -> None:
-        s3.put_public_access_block(Bucket=bucket, PublicAccessBlockConfiguration=desired)
+    def apply(self, client: Any, subject: str, desired: State) -> None:
+        client.put_public_access_block(
+            **{self.subject_parameter: subject}, PublicAccessBlockConfiguration=desired
+        )
+
+
+class BucketPublicAccessBlock(PublicAccessBlockControl):
+    id = "bucket-public-access-block"
+    family = "public-access"
+    title = "Bucket Block Public Access is fully on"
+    surface = "bucket Block Public Access configuration"
+    trigger_events = (
+        "CreateBucket",
+        "PutBucketPublicAccessBlock",
+        "DeleteBucketPublicAccessBlock",
+    )
+    read_actions = ("s3:GetBucketPublicAccessBlock",)
+    write_actions = ("s3:PutBucketPublicAccessBlock",)

@@ -37,6 +37,7 @@ class PublicAcl(Control):
     surface = "bucket ACL"
     trigger_events = ("CreateBucket", "PutBucketAcl")
     read_actions = ("s3:GetBucketAcl",)
+    closes_public_access = True
     write_actions = ("s3:PutBucketAcl",)
 
     def read(self, s3: Any, bucket: str) -> State:
