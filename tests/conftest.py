@@ -17,7 +17,7 @@ from moto.server import ThreadedMotoServer
 
 from bucketwarden.aws import reset_clients
 from bucketwarden.catalogue import CONTROL_IDS
-from bucketwarden.settings import mode_variable
+from bucketwarden.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 # Real-world CloudTrail records (see data/cloudtrail-samples/SOURCES.md for where each came from).
@@ -34,21 +34,29 @@ settings.register_profile(
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
+
 # Every variable the engine reads; tests set what they need on top of this clean slate.
-ENGINE_VARIABLES = (
-    "AUDIT_TABLE",
-    "IDEMPOTENCY_TABLE",
-    "NOTIFICATION_TOPIC_ARN",
-    "SERVICE_ROLE_ARNS",
-    "ENCRYPTION_BASELINE",
-    "APPROVED_KMS_KEYS",
-    "BLOCK_SSE_C",
-    "EXEMPT_TAG_KEY",
-    "BUCKETWARDEN_DRY_RUN",
-    "AWS_ENDPOINT_URL",
-    "AWS_PROFILE",
-    *(mode_variable(control_id) for control_id in CONTROL_IDS),
-)
+class _RecordingEnvironment(dict[str, str]):
+    """An empty environment that remembers which variables the settings ask for."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked: set[str] = set()
+
+    def get(self, key: str, default: Any = None) -> Any:
+        self.asked.add(key)
+        return super().get(key, default)
+
+
+def settings_variables() -> tuple[str, ...]:
+    environment = _RecordingEnvironment()
+    Settings.from_env(CONTROL_IDS, environment)
+    return tuple(sorted(environment.asked))
+
+
+# Every variable the engine reads (so a developer's shell cannot leak into the tests), and
+# the ones that point clients at an endpoint or profile.
+ENGINE_VARIABLES = (*settings_variables(), "AWS_ENDPOINT_URL", "AWS_PROFILE")
 
 
 @pytest.fixture(autouse=True)

@@ -50,8 +50,13 @@ def cloudtrail_record(
     error_code: str | None = None,
     issuer_arn: str | None = None,
     region: str = REGION,
+    request_parameters: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """A CloudTrail record of a successful S3 call by an IAM user (or an assumed role)."""
+    """A CloudTrail record of a successful S3 call by an IAM user (or an assumed role).
+
+    `request_parameters` replaces the bucket call's {"bucketName", "Host"}: S3 Control calls
+    (account, access point) name no bucket.
+    """
     identity: dict[str, Any] = {
         "type": "IAMUser",
         "arn": ACTOR,
@@ -74,7 +79,9 @@ def cloudtrail_record(
         "awsRegion": region,
         "sourceIPAddress": SOURCE_IP,
         "userAgent": "aws-cli/2.15.0",
-        "requestParameters": {"bucketName": bucket, "Host": f"{bucket}.s3.amazonaws.com"},
+        "requestParameters": (
+            bucket_request_parameters(bucket) if request_parameters is None else request_parameters
+        ),
         "responseElements": None,
         "eventID": event_id,
         "eventType": "AwsApiCall",
@@ -84,6 +91,15 @@ def cloudtrail_record(
         record["errorCode"] = error_code
         record["errorMessage"] = "Access Denied"
     return record
+
+
+def bucket_request_parameters(bucket: str | None) -> dict[str, Any]:
+    return {"bucketName": bucket, "Host": f"{bucket}.s3.amazonaws.com"}
+
+
+def s3_control_host(account: str = ACCOUNT, region: str = REGION) -> str:
+    """The host S3 Control calls go to (and CloudTrail logs): the account id comes first."""
+    return f"{account}.s3-control.{region}.amazonaws.com"
 
 
 def eventbridge_event(record: dict[str, Any]) -> dict[str, Any]:
@@ -101,7 +117,7 @@ def eventbridge_event(record: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def handle(event_name: str, bucket: str, family: str, **record: Any) -> list[dict[str, Any]]:
+def handle(event_name: str, bucket: str | None, family: str, **record: Any) -> list[dict[str, Any]]:
     """Deliver one CloudTrail record to a family's handler code; returns its outcomes."""
     return process(eventbridge_event(cloudtrail_record(event_name, bucket, **record)), family)
 
@@ -126,9 +142,22 @@ def s3() -> Any:
     return own_client("s3")
 
 
+def s3control() -> Any:
+    """The tests' S3 Control client (in-process moto needs no host prefix stripped)."""
+    return own_client("s3control")
+
+
 def make_bucket(name: str) -> str:
     s3().create_bucket(Bucket=name)
     return name
+
+
+def delete_bucket(name: str) -> None:
+    s3().delete_bucket(Bucket=name)
+
+
+def same_name(bucket: str) -> str:
+    return bucket
 
 
 def tag_bucket(bucket: str, tags: dict[str, str]) -> None:
@@ -275,10 +304,12 @@ class ErrorResponses:
         ).encode()
         return AWSResponse(request.url, self.status, {}, MockRawResponse(body))
 
-    def install(self, operation: str) -> ErrorResponses:
-        """Answer `operation` (e.g. "PutBucketAcl") of the engine's S3 client."""
-        events = aws.client("s3", REGION).meta.events
-        events.register_first(f"before-send.s3.{operation}", self)
+    def install(self, operation: str, service: str = "s3") -> ErrorResponses:
+        """Answer `operation` (e.g. "PutBucketAcl") of the engine's client for `service`."""
+        made = aws.client(service, REGION)
+        # Event names use the service id ("s3-control"), not the client name ("s3control").
+        prefix = made.meta.service_model.service_id.hyphenize()
+        made.meta.events.register_first(f"before-send.{prefix}.{operation}", self)
         return self
 
 
@@ -293,35 +324,72 @@ def calls_delta(before: dict[str, int]) -> dict[str, int]:
 
 # -- the checks every control's tests run ------------------------------------------------------
 
+# How a notification headline names a subject, by scope (bucket name, account id, access point
+# name: an access point's subject is its ARN).
+HEADLINE_NOUNS = {"bucket": "bucket", "account": "account", "access-point": "access point"}
+
 
 @dataclass(frozen=True)
 class ControlCase:
-    """How to make one control's surface drift and read it back, for the shared checks below."""
+    """How to make one control's surface drift and read it back, for the shared checks below.
+
+    The subject is what the control acts on and the outcome's `bucket` field holds: a bucket
+    name (the defaults), an account id or an access point ARN. `create` makes it from a name,
+    `request_parameters` is what CloudTrail logs for the event on it, `remove` deletes it (None
+    when it cannot go away, as an account) and `tagged_bucket` names the bucket whose tags can
+    exempt it (None when no tag can, as for the account).
+    """
 
     control: str  # e.g. "public-acl"
     family: str
     event_name: str  # an event of the family that triggers the control
-    write_operation: str  # the S3 operation of the fix, e.g. "PutBucketAcl"
+    write_operation: str  # the API operation of the fix, e.g. "PutBucketAcl"
     write_actions: tuple[str, ...]  # IAM actions to deny so that the write fails
-    drift: Any  # Callable[[str], None]: makes the bucket's surface wrong
+    drift: Any  # Callable[[str], None]: makes the subject's surface wrong
     read: Any  # Callable[[str], Any]: the surface as the test reads it from moto
+    service: str = "s3"  # the engine's client for the control ("s3control" for S3 Control)
+    scope: str = "bucket"
+    create: Any = make_bucket  # Callable[[str], str]: name → subject
+    request_parameters: Any = bucket_request_parameters  # Callable[[str], dict]
+    remove: Any = delete_bucket  # Callable[[str], None] | None
+    tagged_bucket: Any = same_name  # Callable[[str], str] | None
+    # False where moto's IAM enforcement answers in a shape botocore cannot read: for S3 Control
+    # it sends a query-style <ErrorResponse><Errors><Error>, parsed as an error without a code.
+    # The access-denied check then answers the write with S3's own AccessDenied instead.
+    denied_by_moto: bool = True
 
     @property
     def mode_variable(self) -> str:
         return "MODE_" + self.control.upper().replace("-", "_")
 
-    def drifted_bucket(self, name: str = "drifted-bucket") -> str:
-        make_bucket(name)
-        self.drift(name)
-        return name
+    @property
+    def write_call(self) -> str:
+        """The fix as aws.API_CALLS counts it, e.g. "s3.PutBucketAcl"."""
+        return f"{self.service}.{self.write_operation}"
 
-    def run(self, bucket: str, **record: Any) -> dict[str, Any]:
+    def drifted(self, name: str = "drifted-bucket") -> str:
+        """Make a subject from `name` and make its surface drift; returns the subject."""
+        subject = self.create(name)
+        self.drift(subject)
+        return subject
+
+    def drifted_bucket(self, name: str = "drifted-bucket") -> str:
+        """`drifted`, under the name the bucket controls' tests use."""
+        return self.drifted(name)
+
+    def headline_subject(self, subject: str) -> str:
+        name = subject.rsplit("/", 1)[-1] if self.scope == "access-point" else subject
+        return f"{HEADLINE_NOUNS[self.scope]} {name}"
+
+    def run(self, subject: str, **record: Any) -> dict[str, Any]:
         """The control's outcome for its event, the family's other controls switched off."""
         others = [
             c.id
             for c in controls_of(self.family)
             if c.id != self.control and self.event_name in c.trigger_events
         ]
+        record.setdefault("request_parameters", self.request_parameters(subject))
+        bucket = subject if self.scope == "bucket" else None
         with temporary_environment({mode_variable(other): "off" for other in others}):
             outcomes = handle(self.event_name, bucket, self.family, **record)
         mine = [o for o in outcomes if o["control"] == self.control]
@@ -329,59 +397,78 @@ class ControlCase:
         return mine[0]
 
 
+def _tag_exemption(case: ControlCase, subject: str, tags: dict[str, str]) -> None:
+    assert case.tagged_bucket is not None, f"no tag can exempt a {case.scope}"
+    tag_bucket(case.tagged_bucket(subject), tags)
+
+
 def check_exempted(case: ControlCase, tags: dict[str, str]) -> dict[str, Any]:
     """An honoured exemption: status exempted, the surface untouched, no write made."""
-    bucket = case.drifted_bucket()
-    tag_bucket(bucket, tags)
-    drifted = case.read(bucket)
+    subject = case.drifted()
+    _tag_exemption(case, subject, tags)
+    drifted = case.read(subject)
     before = dict(aws.API_CALLS)
-    outcome = case.run(bucket)
+    outcome = case.run(subject)
     assert outcome["status"] == "exempted", outcome
-    assert case.read(bucket) == drifted
-    assert f"s3.{case.write_operation}" not in calls_delta(before)
+    assert case.read(subject) == drifted
+    assert case.write_call not in calls_delta(before)
     return outcome
 
 
 def check_exemption_not_honoured(case: ControlCase, tags: dict[str, str], note: str) -> None:
     """An exemption without a reason, or expired, does not stop the fix; the outcome says why."""
-    bucket = case.drifted_bucket()
-    tag_bucket(bucket, tags)
-    drifted = case.read(bucket)
-    outcome = case.run(bucket)
+    subject = case.drifted()
+    _tag_exemption(case, subject, tags)
+    drifted = case.read(subject)
+    outcome = case.run(subject)
     assert outcome["status"] == "remediated", outcome
-    assert case.read(bucket) != drifted
+    assert case.read(subject) != drifted
     assert any(note in warning for warning in outcome["warnings"]), outcome["warnings"]
 
 
 def check_notify_mode(case: ControlCase, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(case.mode_variable, "notify")
-    bucket = case.drifted_bucket()
-    drifted = case.read(bucket)
+    subject = case.drifted()
+    drifted = case.read(subject)
     before = dict(aws.API_CALLS)
-    outcome = case.run(bucket)
+    outcome = case.run(subject)
     assert outcome["status"] == "noncompliant", outcome
     assert outcome["mode"] == "notify"
     assert outcome["before"] == outcome["after"]
-    assert case.read(bucket) == drifted
-    assert f"s3.{case.write_operation}" not in calls_delta(before)
+    assert case.read(subject) == drifted
+    assert case.write_call not in calls_delta(before)
 
 
 def check_off_mode(case: ControlCase, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(case.mode_variable, "off")
-    bucket = case.drifted_bucket()
+    subject = case.drifted()
     before = dict(aws.API_CALLS)
-    outcome = case.run(bucket)
+    outcome = case.run(subject)
     assert outcome["status"] == "ignored", outcome
     assert calls_delta(before) == {}
 
 
 def check_bucket_gone(case: ControlCase) -> None:
-    """The bucket was deleted after the event: skipped, nothing raised."""
-    bucket = case.drifted_bucket("short-lived-bucket")
-    s3().delete_bucket(Bucket=bucket)
-    outcome = case.run(bucket)
+    """The subject (bucket, access point) was deleted after the event: skipped, nothing raised."""
+    assert case.remove is not None, f"a {case.scope} cannot be deleted"
+    subject = case.drifted("short-lived-bucket")
+    case.remove(subject)
+    outcome = case.run(subject)
     assert outcome["status"] == "skipped", outcome
     assert "no longer exists" in outcome["reason"]
+
+
+@contextmanager
+def write_denied(case: ControlCase, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The case's fix refused with AccessDenied: by moto enforcing IAM, or as S3 answers it."""
+    if case.denied_by_moto:
+        with denied(monkeypatch, *case.write_actions):
+            yield
+        return
+    refusal = ErrorResponses(403, "AccessDenied", times=1000)
+    refusal.install(case.write_operation, case.service)
+    yield
+    assert refusal.sent == 1  # AccessDenied is not retried
 
 
 def check_access_denied(
@@ -389,45 +476,45 @@ def check_access_denied(
 ) -> None:
     """The role may not write: failed, notified, RemediationFailures counted, surface untouched."""
     inbox = subscribe_inbox(monkeypatch)
-    bucket = case.drifted_bucket()
-    drifted = case.read(bucket)
+    subject = case.drifted()
+    drifted = case.read(subject)
     capsys.readouterr()
-    with denied(monkeypatch, *case.write_actions):
-        outcome = case.run(bucket)
+    with write_denied(case, monkeypatch):
+        outcome = case.run(subject)
     assert outcome["status"] == "failed", outcome
     # The reason says what was wrong, then why it was not fixed; before shows what was read.
     assert f"; not fixed: AccessDenied on {case.write_operation}" in outcome["reason"]
     assert outcome["before"] == drifted
     assert outcome["notified"] is True
-    assert case.read(bucket) == drifted
+    assert case.read(subject) == drifted
     [envelope] = inbox.receive()
-    assert (
-        envelope["Subject"] == f"BucketWarden failed to remediate {case.control} on bucket {bucket}"
-    )
+    named = case.headline_subject(subject)
+    assert envelope["Subject"] == f"BucketWarden failed to remediate {case.control} on {named}"
     assert json.loads(envelope["Message"])["status"] == "failed"
     assert "RemediationFailures" in metric_names(capsys.readouterr().out, case.control)
 
 
 def check_throttling_retried(case: ControlCase) -> None:
     """SlowDown twice on the write: botocore retries it and the fix lands."""
-    bucket = case.drifted_bucket()
-    throttle = ErrorResponses(503, "SlowDown", times=2).install(case.write_operation)
-    outcome = case.run(bucket)
+    subject = case.drifted()
+    throttle = ErrorResponses(503, "SlowDown", times=2).install(case.write_operation, case.service)
+    outcome = case.run(subject)
     assert outcome["status"] == "remediated", outcome
     assert throttle.sent == 3  # two throttled attempts, then the one that reached S3
-    assert case.read(bucket) == outcome["after"]
+    assert case.read(subject) == outcome["after"]
 
 
 def check_persistent_error_raises(case: ControlCase) -> None:
     """A 500 that outlives the retries propagates, so Lambda retries and then dead-letters it."""
-    bucket = case.drifted_bucket()
-    drifted = case.read(bucket)
-    failing = ErrorResponses(500, "InternalError", times=1000).install(case.write_operation)
+    subject = case.drifted()
+    drifted = case.read(subject)
+    failing = ErrorResponses(500, "InternalError", times=1000)
+    failing.install(case.write_operation, case.service)
     with pytest.raises(ClientError) as raised:
-        case.run(bucket)
+        case.run(subject)
     assert raised.value.response["Error"]["Code"] == "InternalError"
     assert failing.sent > 1  # it was retried before giving up
-    assert case.read(bucket) == drifted
+    assert case.read(subject) == drifted
 
 
 def public_bucket(name: str = "public-bucket") -> str:

@@ -141,13 +141,16 @@ def test_create_bucket_reaches_every_family(moto_server: str, tmp_path: Path):
     )
     assert result.returncode == 0, result.stderr
     statuses = {o["control"]: o["status"] for o in json_lines(result.stdout)}
-    # moto gives new buckets none of AWS's 2023 defaults, so Block Public Access, encryption
-    # and versioning drift.
+    # moto gives new buckets none of AWS's 2023 defaults, so Block Public Access, ownership,
+    # encryption and versioning drift; no log target is configured here.
     assert statuses == {
         "bucket-public-access-block": "remediated",
         "public-acl": "compliant",
+        "object-ownership": "remediated",
+        "secure-transport": "remediated",
         "default-encryption": "remediated",
         "versioning": "remediated",
+        "access-logging": "compliant",
     }
 
 
@@ -160,7 +163,7 @@ def test_table_output_names_bucket_and_status(moto_server: str, public_bucket: s
 
 
 def test_event_no_rule_matches_is_ignored(moto_server: str):
-    sample = SAMPLES / "panther-analysis__PutBucketLogging__1.json"
+    sample = SAMPLES / "streamalert__PutObjectAcl__5.json"
     result = run_cli("replay", str(sample), "--json", endpoint=moto_server)
     assert result.returncode == 0, result.stderr
     [outcome] = json_lines(result.stdout)

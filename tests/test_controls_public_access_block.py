@@ -127,7 +127,8 @@ def test_already_compliant_makes_no_write() -> None:
 
 
 def test_on_create_bucket_access_is_blocked_before_the_acl_is_fixed() -> None:
-    """The family's controls run in catalogue order: Block Public Access first, then the ACL."""
+    """The family's controls run in catalogue order: Block Public Access first, then the ACL,
+    ownership and, last, the bucket policy."""
     bucket = public_bucket("new-public-bucket")  # moto gives new buckets no configuration
     writes: list[str] = []
 
@@ -142,8 +143,16 @@ def test_on_create_bucket_access_is_blocked_before_the_acl_is_fixed() -> None:
     assert [(o["control"], o["status"]) for o in outcomes] == [
         ("bucket-public-access-block", "remediated"),
         ("public-acl", "remediated"),
+        ("object-ownership", "remediated"),
+        ("secure-transport", "remediated"),
     ]
-    assert writes == ["PutPublicAccessBlock", "PutBucketAcl"]
+    # The ACL is owner-only once public-acl is done, so ownership needs no ACL write of its own.
+    assert writes == [
+        "PutPublicAccessBlock",
+        "PutBucketAcl",
+        "PutBucketOwnershipControls",
+        "PutBucketPolicy",
+    ]
     assert block(bucket) == ALL_ON
 
 

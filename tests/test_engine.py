@@ -92,7 +92,7 @@ def test_another_roles_change_is_fixed(monkeypatch: pytest.MonkeyPatch) -> None:
     [
         ("PutBucketAcl", "encryption"),
         ("PutBucketVersioning", "public-access"),
-        ("PutBucketPolicy", "public-access"),
+        ("PutBucketTagging", "public-access"),
         ("DeleteBucketEncryption", "versioning"),
     ],
 )
@@ -109,14 +109,16 @@ def test_event_of_another_family_is_ignored(event_name: str, family: str) -> Non
 
 def test_create_bucket_runs_every_control_of_the_family_in_catalogue_order() -> None:
     bucket = public_bucket()
-    families = {
-        family: [o["control"] for o in handle("CreateBucket", bucket, family)]
-        for family in FAMILIES
-    }
-    assert families == {
+    expected = {
         family: [c.id for c in controls_of(family) if "CreateBucket" in c.trigger_events]
         for family in FAMILIES
     }
+    families = {
+        family: [o["control"] for o in handle("CreateBucket", bucket, family)]
+        for family, controls in expected.items()
+        if controls
+    }
+    assert families == {family: controls for family, controls in expected.items() if controls}
     # The safe order: Block Public Access and ownership before any bucket policy edit.
     public_access = families["public-access"]
     first_policy_edit = min(

@@ -11,6 +11,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from bucketwarden import aws
+from bucketwarden.catalogue import controls_of
 from bucketwarden.handler import process
 from tests.helpers import (
     REGION,
@@ -77,12 +78,18 @@ def test_a_new_event_for_the_same_bucket_is_handled() -> None:
     assert not is_public(bucket)
 
 
+def create_bucket_controls(family: str) -> list[str]:
+    return [c.id for c in controls_of(family) if "CreateBucket" in c.trigger_events]
+
+
 @pytest.mark.usefixtures("idempotency")
 def test_one_event_is_handled_once_per_family() -> None:
     bucket = public_bucket()
     event = eventbridge_event(cloudtrail_record("CreateBucket", bucket, event_id="evt-create"))
-    # public_bucket() has a public ACL and, in moto, no Block Public Access: both controls fix.
-    assert [o["status"] for o in process(event, "public-access")] == ["remediated"] * 2
+    # public_bucket() has a public ACL and, in moto, none of S3's defaults: every control fixes.
+    outcomes = process(event, "public-access")
+    assert [o["control"] for o in outcomes] == create_bucket_controls("public-access")
+    assert {o["status"] for o in outcomes} == {"remediated"}
     assert only(process(event, "versioning"))["status"] == "remediated"
     assert only(process(event, "versioning"))["status"] == "ignored"
 

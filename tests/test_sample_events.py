@@ -11,15 +11,30 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 
-from bucketwarden import catalogue
+from bucketwarden import aws, catalogue
+from bucketwarden.controls.public_access_block import SETTINGS as BLOCK_PUBLIC_ACCESS_SETTINGS
 from bucketwarden.events import API_CALL_DETAIL_TYPE, parse_record
 from bucketwarden.handler import process
 from bucketwarden.settings import Settings
 from tests.conftest import EVENTS, s3_client
+from tests.helpers import ALL_USERS, LOG_DELIVERY
+from tests.test_controls_access_logging import ENVIRONMENT as LOGGING_SETTINGS
+from tests.test_controls_access_logging import log_bucket
+from tests.test_controls_object_lock_retention import BASELINE as LOCK_BASELINE
+from tests.test_controls_object_lock_retention import weaken
+from tests.test_controls_object_ownership import put_grants
+from tests.test_controls_public_acl import group
 
 BUCKET = "bucketwarden-demo-bucket"
+ARN = f"arn:aws:s3:::{BUCKET}"
+REGION = "us-east-1"
+ACCOUNT = "123456789012"
+ACCESS_POINT = "bucketwarden-demo-ap"
+# What the samples name: the bucket, the account (its Block Public Access), the access point.
+SUBJECTS = {BUCKET, ACCOUNT, f"arn:aws:s3:{REGION}:{ACCOUNT}:accesspoint/{ACCESS_POINT}"}
 SAMPLES = sorted(EVENTS.glob("*.json"))
 
 
@@ -48,23 +63,57 @@ def test_sample_is_an_eventbridge_cloudtrail_event_for_the_demo_bucket(path: Pat
     assert event["account"] == event["detail"]["recipientAccountId"] == "123456789012"
     record = parse_record(event)
     assert record.eventName == path.stem
-    assert record.bucket_name == BUCKET
+    subjects = {c.subject(record) for c in catalogue.CONTROLS if path.stem in c.trigger_events}
+    assert subjects, path.stem
+    assert subjects <= SUBJECTS
     assert record.errorCode is None
     assert uuid.UUID(record.eventID).version == 4
 
 
-def make_drifted_bucket() -> None:
-    """Every surface wrong at once: public-read ACL, no default encryption, suspended versioning."""
+PUBLIC_READ = {"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": "*"}
+
+
+def make_drifted_bucket(controls: set[str]) -> None:
+    """Every surface the controls judge wrong at once, as an incident would leave them."""
     s3 = s3_client()
-    s3.create_bucket(Bucket=BUCKET, ACL="public-read")
+    # A public grant rightly stops object-ownership (a person must decide): where public-acl
+    # does not run first to remove it, the ACL grants S3 log delivery instead.
+    public_acl = "public-acl" in controls or "object-ownership" not in controls
+    s3.create_bucket(Bucket=BUCKET, ACL="public-read" if public_acl else "private")
+    if "object-ownership" in controls:
+        public = [group(ALL_USERS, "READ")] if public_acl else []
+        put_grants(BUCKET, *public, group(LOG_DELIVERY, "WRITE"), group(LOG_DELIVERY, "READ_ACP"))
     s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Suspended"})
+    policy = {"Version": "2012-10-17", "Statement": [{**PUBLIC_READ, "Resource": f"{ARN}/*"}]}
+    s3.put_bucket_policy(Bucket=BUCKET, Policy=json.dumps(policy))
+    s3control = boto3.client("s3control", region_name=REGION)
+    all_off = dict.fromkeys(BLOCK_PUBLIC_ACCESS_SETTINGS, False)
+    s3control.put_public_access_block(AccountId=ACCOUNT, PublicAccessBlockConfiguration=all_off)
+    s3control.create_access_point(AccountId=ACCOUNT, Name=ACCESS_POINT, Bucket=BUCKET)
+    access_point_policy = {"Version": "2012-10-17", "Statement": [PUBLIC_READ]}
+    s3control.put_access_point_policy(
+        AccountId=ACCOUNT, Name=ACCESS_POINT, Policy=json.dumps(access_point_policy)
+    )
+    if "access-logging" in controls:
+        log_bucket()
+    if "object-lock-retention" in controls:
+        weaken(BUCKET)
+
+
+# Settings without which a control has nothing to enforce (no log target, no baseline).
+CONTROL_SETTINGS = {"access-logging": LOGGING_SETTINGS, "object-lock-retention": LOCK_BASELINE}
 
 
 @pytest.mark.usefixtures("aws")
 @pytest.mark.parametrize(("path", "family"), CASES, ids=lambda v: getattr(v, "stem", v))
-def test_sample_drives_its_family_to_a_fix(path: Path, family: str) -> None:
-    make_drifted_bucket()
+def test_sample_drives_its_family_to_a_fix(
+    path: Path, family: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     expected = [c for c in catalogue.controls_of(family) if path.stem in c.trigger_events]
+    for control in expected:
+        for name, value in CONTROL_SETTINGS.get(control.id, {}).items():
+            monkeypatch.setenv(name, value)
+    make_drifted_bucket({c.id for c in expected})
 
     outcomes = process(load(path), family)
 
@@ -72,6 +121,10 @@ def test_sample_drives_its_family_to_a_fix(path: Path, family: str) -> None:
         (c.id, "remediated") for c in expected
     ]
     assert all(o["event_id"] == load(path)["detail"]["eventID"] for o in outcomes)
-    # The fix is in the bucket, not only in the report: read it back from S3.
+    # The fix is in S3, not only in the report: read it back.
+    record = parse_record(load(path))
+    settings = Settings.from_env(catalogue.CONTROL_IDS)
     for control in expected:
-        assert control.evaluate(control.read(s3_client(), BUCKET), Settings()).compliant
+        subject = str(control.subject(record))
+        state = control.observe(aws.client(control.service, REGION), subject, settings)
+        assert control.evaluate(state, settings).compliant, control.id

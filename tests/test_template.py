@@ -22,6 +22,7 @@ from bucketwarden.catalogue import CONTROLS, FAMILIES, controls_of, trigger_even
 from bucketwarden.controls.base import Control
 from bucketwarden.outcome import Outcome, Status
 from bucketwarden.settings import Mode, Settings, mode_variable
+from tests.conftest import settings_variables
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "template.yaml"
@@ -109,7 +110,7 @@ def allowed(role: str, prefix: str) -> dict[str, list[Any]]:
 def family_actions(family: str) -> set[str]:
     controls: tuple[Control, ...] = controls_of(family)
     actions = {a for c in controls for a in (*c.read_actions, *c.write_actions)}
-    if any(c.closes_public_access for c in controls):
+    if any(c.checks_website for c in controls):
         actions.add(website.READ_ACTION)
     return actions | EXEMPTION_ACTIONS
 
@@ -198,23 +199,9 @@ def test_no_mode_without_a_control() -> None:
     assert parameters == {camel(control.id) + "Mode" for control in CONTROLS}
 
 
-class _RecordingEnv(dict[str, str]):
-    """An empty environment that remembers which variables the settings asked for."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.asked: set[str] = set()
-
-    def get(self, key: str, default: Any = None) -> Any:
-        self.asked.add(key)
-        return super().get(key, default)
-
-
 def test_functions_receive_every_variable_the_engine_reads() -> None:
-    env = _RecordingEnv()
-    Settings.from_env(tuple(c.id for c in CONTROLS), env)
     # Dry run is for the CLI; a deployed function always acts.
-    expected = env.asked - {"BUCKETWARDEN_DRY_RUN"}
+    expected = set(settings_variables()) - {"BUCKETWARDEN_DRY_RUN"}
     assert expected <= set(environment())
     assert "BUCKETWARDEN_DRY_RUN" not in environment()
     assert ref_target(environment()["AUDIT_TABLE"], "!Ref") == "AuditTable"
@@ -240,14 +227,34 @@ def test_parameters_for_exemption_and_encryption() -> None:
 # ---------------------------------------------------------------- least privilege
 
 
+BUCKETS = {"!Sub": "arn:${AWS::Partition}:s3:::*"}
+ACCESS_POINTS = {"!Sub": "arn:${AWS::Partition}:s3:*:${AWS::AccountId}:accesspoint/*"}
+# Actions without a resource type in IAM's service authorization reference: only "*" works.
+UNSCOPED_ACTIONS = {
+    "s3:GetAccountPublicAccessBlock",
+    "s3:PutAccountPublicAccessBlock",
+    "s3:GetAccessPoint",
+}
+# Families whose controls read the audit history (object-lock-retention's recorded baseline).
+HISTORY_FAMILIES = {"object-lock"}
+
+
+def expected_resource(action: str, family: str) -> Any:
+    if action in UNSCOPED_ACTIONS:
+        return "*"
+    scopes = {c.scope for c in controls_of(family) if action in (*c.read_actions, *c.write_actions)}
+    return ACCESS_POINTS if scopes == {"access-point"} else BUCKETS
+
+
 @pytest.mark.parametrize("family", FAMILIES)
 def test_role_allows_exactly_its_controls_s3_actions(family: str) -> None:
     grants = allowed(role_id(family), "s3")
     assert set(grants) == family_actions(family)
     for action, targets in grants.items():
         for target in targets:
-            # Buckets only (arn:...:s3:::*): no object ARNs, no "*".
-            assert target == {"!Sub": "arn:${AWS::Partition}:s3:::*"}, (action, target)
+            # Buckets (arn:...:s3:::*) or the account's access points: no object ARNs, and "*"
+            # only where IAM accepts nothing else.
+            assert target == expected_resource(action, family), (action, target)
 
 
 def by_resource(role: str, prefix: str) -> dict[str, set[str]]:
@@ -255,14 +262,19 @@ def by_resource(role: str, prefix: str) -> dict[str, set[str]]:
     grouped: dict[str, set[str]] = {}
     for action, targets in allowed(role, prefix).items():
         for target in targets:
-            tag = "!Ref" if "!Ref" in target else "!GetAtt"
-            grouped.setdefault(ref_target(target, tag), set()).add(action)
+            if "!Sub" in target:  # ${Resource.Arn}/sub/path
+                resource, _, path = target["!Sub"].removeprefix("${").partition("}")
+                name = resource.split(".")[0] + path
+            else:
+                name = ref_target(target, "!Ref" if "!Ref" in target else "!GetAtt")
+            grouped.setdefault(name, set()).add(action)
     return grouped
 
 
 @pytest.mark.parametrize("family", FAMILIES)
 def test_role_reaches_only_the_stack_resources(family: str) -> None:
     role = role_id(family)
+    history = {"AuditTable/index/bucket-index": {"dynamodb:Query"}}
     assert by_resource(role, "dynamodb") == {
         "AuditTable": {"dynamodb:PutItem"},
         "IdempotencyTable": {
@@ -271,6 +283,7 @@ def test_role_reaches_only_the_stack_resources(family: str) -> None:
             "dynamodb:UpdateItem",
             "dynamodb:DeleteItem",
         },
+        **(history if family in HISTORY_FAMILIES else {}),
     }
     assert by_resource(role, "sns") == {"NotificationTopic": {"sns:Publish"}}
     assert by_resource(role, "kms") == {"ServiceKey": {"kms:GenerateDataKey", "kms:Decrypt"}}

@@ -65,3 +65,31 @@ def record(dynamodb: Any, table: str, outcome: Outcome) -> bool:
         raise
     outcome.audit_id = audit_id
     return True
+
+
+# The audit table's index by bucket (template.yaml, AuditTable).
+BUCKET_INDEX = "bucket-index"
+
+
+def history(dynamodb: Any, table: str, bucket: str, control: str) -> list[dict[str, Any]]:
+    """Every audit record of one control on one bucket: its `before` and `after`, decoded."""
+    pages = dynamodb.get_paginator("query").paginate(
+        TableName=table,
+        IndexName=BUCKET_INDEX,
+        KeyConditionExpression="#bucket = :bucket",
+        FilterExpression="#control = :control",
+        ProjectionExpression="#before, #after",
+        # bucket, before and after are DynamoDB reserved words.
+        ExpressionAttributeNames={
+            "#bucket": "bucket",
+            "#control": "control",
+            "#before": "before",
+            "#after": "after",
+        },
+        ExpressionAttributeValues={":bucket": {"S": bucket}, ":control": {"S": control}},
+    )
+    return [
+        {name: json.loads(item[name]["S"]) for name in ("before", "after") if name in item}
+        for page in pages
+        for item in page["Items"]
+    ]

@@ -23,10 +23,15 @@ RETRY_CONFIG = Config(
     read_timeout=10,
 )
 
-BUCKET_GONE_CODES = frozenset({"NoSuchBucket"})
+# What S3 answers about a subject deleted after the event, and what it was.
+GONE_CODES = {"NoSuchBucket": "bucket", "NoSuchAccessPoint": "access point"}
 ACCESS_DENIED_CODES = frozenset(
     {"AccessDenied", "AccessDeniedException", "AllAccessDisabled", "AccessControlListNotSupported"}
 )
+
+# Refusals that name a setup problem (a log target in another region, or one S3 cannot write
+# to): retrying cannot help, so they fail the outcome, and the notification says what to fix.
+SETUP_ERROR_CODES = frozenset({"CrossLocationLoggingProhibited", "InvalidTargetBucketForLogging"})
 
 # Counts every API call made through clients from `client()`, by "service.Operation". The
 # benchmark reads it; it costs one dict update per call.
@@ -81,9 +86,17 @@ def error_code(error: ClientError) -> str:
     return str(error.response.get("Error", {}).get("Code", ""))
 
 
-def is_bucket_gone(error: ClientError) -> bool:
-    return error_code(error) in BUCKET_GONE_CODES
+def is_gone(error: ClientError) -> bool:
+    return error_code(error) in GONE_CODES
 
 
 def is_access_denied(error: ClientError) -> bool:
     return error_code(error) in ACCESS_DENIED_CODES
+
+
+def is_setup_error(error: ClientError) -> bool:
+    return error_code(error) in SETUP_ERROR_CODES
+
+
+def error_message(error: ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Message", ""))

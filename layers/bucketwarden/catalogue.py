@@ -7,19 +7,33 @@ fails until the template agrees), a sample under events/ and docs/controls/<id>.
 
 from __future__ import annotations
 
+from bucketwarden.controls.access_logging import AccessLogging
+from bucketwarden.controls.access_point import AccessPointPolicy
+from bucketwarden.controls.account_public_access_block import AccountPublicAccessBlock
 from bucketwarden.controls.base import Control
 from bucketwarden.controls.default_encryption import DefaultEncryption
+from bucketwarden.controls.object_lock_retention import ObjectLockRetention
+from bucketwarden.controls.object_ownership import ObjectOwnership
 from bucketwarden.controls.public_access_block import BucketPublicAccessBlock
 from bucketwarden.controls.public_acl import PublicAcl
+from bucketwarden.controls.public_policy import PublicPolicy
+from bucketwarden.controls.secure_transport import SecureTransport
 from bucketwarden.controls.versioning import Versioning
 
 # The engine runs a family's controls for an event in this order. Block Public Access comes
 # before the ACL, so that on CreateBucket public access is blocked first (the safe order).
 CONTROLS: tuple[Control, ...] = (
+    AccountPublicAccessBlock(),
     BucketPublicAccessBlock(),
     PublicAcl(),
+    ObjectOwnership(),
+    PublicPolicy(),
+    SecureTransport(),
+    AccessPointPolicy(),
     DefaultEncryption(),
     Versioning(),
+    AccessLogging(),
+    ObjectLockRetention(),
 )
 
 # Family → the function folder (functions/<folder>/app.py) that runs its controls.
@@ -27,6 +41,8 @@ FAMILIES: dict[str, str] = {
     "public-access": "public_access",
     "encryption": "encryption",
     "versioning": "versioning",
+    "logging": "logging",
+    "object-lock": "object_lock",
 }
 
 CONTROL_IDS: tuple[str, ...] = tuple(control.id for control in CONTROLS)

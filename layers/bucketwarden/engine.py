@@ -21,7 +21,15 @@ from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
 
 from bucketwarden import audit, exemptions, metrics, notify, website
-from bucketwarden.aws import client, error_code, is_access_denied, is_bucket_gone
+from bucketwarden.aws import (
+    GONE_CODES,
+    client,
+    error_code,
+    error_message,
+    is_access_denied,
+    is_gone,
+    is_setup_error,
+)
 from bucketwarden.catalogue import controls_of
 from bucketwarden.controls.base import Control, Evaluation, State
 from bucketwarden.events import CloudTrailRecord, EventRejected, parse_record
@@ -216,7 +224,8 @@ class Engine:
                 continue
             if exemption.note:
                 step.outcome.warnings.append(exemption.note)
-            step.outcome.warnings.extend(self._website_warning(step.control, context, subject))
+            if evaluation.public_read and step.control.checks_website:
+                step.outcome.warnings.extend(self._website_warning(step.control, context, subject))
             if self.settings.dry_run:
                 state = evaluation.desired if evaluation.fixable else state
                 step.decide(replace(step.outcome, status=Status.NONCOMPLIANT, after=state))
@@ -259,8 +268,6 @@ class Engine:
         return exemptions.check(context.tags[bucket], control.id, self.settings, utc_now().date())
 
     def _website_warning(self, control: Control, context: EventContext, bucket: str) -> list[str]:
-        if not (control.closes_public_access and control.scope == "bucket"):
-            return []
         if bucket not in context.websites:
             s3 = client("s3", context.region)
             context.websites[bucket] = website.read_website(s3, bucket)
@@ -270,15 +277,19 @@ class Engine:
     @staticmethod
     def _classify(error: ClientError, outcome: Outcome) -> Outcome:
         code = error_code(error)
-        if is_bucket_gone(error):
-            return replace(outcome, status=Status.SKIPPED, reason="bucket no longer exists")
+        if is_gone(error):
+            reason = f"{GONE_CODES[code]} no longer exists"
+            return replace(outcome, status=Status.SKIPPED, reason=reason)
+        operation = getattr(error, "operation_name", "the call")
         if is_access_denied(error):
-            operation = getattr(error, "operation_name", "the call")
             reason = f"{code} on {operation}: BucketWarden's role may not do this"
-            if outcome.reason:
-                reason = f"{outcome.reason}; not fixed: {reason}"
-            return replace(outcome, status=Status.FAILED, reason=reason)
-        raise error
+        elif is_setup_error(error):
+            reason = f"{code} on {operation}: {error_message(error) or 'check the settings'}"
+        else:
+            raise error
+        if outcome.reason:
+            reason = f"{outcome.reason}; not fixed: {reason}"
+        return replace(outcome, status=Status.FAILED, reason=reason)
 
     # -- reporting ----------------------------------------------------------------------------
 

@@ -112,6 +112,9 @@ class Settings:
             raise ConfigError(
                 f"OBJECT_LOCK_MODE={lock_mode!r}: expected GOVERNANCE, COMPLIANCE or empty"
             )
+        lock_days = _whole_number(env, "OBJECT_LOCK_DAYS", 0, maximum=36500)
+        if lock_mode and lock_days < 1:
+            raise ConfigError(f"OBJECT_LOCK_MODE={lock_mode} needs OBJECT_LOCK_DAYS of at least 1")
         return cls(
             modes=modes,
             exempt_tag_key=env.get("EXEMPT_TAG_KEY", "bucketwarden:exempt").strip(),
@@ -127,7 +130,7 @@ class Settings:
             log_target_bucket=env.get("LOG_TARGET_BUCKET", "").strip() or None,
             log_target_prefix=env.get("LOG_TARGET_PREFIX", "s3-access-logs/").strip(),
             object_lock_mode=lock_mode,
-            object_lock_days=_whole_number(env, "OBJECT_LOCK_DAYS", 0, maximum=36500),
+            object_lock_days=lock_days,
             baseline_delay_seconds=_whole_number(env, "BASELINE_DELAY_SECONDS", 0, maximum=300),
         )
 

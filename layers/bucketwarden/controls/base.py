@@ -27,6 +27,8 @@ class Evaluation:
     desired: State = None
     # False when the fix cannot be made by the service (it is reported instead).
     fixable: bool = True
+    # True when anyone can read the bucket's objects: it may be serving a website.
+    public_read: bool = False
 
 
 class Control(ABC):
@@ -44,9 +46,9 @@ class Control(ABC):
     # point's ARN (see `subject`).
     scope: str = "bucket"
     service: str = "s3"
-    # True for controls whose fix closes public access to a bucket: on drift the engine also
-    # reads the bucket's website configuration (s3:GetBucketWebsite) and warns in the finding.
-    closes_public_access: bool = False
+    # True for controls that can find a bucket publicly readable: when one does, the engine
+    # reads the bucket's website configuration (s3:GetBucketWebsite) to warn in the finding.
+    checks_website: bool = False
 
     def subject(self, record: CloudTrailRecord) -> str | None:
         """What the event concerns for this control (bucket name, account id, ARN), or None."""

@@ -14,6 +14,8 @@ from bucketwarden.settings import Settings
 ALL_USERS = "http://acs.amazonaws.com/groups/global/AllUsers"
 AUTHENTICATED_USERS = "http://acs.amazonaws.com/groups/global/AuthenticatedUsers"
 PUBLIC_GROUPS = {ALL_USERS: "AllUsers", AUTHENTICATED_USERS: "AuthenticatedUsers"}
+# Bucket ACL permissions that let anyone list the bucket, which a website listing relies on.
+READ_PERMISSIONS = frozenset({"READ", "FULL_CONTROL"})
 
 
 def public_group(grant: dict[str, Any]) -> str | None:
@@ -37,7 +39,7 @@ class PublicAcl(Control):
     surface = "bucket ACL"
     trigger_events = ("CreateBucket", "PutBucketAcl")
     read_actions = ("s3:GetBucketAcl",)
-    closes_public_access = True
+    checks_website = True
     write_actions = ("s3:PutBucketAcl",)
 
     def read(self, s3: Any, bucket: str) -> State:
@@ -51,7 +53,11 @@ class PublicAcl(Control):
         described = ", ".join(f"{g.get('Permission')} to {public_group(g)}" for g in public)
         kept = [g for g in grants if not public_group(g)]
         desired = {"Owner": (state or {}).get("Owner", {}), "Grants": kept}
-        return Evaluation(False, f"ACL grants {described}", desired)
+        readable = any(
+            public_group(g) == "AllUsers" and g.get("Permission") in READ_PERMISSIONS
+            for g in public
+        )
+        return Evaluation(False, f"ACL grants {described}", desired, public_read=readable)
 
     def describe(self, state: State) -> str:
         grants = (state or {}).get("Grants", [])

@@ -1,0 +1,130 @@
+"""The bucket policy surface, shared by public-policy and secure-transport.
+
+Both controls judge and change one document, so the engine runs them as one read-modify-write
+(their `surface` is the same): one GetBucketPolicy, each control's fix applied to the state the
+previous one left, one PutBucketPolicy (or DeleteBucketPolicy) of the result, one re-read.
+
+The state is {"BucketArn": "arn:aws:s3:::NAME", "Policy": DOCUMENT}: DOCUMENT is the policy as
+S3 returns it, parsed (None when the bucket has none, the text itself when it is not a JSON
+object). The bucket's ARN rides along because a rule that covers "the bucket and its objects"
+must name them, even when there is no policy yet; before/after in the audit show the same shape,
+and a rollback writes `Policy` back.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from bucketwarden.aws import error_code
+from bucketwarden.controls.base import Control, State
+from bucketwarden.policy import PolicyError, analyze, statements
+
+NOT_CONFIGURED = "NoSuchBucketPolicy"
+SURFACE = "bucket policy"
+POLICY_VERSION = "2012-10-17"
+# S3 refuses a bucket policy larger than 20 KB: measured on the JSON we would write.
+MAX_POLICY_BYTES = 20 * 1024
+
+
+def bucket_arn(s3: Any, bucket: str) -> str:
+    """The bucket's ARN in the client's partition (aws, aws-cn, aws-us-gov)."""
+    partition = getattr(s3.meta, "partition", None) or "aws"
+    return f"arn:{partition}:s3:::{bucket}"
+
+
+def as_list(value: Any) -> list[Any]:
+    """A policy element that may be one value or a list of them, as a list."""
+    return value if isinstance(value, list) else [value]
+
+
+def wildcard_match(pattern: Any, value: str, *, ignore_case: bool = False) -> bool:
+    """IAM's matching of actions and resources: `*` any characters (`/` too), `?` any one."""
+    parts = (".*" if c == "*" else "." if c == "?" else re.escape(c) for c in str(pattern))
+    flags = re.IGNORECASE if ignore_case else 0
+    return re.fullmatch("".join(parts), value, flags) is not None
+
+
+def parse_policy(text: str) -> dict[str, Any] | str:
+    """The policy text parsed, or the text itself when it is not a JSON object."""
+    try:
+        document = json.loads(text)
+    except ValueError:
+        return text
+    return document if isinstance(document, dict) else text
+
+
+def compact(document: dict[str, Any] | str) -> str:
+    """The policy as written to S3: compact JSON (a text that is not a document goes as is)."""
+    if isinstance(document, str):
+        return document
+    return json.dumps(document, separators=(",", ":"))
+
+
+def size_in_bytes(document: dict[str, Any] | str) -> int:
+    return len(compact(document).encode("utf-8"))
+
+
+def policy_of(state: State) -> dict[str, Any] | str | None:
+    return (state or {}).get("Policy")
+
+
+def checked_statements(state: State) -> list[dict[str, Any]]:
+    """The policy's statements ([] without a policy); PolicyError when it is not a policy."""
+    document = policy_of(state)
+    if document is None:
+        return []
+    analyze(document)  # the analyzer's checks of form: every statement an object with an Effect
+    return list(statements(document))
+
+
+def with_statements(state: State, kept: list[dict[str, Any]]) -> dict[str, Any]:
+    """`state` with its policy's statements replaced by `kept`; no statement → no policy.
+
+    Every other top-level key (Version, Id) is kept as it was; a new policy gets a Version.
+    """
+    document = policy_of(state)
+    base = document if isinstance(document, dict) else {"Version": POLICY_VERSION}
+    policy = {**base, "Statement": kept} if kept else None
+    return {**(state or {}), "Policy": policy}
+
+
+def _has_statements(document: Any) -> bool:
+    return not isinstance(document, dict) or bool(document.get("Statement"))
+
+
+class BucketPolicySurface(Control):
+    """Read, write and describe the bucket policy; the controls on it only judge."""
+
+    surface = SURFACE
+    read_actions = ("s3:GetBucketPolicy",)
+
+    def read(self, s3: Any, bucket: str) -> State:
+        try:
+            document = parse_policy(s3.get_bucket_policy(Bucket=bucket)["Policy"])
+        except ClientError as error:
+            if error_code(error) != NOT_CONFIGURED:
+                raise
+            document = None
+        return {"BucketArn": bucket_arn(s3, bucket), "Policy": document}
+
+    def apply(self, s3: Any, bucket: str, desired: State) -> None:
+        document = policy_of(desired)
+        if document is None or not _has_statements(document):
+            s3.delete_bucket_policy(Bucket=bucket)
+            return
+        s3.put_bucket_policy(Bucket=bucket, Policy=compact(document))
+
+    def describe(self, state: State) -> str:
+        document = policy_of(state)
+        if document is None:
+            return "no bucket policy"
+        try:
+            judged = analyze(document).statements
+        except PolicyError as error:
+            return f"not a policy ({error})"
+        count = f"{len(judged)} statement" + ("" if len(judged) == 1 else "s")
+        return f"{count}: {', '.join(s.label for s in judged)}" if judged else count

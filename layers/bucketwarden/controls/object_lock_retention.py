@@ -1,0 +1,176 @@
+"""object-lock-retention: Object Lock default retention is not weaker than the bucket's baseline.
+
+The baseline is the stronger of two: the configured floor (OBJECT_LOCK_MODE for OBJECT_LOCK_DAYS)
+and the strongest default retention that this control's audit records hold for the bucket (their
+before and after). COMPLIANCE is stronger than GOVERNANCE whatever the period, because nobody can
+shorten or lift it, while anyone allowed s3:BypassGovernanceRetention can lift GOVERNANCE; within a
+mode the longer period is stronger (a year counts as 365 days). A weaker rule, or a removed
+default retention, is drift, and the fix puts the baseline rule back in the unit it was recorded in.
+
+Object Lock itself cannot be turned off, and this control never turns it on: buckets without it
+are compliant. The state is {"Configuration": <GetObjectLockConfiguration's configuration, or
+None without Object Lock>, "RecordedBaseline": <the strongest recorded rule, or None>}.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from bucketwarden import audit
+from bucketwarden.aws import client, error_code
+from bucketwarden.controls.base import Control, Evaluation, State, without_metadata
+from bucketwarden.settings import Settings
+
+NOT_CONFIGURED = "ObjectLockConfigurationNotFoundError"
+NOT_ENABLED = "Object Lock not enabled (it cannot be turned on or off by this service)"
+# Weakest first.
+MODES = ("GOVERNANCE", "COMPLIANCE")
+DAYS_PER_YEAR = 365
+
+# A default retention: {"Mode": ..., "Days": n} or {"Mode": ..., "Years": n}.
+Retention = dict[str, Any]
+
+
+def retention(rule: Any) -> Retention | None:
+    """A default retention in S3's shape with its one period, or None if it holds none.
+
+    S3 returns Days or Years; some emulators return both, one of them 0: the positive one counts.
+    """
+    if not isinstance(rule, dict) or rule.get("Mode") not in MODES:
+        return None
+    for unit in ("Days", "Years"):
+        if int(rule.get(unit) or 0) > 0:
+            return {"Mode": rule["Mode"], unit: int(rule[unit])}
+    return None
+
+
+def strength(rule: Retention) -> tuple[int, int]:
+    """Orders retentions: the mode first, then the period in days."""
+    days = int(rule.get("Days", 0)) + DAYS_PER_YEAR * int(rule.get("Years", 0))
+    return MODES.index(rule["Mode"]), days
+
+
+def strongest(rules: Iterable[Retention | None]) -> Retention | None:
+    """The strongest of `rules` (the first of equals), or None if there is none."""
+    best: Retention | None = None
+    for rule in rules:
+        if rule is not None and (best is None or strength(rule) > strength(best)):
+            best = rule
+    return best
+
+
+def default_retention(configuration: Any) -> Retention | None:
+    rule = (configuration or {}).get("Rule") or {}
+    return retention(rule.get("DefaultRetention"))
+
+
+def lock_enabled(configuration: Any) -> bool:
+    return (configuration or {}).get("ObjectLockEnabled") == "Enabled"
+
+
+def configured_baseline(settings: Settings) -> Retention | None:
+    if settings.object_lock_mode is None or settings.object_lock_days < 1:
+        return None
+    return {"Mode": settings.object_lock_mode, "Days": settings.object_lock_days}
+
+
+def recorded_retentions(records: Iterable[dict[str, Any]]) -> Iterator[Retention | None]:
+    """Every retention an audit record of this control holds: each side's rule and baseline."""
+    for record in records:
+        for side in (record.get("before"), record.get("after")):
+            if isinstance(side, dict):
+                yield default_retention(side.get("Configuration"))
+                yield retention(side.get("RecordedBaseline"))
+
+
+def describe_retention(rule: Retention | None) -> str:
+    if rule is None:
+        return "no default retention"
+    unit = "Days" if "Days" in rule else "Years"
+    count = rule[unit]
+    name = unit.lower()[:-1] if count == 1 else unit.lower()
+    return f"{rule['Mode']} {count} {name}"
+
+
+def _drift(current: Retention | None, baseline: Retention, source: str) -> str:
+    wanted = f"the {source} baseline {describe_retention(baseline)}"
+    if current is None:
+        return f"no default retention; {wanted} applies"
+    return f"default retention {describe_retention(current)} is weaker than {wanted}"
+
+
+class ObjectLockRetention(Control):
+    id = "object-lock-retention"
+    family = "object-lock"
+    title = "Object Lock default retention is not weaker than the baseline"
+    surface = "object lock configuration"
+    trigger_events = ("PutObjectLockConfiguration",)
+    read_actions = ("s3:GetBucketObjectLockConfiguration",)
+    write_actions = ("s3:PutBucketObjectLockConfiguration",)
+
+    def read(self, s3: Any, bucket: str) -> State:
+        try:
+            response = s3.get_object_lock_configuration(Bucket=bucket)
+        except ClientError as error:
+            if error_code(error) != NOT_CONFIGURED:
+                raise
+            configuration = None
+        else:
+            configuration = without_metadata(response).get("ObjectLockConfiguration")
+        return {"Configuration": configuration, "RecordedBaseline": None}
+
+    def observe(self, s3: Any, bucket: str, settings: Settings) -> State:
+        state = self.read(s3, bucket)
+        # Without Object Lock there is nothing to compare, so the audit table is not asked.
+        if state and lock_enabled(state["Configuration"]) and settings.audit_table:
+            records = audit.history(client("dynamodb"), settings.audit_table, bucket, self.id)
+            state["RecordedBaseline"] = strongest(recorded_retentions(records))
+        return state
+
+    def evaluate(self, state: State, settings: Settings) -> Evaluation:
+        configuration = (state or {}).get("Configuration")
+        if not lock_enabled(configuration):
+            return Evaluation(True, NOT_ENABLED)
+        configured = configured_baseline(settings)
+        recorded = retention((state or {}).get("RecordedBaseline"))
+        baseline = strongest([configured, recorded])
+        if baseline is None:
+            return Evaluation(
+                True, "no baseline: OBJECT_LOCK_MODE is not set and none is recorded for the bucket"
+            )
+        # Equal baselines are named after the configured one (it comes first).
+        source = "configured" if baseline is configured else "recorded"
+        current = default_retention(configuration)
+        if current is not None and strength(current) >= strength(baseline):
+            return Evaluation(
+                True,
+                f"default retention {describe_retention(current)} is not weaker than the "
+                f"{source} baseline {describe_retention(baseline)}",
+            )
+        desired_configuration = {
+            **(configuration or {}),
+            "ObjectLockEnabled": "Enabled",
+            "Rule": {"DefaultRetention": dict(baseline)},
+        }
+        desired = {**(state or {}), "Configuration": desired_configuration}
+        return Evaluation(False, _drift(current, baseline, source), desired)
+
+    def describe(self, state: State) -> str:
+        configuration = (state or {}).get("Configuration")
+        if not lock_enabled(configuration):
+            return "Object Lock off"
+        text = f"Object Lock on, {describe_retention(default_retention(configuration))}"
+        recorded = retention((state or {}).get("RecordedBaseline"))
+        if recorded:
+            text += f" (recorded baseline {describe_retention(recorded)})"
+        return text
+
+    def apply(self, s3: Any, bucket: str, desired: State) -> None:
+        configuration = (desired or {}).get("Configuration")
+        # Object Lock cannot be turned off: a state without it has nothing to write.
+        if configuration is None:
+            return
+        s3.put_object_lock_configuration(Bucket=bucket, ObjectLockConfiguration=configuration)

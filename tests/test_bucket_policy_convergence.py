@@ -1,0 +1,212 @@
+"""public-policy and secure-transport share the bucket policy: one read, one write, one result.
+
+The engine runs them as one read-modify-write, so an event that finds both wrong writes once,
+and any order of events, repeated or not, ends with the same policy: the statements that were
+not public, in their order, and each TLS rule exactly once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from moto import mock_aws
+
+from bucketwarden import aws
+from bucketwarden.catalogue import controls_of
+from bucketwarden.settings import mode_variable, temporary_environment
+from tests.helpers import calls_delta, handle, make_bucket
+from tests.test_controls_public_policy import (
+    cloudfront_oac,
+    cloudfront_oai,
+    cloudtrail_write,
+    cross_account,
+    elb_logs,
+    organisation,
+    policy,
+    public_read,
+    public_write_over_tls,
+    put_policy,
+    stored_policy,
+)
+from tests.test_controls_secure_transport import (
+    deny_insecure_transport,
+    deny_outdated_tls,
+    tls_rules,
+)
+
+FAMILY = "public-access"
+POLICY_CONTROLS = ("public-policy", "secure-transport")
+POLICY_EVENTS = ("PutBucketPolicy", "DeleteBucketPolicy", "CreateBucket")
+BUCKET = "converging-bucket"
+
+
+def other_controls_off() -> dict[str, str]:
+    """The family's controls on other surfaces, off: the policy is what these tests judge."""
+    others = [c.id for c in controls_of(FAMILY) if c.id not in POLICY_CONTROLS]
+    return {mode_variable(control_id): "off" for control_id in others}
+
+
+def deliver(event_name: str, bucket: str, **record: Any) -> list[dict[str, Any]]:
+    with temporary_environment(other_controls_off()):
+        outcomes = handle(event_name, bucket, FAMILY, **record)
+    return [o for o in outcomes if o["control"] in POLICY_CONTROLS]
+
+
+@pytest.mark.usefixtures("aws")
+def test_public_policy_without_tls_rule_is_fixed_in_one_write() -> None:
+    bucket = make_bucket(BUCKET)
+    put_policy(bucket, policy(public_read(bucket), cloudfront_oac(bucket), Id="Site"))
+    before_calls = dict(aws.API_CALLS)
+
+    outcomes = handle("PutBucketPolicy", bucket, FAMILY)
+
+    assert [(o["control"], o["status"]) for o in outcomes] == [
+        ("public-policy", "remediated"),
+        ("secure-transport", "remediated"),
+    ]
+    expected = policy(cloudfront_oac(bucket), *tls_rules(bucket), Id="Site")
+    assert stored_policy(bucket) == expected
+    # Both outcomes show the policy as found and as written by the one write.
+    assert outcomes[0]["before"] == outcomes[1]["before"]
+    assert outcomes[0]["after"] == outcomes[1]["after"]
+    assert outcomes[1]["after"]["Policy"] == expected
+    assert calls_delta(before_calls) == {
+        "s3.GetBucketPolicy": 2,
+        "s3.GetBucketTagging": 1,
+        "s3.GetBucketWebsite": 1,
+        "s3.PutBucketPolicy": 1,
+    }
+
+
+@pytest.mark.usefixtures("aws")
+def test_only_public_statements_and_tls_rule_off_deletes_the_policy(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("MODE_SECURE_TRANSPORT", "off")
+    bucket = make_bucket(BUCKET)
+    put_policy(bucket, policy(public_read(bucket)))
+    before_calls = dict(aws.API_CALLS)
+
+    outcomes = handle("PutBucketPolicy", bucket, FAMILY)
+
+    assert [(o["control"], o["status"]) for o in outcomes] == [
+        ("public-policy", "remediated"),
+        ("secure-transport", "ignored"),
+    ]
+    assert stored_policy(bucket) is None
+    delta = calls_delta(before_calls)
+    assert delta["s3.DeleteBucketPolicy"] == 1
+    assert "s3.PutBucketPolicy" not in delta
+
+
+@pytest.mark.usefixtures("aws")
+def test_only_public_statements_become_the_tls_rules_in_one_write() -> None:
+    bucket = make_bucket(BUCKET)
+    put_policy(bucket, policy(public_read(bucket)))
+    before_calls = dict(aws.API_CALLS)
+
+    outcomes = handle("PutBucketPolicy", bucket, FAMILY)
+
+    assert [o["status"] for o in outcomes] == ["remediated", "remediated"]
+    assert stored_policy(bucket) == {"Version": "2012-10-17", "Statement": tls_rules(bucket)}
+    delta = calls_delta(before_calls)
+    assert delta["s3.PutBucketPolicy"] == 1
+    assert "s3.DeleteBucketPolicy" not in delta
+
+
+@pytest.mark.usefixtures("aws")
+def test_public_policy_in_notify_mode_still_gets_the_tls_rule(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("MODE_PUBLIC_POLICY", "notify")
+    bucket = make_bucket(BUCKET)
+    put_policy(bucket, policy(public_read(bucket)))
+
+    outcomes = handle("PutBucketPolicy", bucket, FAMILY)
+
+    assert [o["status"] for o in outcomes] == ["noncompliant", "remediated"]
+    assert stored_policy(bucket)["Statement"] == [public_read(bucket), *tls_rules(bucket)]
+
+
+# -- any order of events converges --------------------------------------------------------------
+
+# Each statement a bucket may carry, with the TLS rules it already covers.
+Builder = Callable[[str], dict[str, Any]]
+PUBLIC: dict[str, Builder] = {
+    "public-read": public_read,
+    "public-write": public_write_over_tls,
+    "public-vpc-wildcard": lambda b: {
+        **organisation(b),
+        "Sid": "AnyVpc",
+        "Condition": {"StringLike": {"aws:SourceVpc": "vpc-*"}},
+    },
+}
+KEPT: dict[str, Builder] = {
+    "oac": cloudfront_oac,
+    "oai": cloudfront_oai,
+    "elb": elb_logs,
+    "cloudtrail": cloudtrail_write,
+    "cross-account": cross_account,
+    "organisation": organisation,
+    "our-transport-rule": deny_insecure_transport,
+    "hand-written-transport-rule": lambda b: {
+        **deny_insecure_transport(b),
+        "Sid": "EnforceTLS",
+        "Principal": {"AWS": "*"},
+    },
+    "stricter-tls-rule": lambda b: {**deny_outdated_tls(b, 1.3), "Sid": "Tls13"},
+}
+COVERS = {
+    "our-transport-rule": "transport",
+    "hand-written-transport-rule": "transport",
+    "stricter-tls-rule": "tls",
+}
+CANONICAL: dict[str, Builder] = {"transport": deny_insecure_transport, "tls": deny_outdated_tls}
+
+
+@st.composite
+def event_sequences(draw: st.DrawFn) -> list[str]:
+    """Events in any order, with repeats; at least one PutBucketPolicy (public-policy's event)."""
+    events = draw(st.lists(st.sampled_from(POLICY_EVENTS), max_size=5))
+    events.insert(draw(st.integers(0, len(events))), "PutBucketPolicy")
+    return events
+
+
+def expected_statements(kept: list[str], bucket: str) -> list[dict[str, Any]]:
+    covered = {COVERS[name] for name in kept if name in COVERS}
+    missing = [CANONICAL[rule](bucket) for rule in ("transport", "tls") if rule not in covered]
+    return [KEPT[name](bucket) for name in kept] + missing
+
+
+@settings(max_examples=max(10, settings.default.max_examples // 5))
+@given(
+    names=st.lists(st.sampled_from([*PUBLIC, *KEPT]), min_size=1, max_size=8, unique=True),
+    events=event_sequences(),
+)
+def test_any_order_of_events_ends_with_the_same_policy(names: list[str], events: list[str]) -> None:
+    builders = {**PUBLIC, **KEPT}
+    with mock_aws():
+        aws.reset_clients()
+        bucket = make_bucket(BUCKET)
+        put_policy(bucket, policy(*(builders[name](bucket) for name in names)))
+
+        for number, event_name in enumerate(events):
+            for outcome in deliver(event_name, bucket, event_id=f"event-{number}"):
+                assert outcome["status"] in {"compliant", "remediated"}, outcome
+
+        kept = [name for name in names if name in KEPT]
+        assert stored_policy(bucket) == {
+            "Version": "2012-10-17",
+            "Statement": expected_statements(kept, bucket),
+        }
+        # Once there, every event finds it right and writes nothing.
+        before_calls = dict(aws.API_CALLS)
+        for event_name in POLICY_EVENTS:
+            outcomes = deliver(event_name, bucket, event_id=f"again-{event_name}")
+            assert {o["status"] for o in outcomes} == {"compliant"}, outcomes
+        assert set(calls_delta(before_calls)) == {"s3.GetBucketPolicy"}
+    aws.reset_clients()
