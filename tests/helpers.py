@@ -8,9 +8,9 @@ logic for throttling and 5xx, so the code under test sees exactly what it would 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
@@ -357,6 +357,9 @@ class ControlCase:
     # it sends a query-style <ErrorResponse><Errors><Error>, parsed as an error without a code.
     # The access-denied check then answers the write with S3's own AccessDenied instead.
     denied_by_moto: bool = True
+    # Settings without which the control finds no drift (a log target, a retention baseline):
+    # set around every run.
+    environment: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def mode_variable(self) -> str:
@@ -390,7 +393,8 @@ class ControlCase:
         ]
         record.setdefault("request_parameters", self.request_parameters(subject))
         bucket = subject if self.scope == "bucket" else None
-        with temporary_environment({mode_variable(other): "off" for other in others}):
+        switched_off = {mode_variable(other): "off" for other in others}
+        with temporary_environment({**self.environment, **switched_off}):
             outcomes = handle(self.event_name, bucket, self.family, **record)
         mine = [o for o in outcomes if o["control"] == self.control]
         assert len(mine) == 1, outcomes
@@ -413,6 +417,15 @@ def check_exempted(case: ControlCase, tags: dict[str, str]) -> dict[str, Any]:
     assert case.read(subject) == drifted
     assert case.write_call not in calls_delta(before)
     return outcome
+
+
+def check_fixed_once(case: ControlCase) -> None:
+    """After the fix, a second event on the same subject finds it compliant and writes nothing."""
+    subject = case.drifted()
+    assert case.run(subject)["status"] == "remediated"
+    before = dict(aws.API_CALLS)
+    assert case.run(subject, event_id="second-event")["status"] == "compliant"
+    assert case.write_call not in calls_delta(before)
 
 
 def check_exemption_not_honoured(case: ControlCase, tags: dict[str, str], note: str) -> None:

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -18,8 +17,6 @@ from tests.helpers import (
     ControlCase,
     ErrorResponses,
     calls_delta,
-    check_exempted,
-    check_exemption_not_honoured,
     cloudtrail_record,
     make_bucket,
     s3,
@@ -31,17 +28,6 @@ TARGET = "central-access-logs"
 PREFIX = "s3-access-logs/"
 ENVIRONMENT = {"LOG_TARGET_BUCKET": TARGET, "LOG_TARGET_PREFIX": PREFIX}
 SETTINGS = Settings(log_target_bucket=TARGET, log_target_prefix=PREFIX)
-
-
-@dataclass(frozen=True)
-class ConfiguredCase(ControlCase):
-    """A case whose control finds drift only with some settings: every run sets them."""
-
-    environment: Mapping[str, str] = field(default_factory=dict)
-
-    def run(self, bucket: str, **record: Any) -> dict[str, Any]:
-        with temporary_environment(self.environment):
-            return super().run(bucket, **record)
 
 
 def logging(bucket: str) -> dict[str, Any]:
@@ -85,7 +71,7 @@ def stop_logging(bucket: str) -> None:
     s3().put_bucket_logging(Bucket=bucket, BucketLoggingStatus={})
 
 
-CASE = ConfiguredCase(
+CASE = ControlCase(
     control="access-logging",
     family="logging",
     event_name="PutBucketLogging",
@@ -246,36 +232,6 @@ def test_desired_state_is_a_fixed_point(logging_enabled: dict[str, Any] | None) 
     evaluation = AccessLogging().evaluate(state, SETTINGS)
     assert not evaluation.compliant
     assert AccessLogging().evaluate(evaluation.desired, SETTINGS).compliant
-
-
-def test_exempted_bucket_is_reported_not_changed() -> None:
-    outcome = check_exempted(
-        CASE,
-        {
-            "bucketwarden:exempt": "access-logging",
-            "bucketwarden:exempt-reason": "logs to the team's SIEM bucket",
-        },
-    )
-    assert "team's SIEM bucket" in outcome["reason"]
-
-
-@pytest.mark.parametrize(
-    ("tags", "note"),
-    [
-        ({"bucketwarden:exempt": "access-logging", "bucketwarden:exempt-reason": ""}, "missing"),
-        (
-            {
-                "bucketwarden:exempt": "access-logging",
-                "bucketwarden:exempt-reason": "temporary",
-                "bucketwarden:exempt-until": "2023-06-30",
-            },
-            "expired on 2023-06-30",
-        ),
-    ],
-    ids=["empty-reason", "expired"],
-)
-def test_exemption_not_honoured(tags: dict[str, str], note: str) -> None:
-    check_exemption_not_honoured(CASE, tags, note)
 
 
 def test_log_target_in_another_region_fails_with_s3s_reason_instead_of_retrying() -> None:

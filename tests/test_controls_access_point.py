@@ -208,12 +208,6 @@ def test_a_policy_of_public_statements_only_is_deleted() -> None:
     assert "s3control.PutAccessPointPolicy" not in calls_delta(before_calls)
 
 
-def test_second_event_after_the_fix_finds_it_compliant() -> None:
-    arn = CASE.drifted()
-    assert CASE.run(arn)["status"] == "remediated"
-    assert CASE.run(arn, event_id="second-event")["status"] == "compliant"
-
-
 def test_already_compliant_makes_no_write() -> None:
     arn = make_access_point("private-bucket")
     put_policy(arn, policy(analytics_read(arn)))

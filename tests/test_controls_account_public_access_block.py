@@ -132,12 +132,6 @@ def test_already_compliant_makes_no_write() -> None:
     assert calls_delta(before_calls) == {"s3control.GetPublicAccessBlock": 1}
 
 
-def test_second_event_after_the_fix_finds_it_compliant() -> None:
-    CASE.drifted()
-    assert CASE.run(ACCOUNT)["status"] == "remediated"
-    assert CASE.run(ACCOUNT, event_id="second-event")["status"] == "compliant"
-
-
 def test_no_tag_exempts_the_account() -> None:
     """Exemptions are bucket tags; even `all` on every bucket leaves the account to its mode."""
     tag_bucket(

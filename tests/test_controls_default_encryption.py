@@ -17,8 +17,6 @@ from tests.helpers import (
     REGION,
     ControlCase,
     calls_delta,
-    check_exempted,
-    check_exemption_not_honoured,
     cloudtrail_record,
     make_bucket,
     own_client,
@@ -504,33 +502,3 @@ def test_invalid_configuration_is_a_clear_error(
 
 
 # -- the checks every control passes -----------------------------------------------------------
-
-
-def test_exempted_bucket_is_reported_not_changed() -> None:
-    outcome = check_exempted(
-        CASE,
-        {
-            "bucketwarden:exempt": "default-encryption",
-            "bucketwarden:exempt-reason": "public dataset, no secrets",
-        },
-    )
-    assert "public dataset, no secrets" in outcome["reason"]
-
-
-@pytest.mark.parametrize(
-    ("tags", "note"),
-    [
-        ({"bucketwarden:exempt": "all"}, "exempt-reason is missing"),
-        (
-            {
-                "bucketwarden:exempt": "default-encryption",
-                "bucketwarden:exempt-reason": "vendor bucket",
-                "bucketwarden:exempt-until": "2001-02-03",
-            },
-            "expired on 2001-02-03",
-        ),
-    ],
-    ids=["no-reason", "expired"],
-)
-def test_exemption_not_honoured(tags: dict[str, str], note: str) -> None:
-    check_exemption_not_honoured(CASE, tags, note)

@@ -19,15 +19,13 @@ from bucketwarden.outcome import Outcome, Status
 from bucketwarden.settings import Settings
 from bucketwarden.stack import create_table_like
 from tests.helpers import (
+    ControlCase,
     calls_delta,
-    check_exempted,
-    check_exemption_not_honoured,
     cloudtrail_record,
     make_bucket,
     own_client,
     s3,
 )
-from tests.test_controls_access_logging import ConfiguredCase
 
 pytestmark = pytest.mark.usefixtures("aws")
 
@@ -74,7 +72,7 @@ def weaken(bucket: str) -> None:
     set_retention(bucket, "GOVERNANCE", Days=1)
 
 
-CASE = ConfiguredCase(
+CASE = ControlCase(
     control="object-lock-retention",
     family="object-lock",
     event_name="PutObjectLockConfiguration",
@@ -87,7 +85,7 @@ CASE = ConfiguredCase(
 )
 
 
-def with_baseline(mode: str, days: int) -> ConfiguredCase:
+def with_baseline(mode: str, days: int) -> ControlCase:
     return replace(CASE, environment={"OBJECT_LOCK_MODE": mode, "OBJECT_LOCK_DAYS": str(days)})
 
 
@@ -323,33 +321,3 @@ def test_describe() -> None:
 
 
 # -- exemptions --------------------------------------------------------------------------------
-
-
-def test_exempted_bucket_is_reported_not_changed() -> None:
-    outcome = check_exempted(
-        CASE,
-        {
-            "bucketwarden:exempt": "object-lock-retention",
-            "bucketwarden:exempt-reason": "test data, short retention on purpose",
-        },
-    )
-    assert "short retention on purpose" in outcome["reason"]
-
-
-@pytest.mark.parametrize(
-    ("tags", "note"),
-    [
-        ({"bucketwarden:exempt": "all", "bucketwarden:exempt-reason": ""}, "missing"),
-        (
-            {
-                "bucketwarden:exempt": "object-lock-retention",
-                "bucketwarden:exempt-reason": "migration",
-                "bucketwarden:exempt-until": "2023-06-30",
-            },
-            "expired on 2023-06-30",
-        ),
-    ],
-    ids=["empty-reason", "expired"],
-)
-def test_exemption_not_honoured(tags: dict[str, str], note: str) -> None:
-    check_exemption_not_honoured(CASE, tags, note)

@@ -31,8 +31,6 @@ from tests.helpers import (
     REGION,
     ControlCase,
     calls_delta,
-    check_exempted,
-    check_exemption_not_honoured,
     handle,
     make_bucket,
     s3,
@@ -187,12 +185,6 @@ def test_deleted_configuration_is_put_back() -> None:
     assert outcome["status"] == "remediated", outcome
     assert outcome["before"]["ObjectOwnership"] is None
     assert ownership(bucket) == ENFORCED
-
-
-def test_second_event_after_the_fix_finds_it_compliant() -> None:
-    bucket = CASE.drifted_bucket()
-    assert CASE.run(bucket)["status"] == "remediated"
-    assert CASE.run(bucket, event_id="second-event")["status"] == "compliant"
 
 
 def test_already_compliant_makes_one_read_and_no_write() -> None:
@@ -402,34 +394,6 @@ def test_other_grants_are_reported_and_nothing_is_changed(
 
 
 # -- exemptions -------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("target", ["object-ownership", "all", "public-acl, object-ownership"])
-def test_exempted_bucket_is_reported_not_changed(target: str) -> None:
-    outcome = check_exempted(
-        CASE,
-        {"bucketwarden:exempt": target, "bucketwarden:exempt-reason": "legacy log delivery"},
-    )
-    assert "legacy log delivery" in outcome["reason"]
-
-
-@pytest.mark.parametrize(
-    ("tags", "note"),
-    [
-        ({"bucketwarden:exempt": "object-ownership"}, "exempt-reason is missing"),
-        (
-            {
-                "bucketwarden:exempt": "object-ownership",
-                "bucketwarden:exempt-reason": "migration",
-                "bucketwarden:exempt-until": "2021-06-30",
-            },
-            "expired on 2021-06-30",
-        ),
-    ],
-    ids=["no-reason", "expired"],
-)
-def test_exemption_not_honoured(tags: dict[str, str], note: str) -> None:
-    check_exemption_not_honoured(CASE, tags, note)
 
 
 # -- evaluate() and describe() are pure ---------------------------------------------------------

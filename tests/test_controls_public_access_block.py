@@ -13,8 +13,6 @@ from tests.helpers import (
     REGION,
     ControlCase,
     calls_delta,
-    check_exempted,
-    check_exemption_not_honoured,
     handle,
     make_bucket,
     public_bucket,
@@ -107,12 +105,6 @@ def test_deleted_configuration_is_put_back() -> None:
     assert outcome["after"] == ALL_ON
 
 
-def test_second_event_after_the_fix_finds_it_compliant() -> None:
-    bucket = CASE.drifted_bucket()
-    assert CASE.run(bucket)["status"] == "remediated"
-    assert CASE.run(bucket, event_id="second-event")["status"] == "compliant"
-
-
 def test_already_compliant_makes_no_write() -> None:
     bucket = make_bucket("blocked-bucket")
     put_block(bucket, ALL_ON)
@@ -154,40 +146,6 @@ def test_on_create_bucket_access_is_blocked_before_the_acl_is_fixed() -> None:
         "PutBucketPolicy",
     ]
     assert block(bucket) == ALL_ON
-
-
-def test_exempted_bucket_is_reported_not_changed() -> None:
-    outcome = check_exempted(
-        CASE,
-        {
-            "bucketwarden:exempt": "bucket-public-access-block",
-            "bucketwarden:exempt-reason": "static website behind a public bucket policy",
-            "bucketwarden:exempt-until": "2999-01-01",
-        },
-    )
-    assert "static website" in outcome["reason"]
-
-
-@pytest.mark.parametrize(
-    ("tags", "note"),
-    [
-        (
-            {"bucketwarden:exempt": "bucket-public-access-block", "bucketwarden:exempt-reason": ""},
-            "missing",
-        ),
-        (
-            {
-                "bucketwarden:exempt": "all",
-                "bucketwarden:exempt-reason": "launch campaign",
-                "bucketwarden:exempt-until": "2024-02-29",
-            },
-            "expired on 2024-02-29",
-        ),
-    ],
-    ids=["empty-reason", "expired"],
-)
-def test_exemption_not_honoured(tags: dict[str, str], note: str) -> None:
-    check_exemption_not_honoured(CASE, tags, note)
 
 
 # -- evaluate() and describe() are pure -----------------------------------------------------------

@@ -19,8 +19,6 @@ from bucketwarden.settings import Settings
 from tests.helpers import (
     ControlCase,
     calls_delta,
-    check_exempted,
-    check_exemption_not_honoured,
     make_bucket,
     s3,
 )
@@ -212,12 +210,6 @@ def test_written_policy_is_compact_json() -> None:
     assert text == json.dumps(json.loads(text), separators=(",", ":"))
 
 
-def test_second_event_after_the_fix_finds_it_compliant() -> None:
-    bucket = CASE.drifted_bucket()
-    assert CASE.run(bucket)["status"] == "remediated"
-    assert CASE.run(bucket, event_id="second-event")["status"] == "compliant"
-
-
 def test_already_compliant_makes_no_write() -> None:
     bucket = make_bucket("service-bucket")
     document = policy(*(s(bucket) for s in KEPT_STATEMENTS), organisation(bucket))
@@ -350,30 +342,3 @@ def test_cloudfront_service_without_a_distribution_is_not_called_cloudfront() ->
     statement = {**cloudfront_oac("b"), "Condition": {"StringEquals": {"aws:SourceAccount": "1"}}}
     state = {"BucketArn": "arn:aws:s3:::b", "Policy": policy(statement)}
     assert PublicPolicy().evaluate(state, Settings()).reason == "no public statement"
-
-
-@pytest.mark.parametrize("target", ["public-policy", "all", "versioning, public-policy"])
-def test_exempted_bucket_is_reported_not_changed(target: str) -> None:
-    outcome = check_exempted(
-        CASE, {"bucketwarden:exempt": target, "bucketwarden:exempt-reason": "public dataset"}
-    )
-    assert "public dataset" in outcome["reason"]
-
-
-@pytest.mark.parametrize(
-    ("tags", "note"),
-    [
-        ({"bucketwarden:exempt": "public-policy"}, "exempt-reason is missing"),
-        (
-            {
-                "bucketwarden:exempt": "public-policy",
-                "bucketwarden:exempt-reason": "old campaign site",
-                "bucketwarden:exempt-until": "2020-01-31",
-            },
-            "expired on 2020-01-31",
-        ),
-    ],
-    ids=["no-reason", "expired"],
-)
-def test_exemption_not_honoured(tags: dict[str, str], note: str) -> None:
-    check_exemption_not_honoured(CASE, tags, note)

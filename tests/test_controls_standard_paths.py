@@ -27,6 +27,9 @@ from tests.helpers import (
     ControlCase,
     check_access_denied,
     check_bucket_gone,
+    check_exempted,
+    check_exemption_not_honoured,
+    check_fixed_once,
     check_notify_mode,
     check_off_mode,
     check_persistent_error_raises,
@@ -57,6 +60,13 @@ each_control = pytest.mark.parametrize("case", list(CASES.values()), ids=list(CA
 each_removable_control = pytest.mark.parametrize(
     "case",
     [pytest.param(case, id=control) for control, case in CASES.items() if case.remove is not None],
+)
+
+
+# Controls that a bucket tag can exempt (the account's settings have no tags).
+each_taggable_control = pytest.mark.parametrize(
+    "case",
+    [pytest.param(case, id=control) for control, case in CASES.items() if case.tagged_bucket],
 )
 
 
@@ -94,3 +104,35 @@ def test_throttled_write_is_retried(case: ControlCase) -> None:
 @each_control
 def test_error_outliving_retries_raises(case: ControlCase) -> None:
     check_persistent_error_raises(case)
+
+
+@each_control
+def test_second_event_after_the_fix_finds_it_compliant(case: ControlCase) -> None:
+    check_fixed_once(case)
+
+
+@each_taggable_control
+@pytest.mark.parametrize("target", ["own id", "all"])
+def test_exempted_is_reported_not_changed(case: ControlCase, target: str) -> None:
+    value = case.control if target == "own id" else "all"
+    reason = "owned by the platform team, ticket SEC-7"
+    outcome = check_exempted(
+        case, {"bucketwarden:exempt": value, "bucketwarden:exempt-reason": reason}
+    )
+    assert reason in outcome["reason"]
+
+
+@each_taggable_control
+@pytest.mark.parametrize(
+    ("extra", "note"),
+    [
+        ({"bucketwarden:exempt-reason": ""}, "missing"),
+        (
+            {"bucketwarden:exempt-reason": "temporary", "bucketwarden:exempt-until": "2023-06-30"},
+            "expired on 2023-06-30",
+        ),
+    ],
+    ids=["empty-reason", "expired"],
+)
+def test_exemption_not_honoured(case: ControlCase, extra: dict[str, str], note: str) -> None:
+    check_exemption_not_honoured(case, {"bucketwarden:exempt": case.control, **extra}, note)

@@ -13,8 +13,6 @@ from bucketwarden.settings import Settings
 from tests.helpers import (
     ControlCase,
     calls_delta,
-    check_exempted,
-    check_exemption_not_honoured,
     cloudtrail_record,
     make_bucket,
     s3,
@@ -115,34 +113,3 @@ def test_desired_state_is_enabled_and_a_fixed_point(state: dict[str, Any] | None
     assert not evaluation.compliant
     assert evaluation.desired == {"Status": "Enabled"}
     assert control.evaluate(evaluation.desired, settings).compliant
-
-
-def test_exempted_bucket_is_reported_not_changed() -> None:
-    outcome = check_exempted(
-        CASE,
-        {
-            "bucketwarden:exempt": "all",
-            "bucketwarden:exempt-reason": "scratch space, rebuilt nightly",
-            "bucketwarden:exempt-until": "2999-01-01",
-        },
-    )
-    assert "scratch space" in outcome["reason"]
-
-
-@pytest.mark.parametrize(
-    ("tags", "note"),
-    [
-        ({"bucketwarden:exempt": "versioning", "bucketwarden:exempt-reason": ""}, "missing"),
-        (
-            {
-                "bucketwarden:exempt": "versioning",
-                "bucketwarden:exempt-reason": "temporary",
-                "bucketwarden:exempt-until": "2023-06-30T00:00:00Z",
-            },
-            "expired on 2023-06-30",
-        ),
-    ],
-    ids=["empty-reason", "expired"],
-)
-def test_exemption_not_honoured(tags: dict[str, str], note: str) -> None:
-    check_exemption_not_honoured(CASE, tags, note)
