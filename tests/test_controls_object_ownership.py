@@ -435,3 +435,16 @@ def test_desired_state_keeps_the_owner_and_names_the_statement() -> None:
 )
 def test_describe(state: dict[str, Any], text: str) -> None:
     assert ObjectOwnership().describe(state) == text
+
+
+def test_a_policy_at_the_size_limit_is_a_failed_outcome_not_a_retry() -> None:
+    bucket = log_delivery_bucket()
+    put_policy(bucket, {**reader_statement(bucket), "Sid": "x" * 20_000})
+    drifted = surface(bucket)
+
+    outcome = CASE.run(bucket)
+
+    assert outcome["status"] == "failed", outcome
+    assert "not fixed: the bucket policy of" in outcome["reason"]
+    assert "would exceed 20480 bytes" in outcome["reason"]
+    assert surface(bucket) == drifted

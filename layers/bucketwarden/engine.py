@@ -31,7 +31,7 @@ from bucketwarden.aws import (
     is_setup_error,
 )
 from bucketwarden.catalogue import controls_of
-from bucketwarden.controls.base import Control, Evaluation, State
+from bucketwarden.controls.base import CannotFix, Control, Evaluation, State
 from bucketwarden.events import CloudTrailRecord, EventRejected, parse_record
 from bucketwarden.outcome import REPORTED, Outcome, Status, utc_now
 from bucketwarden.settings import Mode, Settings
@@ -198,6 +198,11 @@ class Engine:
                 for step in active:
                     if not step.decided:
                         step.decide(self._classify(error, step.outcome))
+            except CannotFix as refusal:
+                for step in active:
+                    if not step.decided:
+                        reason = f"{step.outcome.reason}; not fixed: {refusal}"
+                        step.decide(replace(step.outcome, status=Status.FAILED, reason=reason))
         for step in steps:
             self.report(step.outcome)
         return [step.outcome for step in steps]

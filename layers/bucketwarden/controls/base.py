@@ -20,6 +20,13 @@ if TYPE_CHECKING:
 State = dict[str, Any] | None
 
 
+class CannotFix(Exception):
+    """A fix that turns out impossible while it is applied (found only then): reported as failed.
+
+    Retrying would not help, so the engine makes it an outcome instead of raising it to Lambda.
+    """
+
+
 @dataclass(frozen=True)
 class Evaluation:
     compliant: bool

@@ -96,6 +96,17 @@ def _has_statements(document: Any) -> bool:
     return not isinstance(document, dict) or bool(document.get("Statement"))
 
 
+def read_policy(s3: Any, bucket: str) -> State:
+    """The surface's state, read fresh (also by a control that adds one statement in apply)."""
+    try:
+        document = parse_policy(s3.get_bucket_policy(Bucket=bucket)["Policy"])
+    except ClientError as error:
+        if error_code(error) != NOT_CONFIGURED:
+            raise
+        document = None
+    return {"BucketArn": bucket_arn(s3, bucket), "Policy": document}
+
+
 class BucketPolicySurface(Control):
     """Read, write and describe the bucket policy; the controls on it only judge."""
 
@@ -103,13 +114,7 @@ class BucketPolicySurface(Control):
     read_actions = ("s3:GetBucketPolicy",)
 
     def read(self, s3: Any, bucket: str) -> State:
-        try:
-            document = parse_policy(s3.get_bucket_policy(Bucket=bucket)["Policy"])
-        except ClientError as error:
-            if error_code(error) != NOT_CONFIGURED:
-                raise
-            document = None
-        return {"BucketArn": bucket_arn(s3, bucket), "Policy": document}
+        return read_policy(s3, bucket)
 
     def apply(self, s3: Any, bucket: str, desired: State) -> None:
         document = policy_of(desired)

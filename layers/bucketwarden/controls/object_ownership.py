@@ -32,17 +32,17 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from bucketwarden.aws import client, error_code
-from bucketwarden.controls.base import Control, Evaluation, State, without_metadata
+from bucketwarden.controls.base import CannotFix, Control, Evaluation, State, without_metadata
 from bucketwarden.controls.bucket_policy import (
     MAX_POLICY_BYTES,
     as_list,
     bucket_arn,
     compact,
-    parse_policy,
+    policy_of,
+    read_policy,
     size_in_bytes,
     with_statements,
 )
-from bucketwarden.controls.bucket_policy import NOT_CONFIGURED as NO_POLICY
 from bucketwarden.policy import statements
 from bucketwarden.settings import Settings
 
@@ -222,7 +222,7 @@ def _write_ownership(s3: Any, bucket: str, ownership: str | None) -> None:
 # -- the log delivery statement in the bucket policy -----------------------------------------------
 
 
-class PolicyTooLarge(ValueError):
+class PolicyTooLarge(CannotFix):
     """The log delivery statement does not fit in the bucket policy (S3's 20 KB limit)."""
 
 
@@ -250,7 +250,7 @@ def grant_log_delivery_by_policy(s3: Any, bucket: str) -> None:
     """
     account = _owner_account(s3)
     wanted = log_delivery_statement(bucket_arn(s3, bucket), account)
-    changed = with_log_delivery(_read_policy(s3, bucket), wanted)
+    changed = with_log_delivery(policy_of(read_policy(s3, bucket)), wanted)
     if changed is None:
         return
     if size_in_bytes(changed) > MAX_POLICY_BYTES:
@@ -270,16 +270,6 @@ def _owner_account(s3: Any) -> str:
     """
     sts = client("sts", s3.meta.region_name)
     return str(sts.get_caller_identity()["Account"])
-
-
-def _read_policy(s3: Any, bucket: str) -> dict[str, Any] | str | None:
-    try:
-        text = s3.get_bucket_policy(Bucket=bucket)["Policy"]
-    except ClientError as error:
-        if error_code(error) == NO_POLICY:
-            return None
-        raise
-    return parse_policy(text)
 
 
 def with_log_delivery(
