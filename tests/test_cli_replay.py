@@ -5,14 +5,20 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import urllib.request
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
 
+from bucketwarden.catalogue import CONTROLS
 from tests.conftest import EVENTS, REGION, SAMPLES
+from tests.helpers import own_client
+from tests.test_sample_events import CONTROL_SETTINGS, make_drifted_bucket
+from tests.test_sample_events import SAMPLES as SAMPLE_EVENTS
 
 ALL_USERS = "http://acs.amazonaws.com/groups/global/AllUsers"
 
@@ -211,3 +217,41 @@ def test_unreachable_endpoint_exits_2(tmp_path: Path):
     result = run_cli("replay", str(EVENTS / "PutBucketAcl.json"), endpoint="http://127.0.0.1:9")
     assert result.returncode == 2
     assert "AWS error" in result.stderr
+
+
+def reset(endpoint: str) -> None:
+    """Forget every resource of the moto server (the samples all name the same bucket)."""
+    request = urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST")
+    with urllib.request.urlopen(request, timeout=10):
+        pass
+
+
+@pytest.fixture
+def on_moto_server(moto_server: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """The tests' own clients point at a fresh moto server for one test, and forget it after."""
+    reset(moto_server)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server)  # the set-up and the CLI alike
+    own_client.cache_clear()
+    yield moto_server
+    own_client.cache_clear()
+
+
+@pytest.mark.parametrize("path", SAMPLE_EVENTS, ids=lambda p: p.stem)
+def test_every_sample_event_is_fixed_through_replay(
+    path: Path, on_moto_server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each control of the catalogue, through each of its trigger events, as a user replays it."""
+    controls = [c for c in CONTROLS if path.stem in c.trigger_events]
+    moto_server = on_moto_server
+    for control in controls:
+        for name, value in CONTROL_SETTINGS.get(control.id, {}).items():
+            monkeypatch.setenv(name, value)
+    make_drifted_bucket({c.id for c in controls})
+
+    result = run_cli("replay", str(path), "--json", endpoint=moto_server)
+
+    assert result.returncode == 0, result.stderr
+    outcomes = json_lines(result.stdout)
+    assert [(o["control"], o["status"]) for o in outcomes] == [
+        (c.id, "remediated") for c in controls
+    ], outcomes
