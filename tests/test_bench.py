@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 
 import pytest
 
 from bucketwarden import bench
+from bucketwarden.catalogue import CONTROL_IDS, FAMILIES
 
 
 @pytest.fixture
@@ -14,18 +16,99 @@ def stack(aws: None) -> bench.Stack:
     return bench.create_stack()
 
 
+def s3_calls(measured: bench.Measurement) -> Counter[str]:
+    return Counter({name: n for name, n in measured.calls.items() if name.startswith("s3.")})
+
+
 def test_remediated_public_acl_costs_its_reads_and_writes(stack: bench.Stack) -> None:
     measured = bench.measure(bench.scenario("public-acl", "public-read ACL"), stack, runs=1)
 
     assert measured.statuses == ["remediated"]
-    s3 = Counter({name: n for name, n in measured.calls.items() if name.startswith("s3.")})
-    # Read, exemption tags (only because something is wrong), write, verify by re-reading. The
-    # set-up calls (CreateBucket, PutBucketAcl public-read) made before the event are not counted.
-    assert s3 == Counter({"s3.GetBucketAcl": 2, "s3.GetBucketTagging": 1, "s3.PutBucketAcl": 1})
+    # Read, exemption tags (only because something is wrong), the website configuration (only
+    # because anyone could read the bucket), write, verify by re-reading. The set-up calls
+    # (CreateBucket, PutBucketAcl public-read) made before the event are not counted.
+    assert s3_calls(measured) == Counter(
+        {
+            "s3.GetBucketAcl": 2,
+            "s3.GetBucketTagging": 1,
+            "s3.GetBucketWebsite": 1,
+            "s3.PutBucketAcl": 1,
+        }
+    )
+    assert measured.s3_calls == measured.scenario.max_s3 == bench.MAX_S3_REMEDIATED + 1
     assert measured.audit_calls == 1
     assert measured.sns_publishes == 1
     assert measured.idempotency_ops == Counter({"PutItem": 1})
     assert measured.stable
+    assert measured.failures() == []
+
+
+def test_public_policy_and_secure_transport_are_fixed_with_one_policy_write(
+    stack: bench.Stack,
+) -> None:
+    item = bench.scenario("public-policy", "public statement and no TLS rule")
+
+    measured = bench.measure(item, stack, runs=1)
+
+    assert measured.outcomes == [
+        ("public-policy", "remediated"),
+        ("secure-transport", "remediated"),
+    ]
+    # One surface: one read, one write, one re-read for both controls (and one budget).
+    assert s3_calls(measured) == Counter(
+        {
+            "s3.GetBucketPolicy": 2,
+            "s3.GetBucketTagging": 1,
+            "s3.GetBucketWebsite": 1,
+            "s3.PutBucketPolicy": 1,
+        }
+    )
+    assert item.max_s3 == bench.MAX_S3_REMEDIATED + 1
+    # Each remediated control is audited and notified.
+    assert (measured.audit_calls, measured.sns_publishes) == (2, 2)
+    assert measured.failures() == []
+
+
+def test_a_scenario_about_one_control_switches_the_events_other_controls_off(
+    stack: bench.Stack,
+) -> None:
+    item = bench.scenario("public-policy", "public statement among service statements")
+
+    measured = bench.measure(item, stack, runs=1)
+
+    assert item.environment["MODE_SECURE_TRANSPORT"] == "off"
+    assert measured.outcomes == [("public-policy", "remediated"), ("secure-transport", "ignored")]
+    assert measured.statuses == ["remediated"]
+
+
+def test_calls_beyond_the_budget_and_its_extras_fail_the_scenario(stack: bench.Stack) -> None:
+    item = bench.scenario("object-ownership", "log delivery ACL grant moved to the policy")
+    measured = bench.measure(item, stack, runs=1)
+    assert measured.failures() == []
+    assert measured.calls["s3.PutBucketPolicy"] == 1
+    assert measured.calls["sts.GetCallerIdentity"] == 1
+
+    without_extras = dataclasses.replace(measured, scenario=dataclasses.replace(item, extras=()))
+
+    assert without_extras.failures() == [
+        f"S3 {measured.s3_calls} > {bench.MAX_S3_REMEDIATED}",
+        "unexpected calls {'sts.GetCallerIdentity': 1}",
+    ]
+
+
+def test_every_control_has_a_remediated_scenario() -> None:
+    remediated = {
+        control_id
+        for item in bench.SCENARIOS
+        for control_id, status in item.expectations.items()
+        if status == "remediated"
+    }
+
+    assert set(CONTROL_IDS) - remediated == set()
+
+
+def test_the_cold_start_covers_every_function() -> None:
+    assert set(bench.COLD_EVENTS) == set(FAMILIES)
 
 
 def test_compliant_bucket_costs_one_read_and_no_report(stack: bench.Stack) -> None:
@@ -55,3 +138,13 @@ def test_import_time_goes_to_the_package_that_imported_it() -> None:
         ("pydantic", 0.6),
         ("app", 0.05),
     ]
+
+
+def test_every_scenario_ends_as_expected_within_its_budget(stack: bench.Stack) -> None:
+    # One stack for all (a fresh one costs more than a scenario); each scenario has its buckets.
+    failures = {
+        f"{item.control}/{item.drift}": bench.measure(item, stack, runs=1).failures()
+        for item in bench.SCENARIOS
+    }
+
+    assert {name: found for name, found in failures.items() if found} == {}

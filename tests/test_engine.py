@@ -318,3 +318,18 @@ def test_outcome_carries_the_event_context() -> None:
     assert outcome["source_ip"] == SOURCE_IP
     assert outcome["region"] == "us-east-1"
     assert outcome["found_by"] == "event"
+
+
+def test_controls_reading_the_same_surface_share_one_read_until_a_write() -> None:
+    """public-acl and object-ownership both read the ACL: one GetBucketAcl serves both."""
+    bucket = make_bucket("new-private-bucket")
+    before = dict(aws.API_CALLS)
+
+    outcomes = handle("CreateBucket", bucket, "public-access")
+
+    statuses = {o["control"]: o["status"] for o in outcomes}
+    assert statuses["public-acl"] == "compliant"
+    assert statuses["object-ownership"] == "remediated"
+    assert calls_delta(before)["s3.GetBucketAcl"] == 1
+    # The verification after each write reads S3 again, not the shared answer.
+    assert calls_delta(before)["s3.GetBucketOwnershipControls"] == 2

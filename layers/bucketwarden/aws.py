@@ -7,7 +7,10 @@ botocore itself) points every client at a local emulator.
 
 from __future__ import annotations
 
+import copy
 import ipaddress
+import json
+import threading
 from collections import Counter
 from functools import cache
 from typing import Any
@@ -38,8 +41,12 @@ SETUP_ERROR_CODES = frozenset({"CrossLocationLoggingProhibited", "InvalidTargetB
 API_CALLS: Counter[str] = Counter()
 
 
+_COUNTING = threading.Lock()  # the sweep calls from several threads
+
+
 def _count_call(model: Any, **_: Any) -> None:
-    API_CALLS[f"{model.service_model.service_name}.{model.name}"] += 1
+    with _COUNTING:
+        API_CALLS[f"{model.service_model.service_name}.{model.name}"] += 1
 
 
 def strip_account_host_prefix(request: Any, **_: Any) -> None:
@@ -75,6 +82,44 @@ def client(service: str, region: str | None = None) -> Any:
     if service == "s3control":
         made.meta.events.register("before-sign.s3-control", strip_account_host_prefix)
     return made
+
+
+class ReadOnce:
+    """A client whose reads (`get_*`) are answered once per check; any write forgets them.
+
+    Controls that look at the same surface (public-acl and object-ownership both read the ACL)
+    then cost one read between them, and a re-read after a write still goes to S3.
+    """
+
+    def __init__(self, wrapped: Any, memo: dict[tuple[str, str], Any]) -> None:
+        self._wrapped = wrapped
+        self._memo = memo
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._wrapped, name)
+        if not callable(attribute) or name in {"get_paginator", "get_waiter"}:
+            return attribute
+        if name.startswith("get_"):
+            return lambda **kwargs: self._read(name, attribute, kwargs)
+        if name.startswith(("put_", "delete_")):
+            return lambda **kwargs: self._write(attribute, kwargs)
+        return attribute
+
+    def _read(self, name: str, call: Any, kwargs: dict[str, Any]) -> Any:
+        key = (name, json.dumps(kwargs, sort_keys=True, default=str))
+        if key not in self._memo:
+            try:
+                self._memo[key] = (True, call(**kwargs))
+            except ClientError as error:
+                self._memo[key] = (False, error)
+        answered, value = self._memo[key]
+        if not answered:
+            raise value
+        return copy.deepcopy(value)
+
+    def _write(self, call: Any, kwargs: dict[str, Any]) -> Any:
+        self._memo.clear()
+        return call(**kwargs)
 
 
 def reset_clients() -> None:

@@ -23,6 +23,7 @@ from botocore.exceptions import ClientError
 from bucketwarden import audit, exemptions, metrics, notify, website
 from bucketwarden.aws import (
     GONE_CODES,
+    ReadOnce,
     client,
     error_code,
     error_message,
@@ -44,30 +45,43 @@ OWN_CHANGE = "change made by BucketWarden itself"
 
 @dataclass
 class EventContext:
-    """What one event tells every control about who changed what, when."""
+    """Why controls run: one event (who changed what, when), or a sweep (no event at all)."""
 
-    record: CloudTrailRecord
+    record: CloudTrailRecord | None
     region: str | None
+    found_by: str = "event"
     # Bucket tags read for exemption checks, by bucket (read once per event, only on drift).
     tags: dict[str, dict[str, str]] = field(default_factory=dict)
     # Website configurations read when public access is about to be closed (same rule).
     websites: dict[str, dict[str, Any] | None] = field(default_factory=dict)
+    # Answers to the surfaces' reads, shared by the controls until one of them writes.
+    reads: dict[tuple[str, str], Any] = field(default_factory=dict)
 
     def base(self, control: Control, mode: Mode, subject: str | None) -> Outcome:
+        record = self.record
         return Outcome(
             bucket=subject,
             control=control.id,
             status=Status.COMPLIANT,
             reason="",
-            event_id=self.record.eventID,
-            event_name=self.record.eventName,
-            event_time=self.record.eventTime,
-            actor=self.record.actor,
-            source_ip=self.record.sourceIPAddress,
+            event_id=record.eventID if record else None,
+            event_name=record.eventName if record else None,
+            event_time=record.eventTime if record else None,
+            actor=record.actor if record else None,
+            source_ip=record.sourceIPAddress if record else None,
             region=self.region,
             mode=mode.value,
             scope=control.scope,
+            found_by=self.found_by,
         )
+
+    @property
+    def what(self) -> str:
+        return self.record.eventName if self.record else "the sweep"
+
+    @property
+    def changed_at(self) -> datetime | None:
+        return self.record.event_time if self.record else None
 
 
 @dataclass
@@ -103,10 +117,14 @@ def ignored(
 
 
 class Engine:
-    def __init__(self, family: str, settings: Settings) -> None:
+    def __init__(
+        self, family: str, settings: Settings, controls: tuple[Control, ...] | None = None
+    ) -> None:
         self.family = family
-        self.controls = controls_of(family)
+        self.controls = controls_of(family) if controls is None else controls
         self.settings = settings
+        # The sweep sends one summary instead of a notification per outcome.
+        self.notify_each = True
 
     # -- entry points -------------------------------------------------------------------------
 
@@ -135,7 +153,17 @@ class Engine:
         self._wait_for_baseline(record)
         outcomes: list[Outcome] = []
         for group in surface_groups(self._controls_for(record)):
-            outcomes.extend(self.run_surface(group, context))
+            outcomes.extend(self.run_surface(group, context, group[0].subject(record)))
+        return outcomes
+
+    def check(
+        self, controls: list[Control], subject: str, region: str | None, found_by: str
+    ) -> list[Outcome]:
+        """Run `controls` on `subject` without an event (the sweep): same reads, fixes, reports."""
+        context = EventContext(None, region, found_by=found_by)
+        outcomes: list[Outcome] = []
+        for group in surface_groups(controls):
+            outcomes.extend(self.run_surface(group, context, subject))
         return outcomes
 
     def reason_to_skip(self, record: CloudTrailRecord) -> str | None:
@@ -167,17 +195,14 @@ class Engine:
 
     # -- one surface --------------------------------------------------------------------------
 
-    def run_control(self, control: Control, context: EventContext) -> Outcome:
-        [outcome] = self.run_surface([control], context)
-        return outcome
-
-    def run_surface(self, controls: list[Control], context: EventContext) -> list[Outcome]:
+    def run_surface(
+        self, controls: list[Control], context: EventContext, subject: str | None
+    ) -> list[Outcome]:
         """Run controls that share one surface in one read-modify-write.
 
         Each control judges the state the previous ones left, so their fixes combine into one
         desired state, written once and verified by one re-read.
         """
-        subject = controls[0].subject(context.record)
         steps: list[Step] = []
         for control in controls:
             mode = self.settings.mode(control.id)
@@ -187,7 +212,7 @@ class Engine:
                     replace(step.outcome, status=Status.IGNORED, reason=f"{control.id} is off")
                 )
             elif subject is None:
-                reason = f"{context.record.eventName} names no {control.scope}"
+                reason = f"{context.what} names no {control.scope}"
                 step.decide(replace(step.outcome, status=Status.IGNORED, reason=reason))
             steps.append(step)
         active = [step for step in steps if not step.decided]
@@ -209,7 +234,7 @@ class Engine:
 
     def _evaluate_and_fix(self, steps: list[Step], context: EventContext, subject: str) -> None:
         first = steps[0].control
-        api = client(first.service, context.region)
+        api = ReadOnce(client(first.service, context.region), context.reads)
         before = first.observe(api, subject, self.settings)
         state = before
         planned: list[Step] = []
@@ -259,7 +284,7 @@ class Engine:
                 reason = f"{found}; still wrong after the fix: {verdict.reason}"
                 step.decide(replace(outcome, status=Status.FAILED, reason=reason))
                 continue
-            elapsed = _elapsed_ms(context.record.event_time, fixed_at)
+            elapsed = _elapsed_ms(context.changed_at, fixed_at)
             step.decide(replace(outcome, status=Status.REMEDIATED, time_to_remediate_ms=elapsed))
 
     def _exemption(
@@ -306,7 +331,7 @@ class Engine:
         if self.settings.audit_table:
             first_time = audit.record(client("dynamodb"), self.settings.audit_table, outcome)
         # An exemption is reported once: its audit record already existing means it was.
-        if self.settings.topic_arn and first_time:
+        if self.settings.topic_arn and first_time and self.notify_each:
             notify.publish(client("sns"), self.settings.topic_arn, outcome, self.settings)
             outcome.notified = True
         if first_time:
