@@ -12,6 +12,8 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
+from moto.s3.models import FakeBucket
 
 from bucketwarden.local import behaviour
 from bucketwarden.local.operations import ConfigurationCall
@@ -138,6 +140,52 @@ def test_owner_only_acl_body_allowed_when_acls_are_disabled(s3: Any, call_of: Ca
     assert behaviour.refusal(call) is None
 
 
+def _disable_acls(client: Any) -> Any:
+    return client.put_bucket_ownership_controls(
+        Bucket=BUCKET, OwnershipControls={"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]}
+    )
+
+
+@pytest.mark.parametrize(
+    "acl",
+    [
+        {"ACL": "log-delivery-write"},
+        {"ACL": "public-read"},
+        {"GrantRead": f'id="{OTHER_ACCOUNT_ID}"', "GrantFullControl": "owner"},
+    ],
+    ids=["log-delivery", "public", "other-account"],
+)
+def test_disabling_acls_refused_while_the_acl_grants_others(
+    s3: Any, call_of: CallOf, acl: dict[str, str]
+) -> None:
+    owner = _bucket(s3, "ObjectWriter")
+    if acl.get("GrantFullControl") == "owner":
+        acl = dict(acl, GrantFullControl=f'id="{owner}"')
+    s3.put_bucket_acl(Bucket=BUCKET, **acl)
+    refused = behaviour.refusal(call_of(_disable_acls))
+    assert refused is not None
+    assert (refused.status, refused.code) == (400, "InvalidBucketAclWithObjectOwnership")
+
+
+def test_disabling_acls_allowed_once_the_acl_is_owner_only(s3: Any, call_of: CallOf) -> None:
+    owner = _bucket(s3, "ObjectWriter")
+    s3.put_bucket_acl(Bucket=BUCKET, ACL="log-delivery-write")
+    s3.put_bucket_acl(Bucket=BUCKET, AccessControlPolicy=_acl_body(owner))
+    assert behaviour.refusal(call_of(_disable_acls)) is None
+
+
+@pytest.mark.parametrize("ownership", ["ObjectWriter", "BucketOwnerPreferred"])
+def test_other_ownership_allowed_whatever_the_acl(s3: Any, call_of: CallOf, ownership: str) -> None:
+    _bucket(s3, "BucketOwnerPreferred")
+    s3.put_bucket_acl(Bucket=BUCKET, ACL="log-delivery-write")
+    call = call_of(
+        lambda client: client.put_bucket_ownership_controls(
+            Bucket=BUCKET, OwnershipControls={"Rules": [{"ObjectOwnership": ownership}]}
+        )
+    )
+    assert behaviour.refusal(call) is None
+
+
 # -- Block Public Access ------------------------------------------------------------------------
 
 PUBLIC_ACL_HEADERS = [
@@ -254,6 +302,78 @@ def test_public_policy_allowed_once_block_public_policy_is_off(s3: Any, call_of:
     assert behaviour.refusal(_policy_call(call_of, PUBLIC_READ_STATEMENT)) is None
 
 
+# -- access points -------------------------------------------------------------------------------
+
+ACCOUNT = "123456789012"
+ACCESS_POINT = "shared"
+ALL_OFF = dict.fromkeys(ALL_BLOCKED, False)
+
+
+def _access_point(s3: Any, block: dict[str, bool] | None) -> None:
+    """An access point on BUCKET; `block` None leaves S3's default (all four settings on)."""
+    s3.create_bucket(Bucket=BUCKET)
+    s3control = boto3.session.Session().client("s3control", region_name=REGION)
+    extra = {} if block is None else {"PublicAccessBlockConfiguration": block}
+    s3control.create_access_point(AccountId=ACCOUNT, Name=ACCESS_POINT, Bucket=BUCKET, **extra)
+
+
+@pytest.fixture
+def access_point_policy_call(
+    capture: RequestCapture,
+) -> Callable[[dict[str, Any]], ConfigurationCall]:
+    def identified(statement: dict[str, Any]) -> ConfigurationCall:
+        client = capture.client("s3control", signing_region=REGION)
+        document = json.dumps({"Version": "2012-10-17", "Statement": [statement]})
+        call = capture.identified(
+            lambda: client.put_access_point_policy(
+                AccountId=ACCOUNT, Name=ACCESS_POINT, Policy=document
+            )
+        )
+        assert call is not None
+        return call
+
+    return identified
+
+
+PUBLIC_ACCESS_POINT_STATEMENT = {
+    "Effect": "Allow",
+    "Principal": "*",
+    "Action": "s3:GetObject",
+    "Resource": f"arn:aws:s3:{REGION}:{ACCOUNT}:accesspoint/{ACCESS_POINT}/object/*",
+}
+
+
+@pytest.mark.parametrize("block", [None, {**ALL_OFF, "BlockPublicPolicy": True}])
+def test_public_access_point_policy_refused_under_its_block_public_policy(
+    s3: Any, access_point_policy_call: Any, block: dict[str, bool] | None
+) -> None:
+    _access_point(s3, block)
+    refused = behaviour.refusal(access_point_policy_call(PUBLIC_ACCESS_POINT_STATEMENT))
+    assert refused is not None
+    assert (refused.status, refused.code) == (403, "AccessDenied")
+
+
+def test_public_access_point_policy_allowed_once_block_public_policy_is_off(
+    s3: Any, access_point_policy_call: Any
+) -> None:
+    _access_point(s3, ALL_OFF)
+    assert behaviour.refusal(access_point_policy_call(PUBLIC_ACCESS_POINT_STATEMENT)) is None
+
+
+def test_non_public_access_point_policy_allowed(s3: Any, access_point_policy_call: Any) -> None:
+    _access_point(s3, None)
+    statement = dict(
+        PUBLIC_ACCESS_POINT_STATEMENT, Principal={"AWS": f"arn:aws:iam::{ACCOUNT}:root"}
+    )
+    assert behaviour.refusal(access_point_policy_call(statement)) is None
+
+
+def test_policy_of_a_missing_access_point_is_left_to_s3(
+    aws: None, access_point_policy_call: Any
+) -> None:
+    assert behaviour.refusal(access_point_policy_call(PUBLIC_ACCESS_POINT_STATEMENT)) is None
+
+
 # -- CreateBucket and missing buckets -----------------------------------------------------------
 
 
@@ -329,6 +449,26 @@ def test_new_bucket_defaults_keep_the_chosen_ownership(s3: Any, call_of: CallOf)
     )
 
 
+def test_new_bucket_defaults_apply_the_grants_asked_for(s3: Any, call_of: CallOf) -> None:
+    # moto ignores grant headers on CreateBucket; S3 makes them the bucket's ACL.
+    owner = _bucket(s3, "ObjectWriter")
+    grants = {
+        "GrantFullControl": f'id="{owner}"',
+        "GrantWrite": f'uri="{LOG_DELIVERY}"',
+        "GrantReadACP": f'uri="{LOG_DELIVERY}"',
+    }
+    call = call_of(
+        lambda c: c.create_bucket(Bucket=BUCKET, ObjectOwnership="ObjectWriter", **grants)
+    )
+    behaviour.new_bucket_defaults(call, s3)
+    acl = s3.get_bucket_acl(Bucket=BUCKET)["Grants"]
+    assert {(g["Grantee"].get("URI") or g["Grantee"]["ID"], g["Permission"]) for g in acl} == {
+        (owner, "FULL_CONTROL"),
+        (LOG_DELIVERY, "WRITE"),
+        (LOG_DELIVERY, "READ_ACP"),
+    }
+
+
 def test_deleted_encryption_falls_back_to_sse_s3(s3: Any, call_of: CallOf) -> None:
     s3.create_bucket(Bucket=BUCKET)
     s3.put_bucket_encryption(
@@ -343,3 +483,59 @@ def test_deleted_encryption_falls_back_to_sse_s3(s3: Any, call_of: CallOf) -> No
     )
     rules = s3.get_bucket_encryption(Bucket=BUCKET)["ServerSideEncryptionConfiguration"]["Rules"]
     assert rules[0]["ApplyServerSideEncryptionByDefault"] == {"SSEAlgorithm": "AES256"}
+
+
+# -- moto's log target check ----------------------------------------------------------------------
+
+
+def _log_target_with_policy(s3: Any, *statements: dict[str, Any]) -> None:
+    s3.create_bucket(Bucket="log-target")
+    policy = {"Version": "2012-10-17", "Statement": list(statements)}
+    s3.put_bucket_policy(Bucket="log-target", Policy=json.dumps(policy))
+    s3.create_bucket(Bucket=BUCKET)
+
+
+DENY_WITHOUT_TLS = {
+    "Effect": "Deny",
+    "Principal": "*",
+    "Action": "s3:*",
+    "Resource": ["arn:aws:s3:::log-target", "arn:aws:s3:::log-target/*"],
+    "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+}
+LOGGING_SERVICE_WRITES = {
+    "Effect": "Allow",
+    "Principal": {"Service": "logging.s3.amazonaws.com"},
+    "Action": "s3:PutObject",
+    "Resource": "arn:aws:s3:::log-target/*",
+}
+LOGGING_TO_TARGET = {"LoggingEnabled": {"TargetBucket": "log-target", "TargetPrefix": "logs/"}}
+
+
+@pytest.fixture
+def log_target_check(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The endpoint's version of moto's check, for this test only."""
+    moto_check = FakeBucket.__dict__["_log_permissions_enabled_policy"]
+    monkeypatch.setattr(FakeBucket, "_log_permissions_enabled_policy", moto_check)
+    behaviour.judge_log_targets_by_principal_objects()
+
+
+def test_logging_to_a_target_whose_policy_also_denies_everyone_without_tls(
+    s3: Any, log_target_check: None
+) -> None:
+    _log_target_with_policy(s3, DENY_WITHOUT_TLS, LOGGING_SERVICE_WRITES)
+
+    s3.put_bucket_logging(Bucket=BUCKET, BucketLoggingStatus=LOGGING_TO_TARGET)
+
+    logging = s3.get_bucket_logging(Bucket=BUCKET)["LoggingEnabled"]
+    assert logging["TargetBucket"] == "log-target"
+
+
+def test_logging_to_a_target_whose_policy_lets_no_logging_service_write_is_refused(
+    s3: Any, log_target_check: None
+) -> None:
+    _log_target_with_policy(s3, DENY_WITHOUT_TLS)
+
+    with pytest.raises(ClientError) as refused:
+        s3.put_bucket_logging(Bucket=BUCKET, BucketLoggingStatus=LOGGING_TO_TARGET)
+
+    assert refused.value.response["Error"]["Code"] == "InvalidTargetBucketForLogging"

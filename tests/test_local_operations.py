@@ -17,7 +17,9 @@ import pytest
 from botocore.config import Config
 from werkzeug.serving import WSGIRequestHandler, make_server
 
+from bucketwarden.local.cloudtrail import cloudtrail_record, identity_of
 from bucketwarden.local.operations import ConfigurationCall, access_key, identify, region
+from tests.conftest import EVENTS
 
 ACCOUNT = "123456789012"
 ACCESS_KEY = "AKIACAPTURED"
@@ -267,7 +269,8 @@ def test_put_public_access_block_is_put_bucket_public_access_block(
     assert call is not None
     assert call.event_name == "PutBucketPublicAccessBlock"
     logged = call.request_parameters["PublicAccessBlockConfiguration"]
-    assert (logged["BlockPublicAcls"], logged["BlockPublicPolicy"]) == ("false", "true")
+    # As CloudTrail logs them: JSON booleans, not the XML's text.
+    assert (logged["BlockPublicAcls"], logged["BlockPublicPolicy"]) == (False, True)
 
 
 BUCKET_CALLS: list[tuple[str, Callable[[Any], Any]]] = [
@@ -342,46 +345,99 @@ def test_reads_and_object_calls_are_not_configuration_calls(
 # -- S3 Control ---------------------------------------------------------------------------------
 
 
-def test_account_public_access_block_calls(capture: RequestCapture, s3control: Any) -> None:
-    put = capture.identified(
-        lambda: s3control.put_public_access_block(
-            AccountId=ACCOUNT, PublicAccessBlockConfiguration={"BlockPublicAcls": False}
-        )
-    )
-    assert put is not None
-    assert (put.event_name, put.bucket) == ("PutAccountPublicAccessBlock", None)
-    assert put.request_parameters["accountId"] == ACCOUNT
-    assert put.request_parameters["PublicAccessBlockConfiguration"]["BlockPublicAcls"] == "false"
-    deleted = capture.identified(lambda: s3control.delete_public_access_block(AccountId=ACCOUNT))
-    assert deleted is not None
-    assert deleted.event_name == "DeleteAccountPublicAccessBlock"
-    read = capture.identified(lambda: s3control.get_public_access_block(AccountId=ACCOUNT))
-    assert read is None
+def _sample(event_name: str) -> dict[str, Any]:
+    """The CloudTrail record of events/<event_name>.json."""
+    return dict(json.loads((EVENTS / f"{event_name}.json").read_text())["detail"])
 
 
-def test_access_point_calls(capture: RequestCapture, s3control: Any) -> None:
-    created = capture.identified(
-        lambda: s3control.create_access_point(AccountId=ACCOUNT, Name="shared", Bucket=BUCKET)
-    )
-    assert created is not None
-    assert created.event_name == "CreateAccessPoint"
-    assert created.request_parameters["name"] == "shared"
-    assert created.request_parameters["CreateAccessPointRequest"]["Bucket"] == BUCKET
-    policy = json.dumps({"Version": "2012-10-17", "Statement": []})
-    put = capture.identified(
-        lambda: s3control.put_access_point_policy(AccountId=ACCOUNT, Name="shared", Policy=policy)
-    )
-    assert put is not None
-    assert put.event_name == "PutAccessPointPolicy"
-    assert (put.request_parameters["name"], put.request_parameters["policyDocument"]) == (
-        "shared",
-        policy,
-    )
+def _sample_parameter(event_name: str, *path: str) -> Any:
+    """A request parameter of the sample, as the API takes it (no XML namespace)."""
+    found: Any = _sample(event_name)["requestParameters"]
+    for key in path:
+        found = found[key]
+    return {k: v for k, v in found.items() if k != "xmlns"} if isinstance(found, dict) else found
+
+
+# Each call made with the values of its sample, so the logged parameters can equal the sample's.
+S3_CONTROL_CALLS: list[tuple[str, Callable[[Any], Any]]] = [
+    (
+        "PutAccountPublicAccessBlock",
+        lambda s3control: s3control.put_public_access_block(
+            AccountId=ACCOUNT,
+            PublicAccessBlockConfiguration=_sample_parameter(
+                "PutAccountPublicAccessBlock", "PublicAccessBlockConfiguration"
+            ),
+        ),
+    ),
+    (
+        "DeleteAccountPublicAccessBlock",
+        lambda s3control: s3control.delete_public_access_block(AccountId=ACCOUNT),
+    ),
+    (
+        "CreateAccessPoint",
+        lambda s3control: s3control.create_access_point(
+            AccountId=ACCOUNT,
+            Name=_sample_parameter("CreateAccessPoint", "name"),
+            Bucket=_sample_parameter("CreateAccessPoint", "CreateAccessPointRequest", "Bucket"),
+            PublicAccessBlockConfiguration=_sample_parameter(
+                "CreateAccessPoint", "CreateAccessPointRequest", "PublicAccessBlockConfiguration"
+            ),
+        ),
+    ),
+    (
+        "PutAccessPointPolicy",
+        lambda s3control: s3control.put_access_point_policy(
+            AccountId=ACCOUNT,
+            Name=_sample_parameter("PutAccessPointPolicy", "name"),
+            Policy=_sample_parameter(
+                "PutAccessPointPolicy", "PutAccessPointPolicyRequest", "Policy"
+            ),
+        ),
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("event_name", "action"), S3_CONTROL_CALLS, ids=[n for n, _ in S3_CONTROL_CALLS]
+)
+def test_s3_control_records_have_the_shape_of_the_samples(
+    capture: RequestCapture, event_name: str, action: Callable[[Any], Any]
+) -> None:
+    # The samples are in us-east-1: sign for it, so the access point ARNs can be equal too.
+    s3control = capture.client("s3control", signing_region="us-east-1")
+    environ, body = capture.request_of(lambda: action(s3control))
+    call = identify(environ, body)
+    assert call is not None
+    record = cloudtrail_record(call, identity_of(ACCESS_KEY), environ, "us-east-1")
+    sample = _sample(event_name)
+
+    assert (call.event_name, call.bucket) == (event_name, None)
+    for field in ("eventSource", "eventName", "recipientAccountId", "resources"):
+        assert record.get(field) == sample.get(field), field
+    # Everything CloudTrail logs of the request but the host, which here is the endpoint.
+    logged = {k: v for k, v in record["requestParameters"].items() if k != "Host"}
+    assert logged == {k: v for k, v in sample["requestParameters"].items() if k != "Host"}
+    assert record["requestParameters"]["Host"] == urlsplit(capture.url).netloc
+
+
+def test_other_s3_control_calls(capture: RequestCapture, s3control: Any) -> None:
     deleted = capture.identified(
         lambda: s3control.delete_access_point(AccountId=ACCOUNT, Name="shared")
     )
     assert deleted is not None
-    assert deleted.event_name == "DeleteAccessPoint"
+    assert (deleted.event_name, deleted.access_point) == ("DeleteAccessPoint", "shared")
+    assert deleted.request_parameters["x-amz-account-id"] == ACCOUNT
+    policy_deleted = capture.identified(
+        lambda: s3control.delete_access_point_policy(AccountId=ACCOUNT, Name="shared")
+    )
+    assert policy_deleted is not None
+    assert policy_deleted.event_name == "DeleteAccessPointPolicy"
+    for read in (
+        lambda: s3control.get_public_access_block(AccountId=ACCOUNT),
+        lambda: s3control.get_access_point(AccountId=ACCOUNT, Name="shared"),
+        lambda: s3control.get_access_point_policy(AccountId=ACCOUNT, Name="shared"),
+    ):
+        assert capture.identified(read) is None
 
 
 # -- who signed, and where ----------------------------------------------------------------------

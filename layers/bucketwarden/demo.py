@@ -21,25 +21,29 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from bucketwarden.controls.public_access_block import SETTINGS
 from bucketwarden.local.system import LocalSystem
 from bucketwarden.report import STATUS_STYLES, change
 from bucketwarden.settings import temporary_environment
 
 USER_ACCESS_KEY = "AKIADEMOALICE"
+ACCOUNT = "123456789012"
 LOG_DELIVERY = "http://acs.amazonaws.com/groups/s3/LogDelivery"
 ALL_USERS = "http://acs.amazonaws.com/groups/global/AllUsers"
 AUTHENTICATED_USERS = "http://acs.amazonaws.com/groups/global/AuthenticatedUsers"
 
+# A person's step: (their client of the scenario's service, the scenario's subject).
 Step = Callable[[Any, str], Any]
 
 
 @dataclass
 class Scenario:
     title: str
-    bucket: str
+    subject: str  # the bucket; the account for account-level drift
     drift: Step
     prepare: Step | None = None  # the bucket's past: done and settled before the drift
-    creates_bucket: bool = False  # the drift is the CreateBucket call itself
+    new_bucket: bool = True  # False: the drift creates the bucket, or concerns the account
+    service: str = "s3"  # the client the person drifts with
     environment: dict[str, str] = field(default_factory=dict)
 
 
@@ -61,13 +65,13 @@ def _allow_acls(s3: Any, bucket: str) -> None:
 
 
 def _website_with_acls(s3: Any, bucket: str) -> None:
-    """A bucket whose Block Public Access is off by design, with an exemption saying why.
+    """A bucket whose Block Public Access is off and ACLs on by design, exempted saying why.
 
-    Without the exemption the service turns Block Public Access back on at once, and S3 then
-    refuses every public ACL itself. The exemption covers that control only: public-acl still
-    guards the ACL, which is what the ACL scenarios show.
+    Without the exemption the service turns Block Public Access back on and disables ACLs at
+    once, and S3 then refuses every ACL grant itself. The exemption covers those two controls
+    only: public-acl still guards the ACL, which is what the ACL scenarios show.
     """
-    _exempt(s3, bucket, "bucket-public-access-block", "website served by its bucket policy")
+    _exempt(s3, bucket, "bucket-public-access-block+object-ownership", "legacy website on ACLs")
     _allow_acls(s3, bucket)
 
 
@@ -81,6 +85,41 @@ def _relax_block_public_access(s3: Any, bucket: str) -> None:
             "BlockPublicPolicy": False,
             "RestrictPublicBuckets": False,
         },
+    )
+
+
+def _website_with_policy(s3: Any, bucket: str) -> None:
+    """A bucket served by its policy: policy settings off, exempted from Block Public Access.
+
+    public-policy and secure-transport still guard the policy itself.
+    """
+    _exempt(s3, bucket, "bucket-public-access-block", "website served by its bucket policy")
+    _relax_block_public_access(s3, bucket)
+
+
+def _public_policy_with_cloudfront(s3: Any, bucket: str) -> None:
+    """A policy for everyone beside CloudFront's origin access; it replaces the TLS rule."""
+    objects = f"arn:aws:s3:::{bucket}/*"
+    distribution = f"arn:aws:cloudfront::{ACCOUNT}:distribution/EDFDVBD6EXAMPLE"
+    statements = [
+        {"Sid": "PublicRead", "Effect": "Allow", "Principal": "*"},
+        {
+            "Sid": "CloudFrontRead",
+            "Effect": "Allow",
+            "Principal": {"Service": "cloudfront.amazonaws.com"},
+            "Condition": {"StringEquals": {"aws:SourceArn": distribution}},
+        },
+    ]
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [{**s, "Action": "s3:GetObject", "Resource": objects} for s in statements],
+    }
+    s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))
+
+
+def _account_block_public_access_off(s3control: Any, account: str) -> None:
+    s3control.put_public_access_block(
+        AccountId=account, PublicAccessBlockConfiguration=dict.fromkeys(SETTINGS, False)
     )
 
 
@@ -104,7 +143,8 @@ def _grant_authenticated_users(s3: Any, bucket: str) -> None:
 
 def _exempt_public_acl(s3: Any, bucket: str) -> None:
     # "+" separates control ids: S3 tag values do not allow commas.
-    _exempt(s3, bucket, "bucket-public-access-block+public-acl", "public website assets")
+    controls = "bucket-public-access-block+object-ownership+public-acl"
+    _exempt(s3, bucket, controls, "public website assets")
     _allow_acls(s3, bucket)
 
 
@@ -127,10 +167,12 @@ def _sse_kms_with(key_id: str) -> Step:
 
 def scenarios(unapproved_key: str) -> list[Scenario]:
     return [
-        Scenario("new bucket: S3's defaults, no versioning", "demo-new-bucket",
-                 lambda s3, b: s3.create_bucket(Bucket=b), creates_bucket=True),
+        Scenario("new bucket: S3's defaults, no versioning, no TLS rule", "demo-new-bucket",
+                 lambda s3, b: s3.create_bucket(Bucket=b), new_bucket=False),
         Scenario("Block Public Access relaxed for a public bucket policy", "demo-block-public",
                  _relax_block_public_access),
+        Scenario("bucket policy made public (CloudFront access must stay)", "demo-public-policy",
+                 _public_policy_with_cloudfront, prepare=_website_with_policy),
         Scenario("ACL opened to everyone (log delivery must stay)", "demo-public-acl",
                  _open_acl_keeping_log_delivery, prepare=_website_with_acls),
         Scenario("ACL opened to any AWS account", "demo-authenticated-acl",
@@ -143,6 +185,8 @@ def scenarios(unapproved_key: str) -> list[Scenario]:
         Scenario("exempted bucket made public", "demo-exempt-website",
                  lambda s3, b: s3.put_bucket_acl(Bucket=b, ACL="public-read"),
                  prepare=_exempt_public_acl),
+        Scenario("account Block Public Access turned off", ACCOUNT,
+                 _account_block_public_access_off, new_bucket=False, service="s3control"),
         Scenario("versioning suspended, control in notify mode", "demo-notify-only",
                  _suspend_versioning, environment={"MODE_VERSIONING": "notify"}),
     ]  # fmt: skip
@@ -171,14 +215,16 @@ def _settle(system: LocalSystem, recorder: Recorder) -> None:
     recorder.take()
 
 
-def _play(system: LocalSystem, recorder: Recorder, person: Any, scenario: Scenario) -> list[dict]:
-    if not scenario.creates_bucket:
-        person.create_bucket(Bucket=scenario.bucket)
+def _play(system: LocalSystem, recorder: Recorder, scenario: Scenario) -> list[dict]:
+    if scenario.new_bucket:
+        s3 = system.client("s3", access_key=USER_ACCESS_KEY)
+        s3.create_bucket(Bucket=scenario.subject)
         if scenario.prepare:
-            scenario.prepare(person, scenario.bucket)
+            scenario.prepare(s3, scenario.subject)
     _settle(system, recorder)  # the bucket's past is not the drift shown
+    person = system.client(scenario.service, access_key=USER_ACCESS_KEY)
     with temporary_environment(scenario.environment):
-        scenario.drift(person, scenario.bucket)
+        scenario.drift(person, scenario.subject)
         system.wait_until_idle(timeout=30)
         system.wait_for_notifications()
     items = recorder.take()
@@ -193,12 +239,11 @@ def _approved_key(system: LocalSystem) -> tuple[str, str]:
 
 
 def run_scenario(system: LocalSystem, recorder: Recorder) -> list[dict[str, Any]]:
-    person = system.client("s3", access_key=USER_ACCESS_KEY)
     approved, unapproved = _approved_key(system)
     os.environ.update({"ENCRYPTION_BASELINE": "SSE-KMS", "APPROVED_KMS_KEYS": approved})
     items: list[dict[str, Any]] = []
     for scenario in scenarios(unapproved):
-        items += _play(system, recorder, person, scenario)
+        items += _play(system, recorder, scenario)
     return items
 
 

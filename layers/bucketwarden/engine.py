@@ -256,7 +256,7 @@ class Engine:
                 step.outcome.warnings.append(exemption.note)
             if evaluation.public_read and step.control.checks_website:
                 step.outcome.warnings.extend(self._website_warning(step.control, context, subject))
-            if self.settings.dry_run:
+            if self.settings.dry_run and step.mode is Mode.REMEDIATE:
                 state = evaluation.desired if evaluation.fixable else state
                 step.decide(replace(step.outcome, status=Status.NONCOMPLIANT, after=state))
                 continue

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from bucketwarden.controls.access_point import partition_of
 from bucketwarden.local import behaviour
 from bucketwarden.local.operations import (
     ConfigurationCall,
@@ -76,7 +77,7 @@ def identity_of(key: str | None) -> Identity:
 def cloudtrail_record(
     call: ConfigurationCall, identity: Identity, environ: dict[str, Any], aws_region: str
 ) -> dict[str, Any]:
-    return {
+    record: dict[str, Any] = {
         "eventVersion": "1.09",
         "userIdentity": identity.user_identity(),
         "eventTime": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -96,6 +97,15 @@ def cloudtrail_record(
         "recipientAccountId": ACCOUNT,
         "eventCategory": "Management",
     }
+    if call.access_point:
+        record["resources"] = [_access_point_resource(call.access_point, aws_region)]
+    return record
+
+
+def _access_point_resource(name: str, aws_region: str) -> dict[str, str]:
+    """The access point as CloudTrail names it in the record's `resources`."""
+    arn = f"arn:{partition_of(aws_region)}:s3:{aws_region}:{ACCOUNT}:accesspoint/{name}"
+    return {"accountId": ACCOUNT, "type": "AWS::S3::AccessPoint", "ARN": arn}
 
 
 class CloudTrailMiddleware:

@@ -33,6 +33,17 @@ def _internal_s3(endpoint: str) -> Any:
     )
 
 
+def _parse_each_jsonpath_once() -> None:
+    """moto's EventBridge parses the same JSONPath expressions ("$.detail", "$.source", ...)
+    for every event and every rule target, building a new parser each time: a quarter of a
+    flood's time once CreateBucket reaches four rules. A parsed path is immutable, so one per
+    expression serves every request thread.
+    """
+    import jsonpath_ng.ext
+
+    jsonpath_ng.ext.parse = functools.lru_cache(maxsize=256)(jsonpath_ng.ext.parse)
+
+
 def _stop_with_parent(server: Any) -> None:
     """An endpoint whose parent died (killed, not stopped) must not linger on the port."""
     parent = os.getppid()
@@ -54,9 +65,12 @@ def serve(host: str, port: int, ready: Connection) -> None:
     )
     from werkzeug.serving import make_server
 
+    from bucketwarden.local.behaviour import judge_log_targets_by_principal_objects
     from bucketwarden.local.cloudtrail import CloudTrailMiddleware, put_on_default_bus
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no line per request
+    _parse_each_jsonpath_once()
+    judge_log_targets_by_principal_objects()
     endpoint: dict[str, Any] = {}
 
     def internal_s3() -> Any:

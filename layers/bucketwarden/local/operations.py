@@ -43,6 +43,16 @@ _LOGGED_HEADERS = (
     "x-amz-object-ownership",
     "x-amz-bucket-object-lock-enabled",
 )
+# Elements CloudTrail shows as JSON booleans, where the XML body has "true" or "false".
+_BOOLEAN_ELEMENTS = frozenset(
+    {
+        "BlockPublicAcls",
+        "IgnorePublicAcls",
+        "BlockPublicPolicy",
+        "RestrictPublicBuckets",
+        "BucketKeyEnabled",
+    }
+)
 _CONTROL_PREFIX = "/v20180820/"
 _BUCKET_PATH = re.compile(r"/(?P<name>[^/]+)/?")
 _ACCESS_POINT = re.compile(r"^/v20180820/accesspoint/(?P<name>[^/]+)(?P<policy>/policy)?$")
@@ -54,10 +64,18 @@ class ConfigurationCall:
     bucket: str | None
     request_parameters: dict[str, Any]
     body: bytes
+    access_point: str | None = None  # the access point's name, for access point calls
 
 
 def _header(environ: dict[str, Any], name: str) -> str | None:
     return environ.get("HTTP_" + name.upper().replace("-", "_"))
+
+
+def _as_logged(path: Any, key: str, value: Any) -> tuple[str, Any]:
+    """xmltodict postprocessor: the booleans CloudTrail logs as JSON booleans."""
+    if key in _BOOLEAN_ELEMENTS and value in {"true", "false"}:
+        return key, value == "true"
+    return key, value
 
 
 def _parsed_body(body: bytes, content_is_policy: bool) -> dict[str, Any]:
@@ -71,7 +89,7 @@ def _parsed_body(body: bytes, content_is_policy: bool) -> dict[str, Any]:
             return {"bucketPolicy": text}
     try:
         # CloudTrail names XML attributes plainly ("xmlns", "xsi:type"), not with xmltodict's "@".
-        return dict(xmltodict.parse(text, attr_prefix=""))
+        return dict(xmltodict.parse(text, attr_prefix="", postprocessor=_as_logged))
     except Exception:  # a body S3 would refuse: log it as text, as CloudTrail does
         return {"body": text}
 
@@ -102,8 +120,13 @@ def _bucket_call(
 def _control_call(
     method: str, path: str, environ: dict[str, Any], body: bytes
 ) -> ConfigurationCall | None:
-    account = _header(environ, "x-amz-account-id") or ""
-    parameters: dict[str, Any] = {"accountId": account, "Host": environ.get("HTTP_HOST", "")}
+    """An S3 Control call, with the requestParameters CloudTrail logs for it.
+
+    CloudTrail logs the request body (an access point policy stays a JSON string inside its
+    XML element), the host, and for access points their name and the x-amz-account-id header.
+    The account itself is the record's recipientAccountId.
+    """
+    parameters: dict[str, Any] = {"Host": environ.get("HTTP_HOST", "")}
     if path == "/v20180820/configuration/publicAccessBlock":
         names = {"PUT": "PutAccountPublicAccessBlock", "DELETE": "DeleteAccountPublicAccessBlock"}
         name = names.get(method)
@@ -112,17 +135,17 @@ def _control_call(
     match = _ACCESS_POINT.match(path)
     if not match:
         return None
-    parameters["name"] = unquote(match["name"])
     if match["policy"]:
         name = {"PUT": "PutAccessPointPolicy", "DELETE": "DeleteAccessPointPolicy"}.get(method)
-        if name == "PutAccessPointPolicy":
-            parsed = _parsed_body(body, content_is_policy=False)
-            document = (parsed.get("PutAccessPointPolicyRequest") or {}).get("Policy")
-            parameters["policyDocument"] = document
     else:
         name = {"PUT": "CreateAccessPoint", "DELETE": "DeleteAccessPoint"}.get(method)
-        parameters.update(_parsed_body(body, content_is_policy=False))
-    return ConfigurationCall(name, None, parameters, body) if name else None
+    if name is None:
+        return None
+    parameters.update(_parsed_body(body, content_is_policy=False))
+    access_point = unquote(match["name"])
+    parameters["name"] = access_point
+    parameters["x-amz-account-id"] = _header(environ, "x-amz-account-id") or ""
+    return ConfigurationCall(name, None, parameters, body, access_point)
 
 
 def _virtual_host_bucket(environ: dict[str, Any]) -> str | None:

@@ -20,7 +20,7 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from bucketwarden import metrics, stack
-from bucketwarden.aws import reset_clients
+from bucketwarden.aws import reset_clients, strip_account_host_prefix
 from bucketwarden.local import endpoint
 from bucketwarden.local.cloudtrail import (
     EMULATOR_ACCESS_KEY,
@@ -83,13 +83,16 @@ class LocalSystem:
         with self._clients_lock:
             key = (self.endpoint, service, access_key)  # the port is known only once serving
             if key not in self._clients:
-                self._clients[key] = boto3.session.Session().client(
+                made = boto3.session.Session().client(
                     service,
                     endpoint_url=self.endpoint,
                     region_name=REGION,
                     aws_access_key_id=access_key,
                     aws_secret_access_key="local",
                 )
+                if service == "s3control":
+                    made.meta.events.register("before-sign.s3-control", strip_account_host_prefix)
+                self._clients[key] = made
             return self._clients[key]
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -310,10 +313,12 @@ class LocalSystem:
 
 def _drift_summary(record: dict[str, Any]) -> dict[str, Any]:
     parameters = record.get("requestParameters") or {}
+    # What the call changed: a bucket, an access point (by name), or else the account.
+    subject = parameters.get("bucketName") or parameters.get("name")
     return {
         "event_id": record["eventID"],
         "event_name": record["eventName"],
-        "bucket": parameters.get("bucketName") or parameters.get("name"),
+        "bucket": subject or record.get("recipientAccountId"),
         "actor": record["userIdentity"].get("arn"),
         "source_ip": record.get("sourceIPAddress"),
     }
