@@ -8,7 +8,7 @@ TOOLS := .tools
 SAM := $(TOOLS)/sam/bin/sam
 PYTEST_WORKERS ?= 2
 
-.PHONY: setup test demo bench lint format template-check tools clean
+.PHONY: setup browser test demo bench lint format template-check tools clean
 
 $(BIN)/bucketwarden: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,15 +18,20 @@ $(BIN)/bucketwarden: pyproject.toml
 
 setup: $(BIN)/bucketwarden ## Create .venv with the package (editable), CLI and test tools
 
-test: setup ## Run the test suite
+# The HTML report's browser test drives Debian's chromium; installed when missing.
+browser: ## Headless chromium and chromedriver (apt-get) for the browser test
+	scripts/install-browser
+
+test: setup browser ## Run the test suite
 	$(BIN)/pytest -n $(PYTEST_WORKERS) -q
 
 demo: setup ## Make buckets drift on an embedded AWS and watch them fixed
 	$(BIN)/bucketwarden demo
 
-bench: setup ## API calls, CPU, memory and import time per control; local drift-to-fix latency
+bench: setup ## API calls, CPU, memory and import time per control; local drift-to-fix latency; sweep scale
 	$(BIN)/python -m bucketwarden.bench
 	$(BIN)/python -m bucketwarden.bench_local
+	$(BIN)/python -m bucketwarden.bench_sweep
 
 lint: setup ## ruff lint and format check
 	$(BIN)/ruff check .

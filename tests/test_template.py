@@ -2,12 +2,14 @@
 
 These tests are what keep "adding a control" to one place: they fail until the template's rule
 patterns, mode parameters, role actions and alarms match layers/bucketwarden/catalogue.py.
+The sweep function is no family: it runs every control on a schedule, and is checked apart.
 """
 
 from __future__ import annotations
 
 import inspect
 import json
+import re
 from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
@@ -28,6 +30,10 @@ ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "template.yaml"
 # What every function may do in S3 besides its controls' actions: read the exemption tags.
 EXEMPTION_ACTIONS = {"s3:GetBucketTagging"}
+SWEEP_FUNCTION = "SweepFunction"
+# What the sweep may do besides every control's actions: list the buckets and access points,
+# and find a bucket's region when the listing does not say it.
+SWEEP_LISTING_ACTIONS = {"s3:ListAllMyBuckets", "s3:ListAccessPoints", "s3:GetBucketLocation"}
 
 
 class TemplateLoader(yaml.SafeLoader):
@@ -70,6 +76,18 @@ def function_id(family: str) -> str:
     return camel(FAMILIES[family]) + "Function"
 
 
+# Every function: one per family, then the sweep.
+FUNCTION_IDS = (*(function_id(family) for family in FAMILIES), SWEEP_FUNCTION)
+
+
+def function_controls(function: str) -> tuple[Control, ...]:
+    """The controls a function runs: its family's, or every control for the sweep."""
+    if function == SWEEP_FUNCTION:
+        return CONTROLS
+    (family,) = [family for family in FAMILIES if function_id(family) == function]
+    return controls_of(family)
+
+
 def ref_target(value: Any, tag: str) -> str:
     """The logical id named by !Ref X or !GetAtt X.Attr."""
     assert isinstance(value, dict), f"expected {tag}, got {value!r}"
@@ -81,8 +99,8 @@ def as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
 
-def role_id(family: str) -> str:
-    return ref_target(properties(function_id(family))["Role"], "!GetAtt")
+def role_id(function: str) -> str:
+    return ref_target(properties(function)["Role"], "!GetAtt")
 
 
 def role_statements(role: str) -> Iterator[dict[str, Any]]:
@@ -107,20 +125,21 @@ def allowed(role: str, prefix: str) -> dict[str, list[Any]]:
     return grants
 
 
-def family_actions(family: str) -> set[str]:
-    controls: tuple[Control, ...] = controls_of(family)
+def function_actions(function: str) -> set[str]:
+    controls = function_controls(function)
     actions = {a for c in controls for a in (*c.read_actions, *c.write_actions)}
     if any(c.checks_website for c in controls):
         actions.add(website.READ_ACTION)
-    return actions | EXEMPTION_ACTIONS
+    listing = SWEEP_LISTING_ACTIONS if function == SWEEP_FUNCTION else set()
+    return actions | EXEMPTION_ACTIONS | listing
 
 
 def environment() -> dict[str, Any]:
     return template()["Globals"]["Function"]["Environment"]["Variables"]
 
 
-def queue_id(family: str) -> str:
-    config = properties(function_id(family))["EventInvokeConfig"]
+def queue_id(function: str) -> str:
+    config = properties(function)["EventInvokeConfig"]
     return ref_target(config["DestinationConfig"]["OnFailure"]["Destination"], "!GetAtt")
 
 
@@ -138,11 +157,13 @@ def of_type(kind: str) -> dict[str, dict[str, Any]]:
 # ---------------------------------------------------------------- functions and rules
 
 
-def test_one_function_per_family_and_no_other() -> None:
+def test_one_function_per_family_the_sweep_and_no_other() -> None:
     functions = of_type("AWS::Serverless::Function")
-    assert set(functions) == {function_id(family) for family in FAMILIES}
-    for family, folder in FAMILIES.items():
-        assert properties(function_id(family))["CodeUri"] == f"functions/{folder}/"
+    assert set(functions) == set(FUNCTION_IDS)
+    folders = {function_id(family): folder for family, folder in FAMILIES.items()}
+    folders[SWEEP_FUNCTION] = "sweep"
+    for function, folder in folders.items():
+        assert properties(function)["CodeUri"] == f"functions/{folder}/"
         assert (ROOT / "functions" / folder / "app.py").is_file()
     function_globals = template()["Globals"]["Function"]
     assert function_globals["Handler"] == "app.lambda_handler"
@@ -167,17 +188,80 @@ def test_rule_pattern_matches_the_catalogue(family: str) -> None:
 def test_undeliverable_events_reach_the_family_dead_letter_queue(family: str) -> None:
     name, event = rule_event(family)
     rule = event["Properties"]
-    assert ref_target(rule["DeadLetterConfig"]["Arn"], "!GetAtt") == queue_id(family)
+    queue = queue_id(function_id(family))
+    assert ref_target(rule["DeadLetterConfig"]["Arn"], "!GetAtt") == queue
     assert rule["RetryPolicy"]["MaximumRetryAttempts"] >= 1
     assert properties(function_id(family))["EventInvokeConfig"]["MaximumRetryAttempts"] == 2
 
-    statements = as_list(properties(queue_id(family) + "Policy")["PolicyDocument"]["Statement"])
+    statements = as_list(properties(queue + "Policy")["PolicyDocument"]["Statement"])
     (send,) = [s for s in statements if s["Effect"] == "Allow"]
     assert send["Principal"] == {"Service": "events.amazonaws.com"}
     assert send["Action"] == "sqs:SendMessage"
     # SAM names the generated rule <FunctionId><EventName>; only that rule may write.
     source_arn = send["Condition"]["ArnEquals"]["aws:SourceArn"]
     assert ref_target(source_arn, "!GetAtt") == function_id(family) + name
+
+
+def sweep_rule() -> tuple[str, dict[str, Any]]:
+    rules = {
+        logical_id: rule
+        for logical_id, rule in of_type("AWS::Events::Rule").items()
+        if any(
+            ref_target(target["Arn"], "!GetAtt") == SWEEP_FUNCTION
+            for target in rule["Properties"]["Targets"]
+        )
+    }
+    assert len(rules) == 1, f"one rule starts the sweep, not {sorted(rules)}"
+    return next(iter(rules.items()))
+
+
+def test_sweep_runs_on_the_schedule_parameter_or_not_at_all() -> None:
+    parameter = template()["Parameters"]["SweepSchedule"]
+    assert parameter["Default"] == "rate(1 day)"
+    for accepted in ("", "rate(1 day)", "rate(12 hours)", "cron(0 3 * * ? *)"):
+        assert re.fullmatch(parameter["AllowedPattern"], accepted), accepted
+    for refused in ("daily", "rate 1 day", "at(2024-05-01T00:00:00)"):
+        assert not re.fullmatch(parameter["AllowedPattern"], refused), refused
+    # An empty schedule creates no rule (nor the permission it needs): the condition says so.
+    condition = template()["Conditions"]["SweepScheduled"]
+    assert condition == {"!Not": [{"!Equals": [{"!Ref": "SweepSchedule"}, ""]}]}
+
+    rule_id, rule = sweep_rule()
+    assert rule["Condition"] == "SweepScheduled"
+    assert rule["Properties"]["ScheduleExpression"] == {"!Ref": "SweepSchedule"}
+    assert "EventPattern" not in rule["Properties"]
+    # The sweep reacts to no CloudTrail event: the schedule is its only trigger.
+    assert "Events" not in properties(SWEEP_FUNCTION)
+
+    (permission,) = of_type("AWS::Lambda::Permission").values()
+    assert permission["Condition"] == "SweepScheduled"
+    assert permission["Properties"]["Principal"] == "events.amazonaws.com"
+    assert ref_target(permission["Properties"]["FunctionName"], "!Ref") == SWEEP_FUNCTION
+    assert ref_target(permission["Properties"]["SourceArn"], "!GetAtt") == rule_id
+
+
+def test_undeliverable_sweeps_reach_the_sweep_dead_letter_queue() -> None:
+    rule_id, rule = sweep_rule()
+    (target,) = rule["Properties"]["Targets"]
+    queue = queue_id(SWEEP_FUNCTION)
+    assert ref_target(target["DeadLetterConfig"]["Arn"], "!GetAtt") == queue
+    assert target["RetryPolicy"]["MaximumRetryAttempts"] >= 1
+    assert properties(SWEEP_FUNCTION)["EventInvokeConfig"]["MaximumRetryAttempts"] == 2
+
+    statements = as_list(properties(queue + "Policy")["PolicyDocument"]["Statement"])
+    (conditional,) = [s for s in statements if "!If" in s]
+    condition, send, otherwise = conditional["!If"]
+    assert (condition, otherwise) == ("SweepScheduled", {"!Ref": "AWS::NoValue"})
+    assert send["Principal"] == {"Service": "events.amazonaws.com"}
+    assert send["Action"] == "sqs:SendMessage"
+    assert ref_target(send["Condition"]["ArnEquals"]["aws:SourceArn"], "!GetAtt") == rule_id
+
+
+def test_sweep_has_lambdas_longest_timeout_and_room_for_its_workers() -> None:
+    sweep = properties(SWEEP_FUNCTION)
+    assert sweep["Timeout"] == 900
+    assert sweep["MemorySize"] == 512
+    assert sweep["FunctionName"] == {"!Sub": "${AWS::StackName}-sweep"}
 
 
 # ---------------------------------------------------------------- configuration
@@ -212,7 +296,8 @@ def test_functions_receive_every_variable_the_engine_reads() -> None:
 def test_service_roles_are_every_function_role() -> None:
     separator, arns = environment()["SERVICE_ROLE_ARNS"]["!Join"]
     assert separator == ","
-    assert {ref_target(arn, "!GetAtt") for arn in arns} == {role_id(f) for f in FAMILIES}
+    # The sweep's fixes are the service's own changes too: no event function fixes them again.
+    assert {ref_target(arn, "!GetAtt") for arn in arns} == {role_id(f) for f in FUNCTION_IDS}
 
 
 def test_parameters_for_exemption_and_encryption() -> None:
@@ -234,27 +319,33 @@ UNSCOPED_ACTIONS = {
     "s3:GetAccountPublicAccessBlock",
     "s3:PutAccountPublicAccessBlock",
     "s3:GetAccessPoint",
+    "s3:ListAllMyBuckets",
+    "s3:ListAccessPoints",
 }
-# Families whose controls read the audit history (object-lock-retention's recorded baseline).
-HISTORY_FAMILIES = {"object-lock"}
+# Controls that read the audit history (object-lock-retention's recorded baseline).
+HISTORY_CONTROLS = {"object-lock-retention"}
 
 
-def expected_resource(action: str, family: str) -> Any:
+def expected_resource(action: str, function: str) -> Any:
     if action in UNSCOPED_ACTIONS:
         return "*"
-    scopes = {c.scope for c in controls_of(family) if action in (*c.read_actions, *c.write_actions)}
+    scopes = {
+        c.scope
+        for c in function_controls(function)
+        if action in (*c.read_actions, *c.write_actions)
+    }
     return ACCESS_POINTS if scopes == {"access-point"} else BUCKETS
 
 
-@pytest.mark.parametrize("family", FAMILIES)
-def test_role_allows_exactly_its_controls_s3_actions(family: str) -> None:
-    grants = allowed(role_id(family), "s3")
-    assert set(grants) == family_actions(family)
+@pytest.mark.parametrize("function", FUNCTION_IDS)
+def test_role_allows_exactly_its_controls_s3_actions(function: str) -> None:
+    grants = allowed(role_id(function), "s3")
+    assert set(grants) == function_actions(function)
     for action, targets in grants.items():
         for target in targets:
             # Buckets (arn:...:s3:::*) or the account's access points: no object ARNs, and "*"
             # only where IAM accepts nothing else.
-            assert target == expected_resource(action, family), (action, target)
+            assert target == expected_resource(action, function), (action, target)
 
 
 def by_resource(role: str, prefix: str) -> dict[str, set[str]]:
@@ -271,10 +362,11 @@ def by_resource(role: str, prefix: str) -> dict[str, set[str]]:
     return grouped
 
 
-@pytest.mark.parametrize("family", FAMILIES)
-def test_role_reaches_only_the_stack_resources(family: str) -> None:
-    role = role_id(family)
+@pytest.mark.parametrize("function", FUNCTION_IDS)
+def test_role_reaches_only_the_stack_resources(function: str) -> None:
+    role = role_id(function)
     history = {"AuditTable/index/bucket-index": {"dynamodb:Query"}}
+    reads_history = any(c.id in HISTORY_CONTROLS for c in function_controls(function))
     assert by_resource(role, "dynamodb") == {
         "AuditTable": {"dynamodb:PutItem"},
         "IdempotencyTable": {
@@ -283,11 +375,31 @@ def test_role_reaches_only_the_stack_resources(family: str) -> None:
             "dynamodb:UpdateItem",
             "dynamodb:DeleteItem",
         },
-        **(history if family in HISTORY_FAMILIES else {}),
+        **(history if reads_history else {}),
     }
     assert by_resource(role, "sns") == {"NotificationTopic": {"sns:Publish"}}
     assert by_resource(role, "kms") == {"ServiceKey": {"kms:GenerateDataKey", "kms:Decrypt"}}
-    assert by_resource(role, "sqs") == {queue_id(family): {"sqs:SendMessage"}}
+    assert by_resource(role, "sqs") == {queue_id(function): {"sqs:SendMessage"}}
+    # Only the sweep invokes a function: itself, to continue where it stopped.
+    invokes = {"lambda:InvokeFunction": [own_arn(function)]} if function == SWEEP_FUNCTION else {}
+    assert allowed(role, "lambda") == invokes
+
+
+def own_arn(function: str) -> dict[str, str]:
+    """The function's ARN spelled out from its FunctionName (!Sub "${AWS::StackName}-...")."""
+    name = properties(function)["FunctionName"]["!Sub"]
+    region = "arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}"
+    return {"!Sub": f"{region}:function:{name}"}
+
+
+def unfold(statements: Any) -> Iterator[dict[str, Any]]:
+    """Every statement, with the one of a conditional statement (!If [condition, it, NoValue])."""
+    for statement in as_list(statements):
+        if "!If" in statement:
+            _, *branches = statement["!If"]
+            yield from (b for b in branches if b != {"!Ref": "AWS::NoValue"})
+        else:
+            yield statement
 
 
 def _all_policy_statements() -> Iterator[tuple[str, dict[str, Any]]]:
@@ -298,7 +410,7 @@ def _all_policy_statements() -> Iterator[tuple[str, dict[str, Any]]]:
             if key in props:
                 documents.append(props[key])
         for document in documents:
-            for statement in as_list(document["Statement"]):
+            for statement in unfold(document["Statement"]):
                 yield logical_id, statement
 
 
@@ -325,7 +437,7 @@ def test_topic_and_queues_are_encrypted_with_the_service_key() -> None:
     key = properties("ServiceKey")
     assert key["EnableKeyRotation"] is True
     encrypted = {**of_type("AWS::SNS::Topic"), **of_type("AWS::SQS::Queue")}
-    assert {queue_id(family) for family in FAMILIES} <= set(encrypted)
+    assert {queue_id(function) for function in FUNCTION_IDS} <= set(encrypted)
     for logical_id, resource in encrypted.items():
         key_id = resource["Properties"].get("KmsMasterKeyId")
         assert key_id == {"!GetAtt": "ServiceKey.Arn"}, logical_id
@@ -338,7 +450,7 @@ def test_topic_and_queues_refuse_insecure_transport() -> None:
         document = resource["Properties"]["PolicyDocument"]
         if any(
             s["Effect"] == "Deny" and s["Condition"]["Bool"]["aws:SecureTransport"] == "false"
-            for s in as_list(document["Statement"])
+            for s in unfold(document["Statement"])
             if "Bool" in s.get("Condition", {})
         ):
             targets = resource["Properties"].get("Topics") or resource["Properties"]["Queues"]
@@ -346,16 +458,16 @@ def test_topic_and_queues_refuse_insecure_transport() -> None:
     assert protected == set(of_type("AWS::SNS::Topic")) | set(of_type("AWS::SQS::Queue"))
 
 
-@pytest.mark.parametrize("family", FAMILIES)
-def test_every_function_logs_to_its_own_group_with_retention(family: str) -> None:
-    function = properties(function_id(family))
-    group = ref_target(function["LoggingConfig"]["LogGroup"], "!Ref")
+@pytest.mark.parametrize("function", FUNCTION_IDS)
+def test_every_function_logs_to_its_own_group_with_retention(function: str) -> None:
+    function_properties = properties(function)
+    group = ref_target(function_properties["LoggingConfig"]["LogGroup"], "!Ref")
     group_properties = properties(group)
     assert group_properties["RetentionInDays"] == {"!Ref": "LogRetentionDays"}
     assert group_properties["LogGroupName"] == {
-        "!Sub": "/aws/lambda/" + function["FunctionName"]["!Sub"]
+        "!Sub": "/aws/lambda/" + function_properties["FunctionName"]["!Sub"]
     }
-    assert allowed(role_id(family), "logs") == {
+    assert allowed(role_id(function), "logs") == {
         "logs:CreateLogStream": [{"!GetAtt": group + ".Arn"}],
         "logs:PutLogEvents": [{"!GetAtt": group + ".Arn"}],
     }
@@ -384,6 +496,17 @@ def test_every_dead_letter_queue_has_a_depth_alarm() -> None:
         if dimension["Name"] == "QueueName"
     }
     assert watched == set(of_type("AWS::SQS::Queue"))
+
+
+def test_a_failed_sweep_invocation_raises_an_alarm() -> None:
+    watched = [
+        alarm
+        for alarm in _alarms("AWS/Lambda", "Errors")
+        if alarm["Dimensions"] == [{"Name": "FunctionName", "Value": {"!Ref": SWEEP_FUNCTION}}]
+    ]
+    assert len(watched) == 1
+    assert _notifies(watched[0])
+    assert watched[0]["Statistic"] == "Sum"
 
 
 def _emitted_dimensions(control_id: str, capsys: pytest.CaptureFixture[str]) -> dict[str, str]:

@@ -1,6 +1,7 @@
 """The `bucketwarden` command line.
 
-Exit codes: 0 when the command ran (whatever it found), 2 on bad input or an error.
+Exit codes: 0 when the command ran (whatever it found), 2 on bad input or an error; `scan` and
+`remediate` with --fail-on-findings exit 1 when anything is left noncompliant or failed.
 """
 
 from __future__ import annotations
@@ -12,14 +13,24 @@ import signal
 import sys
 import threading
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 from rich.console import Console
 
+if TYPE_CHECKING:
+    from bucketwarden.controls.base import Control
+
 EXIT_OK = 0
+EXIT_FINDINGS = 1
 EXIT_ERROR = 2
+
+REPORT_FORMATS = ("table", "json", "sarif", "html")
+# What --fail-on-findings fails on: drift left in place, or a check that could not be done.
+FAILING_STATUSES = frozenset({"noncompliant", "failed"})
 
 
 class CliError(Exception):
@@ -185,6 +196,238 @@ def cmd_local(args: argparse.Namespace, console: Console, err: Console) -> int:
     return EXIT_OK
 
 
+# -- scan and remediate ----------------------------------------------------------------------
+
+
+def _control_list(text: str) -> tuple[Control, ...]:
+    from bucketwarden.sweep import controls_for
+
+    ids = [part.strip() for part in text.split(",") if part.strip()]
+    if not ids:
+        raise argparse.ArgumentTypeError("name at least one control")
+    try:
+        return controls_for(ids)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from error
+
+
+def _named_buckets(s3: Any, names: list[str]) -> list[str]:
+    """The named buckets, each checked to exist first (a typo must not pass as "all fine")."""
+    from botocore.exceptions import ClientError
+
+    from bucketwarden.aws import error_code
+
+    for name in names:
+        try:
+            s3.head_bucket(Bucket=name)
+        except ClientError as error:
+            # HeadBucket has no body: S3 answers a missing bucket with a bare 404.
+            if error_code(error) in {"404", "NoSuchBucket"}:
+                raise CliError(f"no bucket named {name!r}") from error
+            raise
+    return sorted(set(names))
+
+
+def _selected_controls(args: argparse.Namespace) -> tuple[Control, ...]:
+    """--controls, else every control; naming buckets leaves the account's controls out."""
+    from bucketwarden.catalogue import CONTROLS
+
+    if args.controls is not None:
+        return tuple(args.controls)
+    if args.buckets:
+        return tuple(c for c in CONTROLS if c.scope == "bucket")
+    return CONTROLS
+
+
+def _check_audit_table(name: str | None) -> None:
+    """An audit table that is not there would fail each fix after it is made: fail before."""
+    from botocore.exceptions import ClientError
+
+    from bucketwarden.aws import client, error_code
+
+    if not name:
+        return
+    try:
+        client("dynamodb").describe_table(TableName=name)
+    except ClientError as error:
+        if error_code(error) == "ResourceNotFoundException":
+            raise CliError(f"audit table {name!r} not found") from error
+        raise
+
+
+@contextmanager
+def _progress(err: Console, verb: str, total: int) -> Iterator[Callable[[int], None]]:
+    """A progress bar on stderr when it is a terminal; nothing when piped or in a log."""
+    if not sys.stderr.isatty() or err.is_dumb_terminal:
+        yield lambda done: None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    columns = (
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=err, transient=True) as progress:
+        task = progress.add_task(f"{verb} buckets", total=total)
+        yield lambda done: progress.update(task, completed=done)
+
+
+def _html_renderer() -> Callable[[list[dict[str, Any]], str], str]:
+    try:
+        from bucketwarden.reports_html import render_html
+    except ModuleNotFoundError as error:
+        if error.name != "bucketwarden.reports_html":
+            raise
+        raise CliError("the HTML report is not part of this installation") from error
+    return render_html
+
+
+def _check_report_target(args: argparse.Namespace) -> None:
+    """Fail before the sweep, not after it, when the report cannot be made."""
+    if args.format == "html":
+        _html_renderer()
+    if args.output and not args.output.parent.is_dir():
+        raise CliError(f"cannot write {args.output}: no folder {args.output.parent}")
+
+
+@contextmanager
+def _report_stream(path: Path | None) -> Iterator[TextIO]:
+    if path is None:
+        yield sys.stdout
+        return
+    try:
+        stream = path.open("w", encoding="utf-8")
+    except OSError as error:
+        raise CliError(f"cannot write {path}: {error.strerror}") from error
+    with stream:
+        yield stream
+
+
+def _write_report(
+    args: argparse.Namespace,
+    outcomes: list[dict[str, Any]],
+    controls: tuple[Control, ...],
+    *,
+    console: Console,
+    err: Console,
+) -> None:
+    from bucketwarden.report import print_report, summary_line, write_json_lines
+    from bucketwarden.sarif import write_sarif
+
+    title = _title(args)
+    with _report_stream(args.output) as stream:
+        if args.format == "table":
+            print_report(
+                outcomes, Console(file=stream, width=150) if args.output else console, title
+            )
+            return
+        if args.format == "json":
+            write_json_lines(outcomes, stream)
+        elif args.format == "sarif":
+            write_sarif(outcomes, controls, stream)
+        else:
+            stream.write(_html_renderer()(outcomes, title))
+    # Machine formats keep stdout clean; the people watching get the totals on stderr.
+    err.print(summary_line(outcomes), highlight=False)
+
+
+def _sweep(args: argparse.Namespace, console: Console, err: Console, fix: bool) -> int:
+    from bucketwarden.aws import client
+    from bucketwarden.catalogue import CONTROL_IDS
+    from bucketwarden.settings import Settings
+    from bucketwarden.sweep import Sweep, Tally, list_bucket_regions
+
+    _check_report_target(args)
+    if args.profile:
+        os.environ["AWS_PROFILE"] = args.profile
+    use_endpoint(args.endpoint_url, args.region)
+    settings = replace(Settings.from_env(CONTROL_IDS), dry_run=not fix)
+    if fix:
+        if args.audit_table:
+            settings = replace(settings, audit_table=args.audit_table)
+        _check_audit_table(settings.audit_table)
+        if not settings.audit_table:
+            err.print("[dim]note:[/] no audit table (--audit-table): changes are not recorded")
+    controls = _selected_controls(args)
+    s3 = client("s3")
+    # S3 names each bucket's region in the listing, which saves a GetBucketLocation per bucket.
+    regions = list_bucket_regions(s3)
+    buckets = _named_buckets(s3, args.buckets) if args.buckets else sorted(regions)
+    outcomes: list[dict[str, Any]] = []
+    tally = Tally()
+    verb = "remediating" if fix else "scanning"
+    with _progress(err, verb, len(buckets)) as show:
+
+        def collect(found: list[Any]) -> None:
+            outcomes.extend(outcome.to_dict() for outcome in found)
+            show(tally.subjects)
+
+        Sweep(settings, controls).run(
+            buckets, on_outcomes=collect, tally=tally, region=args.region, regions=regions
+        )
+    _write_report(args, outcomes, controls, console=console, err=err)
+    failing = any(o["status"] in FAILING_STATUSES for o in outcomes)
+    return EXIT_FINDINGS if args.fail_on_findings and failing else EXIT_OK
+
+
+def _title(args: argparse.Namespace) -> str:
+    if args.command == "remediate" and not args.dry_run:
+        return "remediate"
+    if args.command == "remediate":
+        return "remediate --dry-run: the changes it would make, nothing changed"
+    return "scan: read-only, nothing changed"
+
+
+def cmd_scan(args: argparse.Namespace, console: Console, err: Console) -> int:
+    return _sweep(args, console, err, fix=False)
+
+
+def cmd_remediate(args: argparse.Namespace, console: Console, err: Console) -> int:
+    return _sweep(args, console, err, fix=not args.dry_run)
+
+
+def _sweep_arguments(command: argparse.ArgumentParser) -> None:
+    """The selection and report options that `scan` and `remediate` share."""
+    command.add_argument("--endpoint-url", help="AWS endpoint, e.g. http://127.0.0.1:5000 (moto)")
+    command.add_argument(
+        "--region", help="region of the first calls (default: AWS_DEFAULT_REGION or us-east-1)"
+    )
+    command.add_argument("--profile", help="AWS profile of the shared config and credentials")
+    command.add_argument(
+        "--controls",
+        type=_control_list,
+        metavar="ID[,ID...]",
+        help="only these controls (default: every control)",
+    )
+    command.add_argument(
+        "--bucket",
+        dest="buckets",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="only this bucket; repeat for more (default: every bucket, the account and its "
+        "access points)",
+    )
+    command.add_argument(
+        "--format", choices=REPORT_FORMATS, default="table", help="report format (%(default)s)"
+    )
+    command.add_argument(
+        "--json",
+        dest="format",
+        action="store_const",
+        const="json",
+        help="same as --format json",
+    )
+    command.add_argument("--output", type=Path, metavar="FILE", help="write the report to FILE")
+    command.add_argument(
+        "--fail-on-findings",
+        action="store_true",
+        help="exit 1 when anything is noncompliant or failed",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     from bucketwarden.routing import DEFAULT_TEMPLATE
     from bucketwarden.stack import DEFAULT_AUDIT_TABLE, DEFAULT_IDEMPOTENCY_TABLE
@@ -252,6 +495,36 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--template", type=Path, default=DEFAULT_TEMPLATE, help=argparse.SUPPRESS)
     demo.set_defaults(run=cmd_demo)
 
+    scan = commands.add_parser(
+        "scan",
+        help="judge every bucket with every control; change nothing",
+        description=(
+            "Read every bucket (each in its own region), the account's Block Public Access and "
+            "every access point, and judge them with the controls. Read-only: nothing is "
+            "changed, audited or notified. Findings show the fix that remediate would make."
+        ),
+    )
+    _sweep_arguments(scan)
+    scan.set_defaults(run=cmd_scan)
+
+    remediate = commands.add_parser(
+        "remediate",
+        help="fix what every control finds wrong, per its mode",
+        description=(
+            "Sweep as scan does and fix each finding whose control is in remediate mode "
+            "(MODE_<CONTROL> variables; default remediate), verified by reading again. "
+            "--dry-run prints the exact changes (before → after) and makes none."
+        ),
+    )
+    _sweep_arguments(remediate)
+    remediate.add_argument("--dry-run", action="store_true", help="print the changes; make none")
+    remediate.add_argument(
+        "--audit-table",
+        metavar="NAME",
+        help="DynamoDB table for the audit records of the changes (default: AUDIT_TABLE)",
+    )
+    remediate.set_defaults(run=cmd_remediate)
+
     policy = commands.add_parser("policy", help="judge policy documents")
     policy_commands = policy.add_subparsers(dest="policy_command", required=True, metavar="COMMAND")
     check = policy_commands.add_parser(
@@ -290,6 +563,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         err.print(f"[bold red]error:[/] {error}")
     except (BotoCoreError, ClientError) as error:
         err.print(f"[bold red]AWS error:[/] {error}")
+    except BrokenPipeError:
+        # The reader stopped early (`| head`): no traceback, and no flush to a closed pipe at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return EXIT_ERROR
 
 

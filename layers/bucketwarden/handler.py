@@ -87,7 +87,7 @@ def process(event: Any, family: str, lambda_context: Any = None) -> list[dict[st
         return [ignored(reason, record).to_dict()]
 
 
-def _traced(handler: Handler) -> Handler:
+def traced(handler: Handler) -> Handler:
     # Powertools' Tracer loads the X-Ray SDK (half a second of cold start) even when
     # POWERTOOLS_TRACE_DISABLED is set, so it is only created when tracing is wanted.
     if os.environ.get("POWERTOOLS_TRACE_DISABLED", "").lower() in {"1", "true"}:
@@ -103,4 +103,4 @@ def lambda_handler_for(family: str) -> Handler:
     def lambda_handler(event: dict[str, Any], context: Any) -> list[dict[str, Any]]:
         return process(event, family, context)
 
-    return logger.inject_lambda_context(_traced(lambda_handler), log_event=False)
+    return logger.inject_lambda_context(traced(lambda_handler), log_event=False)

@@ -2,11 +2,12 @@
 
 EphemeralMetrics keeps no state between sets, so each outcome's metrics carry its own control,
 and POWERTOOLS_METRICS_DISABLED silences them (the CLI does, as its output is the report).
+At the end of a sweep, one set per control gives the account's compliance.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
@@ -49,3 +50,23 @@ def record(outcome: Outcome) -> None:
         values["TimeToRemediate"] = (outcome.time_to_remediate_ms, MetricUnit.Milliseconds)
     if values:
         _publish(outcome.control or "none", values)
+
+
+# Compliance after a sweep, by the statuses of its outcomes: a remediated subject complies now;
+# a skipped one (deleted meanwhile) counts nowhere.
+_COMPLIANCE = {
+    "CompliantBuckets": (Status.COMPLIANT, Status.REMEDIATED),
+    "NoncompliantBuckets": (Status.NONCOMPLIANT, Status.FAILED),
+    "ExemptedBuckets": (Status.EXEMPTED,),
+}
+
+
+def compliance(control: str, counts: Mapping[str, int]) -> None:
+    """One control's subjects after a sweep (buckets; the account or access points for their
+    controls), from its outcome `counts` by status. Zeros are sent too: a graph of
+    NoncompliantBuckets must fall to 0, not stop."""
+    values = {
+        name: (float(sum(counts.get(status.value, 0) for status in statuses)), MetricUnit.Count)
+        for name, statuses in _COMPLIANCE.items()
+    }
+    _publish(control, values)

@@ -2,15 +2,19 @@
 
 `MessageStructure=json` lets one publish carry readable text for email, the AWS Chatbot custom
 notification format for Slack (Chatbot subscribes over HTTPS) and machine JSON for SQS/Lambda.
+A sweep publishes one summary instead, in the same three forms.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bucketwarden.outcome import Outcome, Status
 from bucketwarden.settings import Settings
+
+if TYPE_CHECKING:
+    from bucketwarden.sweep import SweepSummary
 
 SUBJECT_LIMIT = 100  # SNS refuses longer subjects
 
@@ -54,8 +58,12 @@ def headline(outcome: Outcome) -> str:
 
 
 def subject(outcome: Outcome) -> str:
+    return _sns_subject(headline(outcome))
+
+
+def _sns_subject(line: str) -> str:
     # SNS refuses subjects with line breaks or other control characters.
-    printable = "".join(ch if ch.isprintable() else " " for ch in headline(outcome))
+    printable = "".join(ch if ch.isprintable() else " " for ch in line)
     text = printable.encode("ascii", "replace").decode()
     return text if len(text) <= SUBJECT_LIMIT else text[: SUBJECT_LIMIT - 3] + "..."
 
@@ -176,5 +184,148 @@ def publish(sns: Any, topic_arn: str, outcome: Outcome, settings: Settings) -> N
         MessageAttributes={
             "control": {"DataType": "String", "StringValue": str(outcome.control)},
             "status": {"DataType": "String", "StringValue": outcome.status.value},
+        },
+    )
+
+
+# -- the sweep's summary ----------------------------------------------------------------------
+
+_STATUS_MEANINGS = (
+    "remediated: fixed by the sweep",
+    "noncompliant: reported only (notify mode, or not fixable)",
+    "exempted: allowed by an exemption tag",
+    "failed: could not be fixed or checked (see its audit record)",
+)
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" + ("" if number == 1 else "s")
+
+
+def summary_headline(summary: SweepSummary) -> str:
+    """ "BucketWarden sweep: 7 findings on 4 buckets" (or "no findings on 2000 buckets")."""
+    findings = summary.tally.findings
+    if not findings:
+        return f"BucketWarden sweep: no findings on {_count(summary.buckets, 'bucket')}"
+    flagged = _count(summary.tally.flagged, "bucket")
+    return f"BucketWarden sweep: {_count(findings, 'finding')} on {flagged}"
+
+
+def summary_subject(summary: SweepSummary) -> str:
+    return _sns_subject(summary_headline(summary))
+
+
+def _scope_line(summary: SweepSummary) -> str:
+    return (
+        f"Sweep {summary.sweep_id} judged {_count(summary.buckets, 'bucket')} with "
+        f"{_count(len(summary.controls), 'control')}, from {summary.started_at} to "
+        f"{summary.finished_at}, in {_count(summary.invocations, 'invocation')}."
+    )
+
+
+def _control_table(summary: SweepSummary) -> list[str]:
+    counts = {control: summary.counts(control) for control in summary.controls}
+    statuses = next(iter(counts.values()), {}).keys()
+    width = max([len("control"), *map(len, counts)])
+    header = "control".ljust(width) + "".join(f" {status:>12}" for status in statuses)
+    rows = [
+        control.ljust(width) + "".join(f" {count:>12}" for count in by_status.values())
+        for control, by_status in counts.items()
+    ]
+    return [header, *rows]
+
+
+def summary_email_text(summary: SweepSummary, settings: Settings) -> str:
+    worst = summary.worst()
+    lines = [
+        summary_headline(summary) + ".",
+        "",
+        _scope_line(summary),
+        "",
+        "Outcomes by control:",
+        *_control_table(summary),
+        "",
+        *_STATUS_MEANINGS,
+    ]
+    if worst:
+        lines += ["", "Most findings:", *(f"{count:>5}  {name}" for name, count in worst)]
+    lines += [
+        "",
+        "The sweep sends no message per finding: each has its own audit record "
+        "(found_by = sweep) with the exact before and after.",
+        f"To exempt a bucket from a control, tag it {settings.exempt_tag_key} = <control id> "
+        f"and {settings.exempt_reason_key} = <why it must differ>.",
+    ]
+    return "\n".join(lines)
+
+
+def _subject_arn(name: str) -> str:
+    """An ARN for a summary subject: an access point ARN, an account id or a bucket name."""
+    if name.startswith("arn:"):
+        return name
+    if name.isdigit():
+        return f"arn:aws:iam::{name}:root"
+    return f"arn:aws:s3:::{name}"
+
+
+def _findings_of(counts: dict[str, int]) -> str:
+    found = [f"{count} {status}" for status, count in counts.items() if count]
+    return ", ".join(found) if found else "nothing to judge"
+
+
+def summary_chatbot_message(summary: SweepSummary, settings: Settings) -> dict[str, Any]:
+    findings = [
+        f"• `{control}`: {_findings_of(summary.counts(control))}" for control in summary.controls
+    ]
+    worst = ", ".join(f"`{name}` ({count})" for name, count in summary.worst())
+    description = "\n".join(
+        [_scope_line(summary), *findings, *([f"*Most findings:* {worst}"] if worst else [])]
+    )
+    key = settings.exempt_tag_key
+    emoji = ":warning:" if summary.tally.findings else ":white_check_mark:"
+    return {
+        "version": "1.0",
+        "source": "custom",
+        "id": summary.sweep_id,
+        "content": {
+            "textType": "client-markdown",
+            "title": f"{emoji} {summary_headline(summary)}",
+            "description": description,
+            "nextSteps": [
+                "Each finding has an audit record with `found_by` = sweep",
+                f"Exempt with tags `{key}=<control>` and `{key}-reason`",
+            ],
+        },
+        "metadata": {
+            "threadId": "bucketwarden-sweep",
+            "summary": summary_headline(summary),
+            "eventType": "sweep-summary",
+            "relatedResources": [_subject_arn(name) for name, _ in summary.worst()],
+        },
+    }
+
+
+def summary_message(summary: SweepSummary, settings: Settings) -> dict[str, str]:
+    machine = json.dumps(summary.to_dict(), sort_keys=True)
+    return {
+        "default": machine,
+        "email": summary_email_text(summary, settings),
+        "email-json": machine,
+        "sqs": machine,
+        "lambda": machine,
+        "https": json.dumps(summary_chatbot_message(summary, settings)),
+    }
+
+
+def publish_summary(sns: Any, topic_arn: str, summary: SweepSummary, settings: Settings) -> None:
+    """The sweep's one notification: totals per control and status, the worst subjects."""
+    sns.publish(
+        TopicArn=topic_arn,
+        Subject=summary_subject(summary),
+        MessageStructure="json",
+        Message=json.dumps(summary_message(summary, settings)),
+        MessageAttributes={
+            "kind": {"DataType": "String", "StringValue": "sweep-summary"},
+            "findings": {"DataType": "Number", "StringValue": str(summary.tally.findings)},
         },
     )

@@ -1,8 +1,12 @@
-"""Outcomes for people (a rich table) and for tools (one JSON object per line)."""
+"""Outcomes for people (a rich table) and for tools (one JSON object per line).
+
+SARIF lives in bucketwarden.sarif; the HTML report in bucketwarden.reports_html.
+"""
 
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Iterable
 from typing import Any, TextIO
 
@@ -20,6 +24,19 @@ STATUS_STYLES = {
     "ignored": "dim",
     "failed": "bold red",
 }
+# Most urgent first: the order of the summary's counts.
+STATUS_ORDER = (
+    "failed",
+    "noncompliant",
+    "exempted",
+    "remediated",
+    "compliant",
+    "skipped",
+    "ignored",
+)
+# Outcomes that ask nothing of anyone: a scan's table counts them instead of listing them.
+UNREMARKABLE = frozenset({"compliant", "ignored"})
+SCOPE_NOUNS = {"bucket": "bucket", "account": "account", "access-point": "access point"}
 
 
 def write_json_lines(outcomes: Iterable[dict[str, Any]], stream: TextIO) -> None:
@@ -61,3 +78,56 @@ def print_outcomes(
     outcomes: list[dict[str, Any]], console: Console, title: str | None = None
 ) -> None:
     console.print(outcome_table(outcomes, title))
+
+
+def status_counts(outcomes: Iterable[dict[str, Any]]) -> Counter[str]:
+    return Counter(str(outcome.get("status")) for outcome in outcomes)
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" + ("" if count == 1 else "s")
+
+
+def summary_line(outcomes: list[dict[str, Any]]) -> str:
+    """E.g. "21 checks on 3 buckets, 1 account: 9 noncompliant, 12 compliant"."""
+    subjects = {(o.get("scope", "bucket"), o.get("bucket")) for o in outcomes if o.get("control")}
+    per_scope = Counter(scope for scope, _ in subjects)
+    on = ", ".join(_plural(per_scope[s], noun) for s, noun in SCOPE_NOUNS.items() if per_scope[s])
+    counts = status_counts(o for o in outcomes if o.get("control"))
+    statuses = ", ".join(f"{counts[s]} {s}" for s in STATUS_ORDER if counts[s])
+    checks = _plural(counts.total(), "check")
+    return f"{checks} on {on}: {statuses}" if on else "nothing to check"
+
+
+def control_table(outcomes: list[dict[str, Any]]) -> Table:
+    """Counts per control (catalogue order) and status: the shape of a large account at a glance."""
+    by_control: dict[str, Counter[str]] = {}
+    for outcome in outcomes:
+        if outcome.get("control"):
+            by_control.setdefault(str(outcome["control"]), Counter())[str(outcome["status"])] += 1
+    present = [s for s in STATUS_ORDER if any(counts[s] for counts in by_control.values())]
+    table = Table(title="per control", expand=False)
+    table.add_column("control")
+    for status in present:
+        table.add_column(f"[{STATUS_STYLES[status]}]{status}[/]", justify="right")
+    ordered = sorted(
+        by_control, key=lambda c: CONTROL_IDS.index(c) if c in CONTROL_IDS else len(CONTROL_IDS)
+    )
+    for control_id in ordered:
+        counts = by_control[control_id]
+        table.add_row(control_id, *(str(counts[s] or "") for s in present))
+    return table
+
+
+def print_report(
+    outcomes: list[dict[str, Any]], console: Console, title: str | None = None
+) -> None:
+    """A sweep for people: every finding with its before → after, counts per control, a total."""
+    findings = [o for o in outcomes if str(o.get("status")) not in UNREMARKABLE]
+    if findings:
+        console.print(outcome_table(findings, title))
+    else:
+        console.print(f"[bold green]no findings[/]{f' ({title})' if title else ''}")
+    if any(o.get("control") for o in outcomes):
+        console.print(control_table(outcomes))
+    console.print(summary_line(outcomes), highlight=False)

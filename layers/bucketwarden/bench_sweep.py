@@ -1,0 +1,204 @@
+"""`make bench`, part 3: a read-only sweep (`bucketwarden scan`) of 500 and 2,000 buckets.
+
+A moto server in its own process holds the buckets, a quarter of them drifted in one of four ways
+(public ACL, public policy, versioning suspended, TLS rule missing). The sweep runs as the CLI's
+`scan` runs it, and the bench prints wall time, buckets per second and API calls per bucket.
+
+Targets: no surface read twice for one bucket (reads per bucket ≤ surfaces, plus the bucket's
+location and, on drift, its tags and website), every drift found, and 2,000 buckets in under 60 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+from rich.console import Console
+from rich.table import Table
+
+from bucketwarden import aws
+from bucketwarden.bench import emulated_aws, moto_server
+from bucketwarden.catalogue import CONTROLS
+from bucketwarden.outcome import Outcome, Status
+from bucketwarden.settings import Settings
+from bucketwarden.sweep import Sweep, list_bucket_regions
+
+REGION = "us-east-1"
+SIZES = (500, 2000)
+MAX_SECONDS_2000 = 60.0
+WORKERS = 16
+# Reads a bucket may cost besides one per surface: its location, and on drift its tags (for
+# exemptions) and its website (when anyone can read it).
+EXTRA_READS = {"s3.GetBucketLocation", "s3.GetBucketTagging", "s3.GetBucketWebsite"}
+# The reads of the bucket surfaces (one each), as aws.API_CALLS names them.
+SURFACE_READS = {
+    "s3.GetPublicAccessBlock",
+    "s3.GetBucketAcl",
+    "s3.GetBucketOwnershipControls",
+    "s3.GetBucketPolicy",
+    "s3.GetBucketEncryption",
+    "s3.GetBucketVersioning",
+    "s3.GetBucketLogging",
+    "s3.GetObjectLockConfiguration",
+}
+
+PUBLIC_POLICY = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": "{arn}/*"}
+    ],
+}
+
+
+def _public_acl(s3: Any, bucket: str) -> None:
+    s3.put_bucket_acl(Bucket=bucket, ACL="public-read")
+
+
+def _public_policy(s3: Any, bucket: str) -> None:
+    policy = json.dumps(PUBLIC_POLICY).replace("{arn}", f"arn:aws:s3:::{bucket}")
+    s3.put_bucket_policy(Bucket=bucket, Policy=policy)
+
+
+def _suspended(s3: Any, bucket: str) -> None:
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Suspended"})
+
+
+# Each drifted bucket gets one of these (the others stay as moto makes them).
+DRIFTS = {"public-acl": _public_acl, "public-policy": _public_policy, "versioning": _suspended}
+
+
+@dataclass(frozen=True)
+class Population:
+    buckets: list[str]
+    drifted: dict[str, str]  # bucket → the control whose surface was made to drift
+
+
+def populate(endpoint: str, size: int, prefix: str) -> Population:
+    """`size` buckets, every fourth one drifted (set-up calls are not counted)."""
+    s3 = boto3.client("s3", endpoint_url=endpoint, region_name=REGION)
+    names = [f"{prefix}-{index:05d}" for index in range(size)]
+    drifted = {
+        name: list(DRIFTS)[(index // 4) % len(DRIFTS)]
+        for index, name in enumerate(names)
+        if index % 4 == 0
+    }
+
+    def make(name: str) -> None:
+        s3.create_bucket(Bucket=name)
+        if name in drifted:
+            DRIFTS[drifted[name]](s3, name)
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(make, names))
+    return Population(names, drifted)
+
+
+@dataclass(frozen=True)
+class SweepFigures:
+    size: int
+    seconds: float
+    calls: Counter[str]
+    outcomes: list[Outcome]
+    missed: list[str]  # drifted buckets the sweep did not report for their control
+
+    @property
+    def per_second(self) -> float:
+        return self.size / self.seconds if self.seconds else 0.0
+
+    def per_bucket(self, names: set[str] | None = None) -> float:
+        counted = sum(n for op, n in self.calls.items() if names is None or op in names)
+        return counted / self.size
+
+    @property
+    def repeated_reads(self) -> int:
+        """Surface reads beyond one per bucket (should be 0)."""
+        return sum(max(0, n - self.size) for op, n in self.calls.items() if op in SURFACE_READS)
+
+    def failures(self) -> list[str]:
+        wrong = []
+        if self.repeated_reads:
+            wrong.append(f"{self.repeated_reads} repeated surface reads")
+        if self.missed:
+            wrong.append(f"{len(self.missed)} drifts missed")
+        if self.size >= 2000 and self.seconds > MAX_SECONDS_2000:
+            wrong.append(f"{self.seconds:.1f} s > {MAX_SECONDS_2000:.0f} s")
+        return wrong
+
+
+def sweep(population: Population) -> SweepFigures:
+    """A read-only sweep of the population, as `bucketwarden scan` runs it."""
+    settings = Settings(dry_run=True)
+    runner = Sweep(settings, CONTROLS, workers=WORKERS)
+    outcomes: list[Outcome] = []
+    aws.API_CALLS.clear()
+    started = time.perf_counter()
+    names = set(population.buckets)
+    regions = list_bucket_regions(aws.client("s3", REGION))
+    listed = sorted(name for name in regions if name in names)
+    runner.run(listed, on_outcomes=outcomes.extend, region=REGION, regions=regions)
+    seconds = time.perf_counter() - started
+    found = {(o.bucket, o.control) for o in outcomes if o.status is Status.NONCOMPLIANT}
+    missed = [b for b, control in population.drifted.items() if (b, control) not in found]
+    return SweepFigures(len(listed), seconds, Counter(aws.API_CALLS), outcomes, missed)
+
+
+def _table(results: list[SweepFigures]) -> Table:
+    table = Table(title="Part 3: read-only sweep (scan) on a moto server")
+    for column in (
+        "buckets",
+        "wall s",
+        "buckets/s",
+        "API calls/bucket",
+        "surface reads/bucket",
+        "repeated reads",
+        "drifts found",
+        "verdict",
+    ):
+        table.add_column(column, justify="right")
+    for result in results:
+        wrong = result.failures()
+        drifted = sum(1 for o in result.outcomes if o.status is Status.NONCOMPLIANT)
+        table.add_row(
+            str(result.size),
+            f"{result.seconds:.1f}",
+            f"{result.per_second:.0f}",
+            f"{result.per_bucket():.1f}",
+            f"{result.per_bucket(SURFACE_READS):.1f}",
+            str(result.repeated_reads),
+            f"{drifted} ({len(result.missed)} missed)",
+            "[green]PASS[/green]" if not wrong else "[red]FAIL: " + "; ".join(wrong) + "[/red]",
+        )
+    return table
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=list(SIZES))
+    parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
+    args = parser.parse_args(argv)
+    console = Console()
+    results = []
+    with moto_server() as endpoint, emulated_aws(endpoint):
+        for size in args.sizes:
+            console.print(f"creating {size} buckets on the moto server ...")
+            population = populate(endpoint, size, prefix=f"sweep{size}")
+            results.append(sweep(population))
+    console.print(_table(results))
+    console.print(
+        f"Targets: every drift found, no surface read twice for a bucket (besides "
+        f"{', '.join(sorted(EXTRA_READS))}), 2,000 buckets under {MAX_SECONDS_2000:.0f} s. "
+        f"{WORKERS} threads; the moto server is one Python process."
+    )
+    failed = any(result.failures() for result in results)
+    return 1 if failed and args.check else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

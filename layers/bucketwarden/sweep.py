@@ -1,0 +1,369 @@
+"""The sweep: every bucket, the account and every access point, judged by every enabled control.
+
+CloudTrail to EventBridge delivery is best effort, so events alone cannot promise compliance. The
+sweep runs the same engine without an event (`found_by` "sweep"): one read per surface, the same
+exemptions, fixes per mode, verification and audit records. It serves the scheduled Lambda
+function and the CLI's `scan` and `remediate`.
+
+Buckets are taken in name order, a chunk at a time on a bounded thread pool. Between chunks the
+caller may say time is short: the sweep then stops after a whole chunk and returns the last
+bucket done, and the next run resumes after it, so no bucket is skipped or done twice.
+
+Each bucket is read with a client of its own region: ListBuckets names it when asked for a page
+(S3 adds `BucketRegion` then), else GetBucketLocation does. A surface whose calls keep failing
+(throttling past the retries, 5xx) is a failed outcome for that bucket, not the end of the
+sweep: one bad bucket does not stop ten thousand, and the next sweep tries it again.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from bucketwarden.aws import GONE_CODES, client, error_code
+from bucketwarden.catalogue import CONTROLS
+from bucketwarden.controls.base import Control
+from bucketwarden.engine import Engine, EventContext, surface_groups
+from bucketwarden.outcome import Outcome, Status
+from bucketwarden.settings import Mode, Settings
+
+FOUND_BY = "sweep"
+SWEEP_FAMILY = "sweep"
+# GetBucketLocation answers these for the regions that predate region names.
+LEGACY_LOCATIONS = {None: "us-east-1", "": "us-east-1", "EU": "eu-west-1"}
+NOT_FOUND_CODES = frozenset({"NoSuchBucket"})
+# The largest ListBuckets page. Asking for a page size makes S3 name each bucket's region, and
+# accounts allowed more than 10,000 buckets must ask for pages.
+LIST_PAGE_SIZE = 10_000
+# Outcomes that are not findings: nothing was wrong, or nothing was judged.
+NOT_FINDINGS = frozenset({Status.COMPLIANT, Status.IGNORED, Status.SKIPPED})
+# What a sweep's outcomes can be (an enabled control is never "ignored"), findings first.
+SWEEP_STATUSES = (
+    Status.REMEDIATED,
+    Status.NONCOMPLIANT,
+    Status.EXEMPTED,
+    Status.FAILED,
+    Status.COMPLIANT,
+    Status.SKIPPED,
+)
+
+OutcomeSink = Callable[[list[Outcome]], None]
+
+
+@dataclass
+class Tally:
+    """Running totals of a sweep, carried from one invocation to the next."""
+
+    by_control: dict[str, Counter[str]] = field(default_factory=dict)
+    # Bucket → how many of its outcomes were findings (noncompliant, remediated, failed...).
+    findings_by_bucket: Counter[str] = field(default_factory=Counter)
+    subjects: int = 0
+    # Subjects with at least one finding (kept apart: findings_by_bucket may be trimmed).
+    flagged: int = 0
+
+    def add(self, outcomes: Iterable[Outcome]) -> None:
+        for outcome in outcomes:
+            if outcome.control is None:
+                continue
+            self.by_control.setdefault(outcome.control, Counter())[outcome.status.value] += 1
+            if outcome.status not in NOT_FINDINGS:
+                subject = str(outcome.bucket)
+                if subject not in self.findings_by_bucket:
+                    self.flagged += 1
+                self.findings_by_bucket[subject] += 1
+
+    @property
+    def findings(self) -> int:
+        return sum(
+            count
+            for counts in self.by_control.values()
+            for status, count in counts.items()
+            if Status(status) not in NOT_FINDINGS
+        )
+
+    def worst(self, count: int = 10) -> list[tuple[str, int]]:
+        return self.findings_by_bucket.most_common(count)
+
+    def to_dict(self, worst: int | None = None) -> dict[str, Any]:
+        """The totals as JSON; with `worst`, only that many subjects with the most findings.
+
+        Trimming loses nothing for a sweep carried from one invocation to the next: a subject
+        is judged in one invocation only, so its count is final and a subject left out could
+        never have climbed back among the worst.
+        """
+        kept = self.findings_by_bucket if worst is None else self.worst(worst)
+        return {
+            "by_control": {c: dict(counts) for c, counts in self.by_control.items()},
+            "findings_by_bucket": dict(kept),
+            "subjects": self.subjects,
+            "flagged": self.flagged,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> Tally:
+        data = data or {}
+        by_control = {c: Counter(counts) for c, counts in data.get("by_control", {}).items()}
+        findings = Counter(data.get("findings_by_bucket", {}))
+        flagged = data.get("flagged", len(findings))
+        return cls(by_control, findings, data.get("subjects", 0), flagged)
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    tally: Tally
+    # The last bucket done when the sweep stopped early; None when every bucket was done.
+    resume_after: str | None
+
+
+@dataclass(frozen=True)
+class SweepSummary:
+    """A whole sweep (every invocation of it): its one notification and its metrics."""
+
+    sweep_id: str
+    started_at: str
+    finished_at: str
+    invocations: int
+    # The controls the sweep ran, in catalogue order (each has a line, findings or not).
+    controls: tuple[str, ...]
+    tally: Tally
+    worst_count: int = 10
+
+    @property
+    def buckets(self) -> int:
+        return self.tally.subjects
+
+    def counts(self, control: str) -> dict[str, int]:
+        """Outcomes of one control by status, every status present (zeros included)."""
+        found = self.tally.by_control.get(control, Counter())
+        return {status.value: found.get(status.value, 0) for status in SWEEP_STATUSES}
+
+    def worst(self) -> list[tuple[str, int]]:
+        return self.tally.worst(self.worst_count)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": "sweep-summary",
+            "sweep_id": self.sweep_id,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "invocations": self.invocations,
+            "buckets": self.buckets,
+            "findings": self.tally.findings,
+            "flagged": self.tally.flagged,
+            "by_control": {control: self.counts(control) for control in self.controls},
+            "worst": [{"subject": name, "findings": count} for name, count in self.worst()],
+        }
+
+
+def list_bucket_regions(s3: Any) -> dict[str, str | None]:
+    """Every bucket name, in order, with its region when ListBuckets names it (else None)."""
+    pages = s3.get_paginator("list_buckets").paginate(PaginationConfig={"PageSize": LIST_PAGE_SIZE})
+    found = {
+        bucket["Name"]: bucket.get("BucketRegion") or None
+        for page in pages
+        for bucket in page.get("Buckets", [])
+    }
+    return dict(sorted(found.items()))
+
+
+def list_buckets(s3: Any) -> list[str]:
+    """Every bucket name, in order (paginated: S3 returns pages past 10,000 buckets)."""
+    return list(list_bucket_regions(s3))
+
+
+def bucket_region(s3: Any, bucket: str) -> str:
+    location = s3.get_bucket_location(Bucket=bucket).get("LocationConstraint")
+    return LEGACY_LOCATIONS.get(location, location)
+
+
+def account_id() -> str:
+    return str(client("sts").get_caller_identity()["Account"])
+
+
+def access_point_arns(s3control: Any, account: str) -> list[str]:
+    arns: list[str] = []
+    token: str | None = None
+    while True:
+        page = s3control.list_access_points(
+            AccountId=account, **({"NextToken": token} if token else {})
+        )
+        arns += [point["AccessPointArn"] for point in page.get("AccessPointList", [])]
+        token = page.get("NextToken")
+        if not token:
+            return arns
+
+
+def controls_for(ids: Iterable[str] | None = None) -> tuple[Control, ...]:
+    """The catalogue's controls, or those named (in catalogue order); unknown ids are an error."""
+    if ids is None:
+        return CONTROLS
+    wanted = set(ids)
+    unknown = wanted - {c.id for c in CONTROLS}
+    if unknown:
+        known = ", ".join(c.id for c in CONTROLS)
+        raise ValueError(f"unknown control(s) {', '.join(sorted(unknown))}; known: {known}")
+    return tuple(c for c in CONTROLS if c.id in wanted)
+
+
+class Sweep:
+    """One pass over the account's subjects with the engine, from the sweep's point of view."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        controls: tuple[Control, ...] = CONTROLS,
+        *,
+        workers: int = 8,
+        chunk: int | None = None,
+        notify_each: bool = False,
+    ) -> None:
+        enabled = tuple(c for c in controls if settings.mode(c.id) is not Mode.OFF)
+        self.controls = enabled
+        self.engine = Engine(SWEEP_FAMILY, settings, enabled)
+        # One summary replaces a notification per finding (the event path has sent those).
+        self.engine.notify_each = notify_each
+        self.workers = max(1, workers)
+        self.chunk = chunk or self.workers * 4
+        self.by_scope = {
+            scope: [c for c in enabled if c.scope == scope]
+            for scope in ("bucket", "account", "access-point")
+        }
+
+    # -- the account and its access points ----------------------------------------------------
+
+    def account_outcomes(self, region: str | None) -> list[Outcome]:
+        """The account-level controls and every access point (once per sweep, at its start)."""
+        controls = self.by_scope["account"]
+        points = self.by_scope["access-point"]
+        if not controls and not points:
+            return []
+        account = account_id()
+        outcomes = self.check(controls, account, region) if controls else []
+        if points:
+            for arn in access_point_arns(client("s3control", region), account):
+                outcomes += self.check(points, arn, _arn_region(arn))
+        return outcomes
+
+    # -- buckets ------------------------------------------------------------------------------
+
+    def bucket_outcomes(self, bucket: str, region: str | None = None) -> list[Outcome]:
+        """Every bucket control on one bucket, with the client of the bucket's region.
+
+        `region` is the one ListBuckets gave; without it GetBucketLocation is asked.
+        """
+        controls = self.by_scope["bucket"]
+        if not controls:
+            return []
+        if region is None:
+            try:
+                region = bucket_region(client("s3"), bucket)
+            except ClientError as error:
+                if error_code(error) in NOT_FOUND_CODES:
+                    return self.gone(controls, bucket)
+                return self.not_checked(controls, bucket, None, error)
+            except BotoCoreError as error:
+                return self.not_checked(controls, bucket, None, error)
+        return self.check(controls, bucket, region)
+
+    # -- one subject --------------------------------------------------------------------------
+
+    def check(self, controls: list[Control], subject: str, region: str | None) -> list[Outcome]:
+        """The engine's check, one surface at a time, so that a surface whose calls keep
+        failing fails only its own controls: the event path raises for Lambda to retry the
+        event, but the sweep has thousands of other subjects to judge and runs again anyway."""
+        context = EventContext(None, region, found_by=FOUND_BY)
+        outcomes: list[Outcome] = []
+        for group in surface_groups(controls):
+            try:
+                outcomes += self.engine.run_surface(group, context, subject)
+            except (ClientError, BotoCoreError) as error:
+                outcomes += self.not_checked(group, subject, region, error)
+        return outcomes
+
+    def gone(self, controls: list[Control], bucket: str) -> list[Outcome]:
+        """Skipped outcomes for a bucket deleted since the listing, as the engine words them."""
+        reason = f"{GONE_CODES['NoSuchBucket']} no longer exists"
+        return self._decided(controls, bucket, None, Status.SKIPPED, reason)
+
+    def not_checked(
+        self,
+        controls: list[Control],
+        subject: str,
+        region: str | None,
+        error: ClientError | BotoCoreError,
+    ) -> list[Outcome]:
+        """Failed outcomes for controls whose calls failed: audited, counted, alarmed."""
+        if isinstance(error, ClientError):
+            operation = getattr(error, "operation_name", "a call")
+            cause = f"{error_code(error)} on {operation}"
+        else:
+            cause = type(error).__name__
+        reason = f"not checked: {cause} after retries; the next sweep tries again"
+        outcomes = self._decided(controls, subject, region, Status.FAILED, reason)
+        for outcome in outcomes:
+            self.engine.report(outcome)
+        return outcomes
+
+    def _decided(
+        self,
+        controls: list[Control],
+        subject: str,
+        region: str | None,
+        status: Status,
+        reason: str,
+    ) -> list[Outcome]:
+        context = EventContext(None, region, found_by=FOUND_BY)
+        settings = self.engine.settings
+        return [
+            replace(context.base(c, settings.mode(c.id), subject), status=status, reason=reason)
+            for c in controls
+        ]
+
+    def run(
+        self,
+        buckets: list[str],
+        *,
+        resume_after: str | None = None,
+        out_of_time: Callable[[], bool] = lambda: False,
+        on_outcomes: OutcomeSink | None = None,
+        tally: Tally | None = None,
+        region: str | None = None,
+        regions: Mapping[str, str | None] | None = None,
+    ) -> SweepResult:
+        """Sweep `buckets` (in name order) after `resume_after`; stop early when out of time.
+
+        `regions` gives the buckets' regions where they are known (`list_bucket_regions`).
+        """
+        tally = tally or Tally()
+        report = on_outcomes if on_outcomes is not None else (lambda outcomes: None)
+        known = regions or {}
+        if resume_after is None:
+            found = self.account_outcomes(region)
+            tally.add(found)
+            report(found)
+        todo = [name for name in sorted(buckets) if resume_after is None or name > resume_after]
+        with ThreadPoolExecutor(max_workers=self.workers) as pool:
+            for chunk in _chunks(todo, self.chunk):
+                regions_of_chunk = [known.get(name) for name in chunk]
+                for outcomes in pool.map(self.bucket_outcomes, chunk, regions_of_chunk):
+                    tally.subjects += 1
+                    tally.add(outcomes)
+                    report(outcomes)
+                if chunk[-1] != todo[-1] and out_of_time():
+                    return SweepResult(tally, resume_after=chunk[-1])
+        return SweepResult(tally, resume_after=None)
+
+
+def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _arn_region(arn: str) -> str | None:
+    parts = arn.split(":")
+    return parts[3] if len(parts) > 3 and parts[3] else None

@@ -1,0 +1,231 @@
+"""The sweep's Lambda function: every bucket on a schedule, one summary, compliance metrics.
+
+EventBridge starts a sweep on the SweepSchedule. The function lists every bucket (anew in each
+invocation, in name order) and sweeps them until its time runs short; it then invokes itself
+asynchronously with the last bucket done and the totals so far, and the next invocation resumes
+after that bucket. The invocation that judges the last bucket publishes the one summary and the
+compliance metrics.
+
+Each invocation is claimed in the idempotency table under its sweep id and number, so a
+duplicate delivery (EventBridge and Lambda's asynchronous queue deliver at least once) sweeps
+nothing twice and sends no second summary.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.idempotency import (
+    DynamoDBPersistenceLayer,
+    IdempotencyConfig,
+    idempotent_function,
+)
+from aws_lambda_powertools.utilities.idempotency.exceptions import (
+    IdempotencyAlreadyInProgressError,
+)
+
+from bucketwarden import metrics, notify
+from bucketwarden.aws import client
+from bucketwarden.catalogue import CONTROL_IDS, CONTROLS
+from bucketwarden.handler import traced
+from bucketwarden.outcome import utc_now
+from bucketwarden.settings import Settings
+from bucketwarden.sweep import OutcomeSink, Sweep, SweepSummary, Tally, list_bucket_regions
+
+logger = Logger(service="bucketwarden", child=True)
+
+# Stop taking chunks of buckets when less time than this is left: enough for one more chunk
+# whose calls are throttled and retried, then the hand-over or the summary.
+SAFETY_MARGIN_MS = 120_000
+# With a short timeout (a test, a small account), stop when this share of it is left instead.
+SHORT_TIMEOUT_SHARE = 0.25
+# Buckets judged at once: enough to overlap the calls' latency, few enough for the clients'
+# adaptive retries to absorb throttling.
+WORKERS = 16
+# Subjects named in the summary; only these are carried from one invocation to the next.
+WORST_OFFENDERS = 10
+# How long a finished invocation is remembered, so that a late duplicate is recognised.
+IDEMPOTENCY_TTL_SECONDS = 24 * 60 * 60
+
+SweepHandler = Callable[[dict[str, Any], Any], dict[str, Any]]
+
+
+@dataclass
+class Progress:
+    """Where a sweep stands: the payload one invocation hands to the next."""
+
+    sweep_id: str
+    started_at: str
+    invocation: int = 1
+    resume_after: str | None = None
+    tally: Tally = field(default_factory=Tally)
+
+    @classmethod
+    def from_event(cls, event: Any) -> Progress:
+        """A continuation payload, or a new sweep (the scheduled event, or a manual start)."""
+        event = event if isinstance(event, Mapping) else {}
+        if "sweep_id" not in event:
+            # EventBridge keeps an event's id when it delivers it again: one sweep per event.
+            sweep_id = str(event.get("id") or uuid.uuid4())
+            return cls(sweep_id=sweep_id, started_at=utc_now().isoformat())
+        return cls(
+            sweep_id=str(event["sweep_id"]),
+            started_at=str(event["started_at"]),
+            invocation=int(event["invocation"]),
+            resume_after=event.get("resume_after"),
+            tally=Tally.from_dict(event.get("tally")),
+        )
+
+    def handover(self, resume_after: str) -> dict[str, Any]:
+        """The next invocation's payload (the buckets are listed again there, not carried)."""
+        return {
+            "sweep_id": self.sweep_id,
+            "started_at": self.started_at,
+            "invocation": self.invocation + 1,
+            "resume_after": resume_after,
+            "tally": self.tally.to_dict(worst=WORST_OFFENDERS),
+        }
+
+
+@dataclass
+class TimeBudget:
+    """When an invocation must stop taking buckets; never without a Lambda context."""
+
+    context: Any
+    margin_ms: int
+
+    @classmethod
+    def of(cls, context: Any) -> TimeBudget:
+        if context is None:
+            return cls(None, 0)
+        at_start = context.get_remaining_time_in_millis()
+        return cls(context, min(SAFETY_MARGIN_MS, int(at_start * SHORT_TIMEOUT_SHARE)))
+
+    def out_of_time(self) -> bool:
+        if self.context is None:
+            return False
+        return bool(self.context.get_remaining_time_in_millis() < self.margin_ms)
+
+
+def invoke_async(function_arn: str, payload: dict[str, Any]) -> None:
+    """Queue the next invocation (InvocationType Event: Lambda retries it and dead-letters it)."""
+    region = function_arn.split(":")[3] or None
+    client("lambda", region).invoke(
+        FunctionName=function_arn,
+        InvocationType="Event",
+        Payload=json.dumps(payload).encode(),
+    )
+
+
+def sweep(
+    event: Any,
+    context: Any = None,
+    *,
+    workers: int = WORKERS,
+    on_outcomes: OutcomeSink | None = None,
+) -> dict[str, Any]:
+    """One invocation of the sweep; returns what it did (continued, finished or duplicate)."""
+    settings = Settings.from_env(CONTROL_IDS)
+    progress = Progress.from_event(event)
+    run = _Invocation(settings, progress, context, workers, on_outcomes)
+    if settings.dry_run or not settings.idempotency_table:
+        return run.sweep()
+    claim, config = _claimed_runner(settings.idempotency_table, client("dynamodb"))
+    if context is not None:
+        config.register_lambda_context(context)
+    key = {"sweep_id": progress.sweep_id, "invocation": progress.invocation}
+    try:
+        return dict(claim(key=key, run=run))
+    except IdempotencyAlreadyInProgressError:
+        logger.warning("duplicate delivery of a sweep invocation", extra=key)
+        return {**key, "status": "duplicate"}
+
+
+@cache
+def _claimed_runner(table: str, dynamodb: Any) -> tuple[Any, IdempotencyConfig]:
+    # The whole record is kept (not the event functions' claim only): a duplicate arriving
+    # after the invocation finished must not sweep again either.
+    config = IdempotencyConfig(
+        event_key_jmespath="[sweep_id, invocation]",
+        expires_after_seconds=IDEMPOTENCY_TTL_SECONDS,
+    )
+    store = DynamoDBPersistenceLayer(table_name=table, boto3_client=dynamodb)
+
+    @idempotent_function(data_keyword_argument="key", persistence_store=store, config=config)
+    def claim(key: dict[str, Any], run: _Invocation) -> dict[str, Any]:
+        return run.sweep()
+
+    return claim, config
+
+
+@dataclass
+class _Invocation:
+    """One invocation's work: sweep from where the sweep stands, then hand over or finish."""
+
+    settings: Settings
+    progress: Progress
+    context: Any
+    workers: int
+    on_outcomes: OutcomeSink | None
+
+    def sweep(self) -> dict[str, Any]:
+        budget = TimeBudget.of(self.context)
+        sweeper = Sweep(self.settings, CONTROLS, workers=self.workers)
+        regions = list_bucket_regions(client("s3"))
+        progress = self.progress
+        result = sweeper.run(
+            list(regions),
+            resume_after=progress.resume_after,
+            out_of_time=budget.out_of_time,
+            on_outcomes=self.on_outcomes,
+            tally=progress.tally,
+            regions=regions,
+        )
+        if result.resume_after is not None:
+            return self.hand_over(result.resume_after)
+        summary = SweepSummary(
+            sweep_id=progress.sweep_id,
+            started_at=progress.started_at,
+            finished_at=utc_now().isoformat(),
+            invocations=progress.invocation,
+            controls=tuple(control.id for control in sweeper.controls),
+            tally=result.tally,
+            worst_count=WORST_OFFENDERS,
+        )
+        self.finish(summary)
+        return {"status": "finished", **summary.to_dict()}
+
+    def hand_over(self, resume_after: str) -> dict[str, Any]:
+        payload = self.progress.handover(resume_after)
+        invoke_async(self.context.invoked_function_arn, payload)
+        logger.info(
+            "sweep continues in the next invocation",
+            extra={key: payload[key] for key in ("sweep_id", "invocation", "resume_after")},
+        )
+        return {"status": "continued", **payload}
+
+    def finish(self, summary: SweepSummary) -> None:
+        """The sweep's one notification and its compliance metrics (none in a dry run)."""
+        logger.info("sweep finished", extra={"summary": summary.to_dict()})
+        if self.settings.dry_run:
+            return
+        for control in summary.controls:
+            metrics.compliance(control, summary.counts(control))
+        if self.settings.topic_arn:
+            notify.publish_summary(client("sns"), self.settings.topic_arn, summary, self.settings)
+
+
+def lambda_handler_for_sweep() -> SweepHandler:
+    """The sweep's Lambda entry point: structured logs with the request id, X-Ray tracing."""
+    root_logger = Logger(service="bucketwarden")
+
+    def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        return sweep(event, context)
+
+    return root_logger.inject_lambda_context(traced(lambda_handler), log_event=False)

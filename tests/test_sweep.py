@@ -1,0 +1,591 @@
+"""The scheduled sweep: drift that events missed is fixed, one summary, compliance metrics.
+
+The sweep function runs in moto as in Lambda, with a stand-in for the Lambda context whose
+remaining time drops as the sweep asks for it. Its self-invocation is the real request botocore
+builds (InvocationType Event), answered below botocore like Lambda answers it (202), and its
+payload is fed back to the handler as Lambda would deliver it.
+
+moto names no region in ListBuckets (S3 does when a page size is asked), so every bucket here
+also costs a GetBucketLocation; the region-per-bucket and pagination tests check both paths.
+"""
+
+from __future__ import annotations
+
+import json
+import runpy
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qs, quote, urlsplit
+
+import pytest
+from botocore.awsrequest import AWSResponse
+from moto.core.botocore_stubber import MockRawResponse
+from moto.s3.models import s3_backends
+
+from bucketwarden import aws, notify
+from bucketwarden.catalogue import CONTROL_IDS, CONTROLS
+from bucketwarden.outcome import Outcome, Status
+from bucketwarden.settings import Settings, mode_variable
+from bucketwarden.sweep import (
+    Sweep,
+    SweepSummary,
+    Tally,
+    list_bucket_regions,
+    list_buckets,
+)
+from bucketwarden.sweep_handler import SAFETY_MARGIN_MS, TimeBudget, sweep
+from tests.conftest import ROOT
+from tests.helpers import (
+    ACCOUNT,
+    REGION,
+    ErrorResponses,
+    Inbox,
+    audit_items,
+    calls_delta,
+    create_table,
+    delete_bucket,
+    emitted_metrics,
+    is_public,
+    make_bucket,
+    s3,
+    subscribe_inbox,
+)
+from tests.test_controls_access_point import make_public, open_access_point
+
+AUDIT_TABLE = "bucketwarden-audit"
+IDEMPOTENCY_TABLE = "bucketwarden-idempotency"
+FUNCTION_ARN = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:bucketwarden-sweep"
+COMPLIANCE_METRICS = ("CompliantBuckets", "NoncompliantBuckets", "ExemptedBuckets")
+
+pytestmark = pytest.mark.usefixtures("aws")
+
+
+@dataclass
+class FakeContext:
+    """A Lambda context whose remaining time drops by `step_ms` each time it is asked."""
+
+    remaining_ms: int = 900_000
+    step_ms: int = 0
+    invoked_function_arn: str = FUNCTION_ARN
+    function_name: str = "bucketwarden-sweep"
+    function_version: str = "$LATEST"
+    memory_limit_in_mb: int = 512
+    aws_request_id: str = "c6af9ac6-7b61-11e6-9a41-93e812345678"
+
+    def get_remaining_time_in_millis(self) -> int:
+        remaining = self.remaining_ms
+        self.remaining_ms -= self.step_ms
+        return remaining
+
+
+class SelfInvocations:
+    """Lambda's answer (202 Accepted) to the sweep's Invoke requests, which it keeps.
+
+    Registered first on the engine's Lambda client, it stands in for Lambda below botocore, as
+    tests.helpers.ErrorResponses does for S3 errors.
+    """
+
+    def __init__(self) -> None:
+        self.requests: list[dict[str, Any]] = []
+
+    def __call__(self, request: Any, **_: Any) -> AWSResponse:
+        self.requests.append(
+            {"url": request.url, "headers": dict(request.headers), "body": request.body}
+        )
+        request.url = "https://accepted.invalid/"  # moto serves no such host
+        return AWSResponse(request.url, 202, {}, MockRawResponse(b""))
+
+    def install(self) -> SelfInvocations:
+        made = aws.client("lambda", REGION)
+        made.meta.events.register_first("before-send.lambda.Invoke", self)
+        return self
+
+    def payloads(self) -> list[dict[str, Any]]:
+        return [json.loads(request["body"]) for request in self.requests]
+
+
+class Judged(list[str]):
+    """An outcome sink: the subjects one invocation judged, in the order it reported them."""
+
+    def __call__(self, outcomes: list[Outcome]) -> None:
+        self.extend(str(outcome.bucket) for outcome in outcomes)
+
+
+def scheduled_event(event_id: str) -> dict[str, Any]:
+    """What an EventBridge schedule delivers to its target."""
+    return {
+        "version": "0",
+        "id": event_id,
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": ACCOUNT,
+        "time": "2024-05-02T03:00:00Z",
+        "region": REGION,
+        "resources": [f"arn:aws:events:{REGION}:{ACCOUNT}:rule/bucketwarden-sweep"],
+        "detail": {},
+    }
+
+
+def name_regions_as_s3_does(parsed: dict[str, Any], **_: Any) -> None:
+    """An `after-call` hook adding to moto's ListBuckets answer the `BucketRegion` that S3 puts
+    in every page when a page size is asked (as the sweep does) and moto leaves out. Without it
+    each bucket also costs a GetBucketLocation (tested on its own below)."""
+    backend = s3_backends[ACCOUNT]["aws"]
+    for bucket in parsed.get("Buckets", []):
+        bucket["BucketRegion"] = backend.get_bucket(bucket["Name"]).region_name
+
+
+def only_controls(monkeypatch: pytest.MonkeyPatch, *ids: str, mode: str = "remediate") -> None:
+    for control_id in CONTROL_IDS:
+        monkeypatch.setenv(mode_variable(control_id), mode if control_id in ids else "off")
+
+
+def verdicts(outcomes: list[Outcome]) -> dict[tuple[str, str], str]:
+    return {(str(o.bucket), str(o.control)): o.status.value for o in outcomes}
+
+
+def compliance_metrics(stdout: str) -> dict[str, dict[str, float]]:
+    """Control → the compliance metrics the sweep emitted for it."""
+    found: dict[str, dict[str, float]] = {}
+    for name, control, value in emitted_metrics(stdout):
+        if name in COMPLIANCE_METRICS:
+            found.setdefault(control, {})[name] = value
+    return found
+
+
+@pytest.fixture
+def stack(monkeypatch: pytest.MonkeyPatch) -> Inbox:
+    """The stack's audit and idempotency tables and its topic, with an SQS inbox on it."""
+    monkeypatch.setenv("AUDIT_TABLE", create_table(AUDIT_TABLE, "audit_id"))
+    monkeypatch.setenv("IDEMPOTENCY_TABLE", create_table(IDEMPOTENCY_TABLE, "id"))
+    return subscribe_inbox(monkeypatch)
+
+
+# ---------------------------------------------------------------- drift, summary, metrics
+
+
+def test_sweep_fixes_drift_that_events_missed_and_sends_one_summary(
+    stack: Inbox, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name in ("alpha", "bravo", "charlie", "delta"):
+        make_bucket(name)
+    point = open_access_point("echo")
+    # moto's new buckets lack every guard AWS now sets by default: a first sweep sets them.
+    assert sweep(scheduled_event("baseline"), FakeContext())["status"] == "finished"
+    stack.receive()
+    audited = {item["audit_id"] for item in audit_items(AUDIT_TABLE)}
+    # Then drift whose events never arrived, a different kind on each subject.
+    s3().put_bucket_acl(Bucket="alpha", ACL="public-read")
+    s3().put_bucket_versioning(Bucket="bravo", VersioningConfiguration={"Status": "Suspended"})
+    s3().delete_public_access_block(Bucket="charlie")
+    s3().delete_bucket_encryption(Bucket="charlie")
+    make_public(point)
+    capsys.readouterr()
+
+    outcomes: list[Outcome] = []
+    result = sweep(scheduled_event("daily"), FakeContext(), on_outcomes=outcomes.extend)
+
+    drift = {
+        ("alpha", "public-acl"),
+        ("bravo", "versioning"),
+        ("charlie", "bucket-public-access-block"),
+        ("charlie", "default-encryption"),
+        (point, "access-point"),
+    }
+    fixed = {pair for pair, status in verdicts(outcomes).items() if status == "remediated"}
+    assert fixed == drift
+    assert {status for pair, status in verdicts(outcomes).items() if pair not in drift} == {
+        "compliant"
+    }
+    assert {o.found_by for o in outcomes} == {"sweep"}
+    # Each control once on the account, on each bucket and on the access point.
+    assert len(verdicts(outcomes)) == len(outcomes)
+    assert not is_public("alpha")
+    assert s3().get_bucket_versioning(Bucket="bravo")["Status"] == "Enabled"
+    assert all(s3().get_public_access_block(Bucket="charlie")["PublicAccessBlockConfiguration"])
+    assert s3().get_bucket_encryption(Bucket="charlie")["ServerSideEncryptionConfiguration"]
+
+    new_records = [i for i in audit_items(AUDIT_TABLE) if i["audit_id"] not in audited]
+    assert {(i["bucket"], i["control"]) for i in new_records} == drift
+    assert {(i["found_by"], i["status"]) for i in new_records} == {("sweep", "remediated")}
+
+    [envelope] = stack.receive()  # one summary, no message per finding
+    assert envelope["Subject"] == "BucketWarden sweep: 5 findings on 4 buckets"
+    assert envelope["MessageAttributes"]["kind"]["Value"] == "sweep-summary"
+    summary = json.loads(envelope["Message"])
+    assert summary == {k: result[k] for k in summary}
+    assert (summary["findings"], summary["flagged"], summary["buckets"]) == (5, 4, 5)
+    assert summary["by_control"]["default-encryption"] == {
+        "remediated": 1,
+        "noncompliant": 0,
+        "exempted": 0,
+        "failed": 0,
+        "compliant": 4,
+        "skipped": 0,
+    }
+    assert summary["worst"][0] == {"subject": "charlie", "findings": 2}
+
+    metrics = compliance_metrics(capsys.readouterr().out)
+    assert set(metrics) == set(CONTROL_IDS)
+    for control in CONTROLS:
+        judged = {"bucket": 5, "account": 1, "access-point": 1}[control.scope]
+        assert metrics[control.id] == {
+            "CompliantBuckets": judged,
+            "NoncompliantBuckets": 0,
+            "ExemptedBuckets": 0,
+        }, control.id
+
+    # The next day: nothing drifted, nothing written, and the summary says so.
+    before = dict(aws.API_CALLS)
+    again: list[Outcome] = []
+    sweep(scheduled_event("next-day"), FakeContext(), on_outcomes=again.extend)
+    assert set(verdicts(again).values()) == {"compliant"}
+    writes = [
+        c for c in calls_delta(before) if c.startswith("s3") and (".Put" in c or ".Delete" in c)
+    ]
+    assert writes == []
+    [envelope] = stack.receive()
+    assert envelope["Subject"] == "BucketWarden sweep: no findings on 5 buckets"
+    assert len(audit_items(AUDIT_TABLE)) == len(audited) + len(drift)
+
+
+def test_notify_mode_reports_drift_and_counts_noncompliant_buckets(
+    stack: Inbox, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    only_controls(monkeypatch, "versioning", mode="notify")
+    for name in ("kept-as-is", "also-kept", "versioned"):
+        make_bucket(name)
+    s3().put_bucket_versioning(Bucket="versioned", VersioningConfiguration={"Status": "Enabled"})
+    capsys.readouterr()
+    before = dict(aws.API_CALLS)
+
+    outcomes: list[Outcome] = []
+    sweep(scheduled_event("notify-only"), FakeContext(), on_outcomes=outcomes.extend)
+
+    assert verdicts(outcomes) == {
+        ("also-kept", "versioning"): "noncompliant",
+        ("kept-as-is", "versioning"): "noncompliant",
+        ("versioned", "versioning"): "compliant",
+    }
+    assert "s3.PutBucketVersioning" not in calls_delta(before)
+    assert "Status" not in s3().get_bucket_versioning(Bucket="kept-as-is")
+    assert {(i["bucket"], i["status"], i["found_by"]) for i in audit_items(AUDIT_TABLE)} == {
+        ("also-kept", "noncompliant", "sweep"),
+        ("kept-as-is", "noncompliant", "sweep"),
+    }
+    [envelope] = stack.receive()
+    assert envelope["Subject"] == "BucketWarden sweep: 2 findings on 2 buckets"
+    assert compliance_metrics(capsys.readouterr().out) == {
+        "versioning": {"CompliantBuckets": 1, "NoncompliantBuckets": 2, "ExemptedBuckets": 0}
+    }
+
+
+# ---------------------------------------------------------------- time budget and continuation
+
+
+def test_a_sweep_short_of_time_continues_and_judges_every_bucket_exactly_once(
+    stack: Inbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # One cheap control keeps 2,000 buckets fast: the continuation is what is under test.
+    only_controls(monkeypatch, "versioning", mode="notify")
+    names = [f"fleet-{number:04d}" for number in range(2000)]
+    unversioned = set(names[::250])
+    backend = s3_backends[ACCOUNT]["aws"]
+    for name in names:  # straight into moto's store: 2,000 CreateBucket calls would take 10 s
+        backend.create_bucket(name, REGION)
+        if name not in unversioned:
+            backend.put_bucket_versioning(name, "Enabled")
+    invocations = SelfInvocations().install()
+    aws.client("s3").meta.events.register("after-call.s3.ListBuckets", name_regions_as_s3_does)
+
+    calls_before = dict(aws.API_CALLS)
+    event: dict[str, Any] | None = scheduled_event("large-sweep")
+    judged_by_invocation: list[Judged] = []
+    results: list[dict[str, Any]] = []
+    while event is not None:
+        judged = Judged()
+        # Each look at the clock costs 15 s of a 900 s budget: about 50 chunks of 16 buckets
+        # per invocation, so three invocations.
+        context = FakeContext(remaining_ms=900_000, step_ms=15_000)
+        results.append(sweep(event, context, workers=4, on_outcomes=judged))
+        judged_by_invocation.append(judged)
+        sent = invocations.payloads()
+        event = sent[-1] if len(sent) == len(results) else None
+
+    assert len(results) >= 3
+    every = [bucket for judged in judged_by_invocation for bucket in judged]
+    assert sorted(every) == names  # each bucket in exactly one invocation
+    # The listing named every region: no bucket cost a GetBucketLocation.
+    assert "s3.GetBucketLocation" not in calls_delta(calls_before)
+    for result, judged, payload in zip(
+        results, judged_by_invocation, invocations.payloads(), strict=False
+    ):
+        assert result["status"] == "continued"
+        assert payload["resume_after"] == judged[-1] == max(judged)
+        assert payload["sweep_id"] == "large-sweep"
+    assert [p["invocation"] for p in invocations.payloads()] == list(range(2, len(results) + 1))
+    for request in invocations.requests:
+        assert request["headers"]["X-Amz-Invocation-Type"] == b"Event"
+        path = urlsplit(request["url"]).path
+        assert path == f"/2015-03-31/functions/{quote(FUNCTION_ARN, safe='')}/invocations"
+
+    final = results[-1]
+    assert (final["status"], final["invocations"]) == ("finished", len(results))
+    assert (final["buckets"], final["findings"]) == (2000, len(unversioned))
+    assert {entry["subject"] for entry in final["worst"]} == unversioned
+    [envelope] = stack.receive()
+    assert envelope["Subject"] == "BucketWarden sweep: 8 findings on 8 buckets"
+
+
+def test_a_duplicate_delivery_sweeps_nothing_twice(stack: Inbox) -> None:
+    make_bucket("once-only")
+    first: list[Outcome] = []
+    second: list[Outcome] = []
+    event = scheduled_event("delivered-twice")
+    result = sweep(event, FakeContext(), on_outcomes=first.extend)
+    assert sweep(event, FakeContext(), on_outcomes=second.extend) == result
+    assert first
+    assert not second
+    assert len(stack.receive()) == 1
+
+
+def test_time_budget_keeps_a_margin_for_one_more_chunk_and_the_summary() -> None:
+    assert TimeBudget.of(FakeContext(remaining_ms=900_000)).margin_ms == SAFETY_MARGIN_MS
+    # A short timeout keeps a quarter of it instead of two minutes it does not have.
+    assert TimeBudget.of(FakeContext(remaining_ms=60_000)).margin_ms == 15_000
+    budget = TimeBudget.of(FakeContext(remaining_ms=900_000, step_ms=400_000))
+    assert [budget.out_of_time(), budget.out_of_time()] == [False, True]
+    assert TimeBudget.of(None).out_of_time() is False  # the CLI has no deadline
+
+
+# ---------------------------------------------------------------- buckets, regions, listing
+
+
+def test_each_bucket_is_read_with_a_client_of_its_own_region(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    only_controls(monkeypatch, "versioning")
+    make_bucket("home-bucket")
+    s3().create_bucket(
+        Bucket="far-bucket", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"}
+    )
+    read_by: dict[str, list[str]] = {}
+    for region in (REGION, "eu-west-1"):
+        aws.client("s3", region).meta.events.register(
+            "before-parameter-build.s3.GetBucketVersioning",
+            lambda params, region=region, **_: read_by.setdefault(region, []).append(
+                params["Bucket"]
+            ),
+        )
+
+    outcomes: list[Outcome] = []
+    sweep(scheduled_event("two-regions"), FakeContext(), on_outcomes=outcomes.extend)
+
+    assert {o.bucket: (o.region, o.status.value) for o in outcomes} == {
+        "home-bucket": (REGION, "remediated"),
+        "far-bucket": ("eu-west-1", "remediated"),
+    }
+    # Read, then read again after the fix: each time with its own region's client.
+    assert read_by == {REGION: ["home-bucket"] * 2, "eu-west-1": ["far-bucket"] * 2}
+
+
+@pytest.mark.parametrize("listed_region", [None, REGION], ids=["region-unknown", "region-listed"])
+def test_a_bucket_deleted_after_the_listing_is_skipped(
+    monkeypatch: pytest.MonkeyPatch, listed_region: str | None
+) -> None:
+    only_controls(monkeypatch, "versioning", "bucket-public-access-block")
+    make_bucket("kept")
+    make_bucket("short-lived")
+    listed = list_buckets(aws.client("s3"))
+    delete_bucket("short-lived")
+
+    outcomes: list[Outcome] = []
+    settings = Settings.from_env(CONTROL_IDS)
+    regions = dict.fromkeys(listed, listed_region)
+    result = Sweep(settings).run(listed, regions=regions, on_outcomes=outcomes.extend)
+
+    assert verdicts(outcomes) == {
+        ("kept", "bucket-public-access-block"): "remediated",
+        ("kept", "versioning"): "remediated",
+        ("short-lived", "bucket-public-access-block"): "skipped",
+        ("short-lived", "versioning"): "skipped",
+    }
+    gone = [o.reason for o in outcomes if o.bucket == "short-lived"]
+    assert gone == ["bucket no longer exists"] * 2
+    assert result.tally.findings == 2
+
+
+class ListBucketsPages:
+    """S3's answers to a paginated ListBuckets: buckets with their regions, a token per page."""
+
+    def __init__(self, pages: list[tuple[dict[str, str], str | None]]) -> None:
+        self.pages = pages
+        self.queries: list[dict[str, list[str]]] = []
+
+    def __call__(self, request: Any, **_: Any) -> AWSResponse:
+        buckets, token = self.pages[len(self.queries)]
+        self.queries.append(parse_qs(urlsplit(request.url).query))
+        entries = "".join(
+            f"<Bucket><Name>{name}</Name><CreationDate>2024-05-01T00:00:00.000Z</CreationDate>"
+            f"<BucketRegion>{region}</BucketRegion></Bucket>"
+            for name, region in buckets.items()
+        )
+        more = f"<ContinuationToken>{token}</ContinuationToken>" if token else ""
+        body = (
+            '<?xml version="1.0" encoding="UTF-8"?>'
+            '<ListAllMyBucketsResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">'
+            f"<Owner><ID>{'a' * 64}</ID></Owner><Buckets>{entries}</Buckets>{more}"
+            "</ListAllMyBucketsResult>"
+        ).encode()
+        request.url = "https://answered.invalid/"  # moto serves no such host
+        return AWSResponse(request.url, 200, {}, MockRawResponse(body))
+
+
+def test_listing_asks_for_pages_follows_tokens_and_keeps_the_regions() -> None:
+    pages = ListBucketsPages(
+        [
+            ({"zulu": "eu-west-1", "alpha": REGION}, "page-2"),
+            ({"mike": "ap-southeast-2"}, None),
+        ]
+    )
+    s3_client = aws.client("s3")
+    s3_client.meta.events.register_first("before-send.s3.ListBuckets", pages)
+
+    assert list_bucket_regions(s3_client) == {
+        "alpha": REGION,
+        "mike": "ap-southeast-2",
+        "zulu": "eu-west-1",
+    }
+    # A page size makes S3 name the regions (and is what accounts past 10,000 buckets need).
+    assert [query.get("max-buckets") for query in pages.queries] == [["10000"], ["10000"]]
+    assert [query.get("continuation-token") for query in pages.queries] == [None, ["page-2"]]
+
+
+def test_listing_in_moto_without_a_token_still_lists_every_bucket() -> None:
+    for name in ("charlie", "alpha", "bravo"):
+        make_bucket(name)
+    # moto names no region and sends no token: one page, regions left to GetBucketLocation.
+    assert list_bucket_regions(aws.client("s3")) == dict.fromkeys(["alpha", "bravo", "charlie"])
+
+
+# ---------------------------------------------------------------- failures
+
+
+def test_a_surface_that_keeps_failing_fails_its_controls_not_the_sweep(
+    stack: Inbox, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    only_controls(monkeypatch, "versioning", "default-encryption")
+    make_bucket("unlucky")
+    # An error botocore does not retry keeps the test fast; throttling past the retries is
+    # the same ClientError after a few seconds.
+    ErrorResponses(400, "InvalidRequest", times=1000).install("GetBucketVersioning")
+    capsys.readouterr()
+
+    outcomes: list[Outcome] = []
+    result = sweep(scheduled_event("bad-day"), FakeContext(), on_outcomes=outcomes.extend)
+
+    assert result["status"] == "finished"
+    assert verdicts(outcomes) == {
+        ("unlucky", "default-encryption"): "remediated",
+        ("unlucky", "versioning"): "failed",
+    }
+    (failed,) = [o for o in outcomes if o.status is Status.FAILED]
+    assert failed.reason == (
+        "not checked: InvalidRequest on GetBucketVersioning after retries; "
+        "the next sweep tries again"
+    )
+    failures = [i for i in audit_items(AUDIT_TABLE) if i["status"] == "failed"]
+    assert [(i["control"], i["found_by"]) for i in failures] == [("versioning", "sweep")]
+    assert ("RemediationFailures", "versioning", 1.0) in emitted_metrics(capsys.readouterr().out)
+    [envelope] = stack.receive()
+    assert envelope["Subject"] == "BucketWarden sweep: 2 findings on 1 bucket"
+
+
+# ---------------------------------------------------------------- the summary and the function
+
+
+def summary_of(outcomes: list[Outcome]) -> SweepSummary:
+    tally = Tally()
+    tally.subjects = len({o.bucket for o in outcomes})
+    tally.add(outcomes)
+    return SweepSummary(
+        sweep_id="sweep-1",
+        started_at="2024-05-02T03:00:00+00:00",
+        finished_at="2024-05-02T03:04:00+00:00",
+        invocations=1,
+        controls=("public-acl", "versioning"),
+        tally=tally,
+    )
+
+
+def test_summary_reads_well_in_email_and_chat() -> None:
+    def outcome(bucket: str, control: str, status: Status) -> Outcome:
+        return Outcome(bucket=bucket, control=control, status=status, reason="r")
+
+    summary = summary_of(
+        [
+            outcome("web-assets", "public-acl", Status.REMEDIATED),
+            outcome("web-assets", "versioning", Status.FAILED),
+            outcome("archive", "public-acl", Status.COMPLIANT),
+            outcome("archive", "versioning", Status.NONCOMPLIANT),
+        ]
+    )
+    message = notify.summary_message(summary, Settings())
+
+    email = message["email"]
+    assert email.startswith("BucketWarden sweep: 3 findings on 2 buckets.\n")
+    assert (
+        "control      remediated noncompliant     exempted       failed    compliant      skipped\n"
+        "public-acl            1            0            0            0            1            0\n"
+        "versioning            0            1            0            1            0            0\n"
+    ) in email
+    assert "    2  web-assets\n    1  archive" in email
+    assert "bucketwarden:exempt = <control id>" in email
+
+    chat = json.loads(message["https"])
+    assert chat["content"]["title"] == ":warning: BucketWarden sweep: 3 findings on 2 buckets"
+    assert "• `versioning`: 1 noncompliant, 1 failed" in chat["content"]["description"]
+    assert chat["metadata"]["relatedResources"] == [
+        "arn:aws:s3:::web-assets",
+        "arn:aws:s3:::archive",
+    ]
+    machine = json.loads(message["sqs"])
+    assert machine["kind"] == "sweep-summary"
+    assert machine["worst"] == [
+        {"subject": "web-assets", "findings": 2},
+        {"subject": "archive", "findings": 1},
+    ]
+    assert message["default"] == message["sqs"] == message["lambda"] == message["email-json"]
+
+
+def test_the_carried_tally_keeps_only_the_worst_subjects_and_every_total() -> None:
+    tally = Tally()
+    tally.add(
+        Outcome(bucket=f"b{n:02d}", control="versioning", status=Status.REMEDIATED, reason="r")
+        for n in range(30)
+    )
+    tally.add([Outcome(bucket="b07", control="public-acl", status=Status.FAILED, reason="r")])
+    carried = Tally.from_dict(json.loads(json.dumps(tally.to_dict(worst=10))))
+    assert len(carried.findings_by_bucket) == 10
+    assert carried.worst(1) == [("b07", 2)]
+    assert (carried.flagged, carried.findings) == (30, 31)
+
+
+def test_the_lambda_entry_point_sweeps_with_the_lambda_context(
+    stack: Inbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    only_controls(monkeypatch, "versioning")
+    make_bucket("through-lambda")
+    handler: Callable[[dict[str, Any], Any], dict[str, Any]] = runpy.run_path(
+        str(ROOT / "functions" / "sweep" / "app.py")
+    )["lambda_handler"]
+
+    result = handler(scheduled_event("from-the-schedule"), FakeContext())
+
+    assert (result["status"], result["sweep_id"], result["findings"]) == (
+        "finished",
+        "from-the-schedule",
+        1,
+    )
+    assert len(stack.receive()) == 1
