@@ -163,16 +163,21 @@ def _resource_arn(outcome: Outcome) -> str:
     return str(outcome.bucket)  # an access point's subject is its ARN
 
 
-def message(outcome: Outcome, settings: Settings) -> dict[str, str]:
-    machine = json.dumps(outcome.to_dict(), sort_keys=True, default=str)
+def by_protocol(machine: str, email: str, chatbot: dict[str, Any]) -> dict[str, str]:
+    """One SNS message per kind of subscriber (`MessageStructure: json`)."""
     return {
         "default": machine,
-        "email": email_text(outcome, settings),
+        "email": email,
         "email-json": machine,
         "sqs": machine,
         "lambda": machine,
-        "https": json.dumps(chatbot_message(outcome, settings)),
+        "https": json.dumps(chatbot),
     }
+
+
+def message(outcome: Outcome, settings: Settings) -> dict[str, str]:
+    machine = json.dumps(outcome.to_dict(), sort_keys=True, default=str)
+    return by_protocol(machine, email_text(outcome, settings), chatbot_message(outcome, settings))
 
 
 def publish(sns: Any, topic_arn: str, outcome: Outcome, settings: Settings) -> None:
@@ -307,14 +312,8 @@ def summary_chatbot_message(summary: SweepSummary, settings: Settings) -> dict[s
 
 def summary_message(summary: SweepSummary, settings: Settings) -> dict[str, str]:
     machine = json.dumps(summary.to_dict(), sort_keys=True)
-    return {
-        "default": machine,
-        "email": summary_email_text(summary, settings),
-        "email-json": machine,
-        "sqs": machine,
-        "lambda": machine,
-        "https": json.dumps(summary_chatbot_message(summary, settings)),
-    }
+    email = summary_email_text(summary, settings)
+    return by_protocol(machine, email, summary_chatbot_message(summary, settings))
 
 
 def publish_summary(sns: Any, topic_arn: str, summary: SweepSummary, settings: Settings) -> None:
