@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
-import boto3
 import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ClientError
@@ -133,9 +132,9 @@ def only(outcomes: list[dict[str, Any]]) -> dict[str, Any]:
 @cache
 def own_client(service: str) -> Any:
     """The tests' own client (not the engine's); made once, as making one costs ~0.1 s."""
-    return boto3.session.Session(
-        aws_access_key_id="testing", aws_secret_access_key="testing", region_name=REGION
-    ).client(service)
+    return aws.new_client(
+        service, aws_access_key_id="testing", aws_secret_access_key="testing", region_name=REGION
+    )
 
 
 def s3() -> Any:
@@ -143,7 +142,7 @@ def s3() -> Any:
 
 
 def s3control() -> Any:
-    """The tests' S3 Control client (in-process moto needs no host prefix stripped)."""
+    """The tests' S3 Control client (able to reach a moto server too)."""
     return own_client("s3control")
 
 

@@ -18,9 +18,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import IO, Any, TypeVar
 
-import boto3
-
-from bucketwarden.aws import strip_account_host_prefix
+from bucketwarden.aws import new_client
 from tests.conftest import ENGINE_VARIABLES
 
 REGION = "us-east-1"
@@ -173,17 +171,14 @@ class LocalStack:
     # -- clients ------------------------------------------------------------------------------
 
     def client(self, service: str, access_key: str = CALLER_KEY) -> Any:
-        made = boto3.session.Session().client(
+        # new_client does what docs/local.md tells boto3 users to do for S3 Control.
+        return new_client(
             service,
             endpoint_url=self.endpoint,
             region_name=REGION,
             aws_access_key_id=access_key,
             aws_secret_access_key="e2e-secret",
         )
-        if service == "s3control":
-            # What docs/local.md tells boto3 users to do: "<account>.127.0.0.1" is no host.
-            made.meta.events.register("before-sign.s3-control", strip_account_host_prefix)
-        return made
 
 
 def start_stack(env: dict[str, str] | None = None) -> LocalStack:

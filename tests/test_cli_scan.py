@@ -28,7 +28,6 @@ from tests.helpers import (
     create_table,
     make_bucket,
     s3,
-    s3control,
     tag_bucket,
 )
 from tests.test_cli_replay import json_lines, on_moto_server, run_cli  # noqa: F401 (fixture)
@@ -63,12 +62,6 @@ EVERY_BUCKET = (
 
 def drifted_population() -> set[tuple[str, str]]:
     """Drifted subjects on the moto server; returns the (subject, control) findings expected."""
-    # The tests' S3 Control client needs the account id taken off the moto server's host.
-    from bucketwarden.aws import strip_account_host_prefix
-
-    s3control().meta.events.register(
-        "before-sign.s3-control", strip_account_host_prefix, unique_id="moto-server-host"
-    )
     access_point = open_access_point(ACL_BUCKET)
     make_public(access_point)
     s3().put_bucket_acl(Bucket=ACL_BUCKET, ACL="public-read")

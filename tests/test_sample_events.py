@@ -11,11 +11,10 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 
 from bucketwarden import aws, catalogue
-from bucketwarden.aws import strip_account_host_prefix
+from bucketwarden.aws import new_client
 from bucketwarden.controls.public_access_block import SETTINGS as BLOCK_PUBLIC_ACCESS_SETTINGS
 from bucketwarden.events import API_CALL_DETAIL_TYPE, parse_record
 from bucketwarden.handler import process
@@ -87,8 +86,7 @@ def make_drifted_bucket(controls: set[str]) -> None:
     s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Suspended"})
     policy = {"Version": "2012-10-17", "Statement": [{**PUBLIC_READ, "Resource": f"{ARN}/*"}]}
     s3.put_bucket_policy(Bucket=BUCKET, Policy=json.dumps(policy))
-    s3control = boto3.client("s3control", region_name=REGION)
-    s3control.meta.events.register("before-sign.s3-control", strip_account_host_prefix)
+    s3control = new_client("s3control", region_name=REGION)
     all_off = dict.fromkeys(BLOCK_PUBLIC_ACCESS_SETTINGS, False)
     s3control.put_public_access_block(AccountId=ACCOUNT, PublicAccessBlockConfiguration=all_off)
     s3control.create_access_point(AccountId=ACCOUNT, Name=ACCESS_POINT, Bucket=BUCKET)

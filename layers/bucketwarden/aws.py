@@ -74,13 +74,20 @@ def _is_local_host(host: str) -> bool:
     return True
 
 
+def new_client(service: str, **options: Any) -> Any:
+    """A boto3 client of its own session (sessions are not thread-safe), able to reach a local
+    endpoint: S3 Control clients get the account-id host prefix stripped for addresses."""
+    made = boto3.session.Session().client(service, **options)
+    if service == "s3control":
+        made.meta.events.register("before-sign.s3-control", strip_account_host_prefix)
+    return made
+
+
 @cache
 def client(service: str, region: str | None = None) -> Any:
     """A cached boto3 client with adaptive retries and API-call counting."""
-    made = boto3.session.Session().client(service, region_name=region, config=RETRY_CONFIG)
+    made = new_client(service, region_name=region, config=RETRY_CONFIG)
     made.meta.events.register("before-call", _count_call)
-    if service == "s3control":
-        made.meta.events.register("before-sign.s3-control", strip_account_host_prefix)
     return made
 
 

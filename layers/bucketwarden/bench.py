@@ -100,10 +100,7 @@ def _nothing(s3: Any, bucket: str) -> None:
 
 def _setup_client(service: str) -> Any:
     """A client for setting scenarios up (not counted), S3 Control's able to reach the emulator."""
-    made = boto3.client(service, region_name=REGION)
-    if service == "s3control":
-        made.meta.events.register("before-sign.s3-control", aws.strip_account_host_prefix)
-    return made
+    return aws.new_client(service, region_name=REGION)
 
 
 def _acl(canned: str) -> Setup:

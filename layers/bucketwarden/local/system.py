@@ -16,11 +16,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from bucketwarden import metrics, stack
-from bucketwarden.aws import reset_clients, strip_account_host_prefix
+from bucketwarden.aws import new_client, reset_clients
 from bucketwarden.local import endpoint
 from bucketwarden.local.cloudtrail import (
     EMULATOR_ACCESS_KEY,
@@ -83,16 +82,13 @@ class LocalSystem:
         with self._clients_lock:
             key = (self.endpoint, service, access_key)  # the port is known only once serving
             if key not in self._clients:
-                made = boto3.session.Session().client(
+                self._clients[key] = new_client(
                     service,
                     endpoint_url=self.endpoint,
                     region_name=REGION,
                     aws_access_key_id=access_key,
                     aws_secret_access_key="local",
                 )
-                if service == "s3control":
-                    made.meta.events.register("before-sign.s3-control", strip_account_host_prefix)
-                self._clients[key] = made
             return self._clients[key]
 
     # -- lifecycle ----------------------------------------------------------------------------
