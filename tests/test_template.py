@@ -581,8 +581,16 @@ def test_layer_builds_the_engine_for_the_runtime() -> None:
     (layer_id,) = of_type("AWS::Serverless::LayerVersion")
     layer = resources()[layer_id]
     assert layer["Properties"]["ContentUri"] == "layers/"
-    assert layer["Metadata"]["BuildMethod"] == "python3.13"
+    assert layer["Metadata"]["BuildMethod"] == "makefile"
     assert layer["Properties"]["CompatibleArchitectures"] == ["arm64"]
+    assert layer["Properties"]["CompatibleRuntimes"] == ["python3.13"]
     assert (ROOT / "layers" / "requirements.txt").is_file()
+    # sam build runs the Makefile's build-<LayerId> target: wheels for the runtime's version and
+    # architecture, bytecode Python trusts on a read-only /opt (scripts/check-template looks).
+    makefile = (ROOT / "layers" / "Makefile").read_text()
+    assert f"\nbuild-{layer_id}:\n" in makefile
+    assert "--platform manylinux2014_aarch64" in makefile
+    assert "--python-version 3.13" in makefile
+    assert "--invalidation-mode unchecked-hash" in makefile
     assert (ROOT / "layers" / "bucketwarden" / "handler.py").is_file()
     assert template()["Globals"]["Function"]["Layers"] == [{"!Ref": layer_id}]

@@ -17,11 +17,15 @@ sets, then handles one event in it: import time, first-event time and the child'
 from __future__ import annotations
 
 import argparse
+import atexit
+import compileall
 import contextlib
 import io
 import json
 import os
+import py_compile
 import resource
+import shutil
 import socket
 import statistics
 import subprocess
@@ -33,7 +37,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from functools import partial
+from functools import cache, partial
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +61,7 @@ from bucketwarden.stack import create_table_like
 ROOT = Path(__file__).resolve().parents[2]
 EVENTS_DIR = ROOT / "events"
 FUNCTIONS_DIR = ROOT / "functions"
+PACKAGE_DIR = Path(__file__).resolve().parent
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
 APPROVED_KEY = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"
@@ -972,6 +977,8 @@ class Context:
 
 wall, cpu = time.perf_counter(), time.process_time()
 import app
+import bucketwarden
+assert bucketwarden.__file__.startswith(sys.argv[3]), f"engine from {bucketwarden.__file__}"
 figures = {
     "import_ms": (time.perf_counter() - wall) * 1000,
     "import_cpu_ms": (time.process_time() - cpu) * 1000,
@@ -1029,12 +1036,32 @@ class ColdStart:
         return wrong
 
 
+@cache
+def layer_package_dir() -> Path:
+    """A directory holding the bucketwarden package as the layer ships it (layers/Makefile).
+
+    The layer carries bytecode compiled at build time (unchecked-hash: /opt is read-only and
+    Python does not compare source times), so a cold start does not compile the package. The
+    dependencies come from the virtualenv, where pip compiled them when it installed them.
+    """
+    workdir = Path(tempfile.mkdtemp(prefix="bw-layer-"))
+    atexit.register(shutil.rmtree, workdir, ignore_errors=True)
+    shutil.copytree(
+        PACKAGE_DIR, workdir / "bucketwarden", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    unchecked = py_compile.PycInvalidationMode.UNCHECKED_HASH
+    if not compileall.compile_dir(workdir, quiet=1, invalidation_mode=unchecked):
+        raise RuntimeError(f"could not compile the bucketwarden package in {workdir}")
+    return workdir
+
+
 def lambda_environment(folder: Path, stack: Stack, endpoint: str) -> dict[str, str]:
     """What the Lambda runtime and template.yaml set, pointed at the moto server."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("POWERTOOLS_", "MODE_"))}
     for name in ("AWS_PROFILE", "ENCRYPTION_BASELINE", "APPROVED_KMS_KEYS", "SERVICE_ROLE_ARNS"):
         env.pop(name, None)
-    path = [str(folder), env.get("PYTHONPATH", "")]
+    # Lambda's path: the function's folder (/var/task), then the layer (/opt/python).
+    path = [str(folder), str(layer_package_dir()), env.get("PYTHONPATH", "")]
     env.update(
         stack.env,
         PYTHONPATH=os.pathsep.join(p for p in path if p),
@@ -1071,7 +1098,7 @@ def _drifted_event(item: Scenario, workdir: Path) -> Path:
 def _child_run(folder: Path, env: dict[str, str], event: Path, workdir: Path) -> dict[str, Any]:
     result = workdir / f"{uuid.uuid4().hex}.json"
     done = subprocess.run(
-        [sys.executable, "-c", CHILD, str(result), str(event)],
+        [sys.executable, "-c", CHILD, str(result), str(event), str(layer_package_dir())],
         cwd=folder,
         env=env,
         stdout=subprocess.DEVNULL,  # the function's JSON logs and EMF metrics
@@ -1422,7 +1449,8 @@ COLD_NOTES = (
     "Import: wall time of `import app` in a fresh interpreter, start-up excluded, with the "
     "environment Lambda sets and the template's defaults (TraceAwsCalls=false: the X-Ray SDK is "
     "not loaded; run with --trace-aws-calls for the other setting), and nothing is written to "
-    "__pycache__ (/var/task and /opt are read-only). "
+    "__pycache__ (/var/task and /opt are read-only); the engine is loaded from bytecode compiled "
+    "at build time, as the layer ships it (layers/Makefile). "
     "First event: lambda_handler on one drifted bucket (clients created, remediation, audit, "
     "SNS, idempotency) against the moto server, which runs in another process. Deferring imports "
     "would move their time into the first event, not remove it."
