@@ -53,5 +53,22 @@ tools: $(SAM) ## SAM CLI and cfn-lint in their own environment (they pin boto3)
 template-check: tools ## sam validate --lint, cfn-lint on the translated template, sam build
 	PATH="$(dir $(PYTHON)):$$PATH" scripts/check-template $(TOOLS)/sam/bin
 
+# checkov and parliament in their own environment (checkov pins boto3 too). parliament still
+# imports pkg_resources, which setuptools 81 removed. The stamp is written last, so an
+# interrupted install is redone.
+SECURITY_TOOLS := $(TOOLS)/security
+$(SECURITY_TOOLS)/installed:
+	rm -rf $(SECURITY_TOOLS)
+	$(PYTHON) -m venv $(SECURITY_TOOLS)
+	$(SECURITY_TOOLS)/bin/pip install --quiet --upgrade pip
+	$(SECURITY_TOOLS)/bin/pip install --quiet 'checkov>=3,<4' 'parliament>=1.6,<2' 'setuptools<81'
+	@touch $@
+
+.PHONY: security-tools security-check
+security-tools: $(SECURITY_TOOLS)/installed ## checkov and parliament in their own environment
+
+security-check: tools security-tools ## checkov on the template (as written and translated), parliament on its IAM policies
+	scripts/security-check $(TOOLS)/sam/bin $(SECURITY_TOOLS)/bin
+
 clean:
 	rm -rf $(VENV) $(TOOLS) .aws-sam .pytest_cache .ruff_cache

@@ -7,7 +7,6 @@ not public, in their order, and each TLS rule exactly once.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -19,28 +18,26 @@ from bucketwarden import aws
 from bucketwarden.catalogue import controls_of
 from bucketwarden.settings import mode_variable, temporary_environment
 from tests.helpers import calls_delta, handle, make_bucket
+from tests.strategies import (
+    CANONICAL,
+    COVERS,
+    KEPT,
+    POLICY_EVENTS,
+    PUBLIC,
+    event_sequences,
+    examples,
+)
 from tests.test_controls_public_policy import (
     cloudfront_oac,
-    cloudfront_oai,
-    cloudtrail_write,
-    cross_account,
-    elb_logs,
-    organisation,
     policy,
     public_read,
-    public_write_over_tls,
     put_policy,
     stored_policy,
 )
-from tests.test_controls_secure_transport import (
-    deny_insecure_transport,
-    deny_outdated_tls,
-    tls_rules,
-)
+from tests.test_controls_secure_transport import tls_rules
 
 FAMILY = "public-access"
 POLICY_CONTROLS = ("public-policy", "secure-transport")
-POLICY_EVENTS = ("PutBucketPolicy", "DeleteBucketPolicy", "CreateBucket")
 BUCKET = "converging-bucket"
 
 
@@ -134,46 +131,8 @@ def test_public_policy_in_notify_mode_still_gets_the_tls_rule(
 
 # -- any order of events converges --------------------------------------------------------------
 
-# Each statement a bucket may carry, with the TLS rules it already covers.
-Builder = Callable[[str], dict[str, Any]]
-PUBLIC: dict[str, Builder] = {
-    "public-read": public_read,
-    "public-write": public_write_over_tls,
-    "public-vpc-wildcard": lambda b: {
-        **organisation(b),
-        "Sid": "AnyVpc",
-        "Condition": {"StringLike": {"aws:SourceVpc": "vpc-*"}},
-    },
-}
-KEPT: dict[str, Builder] = {
-    "oac": cloudfront_oac,
-    "oai": cloudfront_oai,
-    "elb": elb_logs,
-    "cloudtrail": cloudtrail_write,
-    "cross-account": cross_account,
-    "organisation": organisation,
-    "our-transport-rule": deny_insecure_transport,
-    "hand-written-transport-rule": lambda b: {
-        **deny_insecure_transport(b),
-        "Sid": "EnforceTLS",
-        "Principal": {"AWS": "*"},
-    },
-    "stricter-tls-rule": lambda b: {**deny_outdated_tls(b, 1.3), "Sid": "Tls13"},
-}
-COVERS = {
-    "our-transport-rule": "transport",
-    "hand-written-transport-rule": "transport",
-    "stricter-tls-rule": "tls",
-}
-CANONICAL: dict[str, Builder] = {"transport": deny_insecure_transport, "tls": deny_outdated_tls}
-
-
-@st.composite
-def event_sequences(draw: st.DrawFn) -> list[str]:
-    """Events in any order, with repeats; at least one PutBucketPolicy (public-policy's event)."""
-    events = draw(st.lists(st.sampled_from(POLICY_EVENTS), max_size=5))
-    events.insert(draw(st.integers(0, len(events))), "PutBucketPolicy")
-    return events
+# The statements a bucket may carry (PUBLIC, KEPT) and the event sequences are shared with
+# tests/test_properties.py: tests/strategies.py.
 
 
 def expected_statements(kept: list[str], bucket: str) -> list[dict[str, Any]]:
@@ -182,7 +141,7 @@ def expected_statements(kept: list[str], bucket: str) -> list[dict[str, Any]]:
     return [KEPT[name](bucket) for name in kept] + missing
 
 
-@settings(max_examples=max(10, settings.default.max_examples // 5))
+@settings(max_examples=examples(5, minimum=10))
 @given(
     names=st.lists(st.sampled_from([*PUBLIC, *KEPT]), min_size=1, max_size=8, unique=True),
     events=event_sequences(),

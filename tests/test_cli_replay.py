@@ -123,7 +123,9 @@ def test_missing_stack_resources_are_created_and_said(moto_server: str, tmp_path
     # The local tables are the template's: same keys, and the bucket index that history reads.
     table = client(moto_server, "dynamodb").describe_table(TableName=f"audit-{bucket}")["Table"]
     assert table["KeySchema"] == [{"AttributeName": "audit_id", "KeyType": "HASH"}]
-    assert [index["IndexName"] for index in table["GlobalSecondaryIndexes"]] == ["bucket-index"]
+    assert [index["IndexName"] for index in table["GlobalSecondaryIndexes"]] == [
+        "bucket-time-index"
+    ]
 
 
 def test_dry_run_changes_nothing(moto_server: str, public_bucket: str, tmp_path: Path):

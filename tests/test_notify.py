@@ -78,8 +78,9 @@ def test_remediation_arrives_with_subject_attributes_and_machine_json(
     attributes = {name: a["Value"] for name, a in envelope["MessageAttributes"].items()}
     assert attributes == {"control": "public-acl", "status": "remediated"}
     machine = json.loads(envelope["Message"])
-    # SQS subscribers get the outcome itself, including the audit id to roll back from.
-    assert machine == {**result, "notified": False}
+    # SQS subscribers get the outcome itself, and the command that rolls the fix back.
+    rollback = f"bucketwarden rollback {result['audit_id']} --audit-table bucketwarden-audit"
+    assert machine == {**result, "notified": False, "rollback_command": rollback}
     assert machine["audit_id"]
     assert machine["before"]["Grants"] != machine["after"]["Grants"]
 
@@ -90,8 +91,9 @@ def test_remediation_arrives_with_subject_attributes_and_machine_json(
 def test_message_has_one_text_per_protocol() -> None:
     message = notify.message(outcome(), Settings())
     assert set(message) >= {"default", "email", "sqs", "lambda", "https"}
+    rollback = {"rollback_command": "bucketwarden rollback 5f0c6d9e-audit"}
     for protocol in ("default", "sqs", "lambda", "email-json"):
-        assert json.loads(message[protocol]) == outcome().to_dict()
+        assert json.loads(message[protocol]) == {**outcome().to_dict(), **rollback}
     # SNS needs every value to be a string.
     assert all(isinstance(text, str) for text in message.values())
 
@@ -117,6 +119,53 @@ def test_email_text_explains_what_who_before_after_and_how_to_exempt_or_undo() -
     assert "To undo this fix" in text
     assert "5f0c6d9e-audit" in text
     assert "1234 ms" in text
+
+
+def test_a_fix_names_the_rollback_command_in_every_form() -> None:
+    message = notify.message(outcome(), Settings())
+    command = "bucketwarden rollback 5f0c6d9e-audit"
+
+    lines = message["email"].splitlines()
+    assert f"  {command}" in lines
+    undo_at = next(i for i, line in enumerate(lines) if line.startswith("To undo this fix"))
+    assert "5f0c6d9e-audit" in lines[undo_at]
+    assert "delete the tags" in lines[undo_at + 2]
+    assert json.loads(message["sqs"])["rollback_command"] == command
+    chat = json.loads(message["https"])
+    assert f"Undo: `{command}`" in chat["content"]["nextSteps"]
+
+
+def test_the_rollback_command_names_the_audit_table() -> None:
+    settings = Settings(audit_table="prod-bucketwarden-AuditTable-1X2Y3Z")
+    message = notify.message(outcome(), settings)
+    command = (
+        "bucketwarden rollback 5f0c6d9e-audit --audit-table prod-bucketwarden-AuditTable-1X2Y3Z"
+    )
+    assert f"  {command}" in message["email"].splitlines()
+    assert json.loads(message["sqs"])["rollback_command"] == command
+    assert f"Undo: `{command}`" in json.loads(message["https"])["content"]["nextSteps"]
+
+
+@pytest.mark.parametrize("status", [Status.NONCOMPLIANT, Status.EXEMPTED, Status.FAILED])
+def test_only_a_fix_offers_a_rollback(status: Status) -> None:
+    message = notify.message(outcome(status), Settings())
+    assert "rollback_command" not in json.loads(message["sqs"])
+    assert "bucketwarden rollback" not in message["email"]
+    assert "bucketwarden rollback" not in message["https"]
+
+
+def test_a_fix_without_an_audit_record_offers_no_rollback_command() -> None:
+    message = notify.message(outcome(audit_id=None), Settings())
+    assert "rollback_command" not in json.loads(message["sqs"])
+    assert "bucketwarden rollback" not in message["email"]
+    assert "bucketwarden rollback" not in message["https"]
+
+
+def test_an_account_fix_says_the_mode_keeps_a_rollback() -> None:
+    account = outcome(bucket="123456789012", control="account-public-access-block", scope="account")
+    text = notify.email_text(account, Settings())
+    assert "  bucketwarden rollback 5f0c6d9e-audit" in text.splitlines()
+    assert "Set the control's mode parameter to notify or off first" in text
 
 
 def test_email_uses_the_configured_tag_key() -> None:

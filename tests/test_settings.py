@@ -13,6 +13,7 @@ def test_defaults_need_no_environment() -> None:
     assert settings.log_target_bucket is None
     assert (settings.object_lock_mode, settings.object_lock_days) == (None, 0)
     assert settings.baseline_delay_seconds == 0
+    assert (settings.flap_threshold, settings.flap_window_minutes) == (3, 60)
 
 
 def test_values_are_read_and_normalised() -> None:
@@ -23,12 +24,15 @@ def test_values_are_read_and_normalised() -> None:
         "OBJECT_LOCK_MODE": "compliance",
         "OBJECT_LOCK_DAYS": "365",
         "BASELINE_DELAY_SECONDS": "30",
+        "FLAP_THRESHOLD": "5",
+        "FLAP_WINDOW_MINUTES": " 120 ",
     }
     settings = Settings.from_env((), env)
     assert settings.tls_minimum == "1.3"
     assert (settings.log_target_bucket, settings.log_target_prefix) == ("central-logs", "logs/")
     assert (settings.object_lock_mode, settings.object_lock_days) == ("COMPLIANCE", 365)
     assert settings.baseline_delay_seconds == 30
+    assert (settings.flap_threshold, settings.flap_window_minutes) == (5, 120)
 
 
 @pytest.mark.parametrize(
@@ -41,6 +45,10 @@ def test_values_are_read_and_normalised() -> None:
         ({"OBJECT_LOCK_DAYS": "-1"}, "OBJECT_LOCK_DAYS='-1'"),
         ({"BASELINE_DELAY_SECONDS": "301"}, "from 0 to 300"),
         ({"MODE_VERSIONING": "fix"}, "MODE_VERSIONING='fix'"),
+        ({"FLAP_THRESHOLD": "three"}, "FLAP_THRESHOLD='three'"),
+        ({"FLAP_THRESHOLD": "101"}, "from 0 to 100"),
+        ({"FLAP_WINDOW_MINUTES": "0"}, "FLAP_WINDOW_MINUTES='0': expected a whole number from 1"),
+        ({"FLAP_WINDOW_MINUTES": "10081"}, "from 1 to 10080"),
     ],
 )
 def test_an_invalid_value_is_a_clear_error(env: dict[str, str], message: str) -> None:

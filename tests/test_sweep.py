@@ -6,18 +6,21 @@ builds (InvocationType Event), answered below botocore like Lambda answers it (2
 payload is fed back to the handler as Lambda would deliver it.
 
 moto names no region in ListBuckets (S3 does when a page size is asked), so every bucket here
-also costs a GetBucketLocation; the region-per-bucket and pagination tests check both paths.
+also costs a GetBucketLocation (a listing per region names them only past as many buckets as
+there are regions); the region-per-bucket and pagination tests check both paths.
 """
 
 from __future__ import annotations
 
 import json
 import runpy
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
+import boto3
 import pytest
 from botocore.awsrequest import AWSResponse
 from moto.core.botocore_stubber import MockRawResponse
@@ -31,6 +34,7 @@ from bucketwarden.sweep import (
     Sweep,
     SweepSummary,
     Tally,
+    controls_for,
     list_bucket_regions,
     list_buckets,
 )
@@ -390,6 +394,48 @@ def test_each_bucket_is_read_with_a_client_of_its_own_region(
     assert read_by == {REGION: ["home-bucket"] * 2, "eu-west-1": ["far-bucket"] * 2}
 
 
+def test_workers_that_need_the_same_new_client_at_once_build_it_once() -> None:
+    """The first buckets of a sweep reach every worker at once, each needing the location
+    client and then its region's: one of each is built (a build loads the service model again,
+    tens of milliseconds of CPU), not one per worker."""
+    names = [make_bucket(f"first-wave-{index:02d}") for index in range(32)]
+    aws.reset_clients()  # also resets the cache's counts of hits and misses
+
+    outcomes: list[Outcome] = []
+    Sweep(Settings(dry_run=True), controls_for(["versioning"]), workers=16).run(
+        names, on_outcomes=outcomes.extend
+    )
+
+    assert len(outcomes) == len(names)
+    built = aws.client.cache_info()
+    assert built.misses == built.currsize == 2  # `client("s3")` for locations, and us-east-1's
+
+
+def test_the_next_chunk_starts_while_the_last_buckets_of_a_chunk_finish() -> None:
+    """Two workers, chunks of four: the chunk's last bucket is still being read when the next
+    chunk's first one starts, so no worker waits for the slowest bucket of a chunk."""
+    names = [make_bucket(f"pipelined-{index}") for index in range(8)]
+    next_chunk_started = threading.Event()
+    last_of_first_chunk_saw_it: list[bool] = []
+
+    def on_read(params: dict[str, Any], **_: Any) -> None:
+        if params["Bucket"] == "pipelined-4":
+            next_chunk_started.set()
+        if params["Bucket"] == "pipelined-3":
+            last_of_first_chunk_saw_it.append(next_chunk_started.wait(timeout=10))
+
+    aws.client("s3", REGION).meta.events.register(
+        "before-parameter-build.s3.GetBucketVersioning", on_read
+    )
+    outcomes: list[Outcome] = []
+    sweeper = Sweep(Settings(dry_run=True), controls_for(["versioning"]), workers=2, chunk=4)
+    result = sweeper.run(names, on_outcomes=outcomes.extend, regions=dict.fromkeys(names, REGION))
+
+    assert last_of_first_chunk_saw_it == [True]
+    assert [o.bucket for o in outcomes] == names  # reported in name order all the same
+    assert result.resume_after is None
+
+
 @pytest.mark.parametrize("listed_region", [None, REGION], ids=["region-unknown", "region-listed"])
 def test_a_bucket_deleted_after_the_listing_is_skipped(
     monkeypatch: pytest.MonkeyPatch, listed_region: str | None
@@ -465,8 +511,41 @@ def test_listing_asks_for_pages_follows_tokens_and_keeps_the_regions() -> None:
 def test_listing_in_moto_without_a_token_still_lists_every_bucket() -> None:
     for name in ("charlie", "alpha", "bravo"):
         make_bucket(name)
-    # moto names no region and sends no token: one page, regions left to GetBucketLocation.
+    # moto names no region and sends no token: one page. Fewer buckets than regions: their
+    # regions are left to a GetBucketLocation each.
     assert list_bucket_regions(aws.client("s3")) == dict.fromkeys(["alpha", "bravo", "charlie"])
+
+
+def many_buckets_in_two_regions() -> list[str]:
+    """More buckets than the partition has regions, one of them in eu-west-1."""
+    aws.client("s3", "eu-west-1").create_bucket(
+        Bucket="west", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"}
+    )
+    return sorted([make_bucket(f"east-{index:02d}") for index in range(40)] + ["west"])
+
+
+def test_more_unnamed_buckets_than_regions_are_named_by_a_listing_per_region() -> None:
+    names = many_buckets_in_two_regions()
+    calls_before = dict(aws.API_CALLS)
+
+    regions = list_bucket_regions(aws.client("s3"))
+
+    assert regions == {name: "eu-west-1" if name == "west" else REGION for name in names}
+    # The listing, then one per region of the partition: no GetBucketLocation for 41 buckets.
+    partition = boto3.session.Session().get_available_regions("s3")
+    assert calls_delta(calls_before) == {"s3.ListBuckets": 1 + len(partition)}
+
+
+def test_an_endpoint_that_ignores_the_region_filter_names_no_region() -> None:
+    names = many_buckets_in_two_regions()
+    s3_client = aws.client("s3")
+    s3_client.meta.events.register(
+        "before-parameter-build.s3.ListBuckets",
+        lambda params, **_: params.pop("BucketRegion", None),
+    )
+
+    # Every bucket came back for every region: none is trusted, GetBucketLocation decides.
+    assert list_bucket_regions(s3_client) == dict.fromkeys(names)
 
 
 # ---------------------------------------------------------------- failures

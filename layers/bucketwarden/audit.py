@@ -8,12 +8,14 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
+from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from bucketwarden.aws import error_code
-from bucketwarden.outcome import Outcome, Status
+from bucketwarden.outcome import Outcome, Status, utc_now
 
 TEXT_FIELDS = (
     "bucket",
@@ -28,47 +30,84 @@ TEXT_FIELDS = (
     "found_by",
     "mode",
     "region",
+    # What `bucket` names: a bucket, an account or an access point (its ARN).
+    "scope",
 )
 
 
+# Outcomes that changed nothing: an event's retry finds and reports them again.
+_REPEATABLE = frozenset({Status.FAILED, Status.NONCOMPLIANT})
+
+
 def audit_id_for(outcome: Outcome) -> str:
-    """A fresh id, except for exemptions: the same exemption always maps to one record."""
+    """A fresh id for a fix; one id per exemption, and per event and control for what a retry
+    of the event would report again (failed, noncompliant), so that it maps to one record."""
     if outcome.status is Status.EXEMPTED:
         key = f"{outcome.bucket}|{outcome.control}|{outcome.reason}"
         return "exempt-" + hashlib.sha256(key.encode()).hexdigest()[:32]
+    if outcome.status in _REPEATABLE and outcome.event_id:
+        key = f"{outcome.event_id}|{outcome.control}|{outcome.status.value}"
+        return "event-" + hashlib.sha256(key.encode()).hexdigest()[:32]
     return str(uuid.uuid4())
 
 
 def to_item(outcome: Outcome, audit_id: str) -> dict[str, dict[str, str]]:
-    item = {"audit_id": {"S": audit_id}, "status": {"S": outcome.status.value}}
+    item = {
+        "audit_id": {"S": audit_id},
+        "status": {"S": outcome.status.value},
+        # The bucket index's sort key: a bucket's records in time order.
+        "recorded_at": {"S": utc_now().isoformat(timespec="milliseconds")},
+    }
+    if outcome.flapping:
+        item["flapping"] = {"BOOL": True}
     for name in TEXT_FIELDS:
         value = getattr(outcome, name)
         if value is not None:
             item[name] = {"S": str(value)}
-    item["before"] = {"S": json.dumps(outcome.before, sort_keys=True)}
-    item["after"] = {"S": json.dumps(outcome.after, sort_keys=True)}
+    # Keys stay in the order S3 returned them (a policy's statements keep their own key order):
+    # a rollback writes back this very document.
+    item["before"] = {"S": json.dumps(outcome.before)}
+    item["after"] = {"S": json.dumps(outcome.after)}
     return item
 
 
 def record(dynamodb: Any, table: str, outcome: Outcome) -> bool:
-    """Write the audit record; False when an identical exemption record already exists."""
+    """Write the audit record; False when another event already reported it (an exemption).
+
+    A record with a fixed id is written once: a later write keeps the first record. When the
+    record is this event's own (botocore retried a write whose answer was lost, or Lambda retried
+    the invocation after the record was written), it counts as new, so the notification that
+    may not have gone out is sent: at least once, never lost.
+    """
     audit_id = audit_id_for(outcome)
-    extra: dict[str, Any] = {}
-    if outcome.status is Status.EXEMPTED:
-        extra["ConditionExpression"] = "attribute_not_exists(audit_id)"
-    try:
-        dynamodb.put_item(TableName=table, Item=to_item(outcome, audit_id), **extra)
-    except ClientError as error:
-        if error_code(error) == "ConditionalCheckFailedException":
-            outcome.audit_id = audit_id
-            return False
-        raise
     outcome.audit_id = audit_id
+    item = to_item(outcome, audit_id)
+    if audit_id.startswith(("exempt-", "event-")):
+        return _record_once(dynamodb, table, item, outcome.event_id)
+    dynamodb.put_item(TableName=table, Item=item)
     return True
 
 
-# The audit table's index by bucket (template.yaml, AuditTable).
-BUCKET_INDEX = "bucket-index"
+def _record_once(
+    dynamodb: Any, table: str, item: dict[str, dict[str, str]], event_id: str | None
+) -> bool:
+    try:
+        dynamodb.put_item(
+            TableName=table,
+            Item=item,
+            ConditionExpression="attribute_not_exists(audit_id)",
+            ReturnValuesOnConditionCheckFailure="ALL_OLD",
+        )
+    except ClientError as error:
+        if error_code(error) != "ConditionalCheckFailedException":
+            raise
+        existing: dict[str, Any] = dict(error.response).get("Item") or {}
+        return event_id is not None and existing.get("event_id", {}).get("S") == event_id
+    return True
+
+
+# The audit table's index by bucket, sorted by `recorded_at` (template.yaml, AuditTable).
+BUCKET_INDEX = "bucket-time-index"
 
 
 def history(dynamodb: Any, table: str, bucket: str, control: str) -> list[dict[str, Any]]:
@@ -93,3 +132,133 @@ def history(dynamodb: Any, table: str, bucket: str, control: str) -> list[dict[s
         for page in pages
         for item in page["Items"]
     ]
+
+
+def recent(
+    dynamodb: Any, table: str, bucket: str, control: str, since: datetime
+) -> list[dict[str, Any]]:
+    """The records of one control on one bucket since `since`, oldest first: status and actor."""
+    pages = dynamodb.get_paginator("query").paginate(
+        TableName=table,
+        IndexName=BUCKET_INDEX,
+        KeyConditionExpression="#bucket = :bucket AND recorded_at >= :since",
+        FilterExpression="#control = :control",
+        ProjectionExpression="#status, actor, recorded_at, flapping",
+        ExpressionAttributeNames={"#bucket": "bucket", "#control": "control", "#status": "status"},
+        ExpressionAttributeValues={
+            ":bucket": {"S": bucket},
+            ":control": {"S": control},
+            ":since": {"S": since.isoformat(timespec="milliseconds")},
+        },
+    )
+    return [
+        {
+            "status": item["status"]["S"],
+            "actor": item.get("actor", {}).get("S"),
+            "recorded_at": item["recorded_at"]["S"],
+            "flapping": item.get("flapping", {}).get("BOOL", False),
+        }
+        for page in pages
+        for item in page["Items"]
+    ]
+
+
+# -- reading records back: history and rollback ------------------------------------------------
+
+# The status of the record a rollback writes (never an engine outcome's).
+ROLLED_BACK = "rolled-back"
+
+
+def decoded(item: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """An item as plain values (text, flags), with `before` and `after` parsed from their JSON."""
+    plain = {name: next(iter(value.values())) for name, value in item.items()}
+    for side in ("before", "after"):
+        if side in plain:
+            plain[side] = json.loads(plain[side])
+    return plain
+
+
+def get_record(dynamodb: Any, table: str, audit_id: str) -> dict[str, Any] | None:
+    response = dynamodb.get_item(
+        TableName=table, Key={"audit_id": {"S": audit_id}}, ConsistentRead=True
+    )
+    item = response.get("Item")
+    return decoded(item) if item else None
+
+
+def when(record: dict[str, Any]) -> str:
+    """When a record was written; records from before `recorded_at` fall back to their times."""
+    found = record.get("recorded_at") or record.get("fix_time") or record.get("event_time")
+    return str(found or "")
+
+
+def _expression(
+    names: dict[str, str], values: dict[str, Any], control: str | None
+) -> dict[str, Any]:
+    """A request's attribute names and values, and a filter on the control when one is given."""
+    if control is None:
+        return {"ExpressionAttributeNames": names, "ExpressionAttributeValues": values}
+    return {
+        "FilterExpression": "#control = :control",
+        "ExpressionAttributeNames": {**names, "#control": "control"},
+        "ExpressionAttributeValues": {**values, ":control": {"S": control}},
+    }
+
+
+def bucket_records(
+    dynamodb: Any, table: str, bucket: str, control: str | None = None
+) -> Iterator[dict[str, Any]]:
+    """A bucket's (or account's, or access point's) records, newest first, page by page."""
+    pages = dynamodb.get_paginator("query").paginate(
+        TableName=table,
+        IndexName=BUCKET_INDEX,
+        KeyConditionExpression="#bucket = :bucket",
+        ScanIndexForward=False,  # the index is sorted by recorded_at
+        **_expression({"#bucket": "bucket"}, {":bucket": {"S": bucket}}, control),
+    )
+    for page in pages:
+        yield from (decoded(item) for item in page["Items"])
+
+
+def all_records(dynamodb: Any, table: str, control: str | None = None) -> list[dict[str, Any]]:
+    """Every record of the table (a paginated Scan, in no order), sorted newest first."""
+    filtered = _expression({}, {}, control) if control else {}
+    pages = dynamodb.get_paginator("scan").paginate(TableName=table, **filtered)
+    records = [decoded(item) for page in pages for item in page["Items"]]
+    return sorted(records, key=when, reverse=True)
+
+
+def record_rollback(
+    dynamodb: Any, table: str, original: dict[str, Any], *, replaced: Any, restored: Any, actor: str
+) -> str:
+    """Record a rollback of `original` (`replaced` → `restored`) and mark `original` with it.
+
+    The rollback is a change like any other: it gets its own record, with the state it replaced
+    as `before`, and the record it undid names it in `rolled_back_by`.
+    """
+    audit_id = str(uuid.uuid4())
+    recorded_at = utc_now().isoformat(timespec="milliseconds")
+    item: dict[str, dict[str, str]] = {
+        "audit_id": {"S": audit_id},
+        "status": {"S": ROLLED_BACK},
+        "recorded_at": {"S": recorded_at},
+        "fix_time": {"S": recorded_at},
+        "reason": {"S": f"rolled back {original['audit_id']}: the configuration before that fix"},
+        "actor": {"S": actor},
+        "found_by": {"S": "rollback"},
+        "rolls_back": {"S": str(original["audit_id"])},
+        "before": {"S": json.dumps(replaced)},
+        "after": {"S": json.dumps(restored)},
+    }
+    for name in ("bucket", "control", "scope", "region"):
+        if original.get(name) is not None:
+            item[name] = {"S": str(original[name])}
+    dynamodb.put_item(TableName=table, Item=item)
+    dynamodb.update_item(
+        TableName=table,
+        Key={"audit_id": {"S": str(original["audit_id"])}},
+        UpdateExpression="SET rolled_back_by = :by, rolled_back_at = :at",
+        ConditionExpression="attribute_exists(audit_id)",
+        ExpressionAttributeValues={":by": {"S": audit_id}, ":at": {"S": recorded_at}},
+    )
+    return audit_id

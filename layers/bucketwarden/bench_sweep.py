@@ -2,7 +2,15 @@
 
 A moto server in its own process holds the buckets, a quarter of them drifted in one of four ways
 (public ACL, public policy, versioning suspended, TLS rule missing). The sweep runs as the CLI's
-`scan` runs it, and the bench prints wall time, buckets per second and API calls per bucket.
+`scan` runs it, and the bench prints wall time, buckets per second, API calls per bucket and the
+requests per second the server answered.
+
+The server (`bench.moto_server`) is moto's app in one Python process, with keep-alive
+connections. moto names no region in ListBuckets, so the sweep names them with a listing per
+region (S3 names them in its one listing). Each S3 call costs a few milliseconds of CPU on each
+side (signing, botocore's hooks, moto's dispatch and XML), and each side is one Python process:
+on two cores the wall time is bound by CPU and moves with the machine's load. The bench prints
+both processes' CPU seconds and the load.
 
 Targets: no surface read twice for one bucket (reads per bucket ≤ surfaces, plus the bucket's
 location and, on drift, its tags and website), every drift found, and 2,000 buckets in under 60 s.
@@ -12,11 +20,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import resource
 import sys
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -24,7 +35,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bucketwarden import aws
-from bucketwarden.bench import emulated_aws, moto_server
+from bucketwarden.bench import emulated_aws, moto_server_process
 from bucketwarden.catalogue import CONTROLS
 from bucketwarden.outcome import Outcome, Status
 from bucketwarden.settings import Settings
@@ -107,10 +118,18 @@ class SweepFigures:
     calls: Counter[str]
     outcomes: list[Outcome]
     missed: list[str]  # drifted buckets the sweep did not report for their control
+    load: float = 0.0  # the machine's 1-minute load average when the sweep ended
+    client_cpu: float = 0.0  # CPU seconds of this process (the sweep) during the sweep
+    server_cpu: float | None = None  # CPU seconds of the moto server, where /proc tells
 
     @property
     def per_second(self) -> float:
         return self.size / self.seconds if self.seconds else 0.0
+
+    @property
+    def requests_per_second(self) -> float:
+        """Calls the server answered per second (botocore retried none: moto never throttles)."""
+        return self.calls.total() / self.seconds if self.seconds else 0.0
 
     def per_bucket(self, names: set[str] | None = None) -> float:
         counted = sum(n for op, n in self.calls.items() if names is None or op in names)
@@ -132,21 +151,46 @@ class SweepFigures:
         return wrong
 
 
-def sweep(population: Population) -> SweepFigures:
+def sweep(population: Population, server_pid: int | None = None) -> SweepFigures:
     """A read-only sweep of the population, as `bucketwarden scan` runs it."""
     settings = Settings(dry_run=True)
     runner = Sweep(settings, CONTROLS, workers=WORKERS)
     outcomes: list[Outcome] = []
     aws.API_CALLS.clear()
+    server_before = process_cpu_seconds(server_pid)
+    client_before = own_cpu_seconds()
     started = time.perf_counter()
     names = set(population.buckets)
     regions = list_bucket_regions(aws.client("s3", REGION))
     listed = sorted(name for name in regions if name in names)
     runner.run(listed, on_outcomes=outcomes.extend, region=REGION, regions=regions)
     seconds = time.perf_counter() - started
+    client_cpu = own_cpu_seconds() - client_before
+    server_after = process_cpu_seconds(server_pid)
+    server_cpu = None if None in (server_before, server_after) else server_after - server_before
     found = {(o.bucket, o.control) for o in outcomes if o.status is Status.NONCOMPLIANT}
     missed = [b for b, control in population.drifted.items() if (b, control) not in found]
-    return SweepFigures(len(listed), seconds, Counter(aws.API_CALLS), outcomes, missed)
+    calls = Counter(aws.API_CALLS)
+    load = os.getloadavg()[0]
+    return SweepFigures(len(listed), seconds, calls, outcomes, missed, load, client_cpu, server_cpu)
+
+
+def own_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def process_cpu_seconds(pid: int | None) -> float | None:
+    """User and system CPU seconds of another process, from /proc (Linux); None elsewhere."""
+    if pid is None:
+        return None
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # Fields after the command's closing parenthesis: utime and stime are the 12th and 13th.
+    fields = stat.rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _table(results: list[SweepFigures]) -> Table:
@@ -156,6 +200,8 @@ def _table(results: list[SweepFigures]) -> Table:
         "wall s",
         "buckets/s",
         "API calls/bucket",
+        "requests/s",
+        "CPU s: sweep / server",
         "surface reads/bucket",
         "repeated reads",
         "drifts found",
@@ -170,12 +216,18 @@ def _table(results: list[SweepFigures]) -> Table:
             f"{result.seconds:.1f}",
             f"{result.per_second:.0f}",
             f"{result.per_bucket():.1f}",
+            f"{result.requests_per_second:.0f}",
+            f"{result.client_cpu:.0f} / {_seconds(result.server_cpu)}",
             f"{result.per_bucket(SURFACE_READS):.1f}",
             str(result.repeated_reads),
             f"{drifted} ({len(result.missed)} missed)",
             "[green]PASS[/green]" if not wrong else "[red]FAIL: " + "; ".join(wrong) + "[/red]",
         )
     return table
+
+
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -185,16 +237,19 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     console = Console()
     results = []
-    with moto_server() as endpoint, emulated_aws(endpoint):
+    with moto_server_process() as (endpoint, server), emulated_aws(endpoint):
         for size in args.sizes:
             console.print(f"creating {size} buckets on the moto server ...")
             population = populate(endpoint, size, prefix=f"sweep{size}")
-            results.append(sweep(population))
+            results.append(sweep(population, server.pid))
     console.print(_table(results))
     console.print(
         f"Targets: every drift found, no surface read twice for a bucket (besides "
         f"{', '.join(sorted(EXTRA_READS))}), 2,000 buckets under {MAX_SECONDS_2000:.0f} s. "
-        f"{WORKERS} threads; the moto server is one Python process."
+        f"{WORKERS} threads; the moto server is one Python process. Machine load (1-minute "
+        f"average, {os.cpu_count()} cores) as each sweep ended: "
+        + ", ".join(f"{result.load:.1f}" for result in results)
+        + "."
     )
     failed = any(result.failures() for result in results)
     return 1 if failed and args.check else 0

@@ -428,6 +428,274 @@ def _sweep_arguments(command: argparse.ArgumentParser) -> None:
     )
 
 
+# -- rollback and history -------------------------------------------------------------------
+
+
+def _connect(args: argparse.Namespace) -> None:
+    if args.profile:
+        os.environ["AWS_PROFILE"] = args.profile
+    use_endpoint(args.endpoint_url, args.region)
+
+
+def _audit_table(args: argparse.Namespace) -> str:
+    """--audit-table, else AUDIT_TABLE, else the table that replay and local mode create."""
+    from bucketwarden.stack import DEFAULT_AUDIT_TABLE
+
+    name = args.audit_table or os.environ.get("AUDIT_TABLE") or DEFAULT_AUDIT_TABLE
+    try:
+        _check_audit_table(name)
+    except CliError as error:
+        raise CliError(
+            f"{error}: pass --audit-table NAME (the stack's output AuditTableName) or set "
+            "AUDIT_TABLE"
+        ) from error
+    return name
+
+
+def _control_id(text: str) -> str:
+    from bucketwarden.catalogue import CONTROL_IDS
+
+    if text not in CONTROL_IDS:
+        raise argparse.ArgumentTypeError(
+            f"unknown control {text!r}; known: {', '.join(CONTROL_IDS)}"
+        )
+    return text
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a whole number of at least 1")
+    return int(text)
+
+
+_DIFF_STYLES = (("+++", "bold"), ("---", "bold"), ("@@", "cyan"), ("+", "green"), ("-", "red"))
+
+
+def _print_diff(now: Any, after: Any, console: Console) -> None:
+    """The exact change, as a unified diff of the configuration as JSON."""
+    import difflib
+
+    from rich.text import Text
+
+    lines = difflib.unified_diff(
+        json.dumps(now, indent=2).splitlines(),
+        json.dumps(after, indent=2).splitlines(),
+        "now",
+        "after the rollback",
+        lineterm="",
+    )
+    for line in lines:
+        style = next((s for prefix, s in _DIFF_STYLES if line.startswith(prefix)), "")
+        console.print(Text(line, style=style), soft_wrap=True)
+
+
+def _print_rollback(found: Any, done: Any, console: Console) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    record = found.record
+    if done is None:
+        console.print("[bold]rollback --dry-run: the change it would make, nothing changed[/]")
+    item = record.item
+    console.print(
+        escape(
+            f"audit record {record.audit_id}: {record.names()}, fixed at {item.get('fix_time')} "
+            f"(found by {item.get('found_by')}, after a change by "
+            f"{item.get('actor') or 'an unknown principal'})"
+        )
+    )
+    for sibling in found.siblings:
+        console.print(
+            escape(
+                f"also undone (the same write of the {record.control.surface}): "
+                f"{sibling.control.id}, audit record {sibling.audit_id}"
+            )
+        )
+    exemption = found.exemption
+    if exemption is not None and exemption.changed:
+        tags = Table(
+            title=f"exemption tags on bucket {exemption.bucket}, written before the restore",
+            expand=False,
+        )
+        for column in ("tag", "now", "after the rollback"):
+            tags.add_column(column, overflow="fold")
+        for key, old, new in exemption.changes():
+            tags.add_row(escape(key), escape(old or "(none)"), escape(new or "(removed)"))
+        console.print(tags)
+    surface = Table(title=f"{record.control.surface} of {record.subject}", expand=False)
+    for column in ("now", "after the rollback"):
+        surface.add_column(column, overflow="fold")
+    after = done.restored if done else found.target.expected
+    describe = record.control.describe
+    surface.add_row(escape(describe(found.now)), escape(describe(after)))
+    console.print(surface)
+    _print_diff(found.now, after, console)
+    for warning in found.warnings:
+        console.print(f"[bold yellow]warning:[/] {escape(warning)}")
+    if done is not None:
+        _print_done(found, done, console)
+
+
+def _print_done(found: Any, done: Any, console: Console) -> None:
+    from rich.markup import escape
+
+    records = ", ".join(done.rollback_ids.values())
+    console.print(
+        f"[bold green]rolled back[/]: {escape(found.record.control.surface)} read back and "
+        f"verified; audit record {escape(records)}"
+    )
+    if found.exemption is not None:
+        console.print(
+            escape(
+                f"BucketWarden leaves bucket {found.exemption.bucket} alone for "
+                f"{', '.join(r.control.id for r in found.records)} while the exemption tags stay; "
+                "delete them (or take the control ids out of the exempt tag) to let it manage "
+                "the bucket again"
+            )
+        )
+
+
+def cmd_rollback(args: argparse.Namespace, console: Console, err: Console) -> int:
+    from rich.markup import escape
+
+    from bucketwarden import rollback
+    from bucketwarden.aws import client
+    from bucketwarden.catalogue import CONTROL_IDS
+    from bucketwarden.report import write_json_lines
+    from bucketwarden.settings import Settings
+
+    _connect(args)
+    settings = Settings.from_env(CONTROL_IDS)
+    table = _audit_table(args)
+    try:
+        found, done = rollback.run(
+            client("dynamodb"),
+            table,
+            args.audit_id,
+            settings,
+            force=args.force,
+            dry_run=args.dry_run,
+        )
+    except rollback.RollbackError as error:
+        message = str(error)
+        if error.force_helps and "--force" not in message:
+            message += " (--force rolls back anyway)"
+        raise CliError(message) from error
+    if args.json:
+        write_json_lines(rollback.as_json(found, done), sys.stdout)
+        for warning in found.warnings:
+            err.print(f"[bold yellow]warning:[/] {escape(warning)}")
+    else:
+        _print_rollback(found, done, console)
+    return EXIT_OK
+
+
+def _history_table(records: list[dict[str, Any]]) -> Any:
+    from rich.markup import escape
+    from rich.table import Table
+
+    from bucketwarden.audit import when
+    from bucketwarden.report import STATUS_STYLES, change
+
+    table = Table(title="audit records, newest first", show_lines=True, expand=False)
+    for column in ("recorded (UTC)", "audit id"):
+        table.add_column(column, no_wrap=True)
+    for column in ("subject", "control", "status", "by", "before → after"):
+        table.add_column(column, overflow="fold")
+    for record in records:
+        status = str(record.get("status"))
+        table.add_row(
+            escape(when(record)[:19].replace("T", " ")),
+            escape(str(record.get("audit_id"))),
+            escape(str(record.get("bucket") or "-")),
+            escape(str(record.get("control") or "-")),
+            f"[{STATUS_STYLES.get(status, 'magenta')}]{escape(status)}[/]",
+            escape(f"{record.get('found_by', '?')}: {record.get('actor') or 'unknown'}"),
+            escape(change(record)),
+        )
+    return table
+
+
+def cmd_history(args: argparse.Namespace, console: Console, err: Console) -> int:
+    from itertools import islice
+
+    from bucketwarden import audit
+    from bucketwarden.aws import client
+    from bucketwarden.report import write_json_lines
+
+    _connect(args)
+    table = _audit_table(args)
+    dynamodb = client("dynamodb")
+    if args.bucket:
+        found = audit.bucket_records(dynamodb, table, args.bucket, args.control)
+    else:
+        found = iter(audit.all_records(dynamodb, table, args.control))
+    records = list(islice(found, args.limit))
+    if args.json:
+        write_json_lines(records, sys.stdout)
+    elif records:
+        console.print(_history_table(records))
+    else:
+        console.print("no audit records")
+    return EXIT_OK
+
+
+def _audit_arguments(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--endpoint-url", help="AWS endpoint, e.g. http://127.0.0.1:5000 (moto)")
+    command.add_argument("--region", help="AWS region (default: AWS_DEFAULT_REGION or us-east-1)")
+    command.add_argument("--profile", help="AWS profile of the shared config and credentials")
+    command.add_argument(
+        "--audit-table",
+        metavar="NAME",
+        help="the stack's audit table, output AuditTableName (default: AUDIT_TABLE, else "
+        "bucketwarden-audit as replay and local mode make it)",
+    )
+    command.add_argument("--json", action="store_true", help="one JSON object per line")
+
+
+def _audit_commands(commands: Any) -> None:
+    """`rollback` and `history`: the commands that read the audit table."""
+    rollback = commands.add_parser(
+        "rollback",
+        help="put a fixed configuration back as its audit record says it was",
+        description=(
+            "Read the audit record AUDIT_ID of a fix, exempt the bucket from the control with "
+            "tags (every other tag kept), then restore the configuration from before the fix "
+            "exactly, deleting what was absent, and read it back. Refused when the configuration "
+            "changed since the fix (--force overrides). --dry-run prints the change, makes none."
+        ),
+    )
+    rollback.add_argument("audit_id", metavar="AUDIT_ID")
+    _audit_arguments(rollback)
+    rollback.add_argument("--dry-run", action="store_true", help="print the change; make none")
+    rollback.add_argument(
+        "--force",
+        action="store_true",
+        help="roll back although the configuration changed since the fix (overwrites the change)",
+    )
+    rollback.set_defaults(run=cmd_rollback)
+
+    history = commands.add_parser(
+        "history",
+        help="list audit records, newest first",
+        description=(
+            "List the audit table's records, newest first: a bucket's (its index) or every "
+            "record (a scan), optionally of one control only."
+        ),
+    )
+    history.add_argument(
+        "--bucket",
+        metavar="NAME",
+        help="only this bucket's records (or an account id's, or an access point ARN's)",
+    )
+    history.add_argument(
+        "--control", type=_control_id, metavar="ID", help="only this control's records"
+    )
+    history.add_argument("--limit", type=_positive, metavar="N", help="at most N records")
+    _audit_arguments(history)
+    history.set_defaults(run=cmd_history)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from bucketwarden.routing import DEFAULT_TEMPLATE
     from bucketwarden.stack import DEFAULT_AUDIT_TABLE, DEFAULT_IDEMPOTENCY_TABLE
@@ -524,6 +792,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="DynamoDB table for the audit records of the changes (default: AUDIT_TABLE)",
     )
     remediate.set_defaults(run=cmd_remediate)
+
+    _audit_commands(commands)
 
     policy = commands.add_parser("policy", help="judge policy documents")
     policy_commands = policy.add_subparsers(dest="policy_command", required=True, metavar="COMMAND")

@@ -20,7 +20,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
 
-from bucketwarden import audit, exemptions, metrics, notify, website
+from bucketwarden import audit, exemptions, flap, metrics, notify, website
 from bucketwarden.aws import (
     GONE_CODES,
     ReadOnce,
@@ -263,6 +263,10 @@ class Engine:
             if step.mode is Mode.NOTIFY or not evaluation.fixable:
                 step.decide(replace(step.outcome, status=Status.NONCOMPLIANT))
                 continue
+            verdict = self._flap_verdict(step.control, subject)
+            if verdict.hold:
+                step.decide(self._held(step.outcome, verdict))
+                continue
             step.evaluation = evaluation
             state = evaluation.desired
             planned.append(step)
@@ -274,7 +278,7 @@ class Engine:
     ) -> None:
         last = planned[-1].control
         last.apply(api, subject, desired)
-        after: State = last.observe(api, subject, self.settings)
+        after: State = last.verify(api, subject, self.settings, planned[0].outcome.before)
         fixed_at = utc_now()
         for step in planned:
             outcome = replace(step.outcome, after=after, fix_time=fixed_at.isoformat())
@@ -287,6 +291,18 @@ class Engine:
             elapsed = _elapsed_ms(context.changed_at, fixed_at)
             step.decide(replace(outcome, status=Status.REMEDIATED, time_to_remediate_ms=elapsed))
 
+    def _flap_verdict(self, control: Control, subject: str) -> flap.FlapVerdict:
+        return flap.check(client("dynamodb"), subject, control.id, utc_now(), self.settings)
+
+    def _held(self, outcome: Outcome, verdict: flap.FlapVerdict) -> Outcome:
+        reason = f"{outcome.reason}; {flap.held_reason(verdict, self.settings)}"
+        held = replace(outcome, status=Status.NONCOMPLIANT, reason=reason, flapping=True)
+        if verdict.escalate:
+            where = notify.subject_name(outcome)
+            held.escalation = flap.escalation(verdict, str(outcome.control), where, self.settings)
+            held.warnings = [*outcome.warnings, flap.ADVICE]
+        return held
+
     def _exemption(
         self, control: Control, context: EventContext, subject: str, state: State
     ) -> exemptions.ExemptionCheck:
@@ -295,7 +311,14 @@ class Engine:
             return exemptions.ExemptionCheck(exempt=False)
         if bucket not in context.tags:
             context.tags[bucket] = exemptions.read_tags(client("s3", context.region), bucket)
-        return exemptions.check(context.tags[bucket], control.id, self.settings, utc_now().date())
+        today = utc_now().date()
+        by_tag = exemptions.check(context.tags[bucket], control.id, self.settings, today)
+        if by_tag.exempt or not self.settings.exemptions_parameter:
+            return by_tag
+        allowlist = exemptions.load_allowlist(self.settings.exemptions_parameter)
+        listed = exemptions.check_allowlist(allowlist, bucket, control.id, self.settings, today)
+        # The allowlist's verdict when it has one; else what the tags said (an invalid tag, say).
+        return listed if listed.exempt or listed.note else by_tag
 
     def _website_warning(self, control: Control, context: EventContext, bucket: str) -> list[str]:
         if bucket not in context.websites:
@@ -330,8 +353,10 @@ class Engine:
         first_time = True
         if self.settings.audit_table:
             first_time = audit.record(client("dynamodb"), self.settings.audit_table, outcome)
-        # An exemption is reported once: its audit record already existing means it was.
-        if self.settings.topic_arn and first_time and self.notify_each:
+        # An exemption is reported once: its audit record already existing means it was. A pair
+        # held by the flap breaker is escalated once, then only audited while the hold lasts.
+        quiet_hold = outcome.flapping and not outcome.escalation
+        if self.settings.topic_arn and first_time and self.notify_each and not quiet_hold:
             notify.publish(client("sns"), self.settings.topic_arn, outcome, self.settings)
             outcome.notified = True
         if first_time:

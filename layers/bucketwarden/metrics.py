@@ -46,6 +46,8 @@ def emit(name: str, control: str) -> None:
 
 def record(outcome: Outcome) -> None:
     values = dict.fromkeys(_COUNTS.get(outcome.status, ()), (1.0, MetricUnit.Count))
+    if outcome.escalation:
+        values["FlapEscalations"] = (1.0, MetricUnit.Count)
     if outcome.status is Status.REMEDIATED and outcome.time_to_remediate_ms is not None:
         values["TimeToRemediate"] = (outcome.time_to_remediate_ms, MetricUnit.Milliseconds)
     if values:

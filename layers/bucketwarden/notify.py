@@ -8,8 +8,13 @@ A sweep publishes one summary instead, in the same three forms.
 from __future__ import annotations
 
 import json
+import random
+import time
 from typing import TYPE_CHECKING, Any
 
+from botocore.exceptions import ClientError
+
+from bucketwarden.aws import error_code
 from bucketwarden.outcome import Outcome, Status
 from bucketwarden.settings import Settings
 
@@ -53,6 +58,8 @@ def subject_name(outcome: Outcome) -> str:
 
 
 def headline(outcome: Outcome) -> str:
+    if outcome.escalation:
+        return outcome.escalation
     template = _HEADLINES.get(outcome.status, "BucketWarden {control} on {subject}")
     return template.format(control=outcome.control, subject=subject_name(outcome))
 
@@ -92,13 +99,43 @@ def _exempt_howto(outcome: Outcome, settings: Settings) -> list[str]:
     ]
 
 
-def _undo_howto(outcome: Outcome) -> list[str]:
+def rollback_command(outcome: Outcome, settings: Settings | None = None) -> str | None:
+    """The command that undoes a fix, for a fix with an audit record (None otherwise).
+
+    It names the stack's audit table, which people running it may not know by heart.
+    """
+    if outcome.status is not Status.REMEDIATED or not outcome.audit_id:
+        return None
+    table = settings.audit_table if settings else None
+    return f"bucketwarden rollback {outcome.audit_id}" + (
+        f" --audit-table {table}" if table else ""
+    )
+
+
+def _undo_howto(outcome: Outcome, settings: Settings) -> list[str]:
     if outcome.status is not Status.REMEDIATED:
         return []
-    record = f" (audit record {outcome.audit_id})" if outcome.audit_id else ""
+    command = rollback_command(outcome, settings)
+    if command is None:
+        return [
+            "To undo this fix, put the 'Before' configuration back and exempt the bucket as "
+            "above, or BucketWarden will correct it again.",
+        ]
+    if outcome.scope == "account":
+        keeps = (
+            "Set the control's mode parameter to notify or off first, or BucketWarden will "
+            "correct it again."
+        )
+    else:
+        keeps = (
+            "It first exempts the bucket from this control with the tags above, so BucketWarden "
+            "leaves it; delete the tags to let BucketWarden manage it again."
+        )
     return [
-        "To undo this fix, put the 'Before' configuration back and exempt the bucket as above"
-        f"{record}, or BucketWarden will correct it again.",
+        f"To undo this fix (audit record {outcome.audit_id}), put the 'Before' configuration "
+        "back with:",
+        f"  {command}",
+        keeps,
     ]
 
 
@@ -121,7 +158,7 @@ def email_text(outcome: Outcome, settings: Settings) -> str:
     ]
     if outcome.time_to_remediate_ms is not None:
         lines += ["", f"Time from the change to the fix: {outcome.time_to_remediate_ms} ms"]
-    lines += ["", *_exempt_howto(outcome, settings), *_undo_howto(outcome)]
+    lines += ["", *_exempt_howto(outcome, settings), *_undo_howto(outcome, settings)]
     if outcome.audit_id:
         lines += ["", f"Audit record: {outcome.audit_id}"]
     return "\n".join(lines)
@@ -136,6 +173,9 @@ def chatbot_message(outcome: Outcome, settings: Settings | None = None) -> dict[
     next_steps = [f"Exempt with tags `{key}={outcome.control}` and `{key}-reason`"]
     if outcome.audit_id:
         next_steps.append(f"Audit record `{outcome.audit_id}`")
+    command = rollback_command(outcome, settings)
+    if command:
+        next_steps.append(f"Undo: `{command}`")
     return {
         "version": "1.0",
         "source": "custom",
@@ -175,13 +215,43 @@ def by_protocol(machine: str, email: str, chatbot: dict[str, Any]) -> dict[str, 
     }
 
 
+def machine_message(outcome: Outcome, settings: Settings) -> dict[str, Any]:
+    """The outcome itself, and for a fix with an audit record the command that undoes it."""
+    data = outcome.to_dict()
+    command = rollback_command(outcome, settings)
+    if command:
+        data["rollback_command"] = command
+    return data
+
+
 def message(outcome: Outcome, settings: Settings) -> dict[str, str]:
-    machine = json.dumps(outcome.to_dict(), sort_keys=True, default=str)
+    machine = json.dumps(machine_message(outcome, settings), sort_keys=True, default=str)
     return by_protocol(machine, email_text(outcome, settings), chatbot_message(outcome, settings))
 
 
+# SNS refuses a Publish over its rate with its modelled ThrottledException (HTTP 429, code
+# "Throttled"), and a KMS-encrypted topic with KMSThrottling: neither is among the errors
+# botocore retries. A refused Publish delivered nothing, so it is safe to send again.
+THROTTLED_CODES = frozenset({"Throttled", "KMSThrottling"})
+PUBLISH_ATTEMPTS = 5
+PUBLISH_BACKOFF_SECONDS = 0.1
+
+
+def _publish(sns: Any, **request: Any) -> None:
+    """Publish, retrying SNS's throttling with exponential backoff and full jitter."""
+    for attempt in range(1, PUBLISH_ATTEMPTS + 1):
+        try:
+            sns.publish(**request)
+            return
+        except ClientError as error:
+            if error_code(error) not in THROTTLED_CODES or attempt == PUBLISH_ATTEMPTS:
+                raise
+        time.sleep(random.uniform(0, PUBLISH_BACKOFF_SECONDS * 2**attempt))
+
+
 def publish(sns: Any, topic_arn: str, outcome: Outcome, settings: Settings) -> None:
-    sns.publish(
+    _publish(
+        sns,
         TopicArn=topic_arn,
         Subject=subject(outcome),
         MessageStructure="json",
@@ -318,7 +388,8 @@ def summary_message(summary: SweepSummary, settings: Settings) -> dict[str, str]
 
 def publish_summary(sns: Any, topic_arn: str, summary: SweepSummary, settings: Settings) -> None:
     """The sweep's one notification: totals per control and status, the worst subjects."""
-    sns.publish(
+    _publish(
+        sns,
         TopicArn=topic_arn,
         Subject=summary_subject(summary),
         MessageStructure="json",

@@ -48,6 +48,10 @@ class Outcome:
     time_to_remediate_ms: int | None = None
     audit_id: str | None = None
     notified: bool = False
+    # The flap breaker held this fix back: another actor keeps undoing it (see flap.py).
+    flapping: bool = False
+    # Set on the first held outcome of a streak: the one escalation people are sent.
+    escalation: str | None = None
     warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:

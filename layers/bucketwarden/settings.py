@@ -34,10 +34,12 @@ def _split(value: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in value.split(",") if part.strip())
 
 
-def _whole_number(env: Mapping[str, str], name: str, default: int, maximum: int) -> int:
+def _whole_number(
+    env: Mapping[str, str], name: str, default: int, maximum: int, minimum: int = 0
+) -> int:
     raw = env.get(name, str(default)).strip() or str(default)
-    if not raw.isdigit() or int(raw) > maximum:
-        raise ConfigError(f"{name}={raw!r}: expected a whole number from 0 to {maximum}")
+    if not raw.isdigit() or not minimum <= int(raw) <= maximum:
+        raise ConfigError(f"{name}={raw!r}: expected a whole number from {minimum} to {maximum}")
     return int(raw)
 
 
@@ -71,6 +73,13 @@ class Settings:
     object_lock_days: int = 0
     # CreateBucket: seconds to wait before the baseline is checked (infrastructure-as-code time).
     baseline_delay_seconds: int = 0
+    # Flap breaker: more than `flap_threshold` fixes of one bucket and control within
+    # `flap_window_minutes` and the pair is only reported until it has been quiet that long.
+    # 0 turns the breaker off.
+    flap_threshold: int = 3
+    flap_window_minutes: int = 60
+    # SSM parameter holding the central exemption allowlist (None: tags only).
+    exemptions_parameter: str | None = None
 
     def mode(self, control_id: str) -> Mode:
         return self.modes.get(control_id, Mode.REMEDIATE)
@@ -132,6 +141,9 @@ class Settings:
             object_lock_mode=lock_mode,
             object_lock_days=lock_days,
             baseline_delay_seconds=_whole_number(env, "BASELINE_DELAY_SECONDS", 0, maximum=300),
+            flap_threshold=_whole_number(env, "FLAP_THRESHOLD", 3, maximum=100),
+            flap_window_minutes=_whole_number(env, "FLAP_WINDOW_MINUTES", 60, 10080, minimum=1),
+            exemptions_parameter=env.get("EXEMPTIONS_PARAMETER", "").strip() or None,
         )
 
 

@@ -7,22 +7,26 @@ function and the CLI's `scan` and `remediate`.
 
 Buckets are taken in name order, a chunk at a time on a bounded thread pool. Between chunks the
 caller may say time is short: the sweep then stops after a whole chunk and returns the last
-bucket done, and the next run resumes after it, so no bucket is skipped or done twice.
+bucket done, and the next run resumes after it, so no bucket is skipped or done twice. The
+question is asked as a chunk's last buckets start, and the next chunk queues behind them.
 
 Each bucket is read with a client of its own region: ListBuckets names it when asked for a page
-(S3 adds `BucketRegion` then), else GetBucketLocation does. A surface whose calls keep failing
-(throttling past the retries, 5xx) is a failed outcome for that bucket, not the end of the
-sweep: one bad bucket does not stop ten thousand, and the next sweep tries it again.
+(S3 adds `BucketRegion` then), else a listing per region or GetBucketLocation does. A surface
+whose calls keep failing (throttling past the retries, 5xx) is a failed outcome for that bucket,
+not the end of the sweep: one bad bucket does not stop ten thousand, and the next sweep tries
+it again.
 """
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from bucketwarden.aws import GONE_CODES, client, error_code
@@ -53,6 +57,8 @@ SWEEP_STATUSES = (
 )
 
 OutcomeSink = Callable[[list[Outcome]], None]
+
+_MAKING_CLIENTS = threading.Lock()
 
 
 @dataclass
@@ -161,14 +167,51 @@ class SweepSummary:
 
 
 def list_bucket_regions(s3: Any) -> dict[str, str | None]:
-    """Every bucket name, in order, with its region when ListBuckets names it (else None)."""
-    pages = s3.get_paginator("list_buckets").paginate(PaginationConfig={"PageSize": LIST_PAGE_SIZE})
-    found = {
+    """Every bucket name, in order, with its region when the listing names it (else None).
+
+    S3 names each bucket's region in ListBuckets. Where an endpoint does not (moto), and more
+    buckets lack one than the partition has regions, ListBuckets filtered by each region
+    (`BucketRegion`, which S3 and moto accept) names them: a call per region instead of a
+    GetBucketLocation per bucket.
+    """
+    found = _listed_buckets(s3)
+    unnamed = {name for name, region in found.items() if region is None}
+    regions = _partition_regions(s3) if unnamed else []
+    if len(unnamed) > len(regions):
+        found.update(_regions_by_filter(s3, regions, unnamed))
+    return dict(sorted(found.items()))
+
+
+def _listed_buckets(s3: Any, **filters: str) -> dict[str, str | None]:
+    pages = s3.get_paginator("list_buckets").paginate(
+        PaginationConfig={"PageSize": LIST_PAGE_SIZE}, **filters
+    )
+    return {
         bucket["Name"]: bucket.get("BucketRegion") or None
         for page in pages
         for bucket in page.get("Buckets", [])
     }
-    return dict(sorted(found.items()))
+
+
+def _partition_regions(s3: Any) -> list[str]:
+    return boto3.session.Session().get_available_regions("s3", partition_name=s3.meta.partition)
+
+
+def _regions_by_filter(s3: Any, regions: list[str], unnamed: set[str]) -> dict[str, str]:
+    """The regions of `unnamed` buckets, from a listing per region. None at all when a bucket
+    is listed in two regions: the endpoint ignored the filter. A bucket in none (a region that
+    cannot be listed, a bucket made since) keeps its GetBucketLocation."""
+    named: dict[str, str] = {}
+    for region in regions:
+        try:
+            listed = _listed_buckets(s3, BucketRegion=region)
+        except ClientError:
+            continue
+        for name in listed.keys() & unnamed:
+            if name in named:
+                return {}
+            named[name] = region
+    return named
 
 
 def list_buckets(s3: Any) -> list[str]:
@@ -179,6 +222,14 @@ def list_buckets(s3: Any) -> list[str]:
 def bucket_region(s3: Any, bucket: str) -> str:
     location = s3.get_bucket_location(Bucket=bucket).get("LocationConstraint")
     return LEGACY_LOCATIONS.get(location, location)
+
+
+def shared_client(service: str, region: str | None = None) -> Any:
+    """`client`, built by one worker only. Its cache does not stop workers that ask for the same
+    new client at once from each building one: that costs tens of milliseconds of CPU apiece
+    (the service model is loaded again), before the first bucket is read."""
+    with _MAKING_CLIENTS:
+        return client(service, region)
 
 
 def account_id() -> str:
@@ -261,13 +312,14 @@ class Sweep:
             return []
         if region is None:
             try:
-                region = bucket_region(client("s3"), bucket)
+                region = bucket_region(shared_client("s3"), bucket)
             except ClientError as error:
                 if error_code(error) in NOT_FOUND_CODES:
                     return self.gone(controls, bucket)
                 return self.not_checked(controls, bucket, None, error)
             except BotoCoreError as error:
                 return self.not_checked(controls, bucket, None, error)
+        shared_client("s3", region)  # the engine's client for the region, built once
         return self.check(controls, bucket, region)
 
     # -- one subject --------------------------------------------------------------------------
@@ -347,16 +399,53 @@ class Sweep:
             tally.add(found)
             report(found)
         todo = [name for name in sorted(buckets) if resume_after is None or name > resume_after]
+
+        def count(outcomes: list[Outcome]) -> None:
+            tally.subjects += 1
+            tally.add(outcomes)
+            report(outcomes)
+
+        stopped_after = self._sweep_buckets(todo, known, out_of_time, count)
+        return SweepResult(tally, resume_after=stopped_after)
+
+    def _sweep_buckets(
+        self,
+        todo: list[str],
+        regions: Mapping[str, str | None],
+        out_of_time: Callable[[], bool],
+        count: OutcomeSink,
+    ) -> str | None:
+        """Sweep `todo` a chunk at a time, outcomes counted in name order; the last bucket done
+        when time ran out, else None."""
+        chunks = list(_chunks(todo, self.chunk))
         with ThreadPoolExecutor(max_workers=self.workers) as pool:
-            for chunk in _chunks(todo, self.chunk):
-                regions_of_chunk = [known.get(name) for name in chunk]
-                for outcomes in pool.map(self.bucket_outcomes, chunk, regions_of_chunk):
-                    tally.subjects += 1
-                    tally.add(outcomes)
-                    report(outcomes)
-                if chunk[-1] != todo[-1] and out_of_time():
-                    return SweepResult(tally, resume_after=chunk[-1])
-        return SweepResult(tally, resume_after=None)
+
+            def start(chunk: list[str]) -> list[Future[list[Outcome]]]:
+                return [
+                    pool.submit(self.bucket_outcomes, name, regions.get(name)) for name in chunk
+                ]
+
+            current: list[Future[list[Outcome]]] = []
+            started = start(chunks[0]) if chunks else []
+            try:
+                for index, chunk in enumerate(chunks):
+                    current, started = started, []
+                    # When only the chunk's last `workers` buckets are left, all have started:
+                    # time is asked then, and the next chunk starts behind them, so that no
+                    # worker idles while the chunk's slowest buckets finish.
+                    ask_at = max(0, len(current) - self.workers)
+                    stopping = False
+                    for position, future in enumerate(current):
+                        if position == ask_at and index + 1 < len(chunks):
+                            stopping = out_of_time()
+                            started = [] if stopping else start(chunks[index + 1])
+                        count(future.result())
+                    if stopping:
+                        return chunk[-1]
+            finally:
+                for future in current + started:  # after an error, what has not started never will
+                    future.cancel()
+        return None
 
 
 def _chunks(items: list[str], size: int) -> Iterator[list[str]]:

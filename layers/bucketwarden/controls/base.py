@@ -77,6 +77,11 @@ class Control(ABC):
         """
         return self.read(s3, bucket)
 
+    def verify(self, s3: Any, bucket: str, settings: Settings, before: State) -> State:
+        """The re-read after a fix. What `observe` added from elsewhere is as it was `before`
+        (the fix changed only the surface), so only the surface is read again."""
+        return self.observe(s3, bucket, settings)
+
     @abstractmethod
     def evaluate(self, state: State, settings: Settings) -> Evaluation:
         """Judge `state` and compute the complete desired state if it is wrong."""

@@ -150,4 +150,9 @@ class DefaultEncryption(Control):
         return text
 
     def apply(self, s3: Any, bucket: str, desired: State) -> None:
+        # The fix always puts a configuration; only a rollback to "none" deletes it (run with a
+        # person's credentials: the service's role has no Delete action). S3 then applies SSE-S3.
+        if desired is None:
+            s3.delete_bucket_encryption(Bucket=bucket)
+            return
         s3.put_bucket_encryption(Bucket=bucket, ServerSideEncryptionConfiguration=desired)

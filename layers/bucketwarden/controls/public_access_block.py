@@ -65,6 +65,11 @@ class PublicAccessBlockControl(Control):
         return "off: " + ", ".join(off)
 
     def apply(self, client: Any, subject: str, desired: State) -> None:
+        # The fix always writes all four; only a rollback to "no configuration" deletes it
+        # (run with a person's credentials: the service's role has no Delete action).
+        if desired is None:
+            client.delete_public_access_block(**{self.subject_parameter: subject})
+            return
         client.put_public_access_block(
             **{self.subject_parameter: subject}, PublicAccessBlockConfiguration=desired
         )

@@ -1,0 +1,624 @@
+"""Rollback: put a fixed surface back as its audit record's `before` holds it, and keep it so.
+
+`bucketwarden rollback AUDIT_ID` reads the record, checks that the surface still holds what the
+fix left (the record's `after`; `--force` overrides), exempts the bucket from the control with
+tags, then writes `before` with the control's own `apply` and reads the surface again to prove
+it. The exemption comes first so that the restore's own CloudTrail event finds it; without it
+the service would fix the bucket again within seconds.
+
+The tags are a read-modify-write of the bucket's whole tag set (GetBucketTagging,
+PutBucketTagging): every other tag stays. A bucket with system tags (`aws:…`, written by
+CloudFormation), which PutBucketTagging cannot write back, is tagged with S3 Control's
+TagResource instead, which changes only the keys it names.
+
+Writing `before` undoes everything the same write did to the surface: public-policy and
+secure-transport share the bucket policy, so when both fixed it in one write, both are rolled
+back and exempted, and the plan says so. An account has no tags: its Block Public Access is
+restored with a warning that only the control's mode keeps it so.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from bucketwarden import audit, exemptions
+from bucketwarden.aws import GONE_CODES, client, error_code, error_message, is_gone
+from bucketwarden.catalogue import CONTROL_IDS, CONTROLS, control
+from bucketwarden.controls.access_point import ACCESS_POINT_ARN
+from bucketwarden.controls.base import Control, State
+from bucketwarden.controls.bucket_policy import bucket_arn
+from bucketwarden.outcome import Status, utc_now
+from bucketwarden.settings import Settings
+
+REMEDIATED = Status.REMEDIATED.value
+# S3's limits on a bucket's tags (the same for PutBucketTagging and TagResource).
+MAX_TAGS = 50
+MAX_TAG_VALUE = 256
+# Characters S3 accepts in tag values besides letters, digits and spaces.
+TAG_PUNCTUATION = frozenset("_.:/=+-@")
+SYSTEM_TAG_PREFIX = "aws:"
+# Parts of a control's state read from elsewhere than the surface (object-lock-retention's
+# baseline comes from the audit table): not restored, not compared.
+DERIVED_KEYS: dict[str, tuple[str, ...]] = {"object-lock-retention": ("RecordedBaseline",)}
+# Why S3 may refuse a restore although the credentials allow the call.
+REFUSAL_HINTS = {
+    "public-acl": (
+        "S3 refuses a public ACL while BlockPublicAcls is on for the bucket or the account, and "
+        "any ACL grant while ACLs are disabled (object-ownership BucketOwnerEnforced)"
+    ),
+    "public-policy": "S3 refuses a public policy while BlockPublicPolicy is on for the bucket "
+    "or the account",
+    "access-point": "S3 refuses a public access point policy while BlockPublicPolicy is on for "
+    "the access point or the account",
+}
+
+
+class RollbackError(Exception):
+    """Why a record cannot be rolled back: one line for the user, exit code 2."""
+
+    def __init__(self, message: str, force_helps: bool = False) -> None:
+        super().__init__(message)
+        # True when --force would roll back anyway (the surface changed since the fix).
+        self.force_helps = force_helps
+
+
+# -- the record ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Record:
+    """An audit record of a fix: what it changed, on which subject, from what to what."""
+
+    item: dict[str, Any]
+    control: Control
+
+    @property
+    def audit_id(self) -> str:
+        return str(self.item["audit_id"])
+
+    @property
+    def subject(self) -> str:
+        return str(self.item["bucket"])
+
+    @property
+    def before(self) -> State:
+        return self.item.get("before")
+
+    @property
+    def after(self) -> State:
+        return self.item.get("after")
+
+    @property
+    def region(self) -> str | None:
+        """Where the subject is: an access point's ARN says it, a bucket's record keeps it."""
+        if self.control.scope == "access-point":
+            match = ACCESS_POINT_ARN.match(self.subject)
+            return match["region"] if match else None
+        return self.item.get("region")
+
+    def names(self) -> str:
+        """ "public-acl on bucket NAME" (or account ID, or access point ARN)."""
+        noun = {"access-point": "access point"}.get(self.control.scope, self.control.scope)
+        return f"{self.control.id} on {noun} {self.subject}"
+
+
+def load(dynamodb: Any, table: str, audit_id: str) -> Record:
+    """The record of a fix that can be rolled back, or a RollbackError saying why not."""
+    item = audit.get_record(dynamodb, table, audit_id)
+    if item is None:
+        raise RollbackError(f"no audit record {audit_id!r} in table {table}")
+    status = item.get("status")
+    if status == audit.ROLLED_BACK:
+        raise RollbackError(
+            f"audit record {audit_id} records a rollback (of {item.get('rolls_back')}), not a "
+            "fix: to undo a rollback, delete the exemption tags it set and BucketWarden fixes "
+            "the bucket again"
+        )
+    if status != REMEDIATED:
+        raise RollbackError(
+            f"audit record {audit_id} is {status}: only a {REMEDIATED} record changed a "
+            "configuration, so only such a record can be rolled back"
+        )
+    if item.get("control") not in CONTROL_IDS or not item.get("bucket"):
+        raise RollbackError(f"audit record {audit_id} names no known control and subject")
+    return Record(item, control(str(item["control"])))
+
+
+def surface_of(control_: Control, state: State) -> State:
+    """The part of a state that the surface itself holds: what is restored and compared."""
+    derived = DERIVED_KEYS.get(control_.id, ())
+    if not derived or not isinstance(state, dict):
+        return state
+    return {key: value for key, value in state.items() if key not in derived}
+
+
+# -- what is written, and what must be read back -------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Target:
+    desired: State  # what the control's apply writes
+    expected: State  # what the surface must read back as
+    note: str | None = None
+    # Other read-backs that mean the same (S3 applies a default where nothing is configured).
+    equivalents: tuple[State, ...] = ()
+
+    def reached(self, control_: Control, found: State) -> bool:
+        return surface_of(control_, found) in (self.expected, *self.equivalents)
+
+
+SSE_S3_DEFAULT = {
+    "Rules": [
+        {
+            "ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"},
+            "BucketKeyEnabled": False,
+        }
+    ]
+}
+
+
+def restore_target(control_: Control, before: State) -> Target:
+    """What to write to get `before` back, where S3 allows it exactly, and the closest otherwise."""
+    expected = surface_of(control_, before)
+    if control_.id == "versioning":
+        return _versioning_target(before)
+    if control_.id == "default-encryption" and before is None:
+        note = "S3 applies SSE-S3 to a bucket without a default encryption configuration"
+        return Target(None, None, note, equivalents=(SSE_S3_DEFAULT,))
+    return Target(before, expected)
+
+
+def _versioning_target(before: State) -> Target:
+    # Only the status is written: naming MFADelete at all needs the root user's MFA code.
+    status = (before or {}).get("Status")
+    if status:
+        return Target({"Status": status}, before)
+    note = (
+        "versioning was never enabled before the fix, and S3 cannot return a bucket to that "
+        "state: it becomes Suspended, the closest (no new versions are kept)"
+    )
+    return Target({"Status": "Suspended"}, {**(before or {}), "Status": "Suspended"}, note)
+
+
+# -- the exemption -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TagChange:
+    """The exemption tags of one bucket: its whole tag set before and after."""
+
+    bucket: str
+    before: dict[str, str]
+    after: dict[str, str]
+    notes: tuple[str, ...] = ()
+
+    @property
+    def changed(self) -> bool:
+        return self.before != self.after
+
+    def changes(self) -> list[tuple[str, str | None, str | None]]:
+        """(key, value before, value after) of every tag the exemption sets or removes."""
+        keys = dict.fromkeys([*self.before, *self.after])
+        return [
+            (key, self.before.get(key), self.after.get(key))
+            for key in keys
+            if self.before.get(key) != self.after.get(key)
+        ]
+
+    @property
+    def has_system_tags(self) -> bool:
+        return any(key.startswith(SYSTEM_TAG_PREFIX) for key in self.before)
+
+
+def tag_text(text: str) -> str:
+    """`text` as a valid tag value: characters S3 refuses become "_", at most 256 of them."""
+    kept = (ch if ch.isalnum() or ch == " " or ch in TAG_PUNCTUATION else "_" for ch in text)
+    return "".join(kept)[:MAX_TAG_VALUE]
+
+
+def exemption_reason(audit_id: str, day: date, caller: str) -> str:
+    return tag_text(f"rolled back {audit_id} on {day.isoformat()} by {caller}")
+
+
+def _targets(value: str, control_id: str, settings: Settings) -> bool:
+    """Does the exempt tag's value name `control_id` (or "all")? The engine's own parser says."""
+    probe = {settings.exempt_tag_key: value, settings.exempt_reason_key: "-"}
+    return exemptions.check(probe, control_id, settings, date.min).exempt
+
+
+def _with_ids(value: str, control_ids: list[str], settings: Settings) -> str:
+    missing = [c for c in control_ids if not _targets(value, c, settings)]
+    if not value.strip():
+        return "+".join(missing)
+    separator = next((s for s in (",", "+", "/", " ") if s in value.strip()), "+")
+    return separator.join([value.strip(), *missing]) if missing else value
+
+
+def _current_exemption(
+    tags: dict[str, str], settings: Settings, today: date
+) -> exemptions.ExemptionCheck | None:
+    """The bucket's exemption as the engine judges it (for any control), or None without one."""
+    if settings.exempt_tag_key not in tags:
+        return None
+    probe = {**tags, settings.exempt_tag_key: "all"}
+    return exemptions.check(probe, "all", settings, today)
+
+
+def exempted_tags(
+    bucket: str,
+    tags: dict[str, str],
+    control_ids: list[str],
+    settings: Settings,
+    *,
+    reason: str,
+    today: date,
+) -> TagChange:
+    """`tags` with `control_ids` exempted; every other tag kept as it is.
+
+    An exemption in effect gains the control ids and keeps its reason (ours joins it) and its
+    end date. One not in effect (no reason, or past its end date) is replaced rather than
+    revived: adding a reason or dropping the date would widen it to its other controls.
+    """
+    if all(exemptions.check(tags, c, settings, today).exempt for c in control_ids):
+        note = f"bucket {bucket} is already exempt from {', '.join(control_ids)}: tags unchanged"
+        return TagChange(bucket, tags, dict(tags), (note,))
+    key, reason_key, until_key = (
+        settings.exempt_tag_key,
+        settings.exempt_reason_key,
+        settings.exempt_until_key,
+    )
+    current = _current_exemption(tags, settings, today)
+    wanted = dict(tags)
+    notes: list[str] = []
+    if current is not None and current.exempt:
+        wanted[key] = _with_ids(tags[key], control_ids, settings)
+        wanted[reason_key], note = _joined_reason(tags.get(reason_key, "").strip(), reason)
+        notes.extend([note] if note else [])
+        if tags.get(until_key, "").strip():
+            notes.append(
+                f"the exemption ends after {tags[until_key].strip()} ({until_key}): BucketWarden "
+                "fixes the bucket again then; delete that tag to keep the rollback"
+            )
+    else:
+        if current is not None:
+            notes.append(
+                f"the bucket's exemption {key}={tags[key]!r} was not in effect ({current.note}): "
+                "replaced by the rollback's"
+            )
+        wanted.pop(until_key, None)  # a date left behind would end the rollback's exemption
+        wanted[key] = "+".join(control_ids)
+        wanted[reason_key] = reason
+    if len(wanted) > MAX_TAGS:
+        raise RollbackError(
+            f"bucket {bucket} has {len(tags)} tags: the exemption tags would exceed S3's "
+            f"{MAX_TAGS}; remove a tag or exempt the bucket by hand, then roll back again"
+        )
+    return TagChange(bucket, tags, wanted, tuple(notes))
+
+
+def _joined_reason(old: str, ours: str) -> tuple[str, str | None]:
+    """Our reason after the bucket's own, which is kept; alone when there is none or no room."""
+    if not old or old == ours:
+        return ours, None
+    joined = f"{old} - {ours}"
+    if len(joined) <= MAX_TAG_VALUE:
+        return joined, None
+    return ours, f"the previous exemption reason was too long to keep beside ours: {old!r}"
+
+
+# -- the plan -------------------------------------------------------------------------------------
+
+
+@dataclass
+class Plan:
+    """Everything a rollback will do, read and checked before anything is changed."""
+
+    record: Record
+    now: State  # the surface as it is (the fix's `after`, unless forced)
+    target: Target
+    caller: str
+    siblings: list[Record] = field(default_factory=list)
+    exemption: TagChange | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def records(self) -> list[Record]:
+        """The records this rollback undoes: the one asked for, then its siblings."""
+        return [self.record, *self.siblings]
+
+
+def plan(
+    dynamodb: Any, table: str, audit_id: str, settings: Settings, *, force: bool = False
+) -> Plan:
+    """Read the record, the surface, the caller and the tags; change nothing."""
+    record = load(dynamodb, table, audit_id)
+    _refuse_second_rollback(record, force)
+    now = read_surface(record)
+    warnings = _check_unchanged(record, now, force)
+    target = restore_target(record.control, record.before)
+    warnings.extend([target.note] if target.note else [])
+    caller = caller_arn()
+    found = Plan(record, now, target, caller, warnings=warnings)
+    found.siblings = siblings(dynamodb, table, record)
+    found.exemption = _exemption(found, settings)
+    return found
+
+
+def _refuse_second_rollback(record: Record, force: bool) -> None:
+    done_by = record.item.get("rolled_back_by")
+    if done_by and not force:
+        raise RollbackError(
+            f"audit record {record.audit_id} was rolled back already, at "
+            f"{record.item.get('rolled_back_at')} (audit record {done_by})",
+            force_helps=True,
+        )
+
+
+def subject_client(record: Record) -> Any:
+    return client(record.control.service, record.region)
+
+
+def read_surface(record: Record) -> State:
+    try:
+        return record.control.read(subject_client(record), record.subject)
+    except ClientError as error:
+        if is_gone(error):
+            noun = GONE_CODES[error_code(error)]
+            raise RollbackError(
+                f"{noun} {record.subject} no longer exists: nothing to roll back"
+            ) from error
+        raise
+
+
+def _check_unchanged(record: Record, now: State, force: bool) -> list[str]:
+    """The surface must still hold what the fix left, or the rollback would undo a later change."""
+    control_ = record.control
+    found = surface_of(control_, now)
+    if found == surface_of(control_, record.after):
+        return []
+    if found == surface_of(control_, record.before):
+        raise RollbackError(
+            f"the {control_.surface} of {record.subject} already holds its configuration from "
+            "before the fix: nothing to roll back"
+        )
+    changed = (
+        f"the {control_.surface} of {record.subject} changed since the fix: it is now "
+        f"{control_.describe(now)}, not {control_.describe(record.after)} as the fix left it"
+    )
+    if not force:
+        raise RollbackError(f"{changed}; --force rolls back anyway", force_helps=True)
+    return [f"{changed}; rolled back anyway (--force): that change is overwritten"]
+
+
+def caller_arn() -> str:
+    """Who rolls back (GetCallerIdentity needs no permission): named in the exemption reason."""
+    return str(client("sts").get_caller_identity()["Arn"])
+
+
+def siblings(dynamodb: Any, table: str, record: Record) -> list[Record]:
+    """Other controls' fixes made by the same write of the same surface.
+
+    They share the fix's time and its `after`; writing `before` back undoes them too.
+    """
+    control_ = record.control
+    others = {c.id for c in CONTROLS if c.surface == control_.surface and c.id != control_.id}
+    fix_time = record.item.get("fix_time")
+    if not others or not fix_time:
+        return []
+    found: list[Record] = []
+    for item in audit.bucket_records(dynamodb, table, record.subject):
+        if (
+            item.get("control") in others
+            and item.get("status") == REMEDIATED
+            and item.get("fix_time") == fix_time
+            and item.get("after") == record.after
+            and not item.get("rolled_back_by")
+        ):
+            found.append(Record(item, control(str(item["control"]))))
+    return found
+
+
+def mode_parameter(control_id: str) -> str:
+    """The template parameter of a control's mode, e.g. AccountPublicAccessBlockMode."""
+    return "".join(part.capitalize() for part in control_id.split("-")) + "Mode"
+
+
+def _exemption(found: Plan, settings: Settings) -> TagChange | None:
+    record = found.record
+    bucket = record.control.exemption_bucket(record.subject, found.now)
+    ids = [r.control.id for r in found.records]
+    if bucket is None:
+        parameters = " and ".join(mode_parameter(c) for c in ids)
+        found.warnings.append(
+            f"no tag can exempt {record.names()}: set the stack's {parameters} parameter to "
+            f"notify or off (sam deploy --parameter-overrides {mode_parameter(ids[0])}=notify) "
+            "before rolling back, or BucketWarden puts the fix back within seconds"
+        )
+        return None
+    today = utc_now().date()
+    tags = exemptions.read_tags(client("s3", record.region), bucket)
+    reason = exemption_reason(record.audit_id, today, found.caller)
+    change = exempted_tags(bucket, tags, ids, settings, reason=reason, today=today)
+    found.warnings.extend(change.notes)
+    return change
+
+
+# -- carrying it out ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Done:
+    restored: State  # the surface as read back after the restore
+    rollback_ids: dict[str, str]  # audit id rolled back → the rollback's own audit record
+
+
+def carry_out(found: Plan, dynamodb: Any, table: str) -> Done:
+    """Exempt, restore, verify, record. The tags go back as they were if the restore fails."""
+    record = found.record
+    tags = found.exemption if found.exemption is not None and found.exemption.changed else None
+    if tags is not None:
+        write_tags(tags, record)
+    try:
+        record.control.apply(subject_client(record), record.subject, found.target.desired)
+    except ClientError as error:
+        undone = "" if tags is None else _untag_after_refusal(tags, record)
+        hint = REFUSAL_HINTS.get(record.control.id)
+        because = f" ({hint})" if hint else ""
+        raise RollbackError(f"{describe_error(error)}{because}: {_left(found)}{undone}") from error
+    restored = record.control.read(subject_client(record), record.subject)
+    if not found.target.reached(record.control, restored):
+        raise RollbackError(
+            f"the {record.control.surface} of {record.subject} reads back as "
+            f"{record.control.describe(restored)}, not {record.control.describe(record.before)}: "
+            "the rollback is not verified (the exemption tags stay)"
+        )
+    try:
+        ids = {
+            r.audit_id: audit.record_rollback(
+                dynamodb, table, r.item, replaced=found.now, restored=restored, actor=found.caller
+            )
+            for r in found.records
+        }
+    except ClientError as error:
+        raise RollbackError(
+            f"rolled back and verified, but the audit record was not written: "
+            f"{describe_error(error)}"
+        ) from error
+    return Done(restored, ids)
+
+
+def _left(found: Plan) -> str:
+    """What a refused restore left: nothing changed, or (several writes) a part of it."""
+    record = found.record
+    try:
+        now = record.control.read(subject_client(record), record.subject)
+    except ClientError:
+        return "the surface could not be read again to see what changed"
+    if surface_of(record.control, now) == surface_of(record.control, found.now):
+        return "nothing was rolled back"
+    return (
+        f"the {record.control.surface} was rolled back in part and is now "
+        f"{record.control.describe(now)}; `bucketwarden remediate --bucket` or the next sweep "
+        "puts the fix back"
+    )
+
+
+def _untag_after_refusal(change: TagChange, record: Record) -> str:
+    """Put the tags back after a refused restore; say how that went."""
+    try:
+        restore_tags(change, record)
+    except ClientError as error:
+        return (
+            f"; the exemption tags could not be put back ({describe_error(error)}): remove "
+            f"them from bucket {change.bucket} by hand"
+        )
+    return "; the exemption tags were put back as they were"
+
+
+def write_tags(change: TagChange, record: Record) -> None:
+    """Give the bucket the exemption's tag set."""
+    if change.has_system_tags:
+        _retag(change.bucket, record, change.before, change.after)
+    else:
+        _put_tag_set(change.bucket, record, change.after)
+
+
+def restore_tags(change: TagChange, record: Record) -> None:
+    """Put the tag set back as it was before `write_tags`."""
+    if change.has_system_tags:
+        _retag(change.bucket, record, change.after, change.before)
+    else:
+        _put_tag_set(change.bucket, record, change.before)
+
+
+def _put_tag_set(bucket: str, record: Record, tags: dict[str, str]) -> None:
+    s3 = client("s3", record.region)
+    if not tags:
+        s3.delete_bucket_tagging(Bucket=bucket)
+        return
+    tag_set = [{"Key": key, "Value": value} for key, value in tags.items()]
+    s3.put_bucket_tagging(Bucket=bucket, Tagging={"TagSet": tag_set})
+
+
+def _retag(bucket: str, record: Record, old: dict[str, str], new: dict[str, str]) -> None:
+    """Change the tags from `old` to `new` key by key (S3 Control TagResource, UntagResource).
+
+    PutBucketTagging replaces the whole set and refuses system tags (`aws:…`) in it; these
+    calls change only the keys they name, so system tags are left as they are.
+    """
+    s3control = client("s3control", record.region)
+    named = {
+        "AccountId": str(client("sts").get_caller_identity()["Account"]),
+        "ResourceArn": bucket_arn(client("s3", record.region), bucket),
+    }
+    changed = [{"Key": k, "Value": v} for k, v in new.items() if old.get(k) != v]
+    removed = [key for key in old if key not in new]
+    if changed:
+        s3control.tag_resource(**named, Tags=changed)
+    if removed:
+        s3control.untag_resource(**named, TagKeys=removed)
+
+
+def describe_error(error: ClientError) -> str:
+    """ "AccessDenied on PutBucketTagging: the credentials in use may not do this"."""
+    code = error_code(error)
+    operation = getattr(error, "operation_name", "the call")
+    message = error_message(error)
+    if code in {"AccessDenied", "AccessDeniedException"}:
+        message = "the credentials in use may not do this"
+    return f"{code} on {operation}: {message}" if message else f"{code} on {operation}"
+
+
+def run(
+    dynamodb: Any, table: str, audit_id: str, settings: Settings, *, force: bool, dry_run: bool
+) -> tuple[Plan, Done | None]:
+    """Plan the rollback and, unless `dry_run`, carry it out; AWS errors become RollbackErrors."""
+    try:
+        found = plan(dynamodb, table, audit_id, settings, force=force)
+        return found, None if dry_run else carry_out(found, dynamodb, table)
+    except ClientError as error:
+        raise RollbackError(describe_error(error)) from error
+
+
+# -- reporting ---------------------------------------------------------------------------------
+
+
+def as_json(found: Plan, done: Done | None) -> list[dict[str, Any]]:
+    """One object per record rolled back (or, in a dry run, that would be)."""
+    exemption = None
+    if found.exemption is not None:
+        exemption = {
+            "bucket": found.exemption.bucket,
+            "tags_before": found.exemption.before,
+            "tags_after": found.exemption.after,
+        }
+    after = done.restored if done else found.target.expected
+    return [
+        {
+            "audit_id": record.audit_id,
+            "bucket": record.subject,
+            "control": record.control.id,
+            "scope": record.control.scope,
+            "status": "rolled-back" if done else "planned",
+            "before": found.now,
+            "after": after,
+            "reason": summary(record),
+            "exemption": exemption,
+            "warnings": found.warnings,
+            "rollback_audit_id": done.rollback_ids.get(record.audit_id) if done else None,
+            "dry_run": done is None,
+        }
+        for record in found.records
+    ]
+
+
+def summary(record: Record) -> str:
+    fixed = record.item.get("fix_time") or "an unknown time"
+    return (
+        f"the {record.control.surface} of {record.subject} as before the fix at {fixed} "
+        f"(audit record {record.audit_id})"
+    )
