@@ -8,7 +8,7 @@ TOOLS := .tools
 SAM := $(TOOLS)/sam/bin/sam
 PYTEST_WORKERS ?= 2
 
-.PHONY: setup browser test demo bench lint format template-check tools clean
+.PHONY: setup browser test demo bench lint format template-check tools clean fuzz
 
 $(BIN)/bucketwarden: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,11 @@ browser: ## Headless chromium and chromedriver (apt-get) for the browser test
 
 test: setup browser ## Run the test suite
 	$(BIN)/pytest -n $(PYTEST_WORKERS) -q
+
+# The property and fuzz tests with many more examples than `make test` runs (about half an hour).
+fuzz: setup ## Long property-based and fuzz run (hypothesis profile "fuzz")
+	BUCKETWARDEN_HYPOTHESIS_PROFILE=fuzz $(BIN)/pytest -q tests/test_properties.py \
+		tests/test_event_fuzz.py tests/test_bucket_policy_convergence.py
 
 demo: setup ## Make buckets drift on an embedded AWS and watch them fixed
 	$(BIN)/bucketwarden demo

@@ -32,7 +32,10 @@ settings.register_profile(
 settings.register_profile(
     "fuzz", deadline=None, suppress_health_check=[HealthCheck.too_slow], max_examples=5000
 )
-settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+settings.load_profile(
+    os.environ.get("BUCKETWARDEN_HYPOTHESIS_PROFILE")
+    or os.environ.get("HYPOTHESIS_PROFILE", "default")
+)
 
 
 # Every variable the engine reads; tests set what they need on top of this clean slate.

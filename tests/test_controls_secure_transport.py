@@ -234,7 +234,13 @@ def test_rule_covering_only_the_objects_names_the_bucket() -> None:
     assert statements == [objects_only, deny_insecure_transport("tls-bucket")]
 
 
-def test_our_sid_saying_something_else_is_replaced_in_place() -> None:
+def unnamed(statement: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in statement.items() if key != "Sid"}
+
+
+def test_our_sid_saying_something_else_keeps_its_meaning_without_the_sid() -> None:
+    # A statement under our Sid may deny more than the rule (or be someone's grant): replacing
+    # it could widen access, so it stays in place without the Sid and the rule is added.
     bucket = make_bucket("tampered-bucket")
     tampered = {**deny_insecure_transport(bucket), "Resource": f"arn:aws:s3:::{bucket}/public/*"}
     put_policy(bucket, policy(elb_logs(bucket), tampered, cross_account(bucket)))
@@ -245,20 +251,21 @@ def test_our_sid_saying_something_else_is_replaced_in_place() -> None:
     assert f'(statement "{INSECURE_SID}" says something else)' in outcome["reason"]
     assert stored_policy(bucket)["Statement"] == [
         elb_logs(bucket),
-        deny_insecure_transport(bucket),
+        unnamed(tampered),
         cross_account(bucket),
+        deny_insecure_transport(bucket),
         deny_outdated_tls(bucket),
     ]
 
 
 def test_our_tls_sid_holding_the_transport_rule_is_fixed_without_losing_either() -> None:
-    # Someone wrote the transport rule under our TLS Sid: replacing it with the TLS rule alone
-    # would drop the transport rule, so that one is added as well.
+    # Someone wrote the transport rule under our TLS Sid: it stays (without the Sid), still
+    # covering the transport rule, and the TLS rule is added under its Sid.
     misplaced = {**deny_insecure_transport("tls-bucket"), "Sid": OUTDATED_SID}
     evaluation = evaluate(policy(misplaced))
     assert evaluation.desired["Policy"]["Statement"] == [
+        unnamed(misplaced),
         deny_outdated_tls("tls-bucket"),
-        deny_insecure_transport("tls-bucket"),
     ]
 
 

@@ -659,14 +659,9 @@ def test_every_create_bucket_control_at_once(
             assert then["status"] == "compliant", then
 
 
-# -- failing examples: product bugs, kept as expected failures until fixed ----------------------
+# -- examples the fuzzing found: each was a product bug ------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="secure-transport replaces any statement holding its Sid, even a Deny that denies "
-    "more than its rule: requests that Deny refused are let through",
-)
 def test_a_deny_under_our_transport_sid_that_denies_more_is_not_replaced() -> None:
     outside_the_endpoint = {
         "Sid": INSECURE_TRANSPORT_SID,
@@ -680,11 +675,6 @@ def test_a_deny_under_our_transport_sid_that_denies_more_is_not_replaced() -> No
     check_policy_fix(document, Settings(tls_minimum=""))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="object-ownership drops any statement holding its log delivery Sid, even a Deny: "
-    "requests that Deny refused are let through",
-)
 def test_a_deny_under_our_log_delivery_sid_is_not_dropped() -> None:
     no_plain_http = {
         "Sid": LOG_DELIVERY_SID,
@@ -699,13 +689,6 @@ def test_a_deny_under_our_log_delivery_sid_is_not_dropped() -> None:
     assert_never_widens(document, with_log_delivery(document, wanted), BUCKET_ARN, [wanted])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ValueError,
-    reason="secure-transport reads a condition value with a digit int() refuses ('²') as a TLS "
-    "version: ValueError, so the whole bucket policy surface (public statements too) is never "
-    "fixed and Lambda retries the event into the dead-letter queue",
-)
 def test_a_superscript_digit_in_a_deny_condition_is_judged_not_raised() -> None:
     deny_from_an_odd_endpoint = {
         "Effect": "Deny",
@@ -722,12 +705,6 @@ def test_a_superscript_digit_in_a_deny_condition_is_judged_not_raised() -> None:
 
 
 @pytest.mark.usefixtures("aws")
-@pytest.mark.xfail(
-    strict=True,
-    raises=ValueError,
-    reason="the same ValueError through the engine: the event raises instead of an outcome, "
-    "and the public statement stays",
-)
 def test_a_superscript_digit_in_a_deny_condition_through_the_engine() -> None:
     bucket = new_bucket()
     deny = {

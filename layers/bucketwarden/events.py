@@ -151,7 +151,9 @@ def parse_record(event: Any) -> CloudTrailRecord:
     if isinstance(event, str | bytes):
         try:
             event = json.loads(event)
-        except json.JSONDecodeError as error:
+        # ValueError covers bytes that are not UTF-8 and numbers over 4300 digits as well as
+        # JSONDecodeError; RecursionError, nesting deeper than the parser goes.
+        except (ValueError, RecursionError) as error:
             raise EventRejected(f"not JSON: {error}") from error
     if not isinstance(event, dict):
         raise EventRejected(f"expected a JSON object, got {type(event).__name__}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import random
 import time
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
@@ -224,7 +225,24 @@ def machine_message(outcome: Outcome, settings: Settings) -> dict[str, Any]:
     return data
 
 
+# SNS refuses a message over 256 KB, and with MessageStructure json every protocol's copy counts.
+MESSAGE_LIMIT = 256 * 1024
+LEFT_OUT = "left out: the message would exceed SNS's 256 KB (the audit record has it)"
+
+
 def message(outcome: Outcome, settings: Settings) -> dict[str, str]:
+    """The message for each protocol; before and after are left out if it would not fit.
+
+    Each can be a bucket policy of 20 KB, repeated in every copy (and non-ASCII text takes six
+    bytes a character once escaped), so a large policy alone can take a message over the limit.
+    """
+    found = _message(outcome, settings)
+    if len(json.dumps(found).encode()) <= MESSAGE_LIMIT:
+        return found
+    return _message(replace(outcome, before=LEFT_OUT, after=LEFT_OUT), settings)
+
+
+def _message(outcome: Outcome, settings: Settings) -> dict[str, str]:
     machine = json.dumps(machine_message(outcome, settings), sort_keys=True, default=str)
     return by_protocol(machine, email_text(outcome, settings), chatbot_message(outcome, settings))
 

@@ -48,6 +48,11 @@ def wildcard_match(pattern: Any, value: str, *, ignore_case: bool = False) -> bo
     return re.fullmatch("".join(parts), value, flags) is not None
 
 
+def without_sid(statement: dict[str, Any]) -> dict[str, Any]:
+    """A statement as it is, but for its Sid: what it allows or denies does not change."""
+    return {key: value for key, value in statement.items() if key != "Sid"}
+
+
 def parse_policy(text: str) -> dict[str, Any] | str:
     """The policy text parsed, or the text itself when it is not a JSON object."""
     try:

@@ -42,6 +42,7 @@ from bucketwarden.controls.bucket_policy import (
     read_policy,
     size_in_bytes,
     with_statements,
+    without_sid,
 )
 from bucketwarden.policy import statements
 from bucketwarden.settings import Settings
@@ -277,13 +278,17 @@ def with_log_delivery(
 ) -> dict[str, Any] | None:
     """The policy with `wanted` added, or None when a statement already does what it does.
 
-    A statement under our Sid that no longer does it is replaced (a policy cannot hold one Sid
-    twice); every other statement is kept as it is, in its order, and so are Version and Id.
+    A statement under our Sid that no longer does it stays, without the Sid (a policy cannot
+    hold one Sid twice): it may be a Deny, and dropping it would widen access. Every other
+    statement is kept as it is, in its order, and so are Version and Id.
     """
     existing = [] if document is None else statements(document)
     if any(_does_what(statement, wanted) for statement in existing):
         return None
-    kept = [s for s in existing if not (isinstance(s, dict) and s.get("Sid") == wanted["Sid"])]
+    kept = [
+        without_sid(s) if isinstance(s, dict) and s.get("Sid") == wanted["Sid"] else s
+        for s in existing
+    ]
     return with_statements({"Policy": document}, [*kept, wanted])["Policy"]
 
 

@@ -28,6 +28,7 @@ from bucketwarden.controls.bucket_policy import (
     size_in_bytes,
     wildcard_match,
     with_statements,
+    without_sid,
 )
 from bucketwarden.policy import PolicyError
 from bucketwarden.settings import Settings
@@ -60,7 +61,8 @@ def _is_false(value: Any) -> bool:
 
 def _version(value: Any) -> tuple[int, ...] | None:
     parts = str(value).strip().split(".")
-    if isinstance(value, bool) or not all(part.isdigit() for part in parts):
+    # ASCII digits only: str.isdigit() also takes "²", which int() refuses.
+    if isinstance(value, bool) or not all(part.isascii() and part.isdigit() for part in parts):
         return None
     return tuple(int(part) for part in parts)
 
@@ -145,11 +147,14 @@ class Rule:
         ]
 
     def placed_in(self, statements: list[Statement], bucket_arn: str) -> list[Statement]:
-        """`statements` with this rule's statement in place of ours (if any) or at the end."""
-        ours = next((i for i, s in enumerate(statements) if s.get("Sid") == self.sid), None)
-        if ours is None:
-            return [*statements, self.statement(bucket_arn)]
-        return [*statements[:ours], self.statement(bucket_arn), *statements[ours + 1 :]]
+        """`statements`, every one kept, with this rule's statement at the end.
+
+        A statement holding our Sid but saying something else keeps its place and its meaning
+        without the Sid (a policy holds a Sid once): a Deny there may deny more than the rule,
+        an Allow may be someone's grant, so replacing it could widen access or cut it.
+        """
+        kept = [without_sid(s) if s.get("Sid") == self.sid else s for s in statements]
+        return [*kept, self.statement(bucket_arn)]
 
     def problem(self, statements: list[Statement], bucket_arn: str) -> str:
         missing = self.uncovered(statements, bucket_arn)
@@ -188,9 +193,8 @@ def with_rules(
 ) -> list[Statement]:
     """`statements` with every rule covered, each placed once.
 
-    Placing a rule replaces only the statement with its own Sid, so a rule once placed stays
-    covered; checking again after each placement catches a statement of ours that covered
-    another rule by accident.
+    Placing a rule removes no statement (it only takes its Sid off another one), so a rule
+    once covered stays covered.
     """
     fixed = list(statements)
     while missing := [rule for rule in wanted if rule.uncovered(fixed, bucket_arn)]:
