@@ -67,7 +67,8 @@ def _read_event(path: Path) -> dict[str, Any]:
         raw = json.loads(path.read_text())
     except OSError as error:
         raise CliError(f"cannot read {path}: {error.strerror}") from error
-    except json.JSONDecodeError as error:
+    # ValueError: not UTF-8, not JSON, a number too long; RecursionError: nested too deep.
+    except (ValueError, RecursionError) as error:
         raise CliError(f"{path} is not JSON: {error}") from error
     try:
         parse_record(raw)
