@@ -110,56 +110,52 @@ def _record_once(
 BUCKET_INDEX = "bucket-time-index"
 
 
-def history(dynamodb: Any, table: str, bucket: str, control: str) -> list[dict[str, Any]]:
-    """Every audit record of one control on one bucket: its `before` and `after`, decoded."""
+def _control_records(
+    dynamodb: Any,
+    table: str,
+    bucket: str,
+    control: str,
+    fields: tuple[str, ...],
+    *,
+    since: datetime | None = None,
+) -> list[dict[str, Any]]:
+    """One control's records on one bucket (oldest first, since `since`), `fields` decoded."""
+    key = "#bucket = :bucket" + (" AND recorded_at >= :since" if since else "")
+    values = {":bucket": {"S": bucket}, ":control": {"S": control}}
+    if since:
+        values[":since"] = {"S": since.isoformat(timespec="milliseconds")}
+    # bucket, status, before and after are DynamoDB reserved words: every name goes by alias.
+    aliases = {f"#f{n}": name for n, name in enumerate(fields)}
     pages = dynamodb.get_paginator("query").paginate(
         TableName=table,
         IndexName=BUCKET_INDEX,
-        KeyConditionExpression="#bucket = :bucket",
+        KeyConditionExpression=key,
         FilterExpression="#control = :control",
-        ProjectionExpression="#before, #after",
-        # bucket, before and after are DynamoDB reserved words.
-        ExpressionAttributeNames={
-            "#bucket": "bucket",
-            "#control": "control",
-            "#before": "before",
-            "#after": "after",
-        },
-        ExpressionAttributeValues={":bucket": {"S": bucket}, ":control": {"S": control}},
+        ProjectionExpression=", ".join(aliases),
+        ExpressionAttributeNames={"#bucket": "bucket", "#control": "control", **aliases},
+        ExpressionAttributeValues=values,
     )
-    return [
-        {name: json.loads(item[name]["S"]) for name in ("before", "after") if name in item}
-        for page in pages
-        for item in page["Items"]
-    ]
+    return [decoded(item) for page in pages for item in page["Items"]]
+
+
+def history(dynamodb: Any, table: str, bucket: str, control: str) -> list[dict[str, Any]]:
+    """Every audit record of one control on one bucket: its `before` and `after`, decoded."""
+    return _control_records(dynamodb, table, bucket, control, ("before", "after"))
 
 
 def recent(
     dynamodb: Any, table: str, bucket: str, control: str, since: datetime
 ) -> list[dict[str, Any]]:
     """The records of one control on one bucket since `since`, oldest first: status and actor."""
-    pages = dynamodb.get_paginator("query").paginate(
-        TableName=table,
-        IndexName=BUCKET_INDEX,
-        KeyConditionExpression="#bucket = :bucket AND recorded_at >= :since",
-        FilterExpression="#control = :control",
-        ProjectionExpression="#status, actor, recorded_at, flapping",
-        ExpressionAttributeNames={"#bucket": "bucket", "#control": "control", "#status": "status"},
-        ExpressionAttributeValues={
-            ":bucket": {"S": bucket},
-            ":control": {"S": control},
-            ":since": {"S": since.isoformat(timespec="milliseconds")},
-        },
-    )
+    fields = ("status", "actor", "recorded_at", "flapping")
     return [
         {
-            "status": item["status"]["S"],
-            "actor": item.get("actor", {}).get("S"),
-            "recorded_at": item["recorded_at"]["S"],
-            "flapping": item.get("flapping", {}).get("BOOL", False),
+            "status": record["status"],
+            "actor": record.get("actor"),
+            "recorded_at": record["recorded_at"],
+            "flapping": record.get("flapping", False),
         }
-        for page in pages
-        for item in page["Items"]
+        for record in _control_records(dynamodb, table, bucket, control, fields, since=since)
     ]
 
 
