@@ -7,14 +7,17 @@ from typing import Any
 
 import pytest
 
-from bucketwarden import cli
 from bucketwarden.stack import create_table_like
 from tests import test_controls_versioning as versioning
+from tests import test_rollback
 from tests.helpers import ACTOR, EVENT_TIME, handle, own_client, public_bucket
 from tests.test_cli_replay import json_lines, on_moto_server, run_cli  # noqa: F401 (fixture)
-from tests.test_rollback import Ran
+from tests.test_rollback import AUDIT_TABLE, Ran
 
-AUDIT_TABLE = "bucketwarden-audit"
+# The audit table and the in-process CLI runner are the rollback tests' fixtures.
+table = test_rollback.table
+bucketwarden = test_rollback.bucketwarden
+
 # What every record of a fix shows (event_time, event_id: the fixes here come from events).
 FIX_FIELDS = {
     "audit_id",
@@ -30,27 +33,6 @@ FIX_FIELDS = {
     "fix_time",
     "recorded_at",
 }
-
-
-@pytest.fixture
-def table(aws: None, monkeypatch: pytest.MonkeyPatch) -> str:
-    create_table_like(own_client("dynamodb"), AUDIT_TABLE, "AuditTable")
-    monkeypatch.setenv("AUDIT_TABLE", AUDIT_TABLE)
-    # The CLI quietens Powertools with os.environ.setdefault: set here, they are undone after.
-    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")
-    monkeypatch.setenv("POWERTOOLS_LOG_LEVEL", "WARNING")
-    return AUDIT_TABLE
-
-
-@pytest.fixture
-def bucketwarden(table: str, capsys: pytest.CaptureFixture[str]) -> Callable[..., Ran]:
-    def run(*args: str) -> Ran:
-        capsys.readouterr()
-        code = cli.main(list(args))
-        captured = capsys.readouterr()
-        return Ran(code, captured.out, captured.err)
-
-    return run
 
 
 @pytest.fixture
