@@ -303,9 +303,11 @@ class ErrorResponses:
         ).encode()
         return AWSResponse(request.url, self.status, {}, MockRawResponse(body))
 
-    def install(self, operation: str, service: str = "s3") -> ErrorResponses:
+    def install(
+        self, operation: str, service: str = "s3", region: str | None = REGION
+    ) -> ErrorResponses:
         """Answer `operation` (e.g. "PutBucketAcl") of the engine's client for `service`."""
-        made = aws.client(service, REGION)
+        made = aws.client(service, region)
         # Event names use the service id ("s3-control"), not the client name ("s3control").
         prefix = made.meta.service_model.service_id.hyphenize()
         made.meta.events.register_first(f"before-send.{prefix}.{operation}", self)

@@ -36,7 +36,8 @@ def test_remediated_public_acl_costs_its_reads_and_writes(stack: bench.Stack) ->
         }
     )
     assert measured.s3_calls == measured.scenario.max_s3 == bench.MAX_S3_REMEDIATED + 1
-    assert measured.audit_calls == 1
+    # The fix's audit record: written ahead of the change (pending), then completed.
+    assert measured.audit_calls == 2
     assert measured.sns_publishes == 1
     assert measured.idempotency_ops == Counter({"PutItem": 1})
     assert measured.stable
@@ -64,8 +65,8 @@ def test_public_policy_and_secure_transport_are_fixed_with_one_policy_write(
         }
     )
     assert item.max_s3 == bench.MAX_S3_REMEDIATED + 1
-    # Each remediated control is audited and notified.
-    assert (measured.audit_calls, measured.sns_publishes) == (2, 2)
+    # Each remediated control is audited (ahead of the change and after it) and notified.
+    assert (measured.audit_calls, measured.sns_publishes) == (4, 2)
     assert measured.failures() == []
 
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ClientError
+from moto.core.botocore_stubber import MockRawResponse
 
 from bucketwarden import aws
 from bucketwarden.catalogue import controls_of
@@ -16,12 +19,14 @@ from bucketwarden.handler import process
 from tests.helpers import (
     REGION,
     ErrorResponses,
+    audit_items,
     calls_delta,
     cloudtrail_record,
     create_table,
     eventbridge_event,
     is_public,
     only,
+    own_client,
     public_bucket,
     s3,
     subscribe_inbox,
@@ -124,6 +129,153 @@ def test_rejected_event_bypasses_idempotency() -> None:
     outcome = only(process("{not json", "public-access"))
     assert outcome["status"] == "ignored"
     assert outcome["reason"].startswith("rejected: not JSON")
+
+
+# -- attempts that fail part-way: Lambda's retries and second deliveries -----------------------
+
+AUDIT_TABLE = "bucketwarden-audit"
+
+
+@dataclass
+class Invocation:
+    """The part of Lambda's context the claim reads: the request id Lambda's retries keep."""
+
+    aws_request_id: str
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 300_000
+
+
+class AnswerLost(Exception):
+    """The request reached S3 and was applied; its answer never came back."""
+
+
+def lose_answers(operation: str, service: str = "s3") -> None:
+    """Apply every `operation` call of the engine's client, then fail it as a lost answer."""
+
+    def lost(**_: Any) -> None:
+        raise AnswerLost(operation)
+
+    made = aws.client(service, REGION if service == "s3" else None)
+    prefix = made.meta.service_model.service_id.hyphenize()
+    made.meta.events.register(f"after-call.{prefix}.{operation}", lost)
+
+
+@pytest.fixture
+def audited(idempotency: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setenv("AUDIT_TABLE", create_table(AUDIT_TABLE, "audit_id"))
+    return AUDIT_TABLE
+
+
+def public_acl_grants(bucket: str) -> list[dict[str, Any]]:
+    return s3().get_bucket_acl(Bucket=bucket)["Grants"]
+
+
+@pytest.mark.usefixtures("audited")
+@pytest.mark.parametrize("second", ["Lambda's retry", "another delivery"])
+def test_a_fix_whose_answer_was_lost_is_recorded_by_the_next_attempt(
+    monkeypatch: pytest.MonkeyPatch, second: str
+) -> None:
+    inbox = subscribe_inbox(monkeypatch)
+    bucket = public_bucket()
+    grants = public_acl_grants(bucket)
+    event = acl_event(bucket)
+    lose_answers("PutBucketAcl")
+    with pytest.raises(AnswerLost):
+        process(event, "public-access", Invocation("request-1"))
+    # The write landed; the write-ahead record holds what it replaced.
+    assert not is_public(bucket)
+    [pending] = audit_items(AUDIT_TABLE)
+    assert (pending["status"], pending["before"]["Grants"]) == ("pending", grants)
+    assert inbox.receive() == []
+
+    aws.reset_clients()  # answers come back
+    request = "request-1" if second == "Lambda's retry" else "request-2"
+    outcome = only(process(event, "public-access", Invocation(request)))
+
+    assert outcome["status"] == "remediated"
+    assert "fixed by an earlier attempt at this event" in outcome["reason"]
+    assert outcome["before"]["Grants"] == grants
+    assert outcome["audit_id"] == pending["audit_id"]
+    [record] = audit_items(AUDIT_TABLE)
+    assert (record["audit_id"], record["status"]) == (pending["audit_id"], "remediated")
+    assert record["before"]["Grants"] == grants
+    assert record["after"] == outcome["after"]
+    assert len(inbox.receive()) == 1
+
+
+@pytest.mark.usefixtures("audited")
+def test_a_retry_after_a_lost_notification_sends_it_and_keeps_one_record(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    inbox = subscribe_inbox(monkeypatch)
+    bucket = public_bucket()
+    event = acl_event(bucket)
+    lose_answers("Publish", "sns")
+    with pytest.raises(AnswerLost):
+        process(event, "public-access", Invocation("request-1"))
+    [first] = audit_items(AUDIT_TABLE)
+    assert first["status"] == "remediated"
+
+    aws.reset_clients()
+    outcome = only(process(event, "public-access", Invocation("request-1")))
+
+    assert outcome["status"] == "remediated"
+    assert outcome["audit_id"] == first["audit_id"]
+    assert [r["audit_id"] for r in audit_items(AUDIT_TABLE)] == [first["audit_id"]]
+    # At least once: the lost answer's message arrived, and the retry sent it again.
+    audit_ids = [json.loads(e["Message"])["audit_id"] for e in inbox.receive()]
+    assert audit_ids == [first["audit_id"]] * 2
+
+
+@pytest.mark.usefixtures("idempotency")
+def test_a_claim_the_failed_attempt_could_not_release_stays_its_own() -> None:
+    bucket = public_bucket()
+    event = acl_event(bucket)
+    ErrorResponses(500, "InternalError", times=1000).install("PutBucketAcl")
+    # The release of the claim fails too (the engine's DynamoDB client names no region).
+    ErrorResponses(500, "InternalServerError", times=1000).install("UpdateItem", "dynamodb", None)
+    with pytest.raises(Exception, match="idempotency store"):
+        process(event, "public-access", Invocation("request-1"))
+
+    aws.reset_clients()
+    # Another delivery finds the event claimed; Lambda's retry of the claiming request runs it.
+    other = only(process(event, "public-access", Invocation("request-2")))
+    assert other["reason"].startswith("duplicate delivery")
+    assert is_public(bucket)
+    retried = only(process(event, "public-access", Invocation("request-1")))
+    assert retried["status"] == "remediated"
+    assert not is_public(bucket)
+
+
+@pytest.mark.usefixtures("idempotency")
+def test_a_claim_whose_answer_was_lost_is_not_taken_for_a_second_delivery() -> None:
+    bucket = public_bucket()
+    # botocore repeats the PutItem: the claim is there already, made by this very invocation.
+    dynamodb = aws.client("dynamodb")
+    dynamodb.meta.events.register_first("before-send.dynamodb.PutItem", ClaimTwice(dynamodb))
+
+    outcome = only(process(acl_event(bucket), "public-access", Invocation("request-1")))
+
+    assert outcome["status"] == "remediated"
+    assert not is_public(bucket)
+
+
+class ClaimTwice:
+    """Sends the first PutItem itself, then answers it with a 500: botocore sends it again."""
+
+    def __init__(self, dynamodb: Any) -> None:
+        self.dynamodb = dynamodb
+        self.done = False
+
+    def __call__(self, request: Any, **_: Any) -> AWSResponse | None:
+        if self.done:
+            return None
+        self.done = True
+        own_client("dynamodb").put_item(**json.loads(request.body))
+        body = b'{"__type": "com.amazonaws.dynamodb.v20120810#InternalServerError"}'
+        request.url = "https://refused.invalid/"
+        return AWSResponse(request.url, 500, {}, MockRawResponse(body))
 
 
 # -- functions/<folder>/app.py -----------------------------------------------------------------

@@ -49,6 +49,7 @@ from tests.helpers import (
     tag_bucket,
 )
 from tests.test_cli_replay import json_lines, on_moto_server, run_cli  # noqa: F401 (fixture)
+from tests.test_handler import AnswerLost, lose_answers
 
 AUDIT_TABLE = "bucketwarden-audit"
 EXEMPT = "bucketwarden:exempt"
@@ -553,7 +554,7 @@ def test_a_record_that_changed_nothing_is_refused(
     ran = bucketwarden("rollback", outcome["audit_id"])
 
     assert ran.code == 2
-    assert f"is {status}: only a remediated record" in ran.said
+    assert f"is {status}: only a remediated (or pending) record" in ran.said
 
 
 def test_a_surface_changed_since_the_fix_is_refused_unless_forced(
@@ -719,3 +720,25 @@ def test_rollback_as_a_user_runs_it_against_an_endpoint(
     assert public_acl.acl(bucket) == drifted
     assert any(g["Grantee"].get("URI") == ALL_USERS for g in public_acl.acl(bucket)["Grants"])
     assert read_tags(s3(), bucket) == {**TEAM_TAGS, **line["exemption"]["tags_after"]}
+
+
+def test_a_fix_left_pending_by_a_dead_lettered_event_can_be_rolled_back(
+    bucketwarden: Callable[..., Ran], table: str
+) -> None:
+    """The write landed and its answer was lost, and the retries never got through (then the
+    dead-letter queue): only the write-ahead record is left. The surface holds its planned
+    `after`, so the rollback restores `before`."""
+    subject = public_acl.CASE.drifted("team-bucket")
+    drifted = public_acl.acl(subject)
+    lose_answers("PutBucketAcl")
+    with pytest.raises(AnswerLost):
+        public_acl.CASE.run(subject)
+    [pending] = audit_items(table)
+    assert pending["status"] == "pending"
+    assert public_acl.acl(subject) == pending["after"] != drifted
+
+    ran = bucketwarden("rollback", pending["audit_id"])
+
+    assert ran.code == 0, ran.err
+    assert public_acl.acl(subject) == drifted
+    assert read_tags(s3(), subject)[EXEMPT] == "public-acl"

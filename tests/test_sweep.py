@@ -407,7 +407,7 @@ def test_workers_that_need_the_same_new_client_at_once_build_it_once() -> None:
     )
 
     assert len(outcomes) == len(names)
-    built = aws.client.cache_info()
+    built = aws._cached_client.cache_info()
     assert built.misses == built.currsize == 2  # `client("s3")` for locations, and us-east-1's
 
 

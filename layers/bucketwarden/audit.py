@@ -9,6 +9,7 @@ import hashlib
 import json
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -35,26 +36,29 @@ TEXT_FIELDS = (
 )
 
 
-# Outcomes that changed nothing: an event's retry finds and reports them again.
-_REPEATABLE = frozenset({Status.FAILED, Status.NONCOMPLIANT})
+# The status of a write-ahead record: a fix about to be made, whose result is not known yet.
+PENDING = "pending"
 
 
 def audit_id_for(outcome: Outcome) -> str:
-    """A fresh id for a fix; one id per exemption, and per event and control for what a retry
-    of the event would report again (failed, noncompliant), so that it maps to one record."""
+    """One id per exemption, and per event and control: every attempt at an event (Lambda's
+    retries, a second delivery) writes the same record, from the write-ahead `pending` to its
+    end. Without an event (the sweep), a fresh id."""
     if outcome.status is Status.EXEMPTED:
         key = f"{outcome.bucket}|{outcome.control}|{outcome.reason}"
         return "exempt-" + hashlib.sha256(key.encode()).hexdigest()[:32]
-    if outcome.status in _REPEATABLE and outcome.event_id:
-        key = f"{outcome.event_id}|{outcome.control}|{outcome.status.value}"
+    if outcome.event_id:
+        key = f"{outcome.event_id}|{outcome.control}"
         return "event-" + hashlib.sha256(key.encode()).hexdigest()[:32]
     return str(uuid.uuid4())
 
 
-def to_item(outcome: Outcome, audit_id: str) -> dict[str, dict[str, str]]:
+def to_item(
+    outcome: Outcome, audit_id: str, status: str | None = None
+) -> dict[str, dict[str, str]]:
     item = {
         "audit_id": {"S": audit_id},
-        "status": {"S": outcome.status.value},
+        "status": {"S": status or outcome.status.value},
         # The bucket index's sort key: a bucket's records in time order.
         "recorded_at": {"S": utc_now().isoformat(timespec="milliseconds")},
     }
@@ -71,18 +75,37 @@ def to_item(outcome: Outcome, audit_id: str) -> dict[str, dict[str, str]]:
     return item
 
 
+def write_ahead(dynamodb: Any, table: str, outcome: Outcome, planned: Any) -> None:
+    """Record a fix before making it: `before` as read, `after` as planned, status `pending`.
+
+    If the write lands but the invocation fails before the fix is verified and recorded (a lost
+    answer, a timeout), the record still holds the exact prior state, and the next attempt at
+    the event completes it (see `prior_record`). The outcome keeps the id for its final record.
+    """
+    outcome.audit_id = outcome.audit_id or audit_id_for(outcome)
+    pending = replace(outcome, after=planned)
+    dynamodb.put_item(TableName=table, Item=to_item(pending, outcome.audit_id, PENDING))
+
+
+def prior_record(dynamodb: Any, table: str, outcome: Outcome) -> dict[str, Any] | None:
+    """What an earlier attempt at the same event recorded for the outcome's control, if any."""
+    if not outcome.event_id or not outcome.control:
+        return None
+    return get_record(dynamodb, table, audit_id_for(outcome))
+
+
 def record(dynamodb: Any, table: str, outcome: Outcome) -> bool:
     """Write the audit record; False when another event already reported it (an exemption).
 
-    A record with a fixed id is written once: a later write keeps the first record. When the
-    record is this event's own (botocore retried a write whose answer was lost, or Lambda retried
-    the invocation after the record was written), it counts as new, so the notification that
-    may not have gone out is sent: at least once, never lost.
+    An event's record replaces what an earlier attempt at the same event wrote (its write-ahead
+    record, or the same outcome: then the notification that may not have gone out is sent
+    again, at least once, never lost). An exemption is recorded once: a later write, from any
+    event, keeps the first record.
     """
-    audit_id = audit_id_for(outcome)
+    audit_id = outcome.audit_id or audit_id_for(outcome)
     outcome.audit_id = audit_id
     item = to_item(outcome, audit_id)
-    if audit_id.startswith(("exempt-", "event-")):
+    if audit_id.startswith("exempt-"):
         return _record_once(dynamodb, table, item, outcome.event_id)
     dynamodb.put_item(TableName=table, Item=item)
     return True

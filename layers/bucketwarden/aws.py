@@ -83,9 +83,14 @@ def new_client(service: str, **options: Any) -> Any:
     return made
 
 
-@cache
 def client(service: str, region: str | None = None) -> Any:
     """A cached boto3 client with adaptive retries and API-call counting."""
+    # One cache key however the region is passed: client("sns") is client("sns", None).
+    return _cached_client(service, region)
+
+
+@cache
+def _cached_client(service: str, region: str | None) -> Any:
     made = new_client(service, region_name=region, config=RETRY_CONFIG)
     made.meta.events.register("before-call", _count_call)
     return made
@@ -131,7 +136,7 @@ class ReadOnce:
 
 def reset_clients() -> None:
     """Forget cached clients (after the endpoint or credentials change)."""
-    client.cache_clear()
+    _cached_client.cache_clear()
 
 
 def error_code(error: ClientError) -> str:

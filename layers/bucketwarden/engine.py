@@ -50,6 +50,9 @@ class EventContext:
     record: CloudTrailRecord | None
     region: str | None
     found_by: str = "event"
+    # An earlier attempt at this event ran (Lambda's retry, a second delivery after a failure):
+    # what it recorded may need finishing.
+    tried_before: bool = False
     # Bucket tags read for exemption checks, by bucket (read once per event, only on drift).
     tags: dict[str, dict[str, str]] = field(default_factory=dict)
     # Website configurations read when public access is about to be closed (same rule).
@@ -140,7 +143,8 @@ class Engine:
             return [ignored(f"rejected: {rejected.reason}", event_id=rejected.event_id)]
         return self.handle_record(record)
 
-    def handle_record(self, record: CloudTrailRecord) -> list[Outcome]:
+    def handle_record(self, record: CloudTrailRecord, tried_before: bool = False) -> list[Outcome]:
+        """Handle one record; `tried_before` when an earlier attempt at it may have written."""
         skip = self.reason_to_skip(record)
         if skip:
             if skip == OWN_CHANGE:
@@ -149,7 +153,7 @@ class Engine:
             logger.info(skip, extra={"event_id": record.eventID, "event_name": record.eventName})
             return [ignored(skip, record)]
         region = record.awsRegion if _REGION.match(record.awsRegion or "") else None
-        context = EventContext(record, region)
+        context = EventContext(record, region, tried_before=tried_before)
         self._wait_for_baseline(record)
         outcomes: list[Outcome] = []
         for group in surface_groups(self._controls_for(record)):
@@ -244,6 +248,13 @@ class Engine:
             step.outcome.before = before
             step.outcome.after = before
             step.outcome.reason = evaluation.reason
+            prior = self._prior_fix(context, step.outcome)
+            if prior and evaluation.compliant:
+                step.decide(self._confirmed(step.outcome, prior, context))
+                continue
+            if prior:
+                # The earlier attempt read the state before anything was changed.
+                step.outcome.before = prior["before"]
             if evaluation.compliant:
                 step.decided = True
                 continue
@@ -276,6 +287,11 @@ class Engine:
     def _remediate(
         self, planned: list[Step], context: EventContext, api: Any, subject: str, desired: State
     ) -> None:
+        if self.settings.audit_table:
+            for step in planned:
+                audit.write_ahead(
+                    client("dynamodb"), self.settings.audit_table, step.outcome, desired
+                )
         last = planned[-1].control
         last.apply(api, subject, desired)
         after: State = last.verify(api, subject, self.settings, planned[0].outcome.before)
@@ -290,6 +306,35 @@ class Engine:
                 continue
             elapsed = _elapsed_ms(context.changed_at, fixed_at)
             step.decide(replace(outcome, status=Status.REMEDIATED, time_to_remediate_ms=elapsed))
+
+    def _prior_fix(self, context: EventContext, outcome: Outcome) -> dict[str, Any] | None:
+        """The fix an earlier attempt at this event recorded (pending or done), if any."""
+        if not (context.tried_before and self.settings.audit_table):
+            return None
+        prior = audit.prior_record(client("dynamodb"), self.settings.audit_table, outcome)
+        if prior and prior["status"] in {audit.PENDING, Status.REMEDIATED.value}:
+            return prior
+        return None
+
+    @staticmethod
+    def _confirmed(outcome: Outcome, prior: dict[str, Any], context: EventContext) -> Outcome:
+        """An earlier attempt's fix, found in place: recorded and notified as this event's fix.
+
+        Its write landed but the attempt failed before it recorded the fix, or before it sent
+        the notification; its write-ahead record holds the state it found.
+        """
+        fixed_at = utc_now()
+        reason = (
+            f"{prior.get('reason') or outcome.reason} (fixed by an earlier attempt at this event)"
+        )
+        return replace(
+            outcome,
+            status=Status.REMEDIATED,
+            reason=reason,
+            before=prior["before"],
+            fix_time=prior.get("fix_time") or fixed_at.isoformat(),
+            time_to_remediate_ms=_elapsed_ms(context.changed_at, fixed_at),
+        )
 
     def _flap_verdict(self, control: Control, subject: str) -> flap.FlapVerdict:
         return flap.check(client("dynamodb"), subject, control.id, utc_now(), self.settings)

@@ -118,10 +118,12 @@ def load(dynamodb: Any, table: str, audit_id: str) -> Record:
             "fix: to undo a rollback, delete the exemption tags it set and BucketWarden fixes "
             "the bucket again"
         )
-    if status != REMEDIATED:
+    # A pending record is a fix that was sent but never confirmed (its event was dead-lettered):
+    # it may have landed, and the check that the surface still holds its `after` decides.
+    if status not in {REMEDIATED, audit.PENDING}:
         raise RollbackError(
-            f"audit record {audit_id} is {status}: only a {REMEDIATED} record changed a "
-            "configuration, so only such a record can be rolled back"
+            f"audit record {audit_id} is {status}: only a {REMEDIATED} (or {audit.PENDING}) "
+            "record changed a configuration, so only such a record can be rolled back"
         )
     if item.get("control") not in CONTROL_IDS or not item.get("bucket"):
         raise RollbackError(f"audit record {audit_id} names no known control and subject")
