@@ -105,3 +105,17 @@ def load_sample(name: str) -> dict[str, Any]:
 
 def s3_client() -> Any:
     return boto3.client("s3", region_name=REGION)
+
+
+# Figures a test publishes with `record_property(name, text)` for people to read. With xdist the
+# workers' output never reaches the terminal, but their reports' properties do.
+PRINTED_PROPERTIES = ("fault_injection_counts",)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    for reports in terminalreporter.stats.values():
+        for report in reports:
+            for name, text in getattr(report, "user_properties", ()):
+                if name in PRINTED_PROPERTIES and getattr(report, "when", "") == "call":
+                    terminalreporter.write_sep("-", name.replace("_", " "))
+                    terminalreporter.write_line(str(text).strip("\n"))

@@ -13,7 +13,6 @@ from __future__ import annotations
 import copy
 import json
 import operator
-import os
 from collections.abc import Callable
 from functools import cache
 from typing import Any
@@ -42,22 +41,7 @@ from tests.test_controls_public_policy import (
 )
 from tests.test_controls_secure_transport import deny_insecure_transport, deny_outdated_tls
 
-# -- profiles -----------------------------------------------------------------------------------
-
-PROFILE_VARIABLE = "BUCKETWARDEN_HYPOTHESIS_PROFILE"
-
-
-def load_profile_from_environment() -> None:
-    """Load the profile BUCKETWARDEN_HYPOTHESIS_PROFILE names (registered by conftest.py).
-
-    Loaded when this module is imported, so before the tests that import it are decorated.
-    """
-    name = os.environ.get(PROFILE_VARIABLE, "").strip()
-    if name:
-        settings.load_profile(name)
-
-
-load_profile_from_environment()
+# -- profiles (conftest.py loads the one BUCKETWARDEN_HYPOTHESIS_PROFILE names) -------------
 
 
 def examples(divisor: int, minimum: int = 5) -> int:

@@ -669,7 +669,6 @@ def run_scenario(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> Run:
 def test_every_event_ends_fixed_reported_or_dead_lettered_and_nothing_is_done_twice(
     stack: Stack,
     monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
     caplog: pytest.LogCaptureFixture,
     record_property: Callable[[str, object], None],
 ) -> None:
@@ -680,9 +679,6 @@ def test_every_event_ends_fixed_reported_or_dead_lettered_and_nothing_is_done_tw
     verdict = judge(run, stack)
 
     counts = summary(run, verdict)
-    # Shown when pytest runs in one process; with xdist, a terminal summary hook shows the
-    # recorded property (workers' output does not reach the terminal).
-    with capsys.disabled():
-        print(counts)
+    # Printed in pytest's terminal summary (conftest.py), with or without xdist.
     record_property("fault_injection_counts", counts)
     assert not verdict.problems, "\n".join([counts, *verdict.problems])
