@@ -1,9 +1,15 @@
 """`make bench`, part 3: a read-only sweep (`bucketwarden scan`) of 500 and 2,000 buckets.
 
-A moto server in its own process holds the buckets, a quarter of them drifted in one of four ways
-(public ACL, public policy, versioning suspended, TLS rule missing). The sweep runs as the CLI's
-`scan` runs it, and the bench prints wall time, buckets per second, API calls per bucket and the
-requests per second the server answered.
+A moto server in its own process holds the buckets of an account whose Block Public Access is
+on. Each bucket starts compliant, as S3 makes a new bucket since 2023 (Block Public Access, SSE-S3,
+ACLs disabled: moto applies none of these) plus what the sweep's settings ask for (versioning on,
+the bucket policy's TLS rules), as in an account the service already looks after. A quarter of
+them then drift in one of six ways, each as S3 lets it happen: a public ACL (Block Public Access
+off and ACLs enabled first), a public policy statement (Block Public Access off first),
+versioning suspended, the TLS rules deleted with the policy, Block Public Policy off, ACLs
+enabled. The bench checks that every drift is found and that no compliant bucket has a finding.
+The sweep runs as the CLI's `scan` runs it, and the bench prints wall time, buckets per second,
+API calls per bucket, the requests per second the server answered, and both processes' CPU.
 
 The server (`bench.moto_server`) is moto's app in one Python process, with keep-alive
 connections. moto names no region in ListBuckets, so the sweep names them with a listing per
@@ -26,7 +32,7 @@ import sys
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,8 +41,10 @@ from rich.console import Console
 from rich.table import Table
 
 from bucketwarden import aws
-from bucketwarden.bench import emulated_aws, moto_server_process
+from bucketwarden.bench import ACCOUNT, emulated_aws, moto_server_process
 from bucketwarden.catalogue import CONTROLS
+from bucketwarden.controls.public_access_block import SETTINGS as BLOCK_PUBLIC_ACCESS_SETTINGS
+from bucketwarden.controls.secure_transport import rules as tls_rules
 from bucketwarden.outcome import Outcome, Status
 from bucketwarden.settings import Settings
 from bucketwarden.sweep import Sweep, list_bucket_regions
@@ -60,29 +68,85 @@ SURFACE_READS = {
     "s3.GetObjectLockConfiguration",
 }
 
-PUBLIC_POLICY = {
-    "Version": "2012-10-17",
-    "Statement": [
-        {"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": "{arn}/*"}
-    ],
+# The settings of the sweep (every control on, the defaults): the baseline buckets meet.
+SETTINGS = Settings(dry_run=True)
+ALL_ON = dict.fromkeys(BLOCK_PUBLIC_ACCESS_SETTINGS, True)
+PUBLIC_READ = {
+    "Effect": "Allow",
+    "Principal": "*",
+    "Action": "s3:GetObject",
+    "Resource": "{arn}/*",
 }
 
 
+def _tls_policy(bucket: str, *extra: dict[str, Any]) -> str:
+    """The bucket's policy: the TLS rules the settings ask for, then `extra` statements."""
+    arn = f"arn:aws:s3:::{bucket}"
+    statements = [rule.statement(arn) for rule in tls_rules(SETTINGS)]
+    statements += [json.loads(json.dumps(s).replace("{arn}", arn)) for s in extra]
+    return json.dumps({"Version": "2012-10-17", "Statement": statements})
+
+
+def _compliant(s3: Any, bucket: str) -> None:
+    """A new bucket as S3 makes it since 2023 (Block Public Access, SSE-S3, ACLs disabled: moto
+    applies none of these), with versioning on and the bucket policy's TLS rules."""
+    s3.create_bucket(Bucket=bucket)
+    s3.put_public_access_block(Bucket=bucket, PublicAccessBlockConfiguration=ALL_ON)
+    s3.put_bucket_encryption(
+        Bucket=bucket,
+        ServerSideEncryptionConfiguration={
+            "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
+        },
+    )
+    _ownership(s3, bucket, "BucketOwnerEnforced")
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    s3.put_bucket_policy(Bucket=bucket, Policy=_tls_policy(bucket))
+
+
+def _ownership(s3: Any, bucket: str, ownership: str) -> None:
+    rules = {"Rules": [{"ObjectOwnership": ownership}]}
+    s3.put_bucket_ownership_controls(Bucket=bucket, OwnershipControls=rules)
+
+
 def _public_acl(s3: Any, bucket: str) -> None:
+    """As S3 lets it happen: Block Public Access off and ACLs enabled first."""
+    s3.delete_public_access_block(Bucket=bucket)
+    _ownership(s3, bucket, "ObjectWriter")
     s3.put_bucket_acl(Bucket=bucket, ACL="public-read")
 
 
 def _public_policy(s3: Any, bucket: str) -> None:
-    policy = json.dumps(PUBLIC_POLICY).replace("{arn}", f"arn:aws:s3:::{bucket}")
-    s3.put_bucket_policy(Bucket=bucket, Policy=policy)
+    """A public statement added beside the TLS rules, with Block Public Access off first."""
+    s3.delete_public_access_block(Bucket=bucket)
+    s3.put_bucket_policy(Bucket=bucket, Policy=_tls_policy(bucket, PUBLIC_READ))
 
 
 def _suspended(s3: Any, bucket: str) -> None:
     s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Suspended"})
 
 
-# Each drifted bucket gets one of these (the others stay as moto makes them).
-DRIFTS = {"public-acl": _public_acl, "public-policy": _public_policy, "versioning": _suspended}
+def _no_tls_rule(s3: Any, bucket: str) -> None:
+    s3.delete_bucket_policy(Bucket=bucket)
+
+
+def _block_public_policy_off(s3: Any, bucket: str) -> None:
+    configuration = {**ALL_ON, "BlockPublicPolicy": False}
+    s3.put_public_access_block(Bucket=bucket, PublicAccessBlockConfiguration=configuration)
+
+
+def _acls_enabled(s3: Any, bucket: str) -> None:
+    _ownership(s3, bucket, "BucketOwnerPreferred")
+
+
+# Each drifted bucket gets one of these, on top of the compliant baseline.
+DRIFTS = {
+    "public-acl": _public_acl,
+    "public-policy": _public_policy,
+    "versioning": _suspended,
+    "secure-transport": _no_tls_rule,
+    "bucket-public-access-block": _block_public_policy_off,
+    "object-ownership": _acls_enabled,
+}
 
 
 @dataclass(frozen=True)
@@ -92,8 +156,12 @@ class Population:
 
 
 def populate(endpoint: str, size: int, prefix: str) -> Population:
-    """`size` buckets, every fourth one drifted (set-up calls are not counted)."""
+    """`size` compliant buckets, every fourth one drifted (set-up calls are not counted), in an
+    account whose Block Public Access is on."""
     s3 = boto3.client("s3", endpoint_url=endpoint, region_name=REGION)
+    aws.new_client("s3control", endpoint_url=endpoint, region_name=REGION).put_public_access_block(
+        AccountId=ACCOUNT, PublicAccessBlockConfiguration=ALL_ON
+    )
     names = [f"{prefix}-{index:05d}" for index in range(size)]
     drifted = {
         name: list(DRIFTS)[(index // 4) % len(DRIFTS)]
@@ -102,7 +170,7 @@ def populate(endpoint: str, size: int, prefix: str) -> Population:
     }
 
     def make(name: str) -> None:
-        s3.create_bucket(Bucket=name)
+        _compliant(s3, name)
         if name in drifted:
             DRIFTS[drifted[name]](s3, name)
 
@@ -121,6 +189,8 @@ class SweepFigures:
     load: float = 0.0  # the machine's 1-minute load average when the sweep ended
     client_cpu: float = 0.0  # CPU seconds of this process (the sweep) during the sweep
     server_cpu: float | None = None  # CPU seconds of the moto server, where /proc tells
+    # Findings on buckets left compliant, as "bucket control" (should be none).
+    false_findings: list[str] = field(default_factory=list)
 
     @property
     def per_second(self) -> float:
@@ -130,6 +200,11 @@ class SweepFigures:
     def requests_per_second(self) -> float:
         """Calls the server answered per second (botocore retried none: moto never throttles)."""
         return self.calls.total() / self.seconds if self.seconds else 0.0
+
+    def cpu_per_call(self, seconds: float | None) -> float | None:
+        """Milliseconds of CPU per API call, of the sweep's or the server's process."""
+        calls = self.calls.total()
+        return None if seconds is None or not calls else 1000 * seconds / calls
 
     def per_bucket(self, names: set[str] | None = None) -> float:
         counted = sum(n for op, n in self.calls.items() if names is None or op in names)
@@ -146,6 +221,8 @@ class SweepFigures:
             wrong.append(f"{self.repeated_reads} repeated surface reads")
         if self.missed:
             wrong.append(f"{len(self.missed)} drifts missed")
+        if self.false_findings:
+            wrong.append(f"{len(self.false_findings)} findings on compliant buckets")
         if self.size >= 2000 and self.seconds > MAX_SECONDS_2000:
             wrong.append(f"{self.seconds:.1f} s > {MAX_SECONDS_2000:.0f} s")
         return wrong
@@ -153,8 +230,7 @@ class SweepFigures:
 
 def sweep(population: Population, server_pid: int | None = None) -> SweepFigures:
     """A read-only sweep of the population, as `bucketwarden scan` runs it."""
-    settings = Settings(dry_run=True)
-    runner = Sweep(settings, CONTROLS, workers=WORKERS)
+    runner = Sweep(SETTINGS, CONTROLS, workers=WORKERS)
     outcomes: list[Outcome] = []
     aws.API_CALLS.clear()
     server_before = process_cpu_seconds(server_pid)
@@ -170,9 +246,25 @@ def sweep(population: Population, server_pid: int | None = None) -> SweepFigures
     server_cpu = None if None in (server_before, server_after) else server_after - server_before
     found = {(o.bucket, o.control) for o in outcomes if o.status is Status.NONCOMPLIANT}
     missed = [b for b, control in population.drifted.items() if (b, control) not in found]
+    false_findings = [
+        f"{o.bucket} {o.control}"
+        for o in outcomes
+        if o.bucket in names and o.bucket not in population.drifted
+        if o.status is not Status.COMPLIANT
+    ]
     calls = Counter(aws.API_CALLS)
     load = os.getloadavg()[0]
-    return SweepFigures(len(listed), seconds, calls, outcomes, missed, load, client_cpu, server_cpu)
+    return SweepFigures(
+        len(listed),
+        seconds,
+        calls,
+        outcomes,
+        missed,
+        load,
+        client_cpu,
+        server_cpu,
+        false_findings,
+    )
 
 
 def own_cpu_seconds() -> float:
@@ -198,10 +290,12 @@ def _table(results: list[SweepFigures]) -> Table:
     for column in (
         "buckets",
         "wall s",
+        "load",
         "buckets/s",
         "API calls/bucket",
         "requests/s",
         "CPU s: sweep / server",
+        "CPU ms/call: sweep / server",
         "surface reads/bucket",
         "repeated reads",
         "drifts found",
@@ -214,10 +308,13 @@ def _table(results: list[SweepFigures]) -> Table:
         table.add_row(
             str(result.size),
             f"{result.seconds:.1f}",
+            f"{result.load:.1f}",
             f"{result.per_second:.0f}",
             f"{result.per_bucket():.1f}",
             f"{result.requests_per_second:.0f}",
             f"{result.client_cpu:.0f} / {_seconds(result.server_cpu)}",
+            f"{_milliseconds(result.cpu_per_call(result.client_cpu))} / "
+            f"{_milliseconds(result.cpu_per_call(result.server_cpu))}",
             f"{result.per_bucket(SURFACE_READS):.1f}",
             str(result.repeated_reads),
             f"{drifted} ({len(result.missed)} missed)",
@@ -228,6 +325,10 @@ def _table(results: list[SweepFigures]) -> Table:
 
 def _seconds(value: float | None) -> str:
     return "-" if value is None else f"{value:.0f}"
+
+
+def _milliseconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -244,12 +345,11 @@ def main(argv: list[str] | None = None) -> int:
             results.append(sweep(population, server.pid))
     console.print(_table(results))
     console.print(
-        f"Targets: every drift found, no surface read twice for a bucket (besides "
+        f"Targets: every drift found, no finding on a compliant bucket, no surface read twice "
+        f"for a bucket (besides "
         f"{', '.join(sorted(EXTRA_READS))}), 2,000 buckets under {MAX_SECONDS_2000:.0f} s. "
-        f"{WORKERS} threads; the moto server is one Python process. Machine load (1-minute "
-        f"average, {os.cpu_count()} cores) as each sweep ended: "
-        + ", ".join(f"{result.load:.1f}" for result in results)
-        + "."
+        f"{WORKERS} threads; the moto server is one Python process. Load: the machine's 1-minute "
+        f"load average ({os.cpu_count()} cores) as the sweep ended."
     )
     failed = any(result.failures() for result in results)
     return 1 if failed and args.check else 0

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import re
+from functools import lru_cache
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -42,10 +43,26 @@ def as_list(value: Any) -> list[Any]:
 
 
 def wildcard_match(pattern: Any, value: str, *, ignore_case: bool = False) -> bool:
-    """IAM's matching of actions and resources: `*` any characters (`/` too), `?` any one."""
-    parts = (".*" if c == "*" else "." if c == "?" else re.escape(c) for c in str(pattern))
-    flags = re.IGNORECASE if ignore_case else 0
-    return re.fullmatch("".join(parts), value, flags) is not None
+    """IAM's matching of actions and resources: `*` any characters (`/` too), `?` any one.
+
+    A pattern without wildcards, or with one `*` and no `?` (a bucket's `arn:aws:s3:::NAME/*`),
+    is compared as text; others go to a regular expression, compiled once per pattern.
+    """
+    text = str(pattern)
+    if not ignore_case and "?" not in text and "\n" not in value:
+        head, star, tail = text.partition("*")
+        if not star:
+            return value == text
+        if "*" not in tail:
+            fits = len(value) >= len(head) + len(tail)
+            return fits and value.startswith(head) and value.endswith(tail)
+    return _wildcard_expression(text, ignore_case).fullmatch(value) is not None
+
+
+@lru_cache(maxsize=1024)
+def _wildcard_expression(pattern: str, ignore_case: bool) -> re.Pattern[str]:
+    parts = (".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
+    return re.compile("".join(parts), re.IGNORECASE if ignore_case else 0)
 
 
 def without_sid(statement: dict[str, Any]) -> dict[str, Any]:
