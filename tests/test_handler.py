@@ -31,6 +31,7 @@ from tests.helpers import (
     s3,
     subscribe_inbox,
 )
+from tests.test_template import by_resource, function_id, role_id
 
 pytestmark = [
     pytest.mark.usefixtures("aws"),
@@ -150,11 +151,15 @@ class AnswerLost(Exception):
     """The request reached S3 and was applied; its answer never came back."""
 
 
-def lose_answers(operation: str, service: str = "s3") -> None:
-    """Apply every `operation` call of the engine's client, then fail it as a lost answer."""
+def lose_answers(operation: str, service: str = "s3", times: int | None = None) -> None:
+    """Apply `operation` calls of the engine's client (every one, or the first `times`), then
+    fail them as lost answers."""
+    lost_so_far = []
 
     def lost(**_: Any) -> None:
-        raise AnswerLost(operation)
+        if times is None or len(lost_so_far) < times:
+            lost_so_far.append(operation)
+            raise AnswerLost(operation)
 
     made = aws.client(service, REGION if service == "s3" else None)
     prefix = made.meta.service_model.service_id.hyphenize()
@@ -259,6 +264,38 @@ def test_a_claim_whose_answer_was_lost_is_not_taken_for_a_second_delivery() -> N
 
     assert outcome["status"] == "remediated"
     assert not is_public(bucket)
+
+
+class TableCalls:
+    """Records (operation, table) of every call the engine's DynamoDB client makes."""
+
+    def __init__(self) -> None:
+        self.made: set[tuple[str, str]] = set()
+        aws.client("dynamodb").meta.events.register("before-parameter-build.dynamodb", self)
+
+    def __call__(self, model: Any, params: dict[str, Any], **_: Any) -> None:
+        index = params.get("IndexName")
+        self.made.add((model.name, params["TableName"] + (f"/index/{index}" if index else "")))
+
+
+@pytest.mark.usefixtures("audited")
+def test_the_role_allows_every_table_call_of_a_retried_fix() -> None:
+    """The claim, its release, the write-ahead record, the retry's read of it: all allowed by
+    the function's role in template.yaml (moto does not enforce IAM here)."""
+    calls = TableCalls()
+    event = acl_event(public_bucket())
+    lose_answers("PutBucketAcl", times=1)
+    with pytest.raises(AnswerLost):
+        process(event, "public-access", Invocation("request-1"))
+    assert only(process(event, "public-access", Invocation("request-1")))["status"] == "remediated"
+
+    granted = by_resource(role_id(function_id("public-access")), "dynamodb")
+    logical = {AUDIT_TABLE: "AuditTable", IDEMPOTENCY_TABLE: "IdempotencyTable"}
+    for operation, target in calls.made:
+        table, _, index = target.partition("/")
+        assert f"dynamodb:{operation}" in granted[logical[table] + _ + index], (operation, target)
+    # The release of the first attempt's claim and the retry's read of its record were made.
+    assert {("UpdateItem", IDEMPOTENCY_TABLE), ("GetItem", AUDIT_TABLE)} <= calls.made
 
 
 class ClaimTwice:
