@@ -54,6 +54,14 @@ FUNCTION_TIMEOUT_SECONDS = int(load_template()["Globals"]["Function"]["Timeout"]
 
 # A timeout costs two seconds instead of ten: the proxy holds a request for longer than that.
 CLIENT_TIMEOUT_SECONDS = 2
+# botocore's retries as the service configures them (five attempts, a retry quota per client),
+# without adaptive mode's client-side rate limiter: the invocations here share one client per
+# service, and its one token bucket would make every invocation wait on the others' throttling
+# (each Lambda instance has its own). The shared retry quota drains under the sustained fault
+# rate, as a warm instance's does in a long outage, so faults outlive botocore's retries and the
+# paths behind them (the invocation fails, Lambda retries it, then dead-letters it) are taken
+# hundreds of times in one run.
+CLIENT_RETRIES = {"mode": "standard", "max_attempts": 5}
 HOLD_SECONDS = 2.5
 
 AUDIT_TABLE = "fault-audit"
@@ -328,6 +336,7 @@ def engine_through(proxy_url: str, stack: Stack, monkeypatch: pytest.MonkeyPatch
         connect_timeout=CLIENT_TIMEOUT_SECONDS,
         read_timeout=CLIENT_TIMEOUT_SECONDS,
         max_pool_connections=CONCURRENCY,
+        retries=CLIENT_RETRIES,
     )
     monkeypatch.setattr(aws, "RETRY_CONFIG", aws.RETRY_CONFIG.merge(short))
     aws.reset_clients()
@@ -614,6 +623,11 @@ def summary(run: Run, verdict: Verdict) -> str:
     retried = sum(1 for result in run.results if result.attempts > 1)
     dead = sum(1 for result in run.results if result.dead_lettered)
     records = Counter(record["status"] for record in run.records)
+    confirmed = sum(
+        "fixed by an earlier attempt" in outcome["reason"]
+        for result in run.results
+        for outcome in result.outcomes or []
+    )
     messages = Counter(message["status"] for message in run.messages)
     deliveries = len(run.results)
     lines = [
@@ -625,6 +639,8 @@ def summary(run: Run, verdict: Verdict) -> str:
         f"  invocation errors {sum(errors.values())}: {_counts(errors)}",
         f"  invocations retried by Lambda {retried}, dead-lettered {dead}",
         f"  outcomes returned: {_counts(outcomes)}",
+        f"  fixes an attempt made and a later attempt recorded (write-ahead record completed): "
+        f"{confirmed}",
         f"  surfaces and deliveries: {_counts(verdict.endings)}",
         f"  audit records {len(run.records)}: {_counts(records)}",
         f"  notifications {len(run.messages)}: {_counts(messages)}",
