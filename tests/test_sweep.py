@@ -16,7 +16,7 @@ import json
 import runpy
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
@@ -351,6 +351,30 @@ def test_a_duplicate_delivery_sweeps_nothing_twice(stack: Inbox) -> None:
     assert sweep(event, FakeContext(), on_outcomes=second.extend) == result
     assert first
     assert not second
+    assert len(stack.receive()) == 1
+
+
+def test_an_invocation_whose_claim_was_not_released_is_run_by_lambdas_retry(
+    stack: Inbox,
+) -> None:
+    """The listing fails and so does the release of the claim: the claim stays, named by the
+    request id. Another delivery is a duplicate; Lambda's retry (the same request id) sweeps."""
+    make_bucket("retried")
+    event = scheduled_event("failed-once")
+    listing = ErrorResponses(500, "InternalError", times=1000).install("ListBuckets", region=None)
+    release = ErrorResponses(500, "InternalServerError", times=1000)
+    release.install("UpdateItem", "dynamodb", None)
+    with pytest.raises(Exception, match="idempotency store"):
+        sweep(event, FakeContext())
+    assert release.sent > 0
+    aws.reset_clients()  # the outage is over
+
+    other = sweep(event, replace(FakeContext(), aws_request_id="another-delivery"))
+    retried = sweep(event, FakeContext())
+
+    assert listing.sent > 0
+    assert other["status"] == "duplicate"
+    assert (retried["status"], retried["buckets"]) == ("finished", 1)
     assert len(stack.receive()) == 1
 
 

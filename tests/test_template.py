@@ -380,7 +380,6 @@ def test_role_reaches_only_the_stack_resources(function: str) -> None:
             "dynamodb:GetItem",
             "dynamodb:PutItem",
             "dynamodb:UpdateItem",
-            "dynamodb:DeleteItem",
         },
     }
     assert by_resource(role, "sns") == {"NotificationTopic": {"sns:Publish"}}

@@ -17,15 +17,10 @@ import json
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from functools import cache
 from typing import Any
 
 from aws_lambda_powertools import Logger
-from aws_lambda_powertools.utilities.idempotency import (
-    DynamoDBPersistenceLayer,
-    IdempotencyConfig,
-    idempotent_function,
-)
+from aws_lambda_powertools.utilities.idempotency import idempotent_function
 from aws_lambda_powertools.utilities.idempotency.exceptions import (
     IdempotencyAlreadyInProgressError,
 )
@@ -33,6 +28,7 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 from bucketwarden import metrics, notify
 from bucketwarden.aws import client
 from bucketwarden.catalogue import CONTROL_IDS, CONTROLS
+from bucketwarden.claims import claim_store
 from bucketwarden.handler import traced
 from bucketwarden.outcome import utc_now
 from bucketwarden.settings import Settings
@@ -136,32 +132,22 @@ def sweep(
     run = _Invocation(settings, progress, context, workers, on_outcomes)
     if settings.dry_run or not settings.idempotency_table:
         return run.sweep()
-    claim, config = _claimed_runner(settings.idempotency_table, client("dynamodb"))
-    if context is not None:
-        config.register_lambda_context(context)
+    # The whole record is kept (not the event functions' claim only): a duplicate arriving
+    # after the invocation finished must not sweep again either.
+    key_path = "[sweep_id, invocation]"
+    table = settings.idempotency_table
+    store, config = claim_store(table, context, key_path, IDEMPOTENCY_TTL_SECONDS, True)
+
+    @idempotent_function(data_keyword_argument="key", persistence_store=store, config=config)
+    def claim(key: dict[str, Any]) -> dict[str, Any]:
+        return run.sweep()
+
     key = {"sweep_id": progress.sweep_id, "invocation": progress.invocation}
     try:
-        return dict(claim(key=key, run=run))
+        return dict(claim(key=key))
     except IdempotencyAlreadyInProgressError:
         logger.warning("duplicate delivery of a sweep invocation", extra=key)
         return {**key, "status": "duplicate"}
-
-
-@cache
-def _claimed_runner(table: str, dynamodb: Any) -> tuple[Any, IdempotencyConfig]:
-    # The whole record is kept (not the event functions' claim only): a duplicate arriving
-    # after the invocation finished must not sweep again either.
-    config = IdempotencyConfig(
-        event_key_jmespath="[sweep_id, invocation]",
-        expires_after_seconds=IDEMPOTENCY_TTL_SECONDS,
-    )
-    store = DynamoDBPersistenceLayer(table_name=table, boto3_client=dynamodb)
-
-    @idempotent_function(data_keyword_argument="key", persistence_store=store, config=config)
-    def claim(key: dict[str, Any], run: _Invocation) -> dict[str, Any]:
-        return run.sweep()
-
-    return claim, config
 
 
 @dataclass
