@@ -58,15 +58,12 @@ def serve(host: str, port: int, ready: Connection) -> None:
     # functions first, then this process, so that no invocation loses its endpoint midway.
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    from moto.moto_server.werkzeug_app import (
-        DomainDispatcherApplication,
-        MotoRequestHandler,
-        create_backend_app,
-    )
+    from moto.moto_server.werkzeug_app import MotoRequestHandler, create_backend_app
     from werkzeug.serving import make_server
 
     from bucketwarden.local.behaviour import judge_log_targets_by_principal_objects
     from bucketwarden.local.cloudtrail import CloudTrailMiddleware, put_on_default_bus
+    from bucketwarden.moto_http import Dispatcher
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no line per request
     _parse_each_jsonpath_once()
@@ -77,17 +74,6 @@ def serve(host: str, port: int, ready: Connection) -> None:
         if "s3" not in endpoint:
             endpoint["s3"] = _internal_s3(f"http://{host}:{endpoint['port']}")
         return endpoint["s3"]
-
-    class Dispatcher(DomainDispatcherApplication):
-        """moto's dispatcher, remembering which service a host name is.
-
-        moto works it out on every request, listing its own package directory and trying
-        hundreds of URL patterns; that was a quarter of the endpoint's time under load.
-        """
-
-        @functools.lru_cache(maxsize=512)  # noqa: B019 - one instance, alive as long as the process
-        def get_backend_for_host(self, host: str | None) -> Any:
-            return super().get_backend_for_host(host)
 
     app = CloudTrailMiddleware(
         Dispatcher(create_backend_app),
