@@ -41,6 +41,7 @@ logger = Logger(service="bucketwarden", child=True)
 
 _REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
 OWN_CHANGE = "change made by BucketWarden itself"
+EARLIER_ATTEMPT = "(fixed by an earlier attempt at this event)"
 
 
 @dataclass
@@ -324,9 +325,9 @@ class Engine:
         the notification; its write-ahead record holds the state it found.
         """
         fixed_at = utc_now()
-        reason = (
-            f"{prior.get('reason') or outcome.reason} (fixed by an earlier attempt at this event)"
-        )
+        reason = prior.get("reason") or outcome.reason
+        if EARLIER_ATTEMPT not in reason:  # a third attempt finds the second one's record
+            reason = f"{reason} {EARLIER_ATTEMPT}"
         return replace(
             outcome,
             status=Status.REMEDIATED,
