@@ -142,9 +142,10 @@ class Invocation:
     """The part of Lambda's context the claim reads: the request id Lambda's retries keep."""
 
     aws_request_id: str
+    remaining_ms: int = 300_000
 
     def get_remaining_time_in_millis(self) -> int:
-        return 300_000
+        return self.remaining_ms
 
 
 class AnswerLost(Exception):
@@ -233,6 +234,27 @@ def test_a_retry_after_a_lost_notification_sends_it_and_keeps_one_record(
     # At least once: the lost answers' messages arrived, and each retry sent it again.
     audit_ids = [json.loads(e["Message"])["audit_id"] for e in inbox.receive()]
     assert audit_ids == [first["audit_id"]] * 3
+
+
+@pytest.mark.usefixtures("audited")
+def test_a_late_second_delivery_that_fixes_again_keeps_the_first_fix_on_record() -> None:
+    bucket = public_bucket()
+    event = acl_event(bucket)
+    # The first delivery's claim ends with it (no time left), as a claim does after minutes.
+    first = only(process(event, "public-access", Invocation("request-1", remaining_ms=0)))
+    s3().put_bucket_acl(Bucket=bucket, ACL="public-read")  # drifted again, its event not here yet
+
+    late = only(process(event, "public-access", Invocation("request-2")))
+
+    assert (first["status"], late["status"]) == ("remediated", "remediated")
+    assert late["audit_id"] != first["audit_id"]
+    records = {r["audit_id"]: r for r in audit_items(AUDIT_TABLE)}
+    assert set(records) == {first["audit_id"], late["audit_id"]}
+    # The first fix's record is as it was: its own before and after, still a rollback source.
+    assert records[first["audit_id"]]["before"] == first["before"]
+    assert records[first["audit_id"]]["after"] == first["after"]
+    assert records[late["audit_id"]]["status"] == "remediated"
+    assert not is_public(bucket)
 
 
 @pytest.mark.usefixtures("idempotency")

@@ -84,7 +84,21 @@ def write_ahead(dynamodb: Any, table: str, outcome: Outcome, planned: Any) -> No
     """
     outcome.audit_id = outcome.audit_id or audit_id_for(outcome)
     pending = replace(outcome, after=planned)
-    dynamodb.put_item(TableName=table, Item=to_item(pending, outcome.audit_id, PENDING))
+    try:
+        # An earlier attempt's finished fix stays: a late second delivery of the event that
+        # finds the bucket drifted again makes a fix (and a record) of its own.
+        dynamodb.put_item(
+            TableName=table,
+            Item=to_item(pending, outcome.audit_id, PENDING),
+            ConditionExpression="attribute_not_exists(audit_id) OR #status <> :remediated",
+            ExpressionAttributeNames={"#status": "status"},
+            ExpressionAttributeValues={":remediated": {"S": Status.REMEDIATED.value}},
+        )
+    except ClientError as error:
+        if error_code(error) != "ConditionalCheckFailedException":
+            raise
+        outcome.audit_id = str(uuid.uuid4())
+        dynamodb.put_item(TableName=table, Item=to_item(pending, outcome.audit_id, PENDING))
 
 
 def prior_record(dynamodb: Any, table: str, outcome: Outcome) -> dict[str, Any] | None:

@@ -55,6 +55,9 @@ class ClaimStore(DynamoDBPersistenceLayer):
         if data_record.in_progress_expiry_timestamp is not None:
             expiry = str(data_record.in_progress_expiry_timestamp)
             item[self.in_progress_expiry_attr] = {"N": expiry}
+        # As Powertools' own put: a store configured with payload validation keeps the hash.
+        if self.payload_validation_enabled and data_record.payload_hash:
+            item[self.validation_key_attr] = {"S": data_record.payload_hash}
         now = dt.datetime.now()
         try:
             response = self.client.put_item(

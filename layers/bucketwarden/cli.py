@@ -660,7 +660,8 @@ def _audit_commands(commands: Any) -> None:
         "rollback",
         help="put a fixed configuration back as its audit record says it was",
         description=(
-            "Read the audit record AUDIT_ID of a fix, exempt the bucket from the control with "
+            "Read the audit record AUDIT_ID of a fix (remediated, or pending), exempt the bucket "
+            "from the control with "
             "tags (every other tag kept), then restore the configuration from before the fix "
             "exactly, deleting what was absent, and read it back. Refused when the configuration "
             "changed since the fix (--force overrides). --dry-run prints the change, makes none."
@@ -681,7 +682,8 @@ def _audit_commands(commands: Any) -> None:
         help="list audit records, newest first",
         description=(
             "List the audit table's records, newest first: a bucket's (its index) or every "
-            "record (a scan), optionally of one control only."
+            "record (a scan), optionally of one control only. Status `pending`: a fix recorded "
+            "before it was made whose event was dead-lettered before its result was known."
         ),
     )
     history.add_argument(

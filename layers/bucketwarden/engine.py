@@ -253,7 +253,7 @@ class Engine:
             if prior and evaluation.compliant:
                 step.decide(self._confirmed(step.outcome, prior, context))
                 continue
-            if prior:
+            if prior and prior["status"] == audit.PENDING:
                 # The earlier attempt read the state before anything was changed.
                 step.outcome.before = prior["before"]
             if evaluation.compliant:
