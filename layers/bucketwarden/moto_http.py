@@ -24,9 +24,12 @@ Every answer is moto's own: these only remember what moto computes from its inst
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import sys
-from collections.abc import Iterable
+import threading
+from collections import defaultdict
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from moto.core import errors, utils
@@ -39,16 +42,43 @@ from werkzeug.datastructures import Headers
 from werkzeug.serving import ThreadedWSGIServer
 from werkzeug.wsgi import LimitedStream
 
+# Services whose requests may wait for another request (an SQS long poll for a message), so
+# that answering one at a time would hold every other request up for the length of the wait.
+WAITS_ON_PURPOSE = frozenset({"sqs"})
 # Responses that never carry a body (RFC 9110).
 BODYLESS = frozenset({204, 304})
 
 
 class Dispatcher(DomainDispatcherApplication):
-    """moto's dispatcher, remembering which service a host name is.
+    """moto's dispatcher, remembering which service a host name is, and answering one request
+    at a time per service.
 
-    moto works it out on every request, listing its own package directory and trying hundreds
-    of URL patterns; that was a quarter of the local endpoint's time under load.
+    moto works out the service on every request, listing its own package directory and trying
+    hundreds of URL patterns; that was a quarter of the local endpoint's time under load.
+
+    moto's backends keep their state in plain dicts without locks, and its server answers
+    requests on many threads: a DynamoDB Query that iterates a table while another thread puts
+    an item fails with "dictionary changed size during iteration" (an HTTP 500 that AWS would
+    never send). Requests to one service wait for each other; different services do not. SQS
+    is the exception: its long polls wait for messages on purpose, under moto's own lock.
     """
+
+    def __init__(self, create_app: Callable[[Any], Any]) -> None:
+        super().__init__(create_app)
+        self._service_locks: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        backend_app = self.get_application(environ)
+        with self.lock:  # moto's own lock, guarding its table of apps
+            service = getattr(backend_app, "service", "")
+            service_lock = None if service in WAITS_ON_PURPOSE else self._service_locks[service]
+        with service_lock or contextlib.nullcontext():
+            response = backend_app(environ, start_response)
+            try:
+                return list(response)
+            finally:
+                if hasattr(response, "close"):
+                    response.close()
 
     @functools.lru_cache(maxsize=512)  # noqa: B019 - one instance, alive as long as the process
     def get_backend_for_host(self, host: str | None) -> Any:
