@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-import socket
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,10 +13,12 @@ import boto3
 import pytest
 from hypothesis import HealthCheck, settings
 from moto import mock_aws
-from moto.server import ThreadedMotoServer
+from moto.moto_server.werkzeug_app import MotoRequestHandler, create_backend_app
+from werkzeug.serving import make_server
 
 from bucketwarden.aws import reset_clients
 from bucketwarden.catalogue import CONTROL_IDS
+from bucketwarden.moto_http import Dispatcher
 from bucketwarden.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -87,16 +89,26 @@ def aws() -> Iterator[None]:
 
 @pytest.fixture(scope="session")
 def moto_server() -> Iterator[str]:
-    """A moto server on 127.0.0.1 and a free port; yields its endpoint URL."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
+    """A moto server on 127.0.0.1 and a free port; yields its endpoint URL.
+
+    moto's app behind the dispatcher the local endpoint and the benches use, which answers one
+    request at a time per service (moto's backends are not safe across threads).
+    """
+    server = make_server(
+        "127.0.0.1",
+        0,
+        Dispatcher(create_backend_app),
+        threaded=True,
+        request_handler=MotoRequestHandler,
+    )
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield f"http://127.0.0.1:{server.server_port}"
     finally:
-        server.stop()
+        server.shutdown()
+        server.server_close()
+        thread.join()
 
 
 def load_sample(name: str) -> dict[str, Any]:
