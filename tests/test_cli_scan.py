@@ -173,10 +173,25 @@ def test_remediate_dry_run_prints_before_and_after_and_changes_nothing(moto_serv
     for change in ("Suspended", "→ Enabled", "no default encryption", "→ AES256", "→ all four on"):
         assert change in table, change
     assert "READ:AllUsers" in table
-    assert "→ no bucket policy" in table  # the public statement was the whole policy
     assert "per control" in table
     assert f": {len(expected)} noncompliant, " in table.splitlines()[-1]
     assert configuration() == drifted
+
+
+def test_remediate_dry_run_shows_the_changes_remediate_then_makes(moto_server: str) -> None:
+    """Each planned change is the one the fix makes: controls judge the state the fixes before
+    them leave (object-ownership, once public-acl has cleaned the ACL), and the controls of one
+    surface show one after."""
+    expected = drifted_population()
+
+    planned = json_lines(run_cli("remediate", "--dry-run", "--json", endpoint=moto_server).stdout)
+    made = json_lines(run_cli("remediate", "--json", endpoint=moto_server).stdout)
+
+    assert by_status(planned, "noncompliant") == by_status(made, "remediated") == expected
+    planned_after = {(o["bucket"], o["control"]): o["after"] for o in planned}
+    made_after = {(o["bucket"], o["control"]): o["after"] for o in made}
+    for finding in sorted(expected):
+        assert planned_after[finding] == made_after[finding], finding
 
 
 def test_sarif_validates_against_the_schema_and_locates_each_finding(

@@ -116,7 +116,7 @@ class ReadOnce:
         if name.startswith("get_"):
             return lambda **kwargs: self._read(name, attribute, kwargs)
         if name.startswith(("put_", "delete_")):
-            return lambda **kwargs: self._write(attribute, kwargs)
+            return lambda **kwargs: self._write(name, attribute, kwargs)
         return attribute
 
     def _read(self, name: str, call: Any, kwargs: dict[str, Any]) -> Any:
@@ -131,9 +131,69 @@ class ReadOnce:
             raise value
         return copied(value)
 
-    def _write(self, call: Any, kwargs: dict[str, Any]) -> Any:
+    def _write(self, name: str, call: Any, kwargs: dict[str, Any]) -> Any:
         self._memo.clear()
         return call(**kwargs)
+
+
+# The parameters that name what a configuration call is about; its read takes only these.
+_SUBJECT_PARAMETERS = ("AccountId", "Bucket", "Name")
+# Writes whose value is one parameter that the read answers unwrapped (GetBucketAcl answers
+# Owner and Grants); the other reads answer the parameter itself (GetBucketPolicy: Policy).
+_ANSWERED_UNWRAPPED = {
+    "put_bucket_acl": "AccessControlPolicy",
+    "put_bucket_logging": "BucketLoggingStatus",
+    "put_bucket_versioning": "VersioningConfiguration",
+}
+# What S3 answers the read of a configuration just deleted.
+_MISSING_AFTER_DELETE = {
+    "delete_access_point_policy": "NoSuchAccessPointPolicy",
+    "delete_bucket_ownership_controls": "OwnershipControlsNotFoundError",
+    "delete_bucket_policy": "NoSuchBucketPolicy",
+    "delete_public_access_block": "NoSuchPublicAccessBlockConfiguration",
+}
+# S3 encrypts every bucket: without a configuration of its own, a bucket has SSE-S3.
+_S3_DEFAULT_ENCRYPTION = {
+    "ServerSideEncryptionConfiguration": {
+        "Rules": [
+            {
+                "ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"},
+                "BucketKeyEnabled": False,
+            }
+        ]
+    }
+}
+
+
+class PlannedWrites(ReadOnce):
+    """A dry run's client: reads as `ReadOnce`; a write is not sent but becomes what the reads
+    after it answer. The controls after it then judge the state as the fix would leave it (the
+    ACL public-acl cleaned, which object-ownership needs), and the dry run shows the changes a
+    real run makes, not what each control would do alone.
+    """
+
+    def _write(self, name: str, call: Any, kwargs: dict[str, Any]) -> Any:
+        subject = {key: kwargs[key] for key in _SUBJECT_PARAMETERS if key in kwargs}
+        read = "get_" + name.split("_", 1)[1]
+        key = (read, json.dumps(subject, sort_keys=True, default=str))
+        self._memo[key] = _answer_after(name, kwargs)
+        return {}
+
+
+def _answer_after(name: str, kwargs: dict[str, Any]) -> tuple[bool, Any]:
+    """What the read of the configuration that `name` writes answers after the write."""
+    if name in _MISSING_AFTER_DELETE:
+        code = _MISSING_AFTER_DELETE[name]
+        return False, ClientError({"Error": {"Code": code, "Message": code}}, name)
+    if name == "delete_bucket_encryption":
+        return True, copied(_S3_DEFAULT_ENCRYPTION)
+    values = {key: value for key, value in kwargs.items() if key not in _SUBJECT_PARAMETERS}
+    values.pop("ExpectedBucketOwner", None)
+    if name in _ANSWERED_UNWRAPPED:
+        return True, copied(values[_ANSWERED_UNWRAPPED[name]])
+    if not name.startswith("put_") or len(values) != 1:
+        raise TypeError(f"a dry run cannot tell what {name} would change: {sorted(values)}")
+    return True, copied(values)
 
 
 # What botocore's parsed responses hold besides dicts and lists: values that cannot change.

@@ -23,6 +23,7 @@ from botocore.exceptions import ClientError
 from bucketwarden import audit, exemptions, flap, metrics, notify, website
 from bucketwarden.aws import (
     GONE_CODES,
+    PlannedWrites,
     ReadOnce,
     client,
     error_code,
@@ -239,7 +240,9 @@ class Engine:
 
     def _evaluate_and_fix(self, steps: list[Step], context: EventContext, subject: str) -> None:
         first = steps[0].control
-        api = ReadOnce(client(first.service, context.region), context.reads)
+        # A dry run plans its writes: later reads answer what they would have set.
+        reads = PlannedWrites if self.settings.dry_run else ReadOnce
+        api = reads(client(first.service, context.region), context.reads)
         before = first.observe(api, subject, self.settings)
         state = before
         planned: list[Step] = []
@@ -268,15 +271,11 @@ class Engine:
                 step.outcome.warnings.append(exemption.note)
             if evaluation.public_read and step.control.checks_website:
                 step.outcome.warnings.extend(self._website_warning(step.control, context, subject))
-            if self.settings.dry_run and step.mode is Mode.REMEDIATE:
-                state = evaluation.desired if evaluation.fixable else state
-                step.decide(replace(step.outcome, status=Status.NONCOMPLIANT, after=state))
-                continue
             if step.mode is Mode.NOTIFY or not evaluation.fixable:
                 step.decide(replace(step.outcome, status=Status.NONCOMPLIANT))
                 continue
-            verdict = self._flap_verdict(step.control, subject)
-            if verdict.hold:
+            verdict = None if self.settings.dry_run else self._flap_verdict(step.control, subject)
+            if verdict and verdict.hold:
                 step.decide(self._held(step.outcome, verdict))
                 continue
             step.evaluation = evaluation
@@ -288,7 +287,7 @@ class Engine:
     def _remediate(
         self, planned: list[Step], context: EventContext, api: Any, subject: str, desired: State
     ) -> None:
-        if self.settings.audit_table:
+        if self.settings.audit_table and not self.settings.dry_run:
             for step in planned:
                 audit.write_ahead(
                     client("dynamodb"), self.settings.audit_table, step.outcome, desired
@@ -304,6 +303,9 @@ class Engine:
                 found = step.evaluation.reason if step.evaluation else outcome.reason
                 reason = f"{found}; still wrong after the fix: {verdict.reason}"
                 step.decide(replace(outcome, status=Status.FAILED, reason=reason))
+                continue
+            if self.settings.dry_run:  # the fix as planned: found, not made
+                step.decide(replace(outcome, status=Status.NONCOMPLIANT, fix_time=None))
                 continue
             elapsed = _elapsed_ms(context.changed_at, fixed_at)
             step.decide(replace(outcome, status=Status.REMEDIATED, time_to_remediate_ms=elapsed))
