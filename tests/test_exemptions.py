@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date, timedelta
+from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from rich.console import Console
 
+from bucketwarden import aws
+from bucketwarden.catalogue import CONTROL_IDS
 from bucketwarden.exemptions import check, read_tags
+from bucketwarden.outcome import Outcome
+from bucketwarden.report import print_report
 from bucketwarden.settings import Settings
-from tests.helpers import make_bucket, s3, tag_bucket
+from bucketwarden.sweep import Sweep, controls_for
+from tests.helpers import calls_delta, handle, make_bucket, s3, tag_bucket
 
 TODAY = date(2025, 3, 15)
 SETTINGS = Settings()
@@ -110,3 +118,79 @@ def test_read_tags_of_a_bucket_with_and_without_tags() -> None:
     assert read_tags(s3(), bucket) == {}
     tag_bucket(bucket, {KEY: "all", REASON: "demo", "team": "data"})
     assert read_tags(s3(), bucket) == {KEY: "all", REASON: "demo", "team": "data"}
+
+
+# -- exemptions that would not be honoured, on buckets that comply -----------------------------
+
+
+def _swept(bucket: str) -> dict[str, Any]:
+    """The versioning outcome of a sweep of `bucket` (read-only)."""
+    found: list[Outcome] = []
+    settings = replace(Settings.from_env(CONTROL_IDS), dry_run=True)
+    Sweep(settings, controls_for(["versioning"])).run([bucket], on_outcomes=found.extend)
+    [outcome] = [o.to_dict() for o in found]
+    return outcome
+
+
+@pytest.mark.usefixtures("aws")
+@pytest.mark.parametrize(
+    ("tags", "note"),
+    [
+        ({KEY: "versioning"}, f"exemption ignored: tag {REASON} is missing or empty"),
+        ({KEY: "all", REASON: "archive", UNTIL: "2020-01-31"}, "exemption expired on 2020-01-31"),
+        ({KEY: "all", REASON: "archive", UNTIL: "soon"}, f"exemption ignored: {UNTIL}='soon'"),
+    ],
+    ids=["no reason", "expired", "not a date"],
+)
+def test_a_sweep_reports_an_exemption_that_would_not_be_honoured_on_a_compliant_bucket(
+    tags: dict[str, str], note: str
+) -> None:
+    bucket = make_bucket("tagged-compliant")
+    s3().put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    tag_bucket(bucket, tags)
+
+    outcome = _swept(bucket)
+
+    assert outcome["status"] == "compliant"
+    assert [warning for warning in outcome["warnings"] if warning.startswith(note)], outcome
+
+
+@pytest.mark.usefixtures("aws")
+def test_a_sweep_says_nothing_of_an_exemption_that_holds_or_of_no_exemption() -> None:
+    exempted = make_bucket("exempt-compliant")
+    plain = make_bucket("plain-compliant")
+    for bucket in (exempted, plain):
+        s3().put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    tag_bucket(exempted, {KEY: "versioning", REASON: "archive"})
+
+    assert _swept(exempted)["warnings"] == []
+    assert _swept(plain)["warnings"] == []
+
+
+@pytest.mark.usefixtures("aws")
+def test_an_event_on_a_compliant_bucket_reads_no_tags() -> None:
+    bucket = make_bucket("event-compliant")
+    s3().put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    tag_bucket(bucket, {KEY: "versioning"})
+    before = dict(aws.API_CALLS)
+
+    [outcome] = handle("PutBucketVersioning", bucket, "versioning")
+
+    assert outcome["status"] == "compliant"
+    assert outcome["warnings"] == []
+    assert "s3.GetBucketTagging" not in calls_delta(before)
+
+
+@pytest.mark.usefixtures("aws")
+def test_the_terminal_report_lists_a_compliant_bucket_with_such_a_warning() -> None:
+    bucket = make_bucket("tagged-for-the-table")
+    s3().put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    tag_bucket(bucket, {KEY: "versioning"})
+    console = Console(record=True, width=200)
+
+    print_report([_swept(bucket)], console)
+
+    printed = console.export_text()
+    assert "no findings" not in printed
+    assert bucket in printed
+    assert f"warning: exemption ignored: tag {REASON} is missing or empty" in printed

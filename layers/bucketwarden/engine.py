@@ -260,6 +260,9 @@ class Engine:
                 # The earlier attempt read the state before anything was changed.
                 step.outcome.before = prior["before"]
             if evaluation.compliant:
+                step.outcome.warnings.extend(
+                    self._unusable_exemption(step, context, subject, state)
+                )
                 step.decided = True
                 continue
             exemption = self._exemption(step.control, context, subject, state)
@@ -367,6 +370,17 @@ class Engine:
         listed = exemptions.check_allowlist(allowlist, bucket, control.id, self.settings, today)
         # The allowlist's verdict when it has one; else what the tags said (an invalid tag, say).
         return listed if listed.exempt or listed.note else by_tag
+
+    def _unusable_exemption(
+        self, step: Step, context: EventContext, subject: str, state: State
+    ) -> list[str]:
+        """A sweep (no event) says, compliant or not, that an exemption would not be honoured
+        (no reason, expired, not a date): its owners learn it before a fix overrides it. Events
+        do not, to spare a tags read per compliant event."""
+        if context.record is not None:
+            return []
+        exemption = self._exemption(step.control, context, subject, state)
+        return [exemption.note] if exemption.note and not exemption.exempt else []
 
     def _website_warning(self, control: Control, context: EventContext, bucket: str) -> list[str]:
         if bucket not in context.websites:

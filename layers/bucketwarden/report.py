@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from typing import Any, TextIO
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from bucketwarden.catalogue import CONTROL_IDS, control
@@ -68,10 +69,21 @@ def outcome_table(outcomes: Iterable[dict[str, Any]], title: str | None = None) 
             str(outcome.get("bucket") or "-"),
             str(outcome.get("control") or "-"),
             f"[{STATUS_STYLES.get(status, '')}]{status}[/]",
-            str(outcome.get("reason", "")),
+            _reason_and_warnings(outcome),
             change(outcome),
         )
     return table
+
+
+def _reason_and_warnings(outcome: dict[str, Any]) -> str:
+    lines = [str(outcome.get("reason", ""))]
+    lines += [f"[yellow]warning:[/] {escape(str(w))}" for w in outcome.get("warnings") or []]
+    return "\n".join([escape(lines[0]), *lines[1:]])
+
+
+def is_noteworthy(outcome: dict[str, Any]) -> bool:
+    """A finding, or an outcome with a warning (an exemption that would not be honoured)."""
+    return str(outcome.get("status")) not in UNREMARKABLE or bool(outcome.get("warnings"))
 
 
 def print_outcomes(
@@ -123,7 +135,7 @@ def print_report(
     outcomes: list[dict[str, Any]], console: Console, title: str | None = None
 ) -> None:
     """A sweep for people: every finding with its before → after, counts per control, a total."""
-    findings = [o for o in outcomes if str(o.get("status")) not in UNREMARKABLE]
+    findings = [o for o in outcomes if is_noteworthy(o)]
     if findings:
         console.print(outcome_table(findings, title))
     else:
