@@ -608,6 +608,32 @@ def test_a_second_rollback_of_the_same_record_is_refused(bucketwarden: Callable[
 
     assert again.code == 2
     assert "rolled back already" in again.said
+    assert "(--force rolls back anyway)" in again.said
+
+
+def test_a_forced_second_rollback_still_needs_a_surface_that_is_not_before(
+    bucketwarden: Callable[..., Ran], table: str
+) -> None:
+    subject, drifted, fix = fixed(public_acl.CASE)
+    first = bucketwarden("rollback", fix["audit_id"], "--json")
+    assert first.code == 0, first.err
+    [first_line] = first.lines
+
+    # Nothing changed since the first rollback: the surface holds `before`, nothing to do.
+    unchanged = bucketwarden("rollback", fix["audit_id"], "--force")
+    assert unchanged.code == 2
+    assert "already holds its configuration from before the fix" in unchanged.said
+
+    # Someone put the fixed ACL back by hand: --force rolls the record back a second time.
+    s3().put_bucket_acl(Bucket=subject, AccessControlPolicy=fix["after"])
+    forced = bucketwarden("rollback", fix["audit_id"], "--force", "--json")
+
+    assert forced.code == 0, forced.err
+    [line] = forced.lines
+    assert public_acl.acl(subject) == drifted
+    assert line["rollback_audit_id"] != first_line["rollback_audit_id"]
+    [record] = [item for item in audit_items(table) if item["audit_id"] == fix["audit_id"]]
+    assert record["rolled_back_by"] == line["rollback_audit_id"]  # the latest rollback
 
 
 @pytest.mark.parametrize(
