@@ -163,6 +163,17 @@ def test_null_request_parameters_is_a_record_without_bucket() -> None:
     assert parse_record(record).bucket_name is None
 
 
+NOT_A_RECORD = "not a CloudTrail record ("
+NOT_TEXT = "Input should be a valid string)"
+
+
+def with_bucket_name(name: Any) -> dict[str, Any]:
+    """A PutBucketAcl record whose bucketName is `name`, whatever its type."""
+    record = cloudtrail_record("PutBucketAcl", "b")
+    record["requestParameters"]["bucketName"] = name
+    return record
+
+
 @pytest.mark.parametrize(
     ("event", "reason"),
     [
@@ -194,6 +205,16 @@ def test_null_request_parameters_is_a_record_without_bucket() -> None:
         ),
         (cloudtrail_record("PutBucketAcl", "{bucket}"), "bucketName '{bucket}' is not a valid"),
         (cloudtrail_record("PutBucketAcl", "a/b"), "bucketName 'a/b' is not a valid"),
+        (with_bucket_name(123), f"{NOT_A_RECORD}requestParameters.bucketName: {NOT_TEXT}"),
+        (with_bucket_name(["b"]), f"{NOT_A_RECORD}requestParameters.bucketName: {NOT_TEXT}"),
+        (
+            with_bucket_name({"name": "b"}),
+            f"{NOT_A_RECORD}requestParameters.bucketName: {NOT_TEXT}",
+        ),
+        (
+            eventbridge_event(with_bucket_name(1)),
+            f"{NOT_A_RECORD}detail.requestParameters.bucketName: {NOT_TEXT}",
+        ),
     ],
     ids=[
         "invalid-json",
@@ -209,6 +230,10 @@ def test_null_request_parameters_is_a_record_without_bucket() -> None:
         "eventID-not-text",
         "templated-bucket",
         "slash-in-bucket",
+        "bucketName-number",
+        "bucketName-list",
+        "bucketName-object",
+        "bucketName-number-in-envelope",
     ],
 )
 def test_malformed_input_is_rejected_with_a_reason(event: Any, reason: str) -> None:

@@ -16,6 +16,7 @@ from tests.helpers import (
     ACTOR,
     AUTHENTICATED_USERS,
     EVENT_TIME,
+    REGION,
     SOURCE_IP,
     create_table,
     handle,
@@ -66,6 +67,7 @@ def test_remediation_arrives_with_subject_attributes_and_machine_json(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("AUDIT_TABLE", create_table("bucketwarden-audit", "audit_id"))
+    monkeypatch.setenv("AWS_REGION", REGION)  # as Lambda sets it
     inbox = subscribe_inbox(monkeypatch)
     bucket = make_bucket("website-assets")
     s3().put_bucket_acl(Bucket=bucket, ACL="authenticated-read")
@@ -79,7 +81,10 @@ def test_remediation_arrives_with_subject_attributes_and_machine_json(
     assert attributes == {"control": "public-acl", "status": "remediated"}
     machine = json.loads(envelope["Message"])
     # SQS subscribers get the outcome itself, and the command that rolls the fix back.
-    rollback = f"bucketwarden rollback {result['audit_id']} --audit-table bucketwarden-audit"
+    rollback = (
+        f"bucketwarden rollback {result['audit_id']} --audit-table bucketwarden-audit"
+        f" --region {REGION}"
+    )
     assert machine == {**result, "notified": False, "rollback_command": rollback}
     assert machine["audit_id"]
     assert machine["before"]["Grants"] != machine["after"]["Grants"]
@@ -133,6 +138,15 @@ def test_a_fix_names_the_rollback_command_in_every_form() -> None:
     assert json.loads(message["sqs"])["rollback_command"] == command
     chat = json.loads(message["https"])
     assert f"Undo: `{command}`" in chat["content"]["nextSteps"]
+
+
+def test_the_rollback_command_names_the_region_the_function_runs_in() -> None:
+    settings = Settings.from_env((), {"AUDIT_TABLE": "bw-audit", "AWS_REGION": "eu-central-1"})
+    message = notify.message(outcome(), settings)
+    command = "bucketwarden rollback 5f0c6d9e-audit --audit-table bw-audit --region eu-central-1"
+    assert f"  {command}" in message["email"].splitlines()
+    assert json.loads(message["sqs"])["rollback_command"] == command
+    assert f"Undo: `{command}`" in json.loads(message["https"])["content"]["nextSteps"]
 
 
 def test_the_rollback_command_names_the_audit_table() -> None:

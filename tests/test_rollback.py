@@ -10,6 +10,7 @@ its other tags kept, and the next event for the control must find it exempted.
 from __future__ import annotations
 
 import json
+import shlex
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import date
@@ -39,6 +40,7 @@ from tests.helpers import (
     ACCOUNT,
     ALL_USERS,
     OTHER_ACCOUNT_ID,
+    REGION,
     ControlCase,
     audit_items,
     denied,
@@ -46,6 +48,7 @@ from tests.helpers import (
     make_bucket,
     own_client,
     s3,
+    subscribe_inbox,
     tag_bucket,
 )
 from tests.test_cli_replay import json_lines, on_moto_server, run_cli  # noqa: F401 (fixture)
@@ -605,6 +608,32 @@ def test_a_second_rollback_of_the_same_record_is_refused(bucketwarden: Callable[
 
     assert again.code == 2
     assert "rolled back already" in again.said
+    assert "(--force rolls back anyway)" in again.said
+
+
+def test_a_forced_second_rollback_still_needs_a_surface_that_is_not_before(
+    bucketwarden: Callable[..., Ran], table: str
+) -> None:
+    subject, drifted, fix = fixed(public_acl.CASE)
+    first = bucketwarden("rollback", fix["audit_id"], "--json")
+    assert first.code == 0, first.err
+    [first_line] = first.lines
+
+    # Nothing changed since the first rollback: the surface holds `before`, nothing to do.
+    unchanged = bucketwarden("rollback", fix["audit_id"], "--force")
+    assert unchanged.code == 2
+    assert "already holds its configuration from before the fix" in unchanged.said
+
+    # Someone put the fixed ACL back by hand: --force rolls the record back a second time.
+    s3().put_bucket_acl(Bucket=subject, AccessControlPolicy=fix["after"])
+    forced = bucketwarden("rollback", fix["audit_id"], "--force", "--json")
+
+    assert forced.code == 0, forced.err
+    [line] = forced.lines
+    assert public_acl.acl(subject) == drifted
+    assert line["rollback_audit_id"] != first_line["rollback_audit_id"]
+    [record] = [item for item in audit_items(table) if item["audit_id"] == fix["audit_id"]]
+    assert record["rolled_back_by"] == line["rollback_audit_id"]  # the latest rollback
 
 
 @pytest.mark.parametrize(
@@ -720,6 +749,35 @@ def test_rollback_as_a_user_runs_it_against_an_endpoint(
     assert public_acl.acl(bucket) == drifted
     assert any(g["Grantee"].get("URI") == ALL_USERS for g in public_acl.acl(bucket)["Grants"])
     assert read_tags(s3(), bucket) == {**TEAM_TAGS, **line["exemption"]["tags_after"]}
+
+
+def test_the_notified_command_rolls_back_from_a_shell_set_to_another_region(
+    bucketwarden: Callable[..., Ran], table: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_REGION", REGION)  # set by Lambda: the stack's region
+    inbox = subscribe_inbox(monkeypatch)
+    subject, drifted, fix = fixed(public_acl.CASE)
+    [envelope] = inbox.receive()
+    command = json.loads(envelope["Message"])["rollback_command"]
+    assert command == (
+        f"bucketwarden rollback {fix['audit_id']} --audit-table {table} --region {REGION}"
+    )
+    # The person's shell: another region, no stack variables.
+    monkeypatch.delenv("AWS_REGION")
+    monkeypatch.delenv("AUDIT_TABLE")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    program, *args = shlex.split(command)
+    assert program == "bucketwarden"
+
+    without_region = bucketwarden(*args[:-2])
+    assert without_region.code == 2
+    assert f"audit table '{table}' not found" in without_region.said
+    assert public_acl.acl(subject) == fix["after"]
+
+    ran = bucketwarden(*args)
+
+    assert ran.code == 0, ran.err
+    assert public_acl.acl(subject) == drifted
 
 
 def test_a_fix_left_pending_by_a_dead_lettered_event_can_be_rolled_back(

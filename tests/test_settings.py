@@ -14,6 +14,7 @@ def test_defaults_need_no_environment() -> None:
     assert (settings.object_lock_mode, settings.object_lock_days) == (None, 0)
     assert settings.baseline_delay_seconds == 0
     assert (settings.flap_threshold, settings.flap_window_minutes) == (3, 60)
+    assert settings.region is None  # outside Lambda
 
 
 def test_values_are_read_and_normalised() -> None:
@@ -26,6 +27,7 @@ def test_values_are_read_and_normalised() -> None:
         "BASELINE_DELAY_SECONDS": "30",
         "FLAP_THRESHOLD": "5",
         "FLAP_WINDOW_MINUTES": " 120 ",
+        "AWS_REGION": "eu-central-1",
     }
     settings = Settings.from_env((), env)
     assert settings.tls_minimum == "1.3"
@@ -33,6 +35,7 @@ def test_values_are_read_and_normalised() -> None:
     assert (settings.object_lock_mode, settings.object_lock_days) == ("COMPLIANCE", 365)
     assert settings.baseline_delay_seconds == 30
     assert (settings.flap_threshold, settings.flap_window_minutes) == (5, 120)
+    assert settings.region == "eu-central-1"
 
 
 @pytest.mark.parametrize(

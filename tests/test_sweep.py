@@ -378,6 +378,139 @@ def test_an_invocation_whose_claim_was_not_released_is_run_by_lambdas_retry(
     assert len(stack.receive()) == 1
 
 
+def whole_continuation() -> dict[str, Any]:
+    """A continuation as Progress.handover writes it."""
+    return {
+        "sweep_id": "handed-over",
+        "started_at": "2024-05-02T03:00:01.204+00:00",
+        "invocation": 2,
+        "resume_after": "aaa",
+        "tally": {
+            "by_control": {"versioning": {"compliant": 3, "remediated": 1}},
+            "findings_by_bucket": {"aa-drifted": 1},
+            "subjects": 4,
+            "flagged": 1,
+        },
+    }
+
+
+def test_a_whole_continuation_resumes_after_its_bucket_and_keeps_the_tally(stack: Inbox) -> None:
+    make_bucket("aaa")  # done by the invocation that handed over
+    make_bucket("bbb")
+    judged = Judged()
+    result = sweep(whole_continuation(), FakeContext(), on_outcomes=judged)
+    assert set(judged) == {"bbb"}  # the account and access points are done at the start
+    assert (result["status"], result["sweep_id"], result["invocations"]) == (
+        "finished",
+        "handed-over",
+        2,
+    )
+    assert result["by_control"]["versioning"]["remediated"] == 2  # 1 carried, bbb fixed now
+    assert len(stack.receive()) == 1
+
+
+def continuation(**changes: Any) -> dict[str, Any]:
+    return whole_continuation() | changes
+
+
+NOT_AN_INTEGER = "invocation: Input should be a valid integer"
+AT_LEAST = "Input should be greater than or equal to"
+MALFORMED_CONTINUATIONS = {
+    "sweep-id-only": (
+        {"sweep_id": "x"},
+        "started_at: Field required; invocation: Field required; "
+        "resume_after: Field required; tally: Field required",
+    ),
+    "invocation-text": (continuation(invocation="two"), NOT_AN_INTEGER),
+    "invocation-numeric-text": (continuation(invocation="2"), NOT_AN_INTEGER),
+    "invocation-boolean": (continuation(invocation=True), NOT_AN_INTEGER),
+    "invocation-zero": (continuation(invocation=0), f"invocation: {AT_LEAST} 1"),
+    "started-at-not-a-time": (
+        continuation(started_at="yesterday"),
+        "started_at: Value error, must be an ISO 8601 date and time",
+    ),
+    "no-resume-point": (
+        continuation(resume_after=None),
+        "resume_after: Input should be a valid string",
+    ),
+    "empty-sweep-id": (
+        continuation(sweep_id=""),
+        "sweep_id: String should have at least 1 character",
+    ),
+    "tally-not-an-object": (
+        continuation(tally=[1]),
+        "tally: Input should be a valid dictionary or instance of CarriedTally",
+    ),
+    "tally-negative": (
+        continuation(tally={**whole_continuation()["tally"], "subjects": -1}),
+        f"tally.subjects: {AT_LEAST} 0",
+    ),
+    "tally-unknown-status": (
+        continuation(
+            tally={**whole_continuation()["tally"], "by_control": {"versioning": {"x": 1}}}
+        ),
+        "tally.by_control: Value error, versioning: unknown status 'x'",
+    ),
+    "unknown-field": (continuation(resume_from="a"), "resume_from: Extra inputs are not permitted"),
+}
+
+
+@pytest.mark.parametrize(
+    ("event", "reason"), MALFORMED_CONTINUATIONS.values(), ids=list(MALFORMED_CONTINUATIONS)
+)
+def test_a_malformed_continuation_is_refused_with_the_reason_and_sweeps_nothing(
+    stack: Inbox,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+    event: dict[str, Any],
+    reason: str,
+) -> None:
+    make_bucket("unversioned")
+    invocations = SelfInvocations().install()
+    capsys.readouterr()
+    calls_before = dict(aws.API_CALLS)
+    judged = Judged()
+
+    result = sweep(event, FakeContext(), on_outcomes=judged)
+
+    assert result == {
+        "status": "refused",
+        "sweep_id": event["sweep_id"],
+        "reason": f"malformed sweep continuation ({reason})",
+    }
+    assert not judged
+    assert not calls_delta(calls_before)  # no listing, no claim, no fix
+    assert not invocations.requests
+    assert not stack.receive()
+    assert not audit_items(AUDIT_TABLE)
+    assert boto3.client("dynamodb", REGION).scan(TableName=IDEMPOTENCY_TABLE)["Count"] == 0
+    out = capsys.readouterr().out
+    assert ("InvalidEvents", "none", 1.0) in emitted_metrics(out)
+    [logged] = [r for r in caplog.records if r.getMessage().startswith("sweep continuation")]
+    assert logged.getMessage() == "sweep continuation refused, nothing swept"
+    assert (logged.levelname, logged.reason) == ("ERROR", result["reason"])  # type: ignore[attr-defined]
+
+
+def test_continuation_fields_without_a_sweep_id_are_refused_not_a_new_sweep(
+    stack: Inbox,
+) -> None:
+    make_bucket("unversioned")
+    result = sweep({"resume_after": "aaa", "invocation": 3}, FakeContext())
+    assert result["status"] == "refused"
+    assert result["sweep_id"] is None
+    assert result["reason"].startswith("malformed sweep continuation (sweep_id: Field required;")
+    assert not stack.receive()
+
+
+@pytest.mark.parametrize("event", [{}, None, [], "start"], ids=["empty", "null", "list", "text"])
+def test_an_event_that_is_no_continuation_starts_a_new_sweep(stack: Inbox, event: Any) -> None:
+    make_bucket("started-by-hand")
+    result = sweep(event, FakeContext())
+    assert (result["status"], result["invocations"], result["buckets"]) == ("finished", 1, 1)
+    assert result["sweep_id"]
+    assert len(stack.receive()) == 1
+
+
 def test_time_budget_keeps_a_margin_for_one_more_chunk_and_the_summary() -> None:
     assert TimeBudget.of(FakeContext(remaining_ms=900_000)).margin_ms == SAFETY_MARGIN_MS
     # A short timeout keeps a quarter of it instead of two minutes it does not have.

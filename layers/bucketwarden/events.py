@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypedDict
 
 from aws_lambda_powertools.utilities.parser import BaseModel, ValidationError
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
@@ -62,6 +62,17 @@ class UserIdentity(BaseModel):
         return None
 
 
+class RequestParameters(TypedDict, total=False):
+    """The call's parameters: any keys, but a bucket name, when there is one, is text.
+
+    A null bucketName names no bucket; a number, list or object there is a malformed record and is
+    rejected naming the field, like any other field of the wrong type.
+    """
+
+    __pydantic_config__ = ConfigDict(extra="allow")
+    bucketName: str | None
+
+
 class CloudTrailRecord(BaseModel):
     """One CloudTrail management event for an S3 (or S3 Control) API call."""
 
@@ -78,7 +89,7 @@ class CloudTrailRecord(BaseModel):
     errorMessage: str | None = None
     recipientAccountId: str | None = None
     userIdentity: UserIdentity = Field(default_factory=UserIdentity)
-    requestParameters: dict[str, Any] | None = None
+    requestParameters: RequestParameters | None = None
 
     @field_validator("eventID", "eventName", "eventSource", mode="before")
     @classmethod

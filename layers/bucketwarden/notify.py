@@ -103,14 +103,18 @@ def _exempt_howto(outcome: Outcome, settings: Settings) -> list[str]:
 def rollback_command(outcome: Outcome, settings: Settings | None = None) -> str | None:
     """The command that undoes a fix, for a fix with an audit record (None otherwise).
 
-    It names the stack's audit table, which people running it may not know by heart.
+    It names the stack's audit table, which people running it may not know by heart, and the
+    stack's region when the function knows it: the CLI takes the region from the shell, and a
+    stack is per region, so from a shell set to another region the table would not be found.
     """
     if outcome.status is not Status.REMEDIATED or not outcome.audit_id:
         return None
-    table = settings.audit_table if settings else None
-    return f"bucketwarden rollback {outcome.audit_id}" + (
-        f" --audit-table {table}" if table else ""
-    )
+    command = f"bucketwarden rollback {outcome.audit_id}"
+    if settings and settings.audit_table:
+        command += f" --audit-table {settings.audit_table}"
+    if settings and settings.region:
+        command += f" --region {settings.region}"
+    return command
 
 
 def _undo_howto(outcome: Outcome, settings: Settings) -> list[str]:

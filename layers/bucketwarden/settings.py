@@ -80,6 +80,9 @@ class Settings:
     flap_window_minutes: int = 60
     # SSM parameter holding the central exemption allowlist (None: tags only).
     exemptions_parameter: str | None = None
+    # The region the function runs in (AWS_REGION, which Lambda sets): the stack's region, where
+    # its audit table is. None outside Lambda.
+    region: str | None = None
 
     def mode(self, control_id: str) -> Mode:
         return self.modes.get(control_id, Mode.REMEDIATE)
@@ -144,6 +147,7 @@ class Settings:
             flap_threshold=_whole_number(env, "FLAP_THRESHOLD", 3, maximum=100),
             flap_window_minutes=_whole_number(env, "FLAP_WINDOW_MINUTES", 60, 10080, minimum=1),
             exemptions_parameter=env.get("EXEMPTIONS_PARAMETER", "").strip() or None,
+            region=env.get("AWS_REGION", "").strip() or None,
         )
 
 

@@ -9,6 +9,11 @@ compliance metrics.
 Each invocation is claimed in the idempotency table under its sweep id and number, so a
 duplicate delivery (EventBridge and Lambda's asynchronous queue deliver at least once) sweeps
 nothing twice and sends no second summary.
+
+An event that carries any of a continuation's fields is a continuation and must be a whole one:
+a partial or mistyped payload (a hand-made invoke, an edited dead-letter message) is refused
+with the reason, not run as a new sweep (a duplicate) and not raised (Lambda would retry it in
+vain, then dead-letter it).
 """
 
 from __future__ import annotations
@@ -17,20 +22,22 @@ import json
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import datetime
+from typing import Annotated, Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.idempotency import idempotent_function
 from aws_lambda_powertools.utilities.idempotency.exceptions import (
     IdempotencyAlreadyInProgressError,
 )
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from bucketwarden import metrics, notify
 from bucketwarden.aws import client
 from bucketwarden.catalogue import CONTROL_IDS, CONTROLS
 from bucketwarden.claims import claim_store
 from bucketwarden.handler import traced
-from bucketwarden.outcome import utc_now
+from bucketwarden.outcome import Status, utc_now
 from bucketwarden.settings import Settings
 from bucketwarden.sweep import OutcomeSink, Sweep, SweepSummary, Tally, list_bucket_regions
 
@@ -52,6 +59,70 @@ IDEMPOTENCY_TTL_SECONDS = 24 * 60 * 60
 SweepHandler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
 
+# The fields of the payload one invocation hands to the next (Progress.handover).
+CONTINUATION_FIELDS = frozenset({"sweep_id", "started_at", "invocation", "resume_after", "tally"})
+_STATUSES = frozenset(status.value for status in Status)
+_Count = Annotated[int, Field(ge=0)]
+_Text = Annotated[str, Field(min_length=1)]
+
+
+class ContinuationRefused(ValueError):
+    """A payload that names itself a continuation but is not a whole, well-typed one."""
+
+    def __init__(self, reason: str, sweep_id: str | None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.sweep_id = sweep_id
+
+
+class CarriedTally(BaseModel):
+    """Tally.to_dict as JSON carries it: counts per control and status, the worst subjects."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    by_control: dict[str, dict[str, _Count]]
+    findings_by_bucket: dict[str, _Count]
+    subjects: _Count
+    flagged: _Count
+
+    @field_validator("by_control")
+    @classmethod
+    def _known_statuses(cls, value: dict[str, dict[str, int]]) -> dict[str, dict[str, int]]:
+        for control, counts in value.items():
+            unknown = sorted(set(counts) - _STATUSES)
+            if unknown:
+                raise ValueError(f"{control}: unknown status {', '.join(map(repr, unknown))}")
+        return value
+
+
+class Continuation(BaseModel):
+    """The payload of Progress.handover, checked field by field before anything is swept."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    sweep_id: _Text
+    started_at: _Text
+    invocation: Annotated[int, Field(ge=1)]
+    resume_after: _Text
+    tally: CarriedTally
+
+    @field_validator("started_at")
+    @classmethod
+    def _iso_time(cls, value: str) -> str:
+        try:
+            datetime.fromisoformat(value)
+        except ValueError:
+            raise ValueError("must be an ISO 8601 date and time") from None
+        return value
+
+
+def _refusal(error: ValidationError) -> str:
+    """Every problem of a continuation payload, by field: `invocation: Input should be ...`."""
+    problems = []
+    for problem in error.errors(include_url=False):
+        where = ".".join(str(part) for part in problem["loc"]) or "payload"
+        problems.append(f"{where}: {problem['msg']}")
+    return "malformed sweep continuation (" + "; ".join(problems) + ")"
+
+
 @dataclass
 class Progress:
     """Where a sweep stands: the payload one invocation hands to the next."""
@@ -64,18 +135,29 @@ class Progress:
 
     @classmethod
     def from_event(cls, event: Any) -> Progress:
-        """A continuation payload, or a new sweep (the scheduled event, or a manual start)."""
+        """A continuation payload, or a new sweep (the scheduled event, or a manual start).
+
+        Raises ContinuationRefused when the event has a continuation's fields but is not a
+        whole continuation: starting a new sweep instead would sweep every bucket twice.
+        """
         event = event if isinstance(event, Mapping) else {}
-        if "sweep_id" not in event:
+        if not CONTINUATION_FIELDS & event.keys():
             # EventBridge keeps an event's id when it delivers it again: one sweep per event.
             sweep_id = str(event.get("id") or uuid.uuid4())
             return cls(sweep_id=sweep_id, started_at=utc_now().isoformat())
+        try:
+            payload = Continuation.model_validate(dict(event))
+        except ValidationError as error:
+            named = event.get("sweep_id")
+            raise ContinuationRefused(
+                _refusal(error), named if isinstance(named, str) else None
+            ) from error
         return cls(
-            sweep_id=str(event["sweep_id"]),
-            started_at=str(event["started_at"]),
-            invocation=int(event["invocation"]),
-            resume_after=event.get("resume_after"),
-            tally=Tally.from_dict(event.get("tally")),
+            sweep_id=payload.sweep_id,
+            started_at=payload.started_at,
+            invocation=payload.invocation,
+            resume_after=payload.resume_after,
+            tally=Tally.from_dict(payload.tally.model_dump()),
         )
 
     def handover(self, resume_after: str) -> dict[str, Any]:
@@ -126,9 +208,18 @@ def sweep(
     workers: int = WORKERS,
     on_outcomes: OutcomeSink | None = None,
 ) -> dict[str, Any]:
-    """One invocation of the sweep; returns what it did (continued, finished or duplicate)."""
+    """One invocation of the sweep; returns what it did (continued, finished, duplicate, or
+    refused: a malformed continuation, answered without an exception so Lambda does not retry)."""
     settings = Settings.from_env(CONTROL_IDS)
-    progress = Progress.from_event(event)
+    try:
+        progress = Progress.from_event(event)
+    except ContinuationRefused as refused:
+        logger.error(
+            "sweep continuation refused, nothing swept",
+            extra={"reason": refused.reason, "sweep_id": refused.sweep_id},
+        )
+        metrics.emit("InvalidEvents", "none")
+        return {"status": "refused", "sweep_id": refused.sweep_id, "reason": refused.reason}
     run = _Invocation(settings, progress, context, workers, on_outcomes)
     if settings.dry_run or not settings.idempotency_table:
         return run.sweep()
