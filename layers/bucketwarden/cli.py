@@ -60,6 +60,40 @@ def use_endpoint(endpoint_url: str | None, region: str | None) -> None:
     reset_clients()
 
 
+def _is_endpoint(text: str) -> bool:
+    from urllib.parse import urlsplit
+
+    from botocore.utils import is_valid_endpoint_url, is_valid_ipv6_endpoint_url
+
+    parts = urlsplit(text)
+    try:
+        parts.port  # noqa: B018 (raises on a port that is not a number from 0 to 65535)
+    except ValueError:
+        return False
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        return False
+    # botocore's own test of the host, which it would otherwise fail on when making a client.
+    return bool(is_valid_endpoint_url(text) or is_valid_ipv6_endpoint_url(text))
+
+
+def _endpoint_url(text: str) -> str:
+    """--endpoint-url: an http(s) URL with a host, checked before anything runs."""
+    if not _is_endpoint(text):
+        raise argparse.ArgumentTypeError(
+            f"expected a URL such as http://127.0.0.1:5000, got {text!r}"
+        )
+    return text
+
+
+def _endpoint_argument(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--endpoint-url",
+        type=_endpoint_url,
+        metavar="URL",
+        help="AWS endpoint, e.g. http://127.0.0.1:5000 (moto)",
+    )
+
+
 def _read_event(path: Path) -> dict[str, Any]:
     from bucketwarden.events import EventRejected, parse_record
 
@@ -78,6 +112,8 @@ def _read_event(path: Path) -> dict[str, Any]:
 
 
 def cmd_replay(args: argparse.Namespace, console: Console, err: Console) -> int:
+    from rich.markup import escape
+
     from bucketwarden import stack
     from bucketwarden.delivery import deliver
     from bucketwarden.report import print_outcomes, write_json_lines
@@ -94,7 +130,7 @@ def cmd_replay(args: argparse.Namespace, console: Console, err: Console) -> int:
             topic_arn=args.topic_arn,
         )
         for note in resources.notes:
-            err.print(f"[dim]note:[/] {note}")
+            err.print(f"[dim]note:[/] {escape(note)}")
         os.environ.update(resources.environment())
     outcomes = deliver(event, args.template)
     if args.json:
@@ -391,7 +427,7 @@ def cmd_remediate(args: argparse.Namespace, console: Console, err: Console) -> i
 
 def _sweep_arguments(command: argparse.ArgumentParser) -> None:
     """The selection and report options that `scan` and `remediate` share."""
-    command.add_argument("--endpoint-url", help="AWS endpoint, e.g. http://127.0.0.1:5000 (moto)")
+    _endpoint_argument(command)
     command.add_argument(
         "--region", help="region of the first calls (default: AWS_DEFAULT_REGION or us-east-1)"
     )
@@ -515,7 +551,9 @@ def _print_rollback(found: Any, done: Any, console: Console) -> None:
     exemption = found.exemption
     if exemption is not None and exemption.changed:
         tags = Table(
-            title=f"exemption tags on bucket {exemption.bucket}, written before the restore",
+            title=escape(
+                f"exemption tags on bucket {exemption.bucket}, written before the restore"
+            ),
             expand=False,
         )
         for column in ("tag", "now", "after the rollback"):
@@ -523,7 +561,7 @@ def _print_rollback(found: Any, done: Any, console: Console) -> None:
         for key, old, new in exemption.changes():
             tags.add_row(escape(key), escape(old or "(none)"), escape(new or "(removed)"))
         console.print(tags)
-    surface = Table(title=f"{record.control.surface} of {record.subject}", expand=False)
+    surface = Table(title=escape(f"{record.control.surface} of {record.subject}"), expand=False)
     for column in ("now", "after the rollback"):
         surface.add_column(column, overflow="fold")
     after = done.restored if done else found.target.expected
@@ -642,7 +680,7 @@ def cmd_history(args: argparse.Namespace, console: Console, err: Console) -> int
 
 
 def _audit_arguments(command: argparse.ArgumentParser) -> None:
-    command.add_argument("--endpoint-url", help="AWS endpoint, e.g. http://127.0.0.1:5000 (moto)")
+    _endpoint_argument(command)
     command.add_argument("--region", help="AWS region (default: AWS_DEFAULT_REGION or us-east-1)")
     command.add_argument("--profile", help="AWS profile of the shared config and credentials")
     command.add_argument(
@@ -720,7 +758,7 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     replay.add_argument("file", type=Path, metavar="FILE")
-    replay.add_argument("--endpoint-url", help="AWS endpoint, e.g. http://127.0.0.1:5000 (moto)")
+    _endpoint_argument(replay)
     replay.add_argument("--region", help="AWS region (default: AWS_DEFAULT_REGION or us-east-1)")
     replay.add_argument("--dry-run", action="store_true", help="evaluate only; change nothing")
     replay.add_argument("--json", action="store_true", help="one JSON object per outcome")
@@ -819,6 +857,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line(error: Exception) -> str:
+    """An error's text on one line (botocore's validation errors span several), markup escaped."""
+    from rich.markup import escape
+
+    return escape(" ".join(line.strip() for line in str(error).splitlines() if line.strip()))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     # Piped output (CI logs, files) gets room for the tables instead of rich's 80 columns.
@@ -833,9 +878,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.run(args, console, err))
     except (CliError, ConfigError, TemplateError) as error:
-        err.print(f"[bold red]error:[/] {error}")
+        err.print(f"[bold red]error:[/] {_one_line(error)}", soft_wrap=True)
     except (BotoCoreError, ClientError) as error:
-        err.print(f"[bold red]AWS error:[/] {error}")
+        err.print(f"[bold red]AWS error:[/] {_one_line(error)}", soft_wrap=True)
     except BrokenPipeError:
         # The reader stopped early (`| head`): no traceback, and no flush to a closed pipe at exit.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
