@@ -270,7 +270,7 @@ def _selected_controls(args: argparse.Namespace) -> tuple[Control, ...]:
     from bucketwarden.catalogue import CONTROLS
 
     if args.controls is not None:
-        return tuple(args.controls)
+        return tuple(dict.fromkeys(args.controls))  # each once, in the order named
     if args.buckets:
         return tuple(c for c in CONTROLS if c.scope == "bucket")
     return CONTROLS
@@ -350,6 +350,8 @@ def _write_report(
     console: Console,
     err: Console,
 ) -> None:
+    from rich.markup import escape
+
     from bucketwarden.report import print_report, summary_line, write_json_lines
     from bucketwarden.sarif import write_sarif
 
@@ -359,15 +361,30 @@ def _write_report(
             print_report(
                 outcomes, Console(file=stream, width=150) if args.output else console, title
             )
-            return
-        if args.format == "json":
+        elif args.format == "json":
             write_json_lines(outcomes, stream)
         elif args.format == "sarif":
             write_sarif(outcomes, controls, stream)
         else:
             stream.write(_html_renderer()(outcomes, title))
-    # Machine formats keep stdout clean; the people watching get the totals on stderr.
-    err.print(summary_line(outcomes), highlight=False)
+    if args.format != "table" or args.output:
+        # Machine formats and files keep stdout clean; the people watching get the totals here.
+        err.print(escape(summary_line(outcomes)), highlight=False)
+
+
+def _note_off_controls(settings: Any, controls: tuple[Control, ...], err: Console) -> None:
+    """The sweep leaves out controls whose mode is off: say so, or they pass unremarked."""
+    from rich.markup import escape
+
+    from bucketwarden.settings import Mode, mode_variable
+
+    off = [c.id for c in controls if settings.mode(c.id) is Mode.OFF]
+    if off:
+        settings_text = ", ".join(f"{mode_variable(c)}=off" for c in off)
+        err.print(
+            f"[dim]note:[/] not checked, off by their mode setting: "
+            f"{escape(', '.join(off))} ({escape(settings_text)})"
+        )
 
 
 def _sweep(args: argparse.Namespace, console: Console, err: Console, fix: bool) -> int:
@@ -376,6 +393,7 @@ def _sweep(args: argparse.Namespace, console: Console, err: Console, fix: bool) 
     from bucketwarden.settings import Settings
     from bucketwarden.sweep import Sweep, Tally, list_bucket_regions
 
+    args.format = args.format or "table"
     _check_report_target(args)
     if args.profile:
         os.environ["AWS_PROFILE"] = args.profile
@@ -388,6 +406,7 @@ def _sweep(args: argparse.Namespace, console: Console, err: Console, fix: bool) 
         if not settings.audit_table:
             err.print("[dim]note:[/] no audit table (--audit-table): changes are not recorded")
     controls = _selected_controls(args)
+    _note_off_controls(settings, controls, err)
     s3 = client("s3")
     # S3 names each bucket's region in the listing, which saves a GetBucketLocation per bucket.
     regions = list_bucket_regions(s3)
@@ -425,6 +444,12 @@ def cmd_remediate(args: argparse.Namespace, console: Console, err: Console) -> i
     return _sweep(args, console, err, fix=not args.dry_run)
 
 
+SWEEP_EXIT_CODES = (
+    "exit codes: 0 the sweep ran (whatever it found); 1 with --fail-on-findings, something is "
+    "left noncompliant or failed; 2 bad input or an error"
+)
+
+
 def _sweep_arguments(command: argparse.ArgumentParser) -> None:
     """The selection and report options that `scan` and `remediate` share."""
     _endpoint_argument(command)
@@ -435,22 +460,26 @@ def _sweep_arguments(command: argparse.ArgumentParser) -> None:
     command.add_argument(
         "--controls",
         type=_control_list,
+        action="extend",
         metavar="ID[,ID...]",
-        help="only these controls (default: every control)",
+        help="only these controls; repeat for more (default: every control)",
     )
     command.add_argument(
         "--bucket",
         dest="buckets",
         action="append",
         default=[],
+        type=_nonblank,
         metavar="NAME",
         help="only this bucket; repeat for more (default: every bucket, the account and its "
         "access points)",
     )
-    command.add_argument(
-        "--format", choices=REPORT_FORMATS, default="table", help="report format (%(default)s)"
+    # No argparse default: a default would let `--format table --json` pass as one choice.
+    report_format = command.add_mutually_exclusive_group()
+    report_format.add_argument(
+        "--format", choices=REPORT_FORMATS, help="report format (default: table)"
     )
-    command.add_argument(
+    report_format.add_argument(
         "--json",
         dest="format",
         action="store_const",
@@ -487,6 +516,13 @@ def _audit_table(args: argparse.Namespace) -> str:
             "AUDIT_TABLE"
         ) from error
     return name
+
+
+def _nonblank(text: str) -> str:
+    """A name or id: an empty one would select nothing, or everything, or reach AWS as is."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must not be empty or blank")
+    return text
 
 
 def _control_id(text: str) -> str:
@@ -685,6 +721,7 @@ def _audit_arguments(command: argparse.ArgumentParser) -> None:
     command.add_argument("--profile", help="AWS profile of the shared config and credentials")
     command.add_argument(
         "--audit-table",
+        type=_nonblank,
         metavar="NAME",
         help="the stack's audit table, output AuditTableName (default: AUDIT_TABLE, else "
         "bucketwarden-audit as replay and local mode make it)",
@@ -705,7 +742,7 @@ def _audit_commands(commands: Any) -> None:
             "changed since the fix (--force overrides). --dry-run prints the change, makes none."
         ),
     )
-    rollback.add_argument("audit_id", metavar="AUDIT_ID")
+    rollback.add_argument("audit_id", type=_nonblank, metavar="AUDIT_ID")
     _audit_arguments(rollback)
     rollback.add_argument("--dry-run", action="store_true", help="print the change; make none")
     rollback.add_argument(
@@ -726,6 +763,7 @@ def _audit_commands(commands: Any) -> None:
     )
     history.add_argument(
         "--bucket",
+        type=_nonblank,
         metavar="NAME",
         help="only this bucket's records (or an account id's, or an access point ARN's)",
     )
@@ -812,6 +850,7 @@ def build_parser() -> argparse.ArgumentParser:
             "every access point, and judge them with the controls. Read-only: nothing is "
             "changed, audited or notified. Findings show the fix that remediate would make."
         ),
+        epilog=SWEEP_EXIT_CODES,
     )
     _sweep_arguments(scan)
     scan.set_defaults(run=cmd_scan)
@@ -824,11 +863,13 @@ def build_parser() -> argparse.ArgumentParser:
             "(MODE_<CONTROL> variables; default remediate), verified by reading again. "
             "--dry-run prints the exact changes (before → after) and makes none."
         ),
+        epilog=SWEEP_EXIT_CODES,
     )
     _sweep_arguments(remediate)
     remediate.add_argument("--dry-run", action="store_true", help="print the changes; make none")
     remediate.add_argument(
         "--audit-table",
+        type=_nonblank,
         metavar="NAME",
         help="DynamoDB table for the audit records of the changes (default: AUDIT_TABLE)",
     )
