@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from bucketwarden.settings import mode_variable
+from tests.conftest import EVENTS
 from tests.helpers import make_bucket
 from tests.test_cli_replay import json_lines, on_moto_server, run_cli  # noqa: F401 (fixture)
 
@@ -41,6 +42,31 @@ def test_endpoint_that_is_not_an_http_url_is_refused(command: tuple[str, ...], u
         result,
         f"argument --endpoint-url: expected a URL such as http://127.0.0.1:5000, got {url!r}",
     )
+
+
+@pytest.mark.parametrize("command", URL_COMMANDS[:4], ids=lambda c: c[0])
+def test_endpoint_variable_that_is_not_an_http_url_is_refused(
+    command: tuple[str, ...], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "notaurl")
+
+    result = run_cli(*command)
+
+    assert_refused(
+        result, "error: AWS_ENDPOINT_URL='notaurl': expected a URL such as http://127.0.0.1:5000"
+    )
+
+
+def test_endpoint_variable_is_checked_for_replay_too(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    event = tmp_path / "event.json"
+    event.write_text((EVENTS / "PutBucketAcl.json").read_text())
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "ftp://127.0.0.1:21")
+
+    result = run_cli("replay", str(event))
+
+    assert_refused(result, "error: AWS_ENDPOINT_URL='ftp://127.0.0.1:21': expected a URL")
 
 
 def test_error_text_with_brackets_is_printed_as_it_is(tmp_path: Path) -> None:

@@ -57,7 +57,14 @@ def use_endpoint(endpoint_url: str | None, region: str | None) -> None:
         # An emulator accepts any key; a real profile is neither needed nor wanted here.
         os.environ.setdefault("AWS_ACCESS_KEY_ID", "bucketwarden-local")
         os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bucketwarden-local")
+    else:
+        configured = os.environ.get("AWS_ENDPOINT_URL")
+        if configured and not _is_endpoint(configured):
+            raise CliError(f"AWS_ENDPOINT_URL={configured!r}: {ENDPOINT_EXPECTED}")
     reset_clients()
+
+
+ENDPOINT_EXPECTED = "expected a URL such as http://127.0.0.1:5000"
 
 
 def _is_endpoint(text: str) -> bool:
@@ -79,9 +86,7 @@ def _is_endpoint(text: str) -> bool:
 def _endpoint_url(text: str) -> str:
     """--endpoint-url: an http(s) URL with a host, checked before anything runs."""
     if not _is_endpoint(text):
-        raise argparse.ArgumentTypeError(
-            f"expected a URL such as http://127.0.0.1:5000, got {text!r}"
-        )
+        raise argparse.ArgumentTypeError(f"{ENDPOINT_EXPECTED}, got {text!r}")
     return text
 
 
