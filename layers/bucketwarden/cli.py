@@ -275,7 +275,8 @@ def _selected_controls(args: argparse.Namespace) -> tuple[Control, ...]:
     from bucketwarden.catalogue import CONTROLS
 
     if args.controls is not None:
-        return tuple(dict.fromkeys(args.controls))  # each once, in the order named
+        # Repeated --controls may name a control twice: each runs once.
+        return tuple(dict.fromkeys(args.controls))
     if args.buckets:
         return tuple(c for c in CONTROLS if c.scope == "bucket")
     return CONTROLS
