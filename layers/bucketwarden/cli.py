@@ -57,7 +57,46 @@ def use_endpoint(endpoint_url: str | None, region: str | None) -> None:
         # An emulator accepts any key; a real profile is neither needed nor wanted here.
         os.environ.setdefault("AWS_ACCESS_KEY_ID", "bucketwarden-local")
         os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bucketwarden-local")
+    else:
+        configured = os.environ.get("AWS_ENDPOINT_URL")
+        if configured and not _is_endpoint(configured):
+            raise CliError(f"AWS_ENDPOINT_URL={configured!r}: {ENDPOINT_EXPECTED}")
     reset_clients()
+
+
+ENDPOINT_EXPECTED = "expected a URL such as http://127.0.0.1:5000"
+
+
+def _is_endpoint(text: str) -> bool:
+    from urllib.parse import urlsplit
+
+    from botocore.utils import is_valid_endpoint_url, is_valid_ipv6_endpoint_url
+
+    parts = urlsplit(text)
+    try:
+        parts.port  # noqa: B018 (raises on a port that is not a number from 0 to 65535)
+    except ValueError:
+        return False
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        return False
+    # botocore's own test of the host, which it would otherwise fail on when making a client.
+    return bool(is_valid_endpoint_url(text) or is_valid_ipv6_endpoint_url(text))
+
+
+def _endpoint_url(text: str) -> str:
+    """--endpoint-url: an http(s) URL with a host, checked before anything runs."""
+    if not _is_endpoint(text):
+        raise argparse.ArgumentTypeError(f"{ENDPOINT_EXPECTED}, got {text!r}")
+    return text
+
+
+def _endpoint_argument(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--endpoint-url",
+        type=_endpoint_url,
+        metavar="URL",
+        help="AWS endpoint, e.g. http://127.0.0.1:5000 (moto)",
+    )
 
 
 def _read_event(path: Path) -> dict[str, Any]:
@@ -78,6 +117,8 @@ def _read_event(path: Path) -> dict[str, Any]:
 
 
 def cmd_replay(args: argparse.Namespace, console: Console, err: Console) -> int:
+    from rich.markup import escape
+
     from bucketwarden import stack
     from bucketwarden.delivery import deliver
     from bucketwarden.report import print_outcomes, write_json_lines
@@ -94,7 +135,7 @@ def cmd_replay(args: argparse.Namespace, console: Console, err: Console) -> int:
             topic_arn=args.topic_arn,
         )
         for note in resources.notes:
-            err.print(f"[dim]note:[/] {note}")
+            err.print(f"[dim]note:[/] {escape(note)}")
         os.environ.update(resources.environment())
     outcomes = deliver(event, args.template)
     if args.json:
@@ -234,7 +275,8 @@ def _selected_controls(args: argparse.Namespace) -> tuple[Control, ...]:
     from bucketwarden.catalogue import CONTROLS
 
     if args.controls is not None:
-        return tuple(args.controls)
+        # Repeated --controls may name a control twice: each runs once.
+        return tuple(dict.fromkeys(args.controls))
     if args.buckets:
         return tuple(c for c in CONTROLS if c.scope == "bucket")
     return CONTROLS
@@ -314,6 +356,8 @@ def _write_report(
     console: Console,
     err: Console,
 ) -> None:
+    from rich.markup import escape
+
     from bucketwarden.report import print_report, summary_line, write_json_lines
     from bucketwarden.sarif import write_sarif
 
@@ -323,15 +367,30 @@ def _write_report(
             print_report(
                 outcomes, Console(file=stream, width=150) if args.output else console, title
             )
-            return
-        if args.format == "json":
+        elif args.format == "json":
             write_json_lines(outcomes, stream)
         elif args.format == "sarif":
             write_sarif(outcomes, controls, stream)
         else:
             stream.write(_html_renderer()(outcomes, title))
-    # Machine formats keep stdout clean; the people watching get the totals on stderr.
-    err.print(summary_line(outcomes), highlight=False)
+    if args.format != "table" or args.output:
+        # Machine formats and files keep stdout clean; the people watching get the totals here.
+        err.print(escape(summary_line(outcomes)), highlight=False)
+
+
+def _note_off_controls(settings: Any, controls: tuple[Control, ...], err: Console) -> None:
+    """The sweep leaves out controls whose mode is off: say so, or they pass unremarked."""
+    from rich.markup import escape
+
+    from bucketwarden.settings import Mode, mode_variable
+
+    off = [c.id for c in controls if settings.mode(c.id) is Mode.OFF]
+    if off:
+        settings_text = ", ".join(f"{mode_variable(c)}=off" for c in off)
+        err.print(
+            f"[dim]note:[/] not checked, off by their mode setting: "
+            f"{escape(', '.join(off))} ({escape(settings_text)})"
+        )
 
 
 def _sweep(args: argparse.Namespace, console: Console, err: Console, fix: bool) -> int:
@@ -340,6 +399,7 @@ def _sweep(args: argparse.Namespace, console: Console, err: Console, fix: bool) 
     from bucketwarden.settings import Settings
     from bucketwarden.sweep import Sweep, Tally, list_bucket_regions
 
+    args.format = args.format or "table"
     _check_report_target(args)
     if args.profile:
         os.environ["AWS_PROFILE"] = args.profile
@@ -352,6 +412,7 @@ def _sweep(args: argparse.Namespace, console: Console, err: Console, fix: bool) 
         if not settings.audit_table:
             err.print("[dim]note:[/] no audit table (--audit-table): changes are not recorded")
     controls = _selected_controls(args)
+    _note_off_controls(settings, controls, err)
     s3 = client("s3")
     # S3 names each bucket's region in the listing, which saves a GetBucketLocation per bucket.
     regions = list_bucket_regions(s3)
@@ -389,9 +450,15 @@ def cmd_remediate(args: argparse.Namespace, console: Console, err: Console) -> i
     return _sweep(args, console, err, fix=not args.dry_run)
 
 
+SWEEP_EXIT_CODES = (
+    "exit codes: 0 the sweep ran (whatever it found); 1 with --fail-on-findings, something is "
+    "left noncompliant or failed; 2 bad input or an error"
+)
+
+
 def _sweep_arguments(command: argparse.ArgumentParser) -> None:
     """The selection and report options that `scan` and `remediate` share."""
-    command.add_argument("--endpoint-url", help="AWS endpoint, e.g. http://127.0.0.1:5000 (moto)")
+    _endpoint_argument(command)
     command.add_argument(
         "--region", help="region of the first calls (default: AWS_DEFAULT_REGION or us-east-1)"
     )
@@ -399,22 +466,26 @@ def _sweep_arguments(command: argparse.ArgumentParser) -> None:
     command.add_argument(
         "--controls",
         type=_control_list,
+        action="extend",
         metavar="ID[,ID...]",
-        help="only these controls (default: every control)",
+        help="only these controls; repeat for more (default: every control)",
     )
     command.add_argument(
         "--bucket",
         dest="buckets",
         action="append",
         default=[],
+        type=_nonblank,
         metavar="NAME",
         help="only this bucket; repeat for more (default: every bucket, the account and its "
         "access points)",
     )
-    command.add_argument(
-        "--format", choices=REPORT_FORMATS, default="table", help="report format (%(default)s)"
+    # No argparse default: a default would let `--format table --json` pass as one choice.
+    report_format = command.add_mutually_exclusive_group()
+    report_format.add_argument(
+        "--format", choices=REPORT_FORMATS, help="report format (default: table)"
     )
-    command.add_argument(
+    report_format.add_argument(
         "--json",
         dest="format",
         action="store_const",
@@ -451,6 +522,13 @@ def _audit_table(args: argparse.Namespace) -> str:
             "AUDIT_TABLE"
         ) from error
     return name
+
+
+def _nonblank(text: str) -> str:
+    """A name or id: an empty one would select nothing, or everything, or reach AWS as is."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must not be empty or blank")
+    return text
 
 
 def _control_id(text: str) -> str:
@@ -515,7 +593,9 @@ def _print_rollback(found: Any, done: Any, console: Console) -> None:
     exemption = found.exemption
     if exemption is not None and exemption.changed:
         tags = Table(
-            title=f"exemption tags on bucket {exemption.bucket}, written before the restore",
+            title=escape(
+                f"exemption tags on bucket {exemption.bucket}, written before the restore"
+            ),
             expand=False,
         )
         for column in ("tag", "now", "after the rollback"):
@@ -523,7 +603,7 @@ def _print_rollback(found: Any, done: Any, console: Console) -> None:
         for key, old, new in exemption.changes():
             tags.add_row(escape(key), escape(old or "(none)"), escape(new or "(removed)"))
         console.print(tags)
-    surface = Table(title=f"{record.control.surface} of {record.subject}", expand=False)
+    surface = Table(title=escape(f"{record.control.surface} of {record.subject}"), expand=False)
     for column in ("now", "after the rollback"):
         surface.add_column(column, overflow="fold")
     after = done.restored if done else found.target.expected
@@ -642,11 +722,12 @@ def cmd_history(args: argparse.Namespace, console: Console, err: Console) -> int
 
 
 def _audit_arguments(command: argparse.ArgumentParser) -> None:
-    command.add_argument("--endpoint-url", help="AWS endpoint, e.g. http://127.0.0.1:5000 (moto)")
+    _endpoint_argument(command)
     command.add_argument("--region", help="AWS region (default: AWS_DEFAULT_REGION or us-east-1)")
     command.add_argument("--profile", help="AWS profile of the shared config and credentials")
     command.add_argument(
         "--audit-table",
+        type=_nonblank,
         metavar="NAME",
         help="the stack's audit table, output AuditTableName (default: AUDIT_TABLE, else "
         "bucketwarden-audit as replay and local mode make it)",
@@ -667,7 +748,7 @@ def _audit_commands(commands: Any) -> None:
             "changed since the fix (--force overrides). --dry-run prints the change, makes none."
         ),
     )
-    rollback.add_argument("audit_id", metavar="AUDIT_ID")
+    rollback.add_argument("audit_id", type=_nonblank, metavar="AUDIT_ID")
     _audit_arguments(rollback)
     rollback.add_argument("--dry-run", action="store_true", help="print the change; make none")
     rollback.add_argument(
@@ -688,6 +769,7 @@ def _audit_commands(commands: Any) -> None:
     )
     history.add_argument(
         "--bucket",
+        type=_nonblank,
         metavar="NAME",
         help="only this bucket's records (or an account id's, or an access point ARN's)",
     )
@@ -720,7 +802,7 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     replay.add_argument("file", type=Path, metavar="FILE")
-    replay.add_argument("--endpoint-url", help="AWS endpoint, e.g. http://127.0.0.1:5000 (moto)")
+    _endpoint_argument(replay)
     replay.add_argument("--region", help="AWS region (default: AWS_DEFAULT_REGION or us-east-1)")
     replay.add_argument("--dry-run", action="store_true", help="evaluate only; change nothing")
     replay.add_argument("--json", action="store_true", help="one JSON object per outcome")
@@ -774,6 +856,7 @@ def build_parser() -> argparse.ArgumentParser:
             "every access point, and judge them with the controls. Read-only: nothing is "
             "changed, audited or notified. Findings show the fix that remediate would make."
         ),
+        epilog=SWEEP_EXIT_CODES,
     )
     _sweep_arguments(scan)
     scan.set_defaults(run=cmd_scan)
@@ -786,11 +869,13 @@ def build_parser() -> argparse.ArgumentParser:
             "(MODE_<CONTROL> variables; default remediate), verified by reading again. "
             "--dry-run prints the exact changes (before → after) and makes none."
         ),
+        epilog=SWEEP_EXIT_CODES,
     )
     _sweep_arguments(remediate)
     remediate.add_argument("--dry-run", action="store_true", help="print the changes; make none")
     remediate.add_argument(
         "--audit-table",
+        type=_nonblank,
         metavar="NAME",
         help="DynamoDB table for the audit records of the changes (default: AUDIT_TABLE)",
     )
@@ -819,6 +904,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line(error: Exception) -> str:
+    """An error's text on one line (botocore's validation errors span several), markup escaped."""
+    from rich.markup import escape
+
+    return escape(" ".join(line.strip() for line in str(error).splitlines() if line.strip()))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     # Piped output (CI logs, files) gets room for the tables instead of rich's 80 columns.
@@ -833,9 +925,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.run(args, console, err))
     except (CliError, ConfigError, TemplateError) as error:
-        err.print(f"[bold red]error:[/] {error}")
+        err.print(f"[bold red]error:[/] {_one_line(error)}", soft_wrap=True)
     except (BotoCoreError, ClientError) as error:
-        err.print(f"[bold red]AWS error:[/] {error}")
+        err.print(f"[bold red]AWS error:[/] {_one_line(error)}", soft_wrap=True)
     except BrokenPipeError:
         # The reader stopped early (`| head`): no traceback, and no flush to a closed pipe at exit.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
