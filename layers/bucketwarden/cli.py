@@ -745,7 +745,8 @@ def _audit_commands(commands: Any) -> None:
             "from the control with "
             "tags (every other tag kept), then restore the configuration from before the fix "
             "exactly, deleting what was absent, and read it back. Refused when the configuration "
-            "changed since the fix (--force overrides). --dry-run prints the change, makes none."
+            "changed since the fix or the record was rolled back already (--force overrides "
+            "both). --dry-run prints the change, makes none."
         ),
     )
     rollback.add_argument("audit_id", type=_nonblank, metavar="AUDIT_ID")
@@ -754,7 +755,8 @@ def _audit_commands(commands: Any) -> None:
     rollback.add_argument(
         "--force",
         action="store_true",
-        help="roll back although the configuration changed since the fix (overwrites the change)",
+        help="roll back although the configuration changed since the fix (overwrites the "
+        "change) or the record was rolled back already",
     )
     rollback.set_defaults(run=cmd_rollback)
 
