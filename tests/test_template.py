@@ -291,10 +291,12 @@ def test_no_mode_without_a_control() -> None:
 
 
 def test_functions_receive_every_variable_the_engine_reads() -> None:
-    # Dry run is for the CLI; a deployed function always acts.
-    expected = set(settings_variables()) - {"BUCKETWARDEN_DRY_RUN"}
+    # Dry run is for the CLI; a deployed function always acts. Lambda sets AWS_REGION itself
+    # (a reserved variable, which a template may not set).
+    expected = set(settings_variables()) - {"BUCKETWARDEN_DRY_RUN", "AWS_REGION"}
     assert expected <= set(environment())
     assert "BUCKETWARDEN_DRY_RUN" not in environment()
+    assert "AWS_REGION" not in environment()
     assert ref_target(environment()["AUDIT_TABLE"], "!Ref") == "AuditTable"
     assert ref_target(environment()["IDEMPOTENCY_TABLE"], "!Ref") == "IdempotencyTable"
     assert ref_target(environment()["NOTIFICATION_TOPIC_ARN"], "!Ref") == "NotificationTopic"
