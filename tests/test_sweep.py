@@ -413,6 +413,16 @@ def continuation(**changes: Any) -> dict[str, Any]:
     return whole_continuation() | changes
 
 
+def test_a_continuation_carries_the_buckets_warned_of_to_the_summary(stack: Inbox) -> None:
+    make_bucket("bbb")
+    carried = {**whole_continuation()["tally"], "warned_by_bucket": {"aa-warned": 1}}
+
+    result = sweep(continuation(tally=carried), FakeContext())
+
+    assert result["exemption_warnings"] == [{"bucket": "aa-warned", "checks": 1}]
+    assert len(stack.receive()) == 1
+
+
 NOT_AN_INTEGER = "invocation: Input should be a valid integer"
 AT_LEAST = "Input should be greater than or equal to"
 MALFORMED_CONTINUATIONS = {
@@ -806,6 +816,73 @@ def test_the_carried_tally_keeps_only_the_worst_subjects_and_every_total() -> No
     assert len(carried.findings_by_bucket) == 10
     assert carried.worst(1) == [("b07", 2)]
     assert (carried.flagged, carried.findings) == (30, 31)
+
+
+def test_the_summary_names_compliant_buckets_whose_exemption_would_not_be_honoured(
+    stack: Inbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    only_controls(monkeypatch, "versioning")
+    for name in ("no-reason", "expired", "honoured", "untagged"):
+        make_bucket(name)
+        s3().put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
+    exempt = {"Key": "bucketwarden:exempt", "Value": "versioning"}
+    reason = {"Key": "bucketwarden:exempt-reason", "Value": "archive"}
+    tag_sets = {
+        "no-reason": [exempt],
+        "expired": [exempt, reason, {"Key": "bucketwarden:exempt-until", "Value": "2020-01-31"}],
+        "honoured": [exempt, reason],
+    }
+    for name, tags in tag_sets.items():
+        s3().put_bucket_tagging(Bucket=name, Tagging={"TagSet": tags})
+
+    result = sweep(scheduled_event("warned"), FakeContext())
+
+    [envelope] = stack.receive()
+    assert envelope["Subject"] == "BucketWarden sweep: no findings on 4 buckets"
+    summary = json.loads(envelope["Message"])
+    assert summary["exemption_warnings"] == result["exemption_warnings"]
+    assert sorted(w["bucket"] for w in summary["exemption_warnings"]) == ["expired", "no-reason"]
+
+
+def test_the_summary_names_them_in_email_and_chat() -> None:
+    summary = summary_of(
+        [
+            Outcome(
+                bucket="archive",
+                control="versioning",
+                status=Status.COMPLIANT,
+                reason="r",
+                warnings=["exemption expired on 2020-01-31"],
+            )
+        ]
+    )
+    message = notify.summary_message(summary, Settings())
+
+    assert (
+        "would not be honoured (no reason, expired), on compliant buckets; checks per "
+        in (message["email"])
+    )
+    assert "    1  archive\nSee each with: bucketwarden scan --bucket NAME" in message["email"]
+    description = json.loads(message["https"])["content"]["description"]
+    assert "on compliant buckets:* `archive` (1)" in description
+
+
+def test_the_carried_tally_keeps_the_buckets_warned_of() -> None:
+    tally = Tally()
+    tally.add(
+        [
+            Outcome(bucket="kept", control="versioning", status=Status.COMPLIANT, reason="r"),
+            Outcome(
+                bucket="warned",
+                control="versioning",
+                status=Status.COMPLIANT,
+                reason="r",
+                warnings=["exemption expired on 2020-01-31"],
+            ),
+        ]
+    )
+    carried = Tally.from_dict(json.loads(json.dumps(tally.to_dict(worst=10))))
+    assert carried.warned() == [("warned", 1)]
 
 
 def test_the_lambda_entry_point_sweeps_with_the_lambda_context(

@@ -332,6 +332,12 @@ def _control_table(summary: SweepSummary) -> list[str]:
     return [header, *rows]
 
 
+# Compliant buckets whose exemption tags (or allowlist entries) would not be honoured.
+_EXEMPTION_WARNING = (
+    "Exemptions that would not be honoured (no reason, expired), on compliant buckets"
+)
+
+
 def summary_email_text(summary: SweepSummary, settings: Settings) -> str:
     worst = summary.worst()
     lines = [
@@ -346,6 +352,14 @@ def summary_email_text(summary: SweepSummary, settings: Settings) -> str:
     ]
     if worst:
         lines += ["", "Most findings:", *(f"{count:>5}  {name}" for name, count in worst)]
+    warned = summary.warned()
+    if warned:
+        lines += [
+            "",
+            f"{_EXEMPTION_WARNING}; checks per bucket:",
+            *(f"{count:>5}  {name}" for name, count in warned),
+            "See each with: bucketwarden scan --bucket NAME",
+        ]
     lines += [
         "",
         "The sweep sends no message per finding: each has its own audit record "
@@ -375,8 +389,14 @@ def summary_chatbot_message(summary: SweepSummary, settings: Settings) -> dict[s
         f"• `{control}`: {_findings_of(summary.counts(control))}" for control in summary.controls
     ]
     worst = ", ".join(f"`{name}` ({count})" for name, count in summary.worst())
+    warned = ", ".join(f"`{name}` ({count})" for name, count in summary.warned())
     description = "\n".join(
-        [_scope_line(summary), *findings, *([f"*Most findings:* {worst}"] if worst else [])]
+        [
+            _scope_line(summary),
+            *findings,
+            *([f"*Most findings:* {worst}"] if worst else []),
+            *([f"*{_EXEMPTION_WARNING}:* {warned}"] if warned else []),
+        ]
     )
     key = settings.exempt_tag_key
     emoji = ":warning:" if summary.tally.findings else ":white_check_mark:"

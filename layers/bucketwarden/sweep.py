@@ -71,12 +71,17 @@ class Tally:
     subjects: int = 0
     # Subjects with at least one finding (kept apart: findings_by_bucket may be trimmed).
     flagged: int = 0
+    # Bucket → its compliant checks that carry a warning: an exemption that would not be
+    # honoured (no reason, expired), which no fix or finding reports yet.
+    warned_by_bucket: Counter[str] = field(default_factory=Counter)
 
     def add(self, outcomes: Iterable[Outcome]) -> None:
         for outcome in outcomes:
             if outcome.control is None:
                 continue
             self.by_control.setdefault(outcome.control, Counter())[outcome.status.value] += 1
+            if outcome.status is Status.COMPLIANT and outcome.warnings:
+                self.warned_by_bucket[str(outcome.bucket)] += 1
             if outcome.status not in NOT_FINDINGS:
                 subject = str(outcome.bucket)
                 if subject not in self.findings_by_bucket:
@@ -103,12 +108,17 @@ class Tally:
         never have climbed back among the worst.
         """
         kept = self.findings_by_bucket if worst is None else self.worst(worst)
+        warned = self.warned_by_bucket if worst is None else self.warned(worst)
         return {
             "by_control": {c: dict(counts) for c, counts in self.by_control.items()},
             "findings_by_bucket": dict(kept),
             "subjects": self.subjects,
             "flagged": self.flagged,
+            "warned_by_bucket": dict(warned),
         }
+
+    def warned(self, count: int = 10) -> list[tuple[str, int]]:
+        return self.warned_by_bucket.most_common(count)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> Tally:
@@ -116,7 +126,8 @@ class Tally:
         by_control = {c: Counter(counts) for c, counts in data.get("by_control", {}).items()}
         findings = Counter(data.get("findings_by_bucket", {}))
         flagged = data.get("flagged", len(findings))
-        return cls(by_control, findings, data.get("subjects", 0), flagged)
+        warned = Counter(data.get("warned_by_bucket", {}))
+        return cls(by_control, findings, data.get("subjects", 0), flagged, warned)
 
 
 @dataclass(frozen=True)
@@ -163,7 +174,14 @@ class SweepSummary:
             "flagged": self.tally.flagged,
             "by_control": {control: self.counts(control) for control in self.controls},
             "worst": [{"subject": name, "findings": count} for name, count in self.worst()],
+            "exemption_warnings": [
+                {"bucket": name, "checks": count} for name, count in self.warned()
+            ],
         }
+
+    def warned(self) -> list[tuple[str, int]]:
+        """Buckets whose compliant checks carry a warning (an exemption not honoured)."""
+        return self.tally.warned(self.worst_count)
 
 
 def list_bucket_regions(s3: Any) -> dict[str, str | None]:

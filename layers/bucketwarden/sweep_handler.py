@@ -83,6 +83,8 @@ class CarriedTally(BaseModel):
     findings_by_bucket: dict[str, _Count]
     subjects: _Count
     flagged: _Count
+    # Absent from the payloads of a sweep started before this field existed.
+    warned_by_bucket: dict[str, _Count] = Field(default_factory=dict)
 
     @field_validator("by_control")
     @classmethod
