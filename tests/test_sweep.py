@@ -844,25 +844,21 @@ def test_the_summary_names_compliant_buckets_whose_exemption_would_not_be_honour
     assert sorted(w["bucket"] for w in summary["exemption_warnings"]) == ["expired", "no-reason"]
 
 
-def test_the_summary_names_them_in_email_and_chat() -> None:
-    summary = summary_of(
-        [
-            Outcome(
-                bucket="archive",
-                control="versioning",
-                status=Status.COMPLIANT,
-                reason="r",
-                warnings=["exemption expired on 2020-01-31"],
-            )
-        ]
+def warned_compliant(bucket: str) -> Outcome:
+    """A compliant check of a bucket whose exemption has expired."""
+    warning = "exemption expired on 2020-01-31"
+    return Outcome(
+        bucket=bucket, control="versioning", status=Status.COMPLIANT, reason="r", warnings=[warning]
     )
+
+
+def test_the_summary_names_them_in_email_and_chat() -> None:
+    summary = summary_of([warned_compliant("archive")])
     message = notify.summary_message(summary, Settings())
 
-    assert (
-        "would not be honoured (no reason, expired), on compliant buckets; checks per "
-        in (message["email"])
-    )
-    assert "    1  archive\nSee each with: bucketwarden scan --bucket NAME" in message["email"]
+    email = message["email"]
+    assert "would not be honoured (no reason, expired), on compliant buckets; checks per " in email
+    assert "    1  archive\nSee each with: bucketwarden scan --bucket NAME" in email
     description = json.loads(message["https"])["content"]["description"]
     assert "on compliant buckets:* `archive` (1)" in description
 
@@ -872,13 +868,7 @@ def test_the_carried_tally_keeps_the_buckets_warned_of() -> None:
     tally.add(
         [
             Outcome(bucket="kept", control="versioning", status=Status.COMPLIANT, reason="r"),
-            Outcome(
-                bucket="warned",
-                control="versioning",
-                status=Status.COMPLIANT,
-                reason="r",
-                warnings=["exemption expired on 2020-01-31"],
-            ),
+            warned_compliant("warned"),
         ]
     )
     carried = Tally.from_dict(json.loads(json.dumps(tally.to_dict(worst=10))))
