@@ -18,7 +18,7 @@ from bucketwarden.outcome import Outcome
 from bucketwarden.report import print_report
 from bucketwarden.settings import Settings
 from bucketwarden.sweep import Sweep, controls_for
-from tests.helpers import calls_delta, handle, make_bucket, s3, tag_bucket
+from tests.helpers import ErrorResponses, calls_delta, handle, make_bucket, s3, tag_bucket
 
 TODAY = date(2025, 3, 15)
 SETTINGS = Settings()
@@ -194,3 +194,15 @@ def test_the_terminal_report_lists_a_compliant_bucket_with_such_a_warning() -> N
     assert "no findings" not in printed
     assert bucket in printed
     assert f"warning: exemption ignored: tag {REASON} is missing or empty" in printed
+
+
+@pytest.mark.usefixtures("aws")
+def test_a_compliant_bucket_whose_tags_the_sweep_may_not_read_stays_compliant() -> None:
+    bucket = make_bucket("tags-denied")
+    s3().put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    refused = ErrorResponses(403, "AccessDenied", times=1000).install("GetBucketTagging")
+
+    outcome = _swept(bucket)
+
+    assert refused.sent >= 1
+    assert (outcome["status"], outcome["warnings"]) == ("compliant", [])
