@@ -65,7 +65,7 @@ def test_threshold_zero_never_holds() -> None:
 
 def test_no_audit_table_means_no_breaker() -> None:
     settings = Settings(audit_table=None)
-    assert not flap.check(None, "b", "versioning", datetime.now(UTC), settings).hold
+    assert not flap.check("b", "versioning", datetime.now(UTC), settings).hold
 
 
 # -- end to end --------------------------------------------------------------------------------
@@ -148,6 +148,22 @@ def test_the_hold_lifts_after_a_quiet_window(flapping_bucket: str) -> None:
 
     assert (outcome["status"], outcome["flapping"]) == ("remediated", False)
     assert s3().get_bucket_versioning(Bucket=flapping_bucket)["Status"] == "Enabled"
+
+
+def test_a_dry_run_shows_the_hold_and_records_nothing(
+    flapping_bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for n in range(3):
+        revert_and_deliver(flapping_bucket, n)
+    recorded = len(audit_items(AUDIT_TABLE))
+    monkeypatch.setenv("BUCKETWARDEN_DRY_RUN", "true")
+
+    outcome = revert_and_deliver(flapping_bucket, 3)
+
+    assert (outcome["status"], outcome["flapping"]) == ("noncompliant", True)
+    assert "the flap breaker holds it after 3 fixes" in outcome["reason"]
+    assert len(audit_items(AUDIT_TABLE)) == recorded
+    assert s3().get_bucket_versioning(Bucket=flapping_bucket)["Status"] == "Suspended"
 
 
 def test_reverts_during_the_hold_keep_it(flapping_bucket: str) -> None:

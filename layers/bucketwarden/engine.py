@@ -1,8 +1,8 @@
 """The engine: one CloudTrail record in, one outcome per control of the family out.
 
 parse → ignore failed calls and the service's own changes → fresh read → evaluate → exemption
-tags (read only when something is wrong) → remediate or report per mode → verify by re-reading
-→ audit record → SNS notification → metrics.
+tags (read only when something is wrong; a sweep reads them always) → remediate or report per
+mode → verify by re-reading → audit record → SNS notification → metrics.
 
 AccessDenied and a bucket deleted meanwhile become outcomes. Any other AWS error (throttling
 that outlived the adaptive retries, 5xx) is raised, so that Lambda retries the event and, after
@@ -55,8 +55,11 @@ class EventContext:
     # An earlier attempt at this event ran (Lambda's retry, a second delivery after a failure):
     # what it recorded may need finishing.
     tried_before: bool = False
-    # Bucket tags read for exemption checks, by bucket (read once per event, only on drift).
+    # Bucket tags read for exemption checks, by bucket: read once per event, on drift only; a
+    # sweep reads them for compliant subjects too (exemptions that would not be honoured).
     tags: dict[str, dict[str, str]] = field(default_factory=dict)
+    # The sweep could not read them for a compliant check: its other compliant checks skip it.
+    tags_unreadable: bool = False
     # Website configurations read when public access is about to be closed (same rule).
     websites: dict[str, dict[str, Any] | None] = field(default_factory=dict)
     # Answers to the surfaces' reads, shared by the controls until one of them writes.
@@ -277,8 +280,9 @@ class Engine:
             if step.mode is Mode.NOTIFY or not evaluation.fixable:
                 step.decide(replace(step.outcome, status=Status.NONCOMPLIANT))
                 continue
-            verdict = None if self.settings.dry_run else self._flap_verdict(step.control, subject)
-            if verdict and verdict.hold:
+            # A dry run asks too (one read): it shows the hold a real run would keep.
+            verdict = self._flap_verdict(step.control, subject)
+            if verdict.hold:
                 step.decide(self._held(step.outcome, verdict))
                 continue
             step.evaluation = evaluation
@@ -343,7 +347,7 @@ class Engine:
         )
 
     def _flap_verdict(self, control: Control, subject: str) -> flap.FlapVerdict:
-        return flap.check(client("dynamodb"), subject, control.id, utc_now(), self.settings)
+        return flap.check(subject, control.id, utc_now(), self.settings)
 
     def _held(self, outcome: Outcome, verdict: flap.FlapVerdict) -> Outcome:
         reason = f"{outcome.reason}; {flap.held_reason(verdict, self.settings)}"
@@ -377,14 +381,16 @@ class Engine:
         """A sweep (no event) says, compliant or not, that an exemption would not be honoured
         (no reason, expired, not a date): its owners learn it before a fix overrides it. Events
         do not, to spare a tags read per compliant event."""
-        if context.record is not None:
+        if context.record is not None or context.tags_unreadable:
             return []
         try:
             exemption = self._exemption(step.control, context, subject, state)
         except ClientError as error:
             # Tags the sweep may not read (a bucket policy's Deny) change nothing for a compliant
-            # bucket: it stays compliant rather than failing on a read it did not need.
+            # bucket: it stays compliant rather than failing on a read it did not need. A check
+            # that finds drift still reads them: it must know the exemption before a fix.
             logger.info("tags not read", extra={"bucket": subject, "error": error_code(error)})
+            context.tags_unreadable = True
             return []
         return [exemption.note] if exemption.note and not exemption.exempt else []
 

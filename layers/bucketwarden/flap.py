@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from bucketwarden import audit
+from bucketwarden.aws import client
 from bucketwarden.outcome import Status
 from bucketwarden.settings import Settings
 
@@ -53,14 +54,13 @@ def principal(actor: str) -> str:
     return actor
 
 
-def check(
-    dynamodb: Any, bucket: str, control: str, now: datetime, settings: Settings
-) -> FlapVerdict:
-    """Read the pair's records of the last window (one Query) and judge them."""
+def check(bucket: str, control: str, now: datetime, settings: Settings) -> FlapVerdict:
+    """Read the pair's records of the last window (one Query) and judge them. Without an audit
+    table there is no breaker, and no DynamoDB client is made."""
     if settings.flap_threshold == 0 or not settings.audit_table:
         return FlapVerdict(hold=False)
     since = now - timedelta(minutes=settings.flap_window_minutes)
-    records = audit.recent(dynamodb, settings.audit_table, bucket, control, since)
+    records = audit.recent(client("dynamodb"), settings.audit_table, bucket, control, since)
     return judge(records, settings.flap_threshold)
 
 

@@ -338,6 +338,16 @@ _EXEMPTION_WARNING = (
 )
 
 
+def _ranked_lines(ranked: list[tuple[str, int]]) -> list[str]:
+    """Subjects with their counts, one per line, counts aligned: for email."""
+    return [f"{count:>5}  {name}" for name, count in ranked]
+
+
+def _ranked_inline(ranked: list[tuple[str, int]]) -> str:
+    """Subjects with their counts on one line: for chat."""
+    return ", ".join(f"`{name}` ({count})" for name, count in ranked)
+
+
 def summary_email_text(summary: SweepSummary, settings: Settings) -> str:
     worst = summary.worst()
     lines = [
@@ -351,13 +361,13 @@ def summary_email_text(summary: SweepSummary, settings: Settings) -> str:
         *_STATUS_MEANINGS,
     ]
     if worst:
-        lines += ["", "Most findings:", *(f"{count:>5}  {name}" for name, count in worst)]
+        lines += ["", "Most findings:", *_ranked_lines(worst)]
     warned = summary.warned()
     if warned:
         lines += [
             "",
             f"{_EXEMPTION_WARNING}; checks per bucket:",
-            *(f"{count:>5}  {name}" for name, count in warned),
+            *_ranked_lines(warned),
             "See each with: bucketwarden scan --bucket NAME",
         ]
     lines += [
@@ -388,8 +398,8 @@ def summary_chatbot_message(summary: SweepSummary, settings: Settings) -> dict[s
     findings = [
         f"• `{control}`: {_findings_of(summary.counts(control))}" for control in summary.controls
     ]
-    worst = ", ".join(f"`{name}` ({count})" for name, count in summary.worst())
-    warned = ", ".join(f"`{name}` ({count})" for name, count in summary.warned())
+    worst = _ranked_inline(summary.worst())
+    warned = _ranked_inline(summary.warned())
     description = "\n".join(
         [
             _scope_line(summary),
