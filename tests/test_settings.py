@@ -15,6 +15,7 @@ def test_defaults_need_no_environment() -> None:
     assert settings.baseline_delay_seconds == 0
     assert (settings.flap_threshold, settings.flap_window_minutes) == (3, 60)
     assert settings.region is None  # outside Lambda
+    assert settings.account_id is None
 
 
 def test_values_are_read_and_normalised() -> None:
@@ -28,6 +29,7 @@ def test_values_are_read_and_normalised() -> None:
         "FLAP_THRESHOLD": "5",
         "FLAP_WINDOW_MINUTES": " 120 ",
         "AWS_REGION": "eu-central-1",
+        "ACCOUNT_ID": " 123456789012 ",
     }
     settings = Settings.from_env((), env)
     assert settings.tls_minimum == "1.3"
@@ -36,6 +38,7 @@ def test_values_are_read_and_normalised() -> None:
     assert settings.baseline_delay_seconds == 30
     assert (settings.flap_threshold, settings.flap_window_minutes) == (5, 120)
     assert settings.region == "eu-central-1"
+    assert settings.account_id == "123456789012"
 
 
 @pytest.mark.parametrize(
@@ -52,6 +55,7 @@ def test_values_are_read_and_normalised() -> None:
         ({"FLAP_THRESHOLD": "101"}, "from 0 to 100"),
         ({"FLAP_WINDOW_MINUTES": "0"}, "FLAP_WINDOW_MINUTES='0': expected a whole number from 1"),
         ({"FLAP_WINDOW_MINUTES": "10081"}, "from 1 to 10080"),
+        ({"ACCOUNT_ID": "12345"}, "ACCOUNT_ID='12345': expected a 12-digit"),
     ],
 )
 def test_an_invalid_value_is_a_clear_error(env: dict[str, str], message: str) -> None:

@@ -51,6 +51,13 @@ def _switch(env: Mapping[str, str], name: str, default: bool) -> bool:
     return raw == "true"
 
 
+def _account_id(env: Mapping[str, str]) -> str | None:
+    raw = env.get("ACCOUNT_ID", "").strip()
+    if raw and not (len(raw) == 12 and raw.isdigit()):
+        raise ConfigError(f"ACCOUNT_ID={raw!r}: expected a 12-digit AWS account id")
+    return raw or None
+
+
 @dataclass(frozen=True)
 class Settings:
     modes: Mapping[str, Mode] = field(default_factory=dict)
@@ -83,6 +90,10 @@ class Settings:
     # The region the function runs in (AWS_REGION, which Lambda sets): the stack's region, where
     # its audit table is. None outside Lambda.
     region: str | None = None
+    # The account the stack guards (ACCOUNT_ID, set by template.yaml from AWS::AccountId): events
+    # of other accounts are not acted on, and KMS keys are judged against it. None when unknown
+    # (the CLI outside a stack asks STS where it needs it).
+    account_id: str | None = None
 
     def mode(self, control_id: str) -> Mode:
         return self.modes.get(control_id, Mode.REMEDIATE)
@@ -148,6 +159,7 @@ class Settings:
             flap_window_minutes=_whole_number(env, "FLAP_WINDOW_MINUTES", 60, 10080, minimum=1),
             exemptions_parameter=env.get("EXEMPTIONS_PARAMETER", "").strip() or None,
             region=env.get("AWS_REGION", "").strip() or None,
+            account_id=_account_id(env),
         )
 
 
