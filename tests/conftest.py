@@ -16,10 +16,12 @@ from moto import mock_aws
 from moto.moto_server.werkzeug_app import MotoRequestHandler, create_backend_app
 from werkzeug.serving import make_server
 
+from bucketwarden import integrity
 from bucketwarden.aws import reset_clients
 from bucketwarden.catalogue import CONTROL_IDS
 from bucketwarden.moto_http import Dispatcher
 from bucketwarden.settings import Settings
+from bucketwarden.stack import DEFAULT_MAC_KEY
 
 ROOT = Path(__file__).resolve().parent.parent
 # Real-world CloudTrail records (see data/cloudtrail-samples/SOURCES.md for where each came from).
@@ -75,7 +77,10 @@ def aws_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
     monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "BucketWarden")
     monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
+    # As the template sets it; the key itself exists once a test makes the audit table.
+    monkeypatch.setenv("AUDIT_MAC_KEY", DEFAULT_MAC_KEY)
     reset_clients()
+    integrity.forget()
     yield
     reset_clients()
 

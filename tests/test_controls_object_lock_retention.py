@@ -17,11 +17,12 @@ from bucketwarden.controls.object_lock_retention import (
 from bucketwarden.handler import process
 from bucketwarden.outcome import Outcome, Status
 from bucketwarden.settings import Settings
-from bucketwarden.stack import create_table_like
+from bucketwarden.stack import DEFAULT_MAC_KEY
 from tests.helpers import (
     ControlCase,
     calls_delta,
     cloudtrail_record,
+    create_table,
     make_bucket,
     own_client,
     s3,
@@ -31,6 +32,8 @@ pytestmark = pytest.mark.usefixtures("aws")
 
 AUDIT_TABLE = "bucketwarden-audit"
 BASELINE = {"OBJECT_LOCK_MODE": "GOVERNANCE", "OBJECT_LOCK_DAYS": "30"}
+# The test environment's audit record key (conftest sets AUDIT_MAC_KEY to it).
+KEYED = Settings(audit_mac_key=DEFAULT_MAC_KEY)
 
 
 def lock_state(bucket: str) -> dict[str, Any]:
@@ -92,8 +95,7 @@ def with_baseline(mode: str, days: int) -> ControlCase:
 
 
 def audit_table(monkeypatch: pytest.MonkeyPatch) -> str:
-    create_table_like(own_client("dynamodb"), AUDIT_TABLE, "AuditTable")
-    monkeypatch.setenv("AUDIT_TABLE", AUDIT_TABLE)
+    monkeypatch.setenv("AUDIT_TABLE", create_table(AUDIT_TABLE, "audit_id"))
     return AUDIT_TABLE
 
 
@@ -104,7 +106,7 @@ def recorded(bucket: str, rule: dict[str, Any], control: str = CASE.control) -> 
         "RecordedBaseline": None,
     }
     outcome = Outcome(bucket, control, Status.REMEDIATED, "earlier drift", before=None, after=after)
-    audit.record(own_client("dynamodb"), AUDIT_TABLE, outcome)
+    audit.record(own_client("dynamodb"), AUDIT_TABLE, outcome, settings=KEYED)
 
 
 # -- drift -------------------------------------------------------------------------------------
@@ -202,7 +204,8 @@ def test_recorded_baseline_stronger_than_the_configured_one_is_restored_in_its_u
     recorded(bucket, {"Mode": "COMPLIANCE", "Years": 10}, control="versioning")
     before_calls = dict(aws.API_CALLS)
 
-    outcome = CASE.run(bucket)
+    # COMPLIANCE is configured: a recorded COMPLIANCE rule may then be applied.
+    outcome = with_baseline("COMPLIANCE", 1).run(bucket)
 
     assert outcome["status"] == "remediated", outcome
     assert outcome["reason"] == (
@@ -219,10 +222,13 @@ def test_recorded_baseline_stronger_than_the_configured_one_is_restored_in_its_u
         "s3.PutObjectLockConfiguration": 1,
         # The audit record, written ahead of the fix (pending) and completed after the verify.
         "dynamodb.PutItem": 2,
+        # The recorded rule's tag verified; both writes tagged.
+        "kms.VerifyMac": 1,
+        "kms.GenerateMac": 2,
     }
 
 
-def test_a_fixed_drift_stays_the_baseline_when_the_configured_one_is_removed(
+def test_a_fixed_drift_stays_the_baseline_in_governance_when_compliance_is_unconfigured(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     audit_table(monkeypatch)
@@ -233,8 +239,9 @@ def test_a_fixed_drift_stays_the_baseline_when_the_configured_one_is_removed(
     outcomes = process(cloudtrail_record(CASE.event_name, bucket), CASE.family)
 
     assert [o["status"] for o in outcomes] == ["remediated"]
-    assert "the recorded baseline COMPLIANCE 30 days" in outcomes[0]["reason"]
-    assert default_rule(bucket) == {"Mode": "COMPLIANCE", "Days": 30}
+    # A recorded COMPLIANCE rule counts as GOVERNANCE once COMPLIANCE is no longer configured.
+    assert "the recorded baseline GOVERNANCE 30 days" in outcomes[0]["reason"]
+    assert default_rule(bucket) == {"Mode": "GOVERNANCE", "Days": 30}
 
 
 def test_no_baseline_at_all_is_compliant_with_a_reason(monkeypatch: pytest.MonkeyPatch) -> None:

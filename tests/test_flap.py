@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
-from bucketwarden import flap
+from bucketwarden import flap, integrity
 from bucketwarden.settings import Settings
+from bucketwarden.stack import DEFAULT_MAC_KEY
 from tests.helpers import (
     ACCOUNT,
     audit_items,
@@ -85,16 +86,14 @@ def revert_and_deliver(bucket: str, round_number: int) -> dict[str, Any]:
 
 
 def age_audit_records(minutes: int) -> None:
-    """Move every audit record `minutes` into the past, as if that much time went by."""
+    """Move every audit record `minutes` into the past, as if that much time went by: each is
+    written again as BucketWarden would have written it then (tagged with its key)."""
     dynamodb = own_client("dynamodb")
     for item in dynamodb.scan(TableName=AUDIT_TABLE)["Items"]:
         then = datetime.fromisoformat(item["recorded_at"]["S"]) - timedelta(minutes=minutes)
-        dynamodb.update_item(
-            TableName=AUDIT_TABLE,
-            Key={"audit_id": item["audit_id"]},
-            UpdateExpression="SET recorded_at = :then",
-            ExpressionAttributeValues={":then": {"S": then.isoformat(timespec="milliseconds")}},
-        )
+        earlier = {**item, "recorded_at": {"S": then.isoformat(timespec="milliseconds")}}
+        sealed = integrity.sealed(earlier, DEFAULT_MAC_KEY)
+        dynamodb.put_item(TableName=AUDIT_TABLE, Item=sealed)
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ from bucketwarden.controls.object_ownership import LOG_DELIVERY_SID
 from bucketwarden.exemptions import read_tags
 from bucketwarden.rollback import RollbackError, exempted_tags, mode_parameter, tag_text
 from bucketwarden.settings import Settings
-from bucketwarden.stack import create_table_like
+from bucketwarden.stack import DEFAULT_MAC_KEY
 from tests import test_controls_access_logging as access_logging
 from tests import test_controls_access_point as access_point
 from tests import test_controls_account_public_access_block as account_block
@@ -43,6 +43,7 @@ from tests.helpers import (
     REGION,
     ControlCase,
     audit_items,
+    create_table,
     denied,
     handle,
     make_bucket,
@@ -55,6 +56,8 @@ from tests.test_cli_replay import json_lines, on_moto_server, run_cli  # noqa: F
 from tests.test_handler import AnswerLost, lose_answers
 
 AUDIT_TABLE = "bucketwarden-audit"
+# What the engine and the CLI verify audit records with (the test environment's key).
+KEYED = Settings(audit_mac_key=DEFAULT_MAC_KEY)
 EXEMPT = "bucketwarden:exempt"
 EXEMPT_REASON = "bucketwarden:exempt-reason"
 EXEMPT_UNTIL = "bucketwarden:exempt-until"
@@ -87,7 +90,7 @@ class Ran:
 @pytest.fixture
 def table(aws: None, monkeypatch: pytest.MonkeyPatch) -> str:
     """The stack's audit table (with its bucket index), which the engine writes to."""
-    create_table_like(own_client("dynamodb"), AUDIT_TABLE, "AuditTable")
+    create_table(AUDIT_TABLE, "audit_id")
     monkeypatch.setenv("AUDIT_TABLE", AUDIT_TABLE)
     # The CLI quietens Powertools with os.environ.setdefault: set here, they are undone after.
     monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")
@@ -206,10 +209,10 @@ def test_rollback_restores_the_surface_exactly_and_the_service_leaves_it(
     assert again["status"] == "exempted", again
     assert case.read(subject) == drifted
     # Recorded: the rollback has a record, and the fix's record names it.
-    record = get_record(own_client("dynamodb"), table, fix["audit_id"])
+    record = get_record(own_client("dynamodb"), table, fix["audit_id"], settings=KEYED)
     assert record is not None
     assert record["rolled_back_by"] == line["rollback_audit_id"]
-    undo = get_record(own_client("dynamodb"), table, line["rollback_audit_id"])
+    undo = get_record(own_client("dynamodb"), table, line["rollback_audit_id"], settings=KEYED)
     assert undo is not None
     assert (undo["status"], undo["rolls_back"], undo["actor"]) == (
         "rolled-back",
@@ -683,7 +686,7 @@ def test_access_denied_on_the_restore_puts_the_tags_back(
     assert public_acl.acl(subject) == fix["after"]
     assert read_tags(s3(), subject) == TEAM_TAGS
     assert "rolled_back_by" not in (
-        get_record(own_client("dynamodb"), AUDIT_TABLE, fix["audit_id"]) or {}
+        get_record(own_client("dynamodb"), AUDIT_TABLE, fix["audit_id"], settings=KEYED) or {}
     )
 
 
@@ -728,7 +731,7 @@ def test_a_missing_audit_table_is_refused(bucketwarden: Callable[..., Ran]) -> N
 def test_rollback_as_a_user_runs_it_against_an_endpoint(
     moto_server: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    create_table_like(own_client("dynamodb"), AUDIT_TABLE, "AuditTable")
+    create_table(AUDIT_TABLE, "audit_id")
     bucket = make_bucket("served-bucket")
     tag_bucket(bucket, TEAM_TAGS)
     s3().put_bucket_acl(Bucket=bucket, ACL="public-read")

@@ -1,6 +1,9 @@
 """Audit records in DynamoDB: one item per reported outcome, with the exact before and after.
 
 `before` and `after` are stored as JSON text so that a rollback restores them byte for byte.
+Every record written carries an integrity tag, and every read that drives a decision (the flap
+breaker's `recent`, the recorded baseline's `history`, `get_record` for a prior attempt or a
+rollback) keeps only records whose tag verifies (integrity.py).
 """
 
 from __future__ import annotations
@@ -8,15 +11,17 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
 from botocore.exceptions import ClientError
 
+from bucketwarden import integrity
 from bucketwarden.aws import error_code
 from bucketwarden.outcome import Outcome, Status, utc_now
+from bucketwarden.settings import Settings
 
 TEXT_FIELDS = (
     "bucket",
@@ -75,7 +80,9 @@ def to_item(
     return item
 
 
-def write_ahead(dynamodb: Any, table: str, outcome: Outcome, planned: Any) -> None:
+def write_ahead(
+    dynamodb: Any, table: str, outcome: Outcome, planned: Any, *, settings: Settings
+) -> None:
     """Record a fix before making it: `before` as read, `after` as planned, status `pending`.
 
     If the write lands but the invocation fails before the fix is verified and recorded (a lost
@@ -84,12 +91,13 @@ def write_ahead(dynamodb: Any, table: str, outcome: Outcome, planned: Any) -> No
     """
     outcome.audit_id = outcome.audit_id or audit_id_for(outcome)
     pending = replace(outcome, after=planned)
+    key = settings.audit_mac_key
     try:
         # An earlier attempt's finished fix stays: a late second delivery of the event that
         # finds the bucket drifted again makes a fix (and a record) of its own.
         dynamodb.put_item(
             TableName=table,
-            Item=to_item(pending, outcome.audit_id, PENDING),
+            Item=integrity.sealed(to_item(pending, outcome.audit_id, PENDING), key),
             ConditionExpression="attribute_not_exists(audit_id) OR #status <> :remediated",
             ExpressionAttributeNames={"#status": "status"},
             ExpressionAttributeValues={":remediated": {"S": Status.REMEDIATED.value}},
@@ -98,17 +106,20 @@ def write_ahead(dynamodb: Any, table: str, outcome: Outcome, planned: Any) -> No
         if error_code(error) != "ConditionalCheckFailedException":
             raise
         outcome.audit_id = str(uuid.uuid4())
-        dynamodb.put_item(TableName=table, Item=to_item(pending, outcome.audit_id, PENDING))
+        item = integrity.sealed(to_item(pending, outcome.audit_id, PENDING), key)
+        dynamodb.put_item(TableName=table, Item=item)
 
 
-def prior_record(dynamodb: Any, table: str, outcome: Outcome) -> dict[str, Any] | None:
+def prior_record(
+    dynamodb: Any, table: str, outcome: Outcome, *, settings: Settings
+) -> dict[str, Any] | None:
     """What an earlier attempt at the same event recorded for the outcome's control, if any."""
     if not outcome.event_id or not outcome.control:
         return None
-    return get_record(dynamodb, table, audit_id_for(outcome))
+    return get_record(dynamodb, table, audit_id_for(outcome), settings=settings)
 
 
-def record(dynamodb: Any, table: str, outcome: Outcome) -> bool:
+def record(dynamodb: Any, table: str, outcome: Outcome, *, settings: Settings) -> bool:
     """Write the audit record; False when another event already reported it (an exemption).
 
     An event's record replaces what an earlier attempt at the same event wrote (its write-ahead
@@ -118,7 +129,7 @@ def record(dynamodb: Any, table: str, outcome: Outcome) -> bool:
     """
     audit_id = outcome.audit_id or audit_id_for(outcome)
     outcome.audit_id = audit_id
-    item = to_item(outcome, audit_id)
+    item = integrity.sealed(to_item(outcome, audit_id), settings.audit_mac_key)
     if audit_id.startswith("exempt-"):
         return _record_once(dynamodb, table, item, outcome.event_id)
     dynamodb.put_item(TableName=table, Item=item)
@@ -147,6 +158,10 @@ def _record_once(
 BUCKET_INDEX = "bucket-time-index"
 
 
+# Which records a decision needs: the others are not verified (each check may cost a KMS call).
+Relevant = Callable[[dict[str, Any]], bool]
+
+
 def _control_records(
     dynamodb: Any,
     table: str,
@@ -154,36 +169,57 @@ def _control_records(
     control: str,
     fields: tuple[str, ...],
     *,
+    settings: Settings,
     since: datetime | None = None,
+    relevant: Relevant | None = None,
 ) -> list[dict[str, Any]]:
-    """One control's records on one bucket (oldest first, since `since`), `fields` decoded."""
+    """One control's trusted records on one bucket (oldest first, since `since`), `fields`
+    decoded. Records `relevant` says the decision does not need are left out unverified.
+    Without a key nothing can be trusted, and the table is not asked."""
+    if not settings.audit_mac_key:
+        integrity.warn_no_key()
+        return []
     key = "#bucket = :bucket" + (" AND recorded_at >= :since" if since else "")
     values = {":bucket": {"S": bucket}, ":control": {"S": control}}
     if since:
         values[":since"] = {"S": since.isoformat(timespec="milliseconds")}
-    # bucket, status, before and after are DynamoDB reserved words: every name goes by alias.
-    aliases = {f"#f{n}": name for n, name in enumerate(fields)}
+    # Whole items: the integrity tag covers every attribute. (`bucket` is a reserved word.)
     pages = dynamodb.get_paginator("query").paginate(
         TableName=table,
         IndexName=BUCKET_INDEX,
         KeyConditionExpression=key,
         FilterExpression="#control = :control",
-        ProjectionExpression=", ".join(aliases),
-        ExpressionAttributeNames={"#bucket": "bucket", "#control": "control", **aliases},
+        ExpressionAttributeNames={"#bucket": "bucket", "#control": "control"},
         ExpressionAttributeValues=values,
     )
-    return [decoded(item) for page in pages for item in page["Items"]]
+    items = [item for page in pages for item in page["Items"]]
+    if relevant is not None:
+        items = [item for item in items if relevant(decoded(item))]
+    found = [decoded(item) for item in integrity.trusted(dynamodb, table, items, settings)]
+    return [{name: record[name] for name in fields if name in record} for record in found]
 
 
-def history(dynamodb: Any, table: str, bucket: str, control: str) -> list[dict[str, Any]]:
-    """Every audit record of one control on one bucket: its `before` and `after`, decoded."""
-    return _control_records(dynamodb, table, bucket, control, ("before", "after"))
+def history(
+    dynamodb: Any,
+    table: str,
+    bucket: str,
+    control: str,
+    *,
+    settings: Settings,
+    relevant: Relevant | None = None,
+) -> list[dict[str, Any]]:
+    """Every trusted audit record of one control on one bucket: its `before` and `after`."""
+    fields = ("before", "after")
+    return _control_records(
+        dynamodb, table, bucket, control, fields, settings=settings, relevant=relevant
+    )
 
 
 def recent(
-    dynamodb: Any, table: str, bucket: str, control: str, since: datetime
+    dynamodb: Any, table: str, bucket: str, control: str, since: datetime, *, settings: Settings
 ) -> list[dict[str, Any]]:
-    """The records of one control on one bucket since `since`, oldest first: status and actor."""
+    """The trusted records of one control on one bucket since `since`, oldest first: status
+    and actor. A record dated in the future is never trusted (it would match every window)."""
     fields = ("status", "actor", "recorded_at", "flapping")
     return [
         {
@@ -192,7 +228,9 @@ def recent(
             "recorded_at": record["recorded_at"],
             "flapping": record.get("flapping", False),
         }
-        for record in _control_records(dynamodb, table, bucket, control, fields, since=since)
+        for record in _control_records(
+            dynamodb, table, bucket, control, fields, settings=settings, since=since
+        )
     ]
 
 
@@ -211,12 +249,40 @@ def decoded(item: dict[str, dict[str, Any]]) -> dict[str, Any]:
     return plain
 
 
-def get_record(dynamodb: Any, table: str, audit_id: str) -> dict[str, Any] | None:
+class UntrustedRecord(Exception):
+    """A record that may not drive a decision: the message says why."""
+
+
+def _item(dynamodb: Any, table: str, audit_id: str) -> dict[str, Any] | None:
     response = dynamodb.get_item(
         TableName=table, Key={"audit_id": {"S": audit_id}}, ConsistentRead=True
     )
-    item = response.get("Item")
-    return decoded(item) if item else None
+    item: dict[str, Any] | None = response.get("Item")
+    return item
+
+
+def checked_record(
+    dynamodb: Any, table: str, audit_id: str, *, settings: Settings
+) -> dict[str, Any] | None:
+    """The record, decoded; None if there is none; UntrustedRecord if it fails verification
+    (reported once, as every untrusted record) or no key is configured to verify it."""
+    item = _item(dynamodb, table, audit_id)
+    if item is None:
+        return None
+    why = integrity.why_untrusted(dynamodb, table, item, settings)
+    if why is not None:
+        raise UntrustedRecord(f"audit record {audit_id} is not trusted: {why}")
+    return decoded(item)
+
+
+def get_record(
+    dynamodb: Any, table: str, audit_id: str, *, settings: Settings
+) -> dict[str, Any] | None:
+    """The record if it exists and verifies; None otherwise (an untrusted one is reported)."""
+    try:
+        return checked_record(dynamodb, table, audit_id, settings=settings)
+    except UntrustedRecord:
+        return None
 
 
 def when(record: dict[str, Any]) -> str:
@@ -262,12 +328,19 @@ def all_records(dynamodb: Any, table: str, control: str | None = None) -> list[d
 
 
 def record_rollback(
-    dynamodb: Any, table: str, original: dict[str, Any], *, replaced: Any, restored: Any, actor: str
+    dynamodb: Any,
+    table: str,
+    original: dict[str, Any],
+    *,
+    replaced: Any,
+    restored: Any,
+    actor: str,
+    settings: Settings,
 ) -> str:
     """Record a rollback of `original` (`replaced` → `restored`) and mark `original` with it.
 
     The rollback is a change like any other: it gets its own record, with the state it replaced
-    as `before`, and the record it undid names it in `rolled_back_by`.
+    as `before`, and the record it undid names it in `rolled_back_by` (and is tagged again).
     """
     audit_id = str(uuid.uuid4())
     recorded_at = utc_now().isoformat(timespec="milliseconds")
@@ -286,12 +359,27 @@ def record_rollback(
     for name in ("bucket", "control", "scope", "region"):
         if original.get(name) is not None:
             item[name] = {"S": str(original[name])}
-    dynamodb.put_item(TableName=table, Item=item)
-    dynamodb.update_item(
-        TableName=table,
-        Key={"audit_id": {"S": str(original["audit_id"])}},
-        UpdateExpression="SET rolled_back_by = :by, rolled_back_at = :at",
-        ConditionExpression="attribute_exists(audit_id)",
-        ExpressionAttributeValues={":by": {"S": audit_id}, ":at": {"S": recorded_at}},
-    )
+    dynamodb.put_item(TableName=table, Item=integrity.sealed(item, settings.audit_mac_key))
+    marks = {"rolled_back_by": {"S": audit_id}, "rolled_back_at": {"S": recorded_at}}
+    _mark_rolled_back(dynamodb, table, str(original["audit_id"]), marks, settings)
     return audit_id
+
+
+def _mark_rolled_back(
+    dynamodb: Any, table: str, original_id: str, marks: dict[str, Any], settings: Settings
+) -> None:
+    """Name the rollback in the original record and tag it again. The record is read and
+    verified again first (nothing else may slip in under the new tag), and written whole only
+    if its tag is still the one verified."""
+    item = _item(dynamodb, table, original_id)
+    why = "it is gone" if item is None else integrity.why_untrusted(dynamodb, table, item, settings)
+    if item is None or why is not None:
+        raise UntrustedRecord(f"audit record {original_id} changed during the rollback: {why}")
+    marked = {**item, **marks}
+    dynamodb.put_item(
+        TableName=table,
+        Item=integrity.sealed(marked, settings.audit_mac_key),
+        ConditionExpression="#mac = :verified",
+        ExpressionAttributeNames={"#mac": integrity.MAC},
+        ExpressionAttributeValues={":verified": item[integrity.MAC]},
+    )

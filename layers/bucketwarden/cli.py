@@ -644,9 +644,12 @@ def cmd_rollback(args: argparse.Namespace, console: Console, err: Console) -> in
     from bucketwarden.catalogue import CONTROL_IDS
     from bucketwarden.report import write_json_lines
     from bucketwarden.settings import Settings
+    from bucketwarden.stack import DEFAULT_MAC_KEY
 
     _connect(args)
     settings = Settings.from_env(CONTROL_IDS)
+    mac_key = args.mac_key or settings.audit_mac_key or DEFAULT_MAC_KEY
+    settings = replace(settings, audit_mac_key=mac_key)
     table = _audit_table(args)
     try:
         found, done = rollback.run(
@@ -752,6 +755,13 @@ def _audit_commands(commands: Any) -> None:
     rollback.add_argument("audit_id", type=_nonblank, metavar="AUDIT_ID")
     _audit_arguments(rollback)
     rollback.add_argument("--dry-run", action="store_true", help="print the change; make none")
+    rollback.add_argument(
+        "--mac-key",
+        type=_nonblank,
+        metavar="KEY",
+        help="the KMS key that verifies audit records, output AuditMacKeyArn (default: "
+        "AUDIT_MAC_KEY, else alias/bucketwarden-audit-mac as replay and local mode make it)",
+    )
     rollback.add_argument(
         "--force",
         action="store_true",

@@ -297,7 +297,11 @@ class Engine:
         if self.settings.audit_table and not self.settings.dry_run:
             for step in planned:
                 audit.write_ahead(
-                    client("dynamodb"), self.settings.audit_table, step.outcome, desired
+                    client("dynamodb"),
+                    self.settings.audit_table,
+                    step.outcome,
+                    desired,
+                    settings=self.settings,
                 )
         last = planned[-1].control
         last.apply(api, subject, desired)
@@ -321,7 +325,9 @@ class Engine:
         """The fix an earlier attempt at this event recorded (pending or done), if any."""
         if not (context.tried_before and self.settings.audit_table):
             return None
-        prior = audit.prior_record(client("dynamodb"), self.settings.audit_table, outcome)
+        prior = audit.prior_record(
+            client("dynamodb"), self.settings.audit_table, outcome, settings=self.settings
+        )
         if prior and prior["status"] in {audit.PENDING, Status.REMEDIATED.value}:
             return prior
         return None
@@ -426,7 +432,9 @@ class Engine:
             return
         first_time = True
         if self.settings.audit_table:
-            first_time = audit.record(client("dynamodb"), self.settings.audit_table, outcome)
+            first_time = audit.record(
+                client("dynamodb"), self.settings.audit_table, outcome, settings=self.settings
+            )
         # An exemption is reported once: its audit record already existing means it was. A pair
         # held by the flap breaker is escalated once, then only audited while the hold lasts.
         quiet_hold = outcome.flapping and not outcome.escalation

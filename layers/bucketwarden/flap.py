@@ -56,11 +56,14 @@ def principal(actor: str) -> str:
 
 def check(bucket: str, control: str, now: datetime, settings: Settings) -> FlapVerdict:
     """Read the pair's records of the last window (one Query) and judge them. Without an audit
-    table there is no breaker, and no DynamoDB client is made."""
+    table there is no breaker, and no DynamoDB client is made. Only records whose integrity tag
+    verifies count: a forged `flapping` record, or one dated in the future, holds nothing."""
     if settings.flap_threshold == 0 or not settings.audit_table:
         return FlapVerdict(hold=False)
     since = now - timedelta(minutes=settings.flap_window_minutes)
-    records = audit.recent(client("dynamodb"), settings.audit_table, bucket, control, since)
+    dynamodb = client("dynamodb")
+    table = settings.audit_table
+    records = audit.recent(dynamodb, table, bucket, control, since, settings=settings)
     return judge(records, settings.flap_threshold)
 
 

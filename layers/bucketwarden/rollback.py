@@ -106,9 +106,16 @@ class Record:
         return f"{self.control.id} on {noun} {self.subject}"
 
 
-def load(dynamodb: Any, table: str, audit_id: str) -> Record:
-    """The record of a fix that can be rolled back, or a RollbackError saying why not."""
-    item = audit.get_record(dynamodb, table, audit_id)
+def load(dynamodb: Any, table: str, audit_id: str, settings: Settings) -> Record:
+    """The record of a fix that can be rolled back, or a RollbackError saying why not.
+
+    Only a record whose integrity tag verifies is rolled back: its `before` is written to the
+    bucket, and a record someone else wrote could put any configuration there.
+    """
+    try:
+        item = audit.checked_record(dynamodb, table, audit_id, settings=settings)
+    except audit.UntrustedRecord as untrusted:
+        raise RollbackError(f"{untrusted}: it is never rolled back") from untrusted
     if item is None:
         raise RollbackError(f"no audit record {audit_id!r} in table {table}")
     status = item.get("status")
@@ -337,7 +344,7 @@ def plan(
     dynamodb: Any, table: str, audit_id: str, settings: Settings, *, force: bool = False
 ) -> Plan:
     """Read the record, the surface, the caller and the tags; change nothing."""
-    record = load(dynamodb, table, audit_id)
+    record = load(dynamodb, table, audit_id, settings)
     _refuse_second_rollback(record, force)
     now = read_surface(record)
     warnings = _check_unchanged(record, now, force)
@@ -345,7 +352,7 @@ def plan(
     warnings.extend([target.note] if target.note else [])
     caller = caller_arn()
     found = Plan(record, now, target, caller, warnings=warnings)
-    found.siblings = siblings(dynamodb, table, record)
+    found.siblings = siblings(dynamodb, table, record, settings)
     found.exemption = _exemption(found, settings)
     return found
 
@@ -401,10 +408,11 @@ def caller_arn() -> str:
     return str(client("sts").get_caller_identity()["Arn"])
 
 
-def siblings(dynamodb: Any, table: str, record: Record) -> list[Record]:
+def siblings(dynamodb: Any, table: str, record: Record, settings: Settings) -> list[Record]:
     """Other controls' fixes made by the same write of the same surface.
 
-    They share the fix's time and its `after`; writing `before` back undoes them too.
+    They share the fix's time and its `after`; writing `before` back undoes them too. Each is
+    read again and verified: only a trusted record is rolled back and exempted with the other.
     """
     control_ = record.control
     others = {c.id for c in CONTROLS if c.surface == control_.surface and c.id != control_.id}
@@ -412,16 +420,23 @@ def siblings(dynamodb: Any, table: str, record: Record) -> list[Record]:
     if not others or not fix_time:
         return []
     found: list[Record] = []
-    for item in audit.bucket_records(dynamodb, table, record.subject):
-        if (
-            item.get("control") in others
-            and item.get("status") == REMEDIATED
-            and item.get("fix_time") == fix_time
-            and item.get("after") == record.after
-            and not item.get("rolled_back_by")
-        ):
+    for listed in audit.bucket_records(dynamodb, table, record.subject):
+        if not _same_write(listed, record, others):
+            continue
+        item = audit.get_record(dynamodb, table, str(listed["audit_id"]), settings=settings)
+        if item is not None and _same_write(item, record, others):
             found.append(Record(item, control(str(item["control"]))))
     return found
+
+
+def _same_write(item: dict[str, Any], record: Record, others: set[str]) -> bool:
+    return (
+        item.get("control") in others
+        and item.get("status") == REMEDIATED
+        and item.get("fix_time") == record.item.get("fix_time")
+        and item.get("after") == record.after
+        and not item.get("rolled_back_by")
+    )
 
 
 def mode_parameter(control_id: str) -> str:
@@ -458,7 +473,7 @@ class Done:
     rollback_ids: dict[str, str]  # audit id rolled back → the rollback's own audit record
 
 
-def carry_out(found: Plan, dynamodb: Any, table: str) -> Done:
+def carry_out(found: Plan, dynamodb: Any, table: str, settings: Settings) -> Done:
     """Exempt, restore, verify, record. The tags go back as they were if the restore fails."""
     record = found.record
     tags = found.exemption if found.exemption is not None and found.exemption.changed else None
@@ -481,16 +496,25 @@ def carry_out(found: Plan, dynamodb: Any, table: str) -> Done:
     try:
         ids = {
             r.audit_id: audit.record_rollback(
-                dynamodb, table, r.item, replaced=found.now, restored=restored, actor=found.caller
+                dynamodb,
+                table,
+                r.item,
+                replaced=found.now,
+                restored=restored,
+                actor=found.caller,
+                settings=settings,
             )
             for r in found.records
         }
-    except ClientError as error:
+    except (ClientError, audit.UntrustedRecord) as error:
         raise RollbackError(
-            f"rolled back and verified, but the audit record was not written: "
-            f"{describe_error(error)}"
+            f"rolled back and verified, but the audit record was not written: {_describe(error)}"
         ) from error
     return Done(restored, ids)
+
+
+def _describe(error: Exception) -> str:
+    return describe_error(error) if isinstance(error, ClientError) else str(error)
 
 
 def _left(found: Plan) -> str:
@@ -581,7 +605,7 @@ def run(
     """Plan the rollback and, unless `dry_run`, carry it out; AWS errors become RollbackErrors."""
     try:
         found = plan(dynamodb, table, audit_id, settings, force=force)
-        return found, None if dry_run else carry_out(found, dynamodb, table)
+        return found, None if dry_run else carry_out(found, dynamodb, table, settings)
     except ClientError as error:
         raise RollbackError(describe_error(error)) from error
 

@@ -67,6 +67,9 @@ class Settings:
     block_sse_c: bool = False
     service_role_arns: tuple[str, ...] = ()
     audit_table: str | None = None
+    # KMS HMAC key (id, ARN or alias) that tags every audit record (integrity.py): without it,
+    # recorded data drives no decision (no flap hold, no recorded baseline, no rollback).
+    audit_mac_key: str | None = None
     idempotency_table: str | None = None
     topic_arn: str | None = None
     dry_run: bool = False
@@ -146,6 +149,7 @@ class Settings:
             block_sse_c=_switch(env, "BLOCK_SSE_C", default=False),
             service_role_arns=_split(env.get("SERVICE_ROLE_ARNS", "")),
             audit_table=env.get("AUDIT_TABLE") or None,
+            audit_mac_key=env.get("AUDIT_MAC_KEY", "").strip() or None,
             idempotency_table=env.get("IDEMPOTENCY_TABLE") or None,
             topic_arn=env.get("NOTIFICATION_TOPIC_ARN") or None,
             dry_run=env.get("BUCKETWARDEN_DRY_RUN", "").lower() in {"1", "true", "yes"},

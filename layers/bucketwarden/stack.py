@@ -1,4 +1,4 @@
-"""The stack's audit table, idempotency table and topic, as the CLI finds or creates them.
+"""The stack's audit table and key, idempotency table and topic, as the CLI finds or creates them.
 
 Against an emulator endpoint the CLI creates what is missing, so a replay behaves like the
 deployed stack. Against AWS it never creates anything: what is missing is skipped with a note.
@@ -16,11 +16,14 @@ from bucketwarden.aws import client, error_code
 DEFAULT_AUDIT_TABLE = "bucketwarden-audit"
 DEFAULT_IDEMPOTENCY_TABLE = "bucketwarden-idempotency"
 DEFAULT_TOPIC_NAME = "bucketwarden-notifications"
+# The HMAC key that tags audit records (integrity.py), as local mode and replay make it.
+DEFAULT_MAC_KEY = "alias/bucketwarden-audit-mac"
 
 
 @dataclass
 class StackResources:
     audit_table: str | None = None
+    audit_mac_key: str | None = None
     idempotency_table: str | None = None
     topic_arn: str | None = None
     notes: list[str] = field(default_factory=list)
@@ -29,6 +32,7 @@ class StackResources:
         """The environment variables the engine reads, as the template sets them."""
         values = {
             "AUDIT_TABLE": self.audit_table,
+            "AUDIT_MAC_KEY": self.audit_mac_key,
             "IDEMPOTENCY_TABLE": self.idempotency_table,
             "NOTIFICATION_TOPIC_ARN": self.topic_arn,
         }
@@ -77,15 +81,41 @@ def _table(name: str, logical_id: str, purpose: str, create: bool, notes: list[s
     return None
 
 
+def find_mac_key(name: str, create: bool, notes: list[str]) -> str | None:
+    """The audit records' HMAC key by alias (its ARN), made on an endpoint if it is missing."""
+    kms = client("kms")
+    try:
+        return str(kms.describe_key(KeyId=name)["KeyMetadata"]["Arn"])
+    except ClientError as error:
+        if error_code(error) != "NotFoundException":
+            raise
+    if not create:
+        notes.append(
+            f"audit record key {name} not found: records are not tagged and drive no decision"
+        )
+        return None
+    made = kms.create_key(
+        KeySpec="HMAC_256",
+        KeyUsage="GENERATE_VERIFY_MAC",
+        Description="BucketWarden audit record integrity tags",
+    )["KeyMetadata"]
+    kms.create_alias(AliasName=name, TargetKeyId=made["KeyId"])
+    notes.append(f"created audit record key {name} on the endpoint")
+    return str(made["Arn"])
+
+
 def prepare(
     create_missing: bool,
     audit_table: str = DEFAULT_AUDIT_TABLE,
     idempotency_table: str = DEFAULT_IDEMPOTENCY_TABLE,
     topic_arn: str | None = None,
+    mac_key: str = DEFAULT_MAC_KEY,
 ) -> StackResources:
     resources = StackResources()
     notes = resources.notes
     resources.audit_table = _table(audit_table, "AuditTable", "audit", create_missing, notes)
+    if resources.audit_table:
+        resources.audit_mac_key = find_mac_key(mac_key, create_missing, notes)
     resources.idempotency_table = _table(
         idempotency_table, "IdempotencyTable", "idempotency", create_missing, notes
     )

@@ -7,6 +7,12 @@ shorten or lift it, while anyone allowed s3:BypassGovernanceRetention can lift G
 mode the longer period is stronger (a year counts as 365 days). A weaker rule, or a removed
 default retention, is drift, and the fix puts the baseline rule back in the unit it was recorded in.
 
+Only records whose integrity tag verifies count (integrity.py): a record someone else wrote sets
+no baseline. COMPLIANCE is applied only when OBJECT_LOCK_MODE (ObjectLockBaselineRetention) says
+COMPLIANCE: objects under it cannot be deleted by anyone, root included, until it ends, so only
+a person's deployed configuration may ask for it. Otherwise a recorded COMPLIANCE rule counts as
+GOVERNANCE for its period: a recorded baseline never upgrades GOVERNANCE to COMPLIANCE.
+
 Object Lock itself cannot be turned off, and this control never turns it on: buckets without it
 are compliant. The state is {"Configuration": <GetObjectLockConfiguration's configuration, or
 None without Object Lock>, "RecordedBaseline": <the strongest recorded rule, or None>}.
@@ -77,6 +83,23 @@ def configured_baseline(settings: Settings) -> Retention | None:
     return {"Mode": settings.object_lock_mode, "Days": settings.object_lock_days}
 
 
+def within_configured_mode(rule: Retention | None, settings: Settings) -> Retention | None:
+    """A recorded rule as it may be applied: COMPLIANCE only if the configuration says so."""
+    if rule is None or rule["Mode"] != "COMPLIANCE" or settings.object_lock_mode == "COMPLIANCE":
+        return rule
+    return {**rule, "Mode": "GOVERNANCE"}
+
+
+def raises_baseline(record: dict[str, Any], settings: Settings) -> bool:
+    """Could this record make the baseline stronger than the configured one? Only such records
+    are verified (each verification may cost a KMS call)."""
+    configured = configured_baseline(settings)
+    return any(
+        rule is not None and (configured is None or strength(rule) > strength(configured))
+        for rule in (within_configured_mode(r, settings) for r in recorded_retentions([record]))
+    )
+
+
 def recorded_retentions(records: Iterable[dict[str, Any]]) -> Iterator[Retention | None]:
     """Every retention an audit record of this control holds: each side's rule and baseline."""
     for record in records:
@@ -126,8 +149,18 @@ class ObjectLockRetention(Control):
         state = self.read(s3, bucket)
         # Without Object Lock there is nothing to compare, so the audit table is not asked.
         if state and lock_enabled(state["Configuration"]) and settings.audit_table:
-            records = audit.history(client("dynamodb"), settings.audit_table, bucket, self.id)
-            state["RecordedBaseline"] = strongest(recorded_retentions(records))
+            records = audit.history(
+                client("dynamodb"),
+                settings.audit_table,
+                bucket,
+                self.id,
+                settings=settings,
+                relevant=lambda record: raises_baseline(record, settings),
+            )
+            rules = recorded_retentions(records)
+            state["RecordedBaseline"] = strongest(
+                within_configured_mode(rule, settings) for rule in rules
+            )
         return state
 
     def verify(self, s3: Any, bucket: str, settings: Settings, before: State) -> State:
@@ -142,7 +175,9 @@ class ObjectLockRetention(Control):
         if not lock_enabled(configuration):
             return Evaluation(True, NOT_ENABLED)
         configured = configured_baseline(settings)
-        recorded = retention((state or {}).get("RecordedBaseline"))
+        recorded = within_configured_mode(
+            retention((state or {}).get("RecordedBaseline")), settings
+        )
         baseline = strongest([configured, recorded])
         if baseline is None:
             return Evaluation(

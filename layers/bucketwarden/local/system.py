@@ -18,7 +18,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from bucketwarden import metrics, stack
+from bucketwarden import integrity, metrics, stack
 from bucketwarden.aws import new_client, reset_clients
 from bucketwarden.local import endpoint
 from bucketwarden.local.cloudtrail import (
@@ -96,8 +96,9 @@ class LocalSystem:
     def start(self) -> LocalSystem:
         self._serve()
         self._configure_functions_environment()
-        resources = stack.prepare(create_missing=True)
+        resources = stack.prepare(create_missing=True)  # the audit records' key too
         os.environ.update(resources.environment())
+        integrity.forget()  # verdicts and reports of another endpoint's records
         metrics.sink = self._metrics_to_cloudwatch
         self._spawn(self._send_metrics_every_second, "metrics")
         self._watch_notifications(str(resources.topic_arn))
