@@ -385,11 +385,18 @@ def test_role_reaches_only_the_stack_resources(function: str) -> None:
         },
     }
     assert by_resource(role, "sns") == {"NotificationTopic": {"sns:Publish"}}
-    assert by_resource(role, "kms") == {"ServiceKey": {"kms:GenerateDataKey", "kms:Decrypt"}}
+    assert by_resource(role, "kms") == FUNCTION_KEYS
     assert by_resource(role, "sqs") == {queue_id(function): {"sqs:SendMessage"}}
     # Only the sweep invokes a function: itself, to continue where it stopped.
     invokes = {"lambda:InvokeFunction": [own_arn(function)]} if function == SWEEP_FUNCTION else {}
     assert allowed(role, "lambda") == invokes
+
+
+# The keys a function uses: the service key (topic, queues) and the audit records' HMAC key.
+FUNCTION_KEYS = {
+    "ServiceKey": {"kms:GenerateDataKey", "kms:Decrypt"},
+    "AuditMacKey": {"kms:GenerateMac", "kms:VerifyMac"},
+}
 
 
 def own_arn(function: str) -> dict[str, str]:
@@ -576,6 +583,80 @@ def test_idempotency_table_matches_the_powertools_persistence_layer() -> None:
     }
 
 
+FUNCTION_ROLES = [{"!GetAtt": f"{role_id(function)}.Arn"} for function in FUNCTION_IDS]
+# Whoever is neither a function role nor an operator of AuditWriterArns.
+OTHERS = {
+    "ArnNotEquals": {"aws:PrincipalArn": FUNCTION_ROLES},
+    "ArnNotLike": {
+        "!If": [
+            "HasAuditWriters",
+            {"aws:PrincipalArn": {"!Split": [",", {"!Ref": "AuditWriterArns"}]}},
+            {"!Ref": "AWS::NoValue"},
+        ]
+    },
+}
+ITEM_WRITES = {
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:DeleteItem",
+    "dynamodb:BatchWriteItem",
+    "dynamodb:PartiQLInsert",
+    "dynamodb:PartiQLUpdate",
+    "dynamodb:PartiQLDelete",
+}
+
+
+def test_only_the_stack_writes_audit_records_and_nobody_deletes_the_table() -> None:
+    table = properties("AuditTable")
+    assert table["DeletionProtectionEnabled"] is True
+    (deny,) = table["ResourcePolicy"]["PolicyDocument"]["Statement"]
+    assert (deny["Effect"], deny["Principal"], deny["Resource"]) == ("Deny", "*", "*")
+    assert set(deny["Action"]) == ITEM_WRITES
+    assert deny["Condition"] == OTHERS
+
+
+def test_only_the_stack_may_tag_or_verify_audit_records() -> None:
+    key = properties("AuditMacKey")
+    assert (key["KeySpec"], key["KeyUsage"]) == ("HMAC_256", "GENERATE_VERIFY_MAC")
+    assert resources()["AuditMacKey"]["DeletionPolicy"] == "Retain"  # as the table
+    statements = {s["Sid"]: s for s in key["KeyPolicy"]["Statement"]}
+    assert _is_key_administration(statements["AccountAdministersKey"])
+    deny = statements["OnlyTheStackTagsAuditRecords"]
+    assert (deny["Effect"], deny["Principal"]) == ("Deny", "*")
+    assert set(deny["Action"]) == {"kms:GenerateMac", "kms:VerifyMac"}
+    assert deny["Condition"] == OTHERS
+    assert environment()["AUDIT_MAC_KEY"] == {"!GetAtt": "AuditMacKey.Arn"}
+
+
+def references(value: Any) -> set[str]:
+    """Every logical id that `value` names with !Ref, !GetAtt or ${...} in !Sub."""
+    if isinstance(value, list):
+        return {name for item in value for name in references(item)}
+    if not isinstance(value, dict):
+        return set()
+    found = {name for item in value.values() for name in references(item)}
+    if "!Ref" in value:
+        found.add(value["!Ref"])
+    if "!GetAtt" in value:
+        found.add(value["!GetAtt"].split(".")[0])
+    if "!Sub" in value:
+        text = value["!Sub"] if isinstance(value["!Sub"], str) else value["!Sub"][0]
+        found |= {name.split(".")[0] for name in re.findall(r"\$\{([^}!]+)\}", text)}
+    return found
+
+
+def test_roles_do_not_depend_on_what_names_them() -> None:
+    """The table's and the key's policies name the roles: a role that depended on them (through
+    a managed policy naming the table, say) would make a cycle CloudFormation refuses."""
+    for function in FUNCTION_IDS:
+        role = role_id(function)
+        reached = references(resources()[role])
+        for managed in list(reached):
+            if managed in resources():
+                reached |= references(resources()[managed])
+        assert not reached & {"AuditTable", "AuditMacKey", "AuditRecordsPolicy"}, role
+
+
 @pytest.mark.parametrize("table", ["AuditTable", "IdempotencyTable"])
 def test_tables_are_encrypted_recoverable_and_on_demand(table: str) -> None:
     table_properties = properties(table)
@@ -708,9 +789,8 @@ def test_no_function_role_can_read_object_data(function: str) -> None:
     assert granted
     assert [action for action in granted if reads_object_data(action)] == []
     # Object data encrypted with KMS stays closed too: the only key a function may use is its own.
-    assert by_resource(role_id(function), "kms") == {
-        "ServiceKey": {"kms:GenerateDataKey", "kms:Decrypt"}
-    }
+    # (The audit record key is an HMAC key: it encrypts nothing.)
+    assert by_resource(role_id(function), "kms") == FUNCTION_KEYS
 
 
 SECRET_NAME = re.compile(

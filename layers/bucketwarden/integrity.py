@@ -98,12 +98,12 @@ def sealed(item: Item, key_id: str | None) -> Item:
 
 def distrust(item: Item, key_id: str, now: datetime) -> str | None:
     """Why `item` may not drive a decision, or None when BucketWarden wrote it as it is."""
-    tag = (item.get(MAC) or {}).get("B")
-    if not tag:
-        return "it carries no integrity tag"
     late = _future(str((item.get("recorded_at") or {}).get("S", "")), now)
     if late:
         return late
+    tag = (item.get(MAC) or {}).get("B")
+    if not tag:
+        return "it carries no integrity tag"
     if not _verifies(digest(item), bytes(tag), key_id):
         return "its integrity tag does not verify: it was written or changed by someone else"
     return None
@@ -194,7 +194,7 @@ def _forged_outcome(item: Item, audit_id: str, why: str) -> Outcome:
     control = _text(item, "control")
     bucket = _text(item, "bucket")
     shown = audit_id[:128]
-    return Outcome(
+    outcome = Outcome(
         bucket=bucket,
         control=control,
         status=Status.FAILED,
@@ -204,11 +204,12 @@ def _forged_outcome(item: Item, audit_id: str, why: str) -> Outcome:
         ),
         scope=_text(item, "scope") or "bucket",
         found_by="integrity-check",
-        escalation=(
-            f"BucketWarden ignored an untrusted audit record of {control or 'no control'} "
-            f"on {bucket or 'no subject'}"
-        ),
     )
+    where = notify.subject_name(outcome) if bucket else "no subject"
+    outcome.escalation = (
+        f"BucketWarden ignored an untrusted audit record of {control or 'no control'} on {where}"
+    )
+    return outcome
 
 
 def _write_marker(
