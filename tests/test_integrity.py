@@ -140,7 +140,7 @@ def test_a_forged_compliance_baseline_is_not_applied_and_is_notified_once(
     subjects = [m["Subject"] for m in inbox.receive()]
     assert (
         subjects.count(
-            "BucketWarden ignored an untrusted audit record of object-lock-retention on bucket "
+            "BucketWarden ignored a forged audit record of object-lock-retention on bucket "
             "locked-bucket"
         )
         == 1
@@ -261,7 +261,7 @@ def test_a_forged_record_is_notified_once_across_processes(
     integrity.forget()  # another function instance: no cache, only the marker
     revert_and_deliver(versioned_bucket, 2)
 
-    ignored = [m for m in inbox.receive() if "untrusted audit record" in m["Subject"]]
+    ignored = [m for m in inbox.receive() if "forged audit record" in m["Subject"]]
     assert len(ignored) == 1
     assert len(markers()) == 1
 

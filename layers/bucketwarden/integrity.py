@@ -207,7 +207,7 @@ def _forged_outcome(item: Item, audit_id: str, why: str) -> Outcome:
     )
     where = notify.subject_name(outcome) if bucket else "no subject"
     outcome.escalation = (
-        f"BucketWarden ignored an untrusted audit record of {control or 'no control'} on {where}"
+        f"BucketWarden ignored a forged audit record of {control or 'no control'} on {where}"
     )
     return outcome
 
