@@ -38,6 +38,8 @@ def test_remediated_public_acl_costs_its_reads_and_writes(stack: bench.Stack) ->
     assert measured.s3_calls == measured.scenario.max_s3 == bench.MAX_S3_REMEDIATED + 1
     # The fix's audit record: written ahead of the change (pending), then completed.
     assert measured.audit_calls == 2
+    # Each write tagged; a fresh bucket has no record to verify.
+    assert (measured.audit_tags, measured.audit_verifications) == (2, 0)
     assert measured.sns_publishes == 1
     assert measured.idempotency_ops == Counter({"PutItem": 1})
     assert measured.stable

@@ -7,10 +7,9 @@ from typing import Any
 
 import pytest
 
-from bucketwarden.stack import create_table_like
 from tests import test_controls_versioning as versioning
 from tests import test_rollback
-from tests.helpers import ACTOR, EVENT_TIME, handle, own_client, public_bucket
+from tests.helpers import ACTOR, EVENT_TIME, create_table, handle, public_bucket
 from tests.test_cli_replay import json_lines, on_moto_server, run_cli  # noqa: F401 (fixture)
 from tests.test_rollback import AUDIT_TABLE, Ran
 
@@ -180,8 +179,7 @@ def test_a_missing_audit_table_is_refused(bucketwarden: Callable[..., Ran]) -> N
 def test_history_as_a_user_runs_it_against_an_endpoint(
     moto_server: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    create_table_like(own_client("dynamodb"), AUDIT_TABLE, "AuditTable")
-    monkeypatch.setenv("AUDIT_TABLE", AUDIT_TABLE)
+    monkeypatch.setenv("AUDIT_TABLE", create_table(AUDIT_TABLE, "audit_id"))
     first = versioning.CASE.run(versioning.CASE.drifted("served-a"), event_id="e1")
     second = versioning.CASE.run(versioning.CASE.drifted("served-b"), event_id="e2")
 

@@ -34,7 +34,7 @@ from bucketwarden.handler import process
 from bucketwarden.outcome import REPORTED
 from bucketwarden.routing import load_template
 from bucketwarden.settings import Settings
-from bucketwarden.stack import create_table_like
+from bucketwarden.stack import DEFAULT_MAC_KEY, create_table_like, find_mac_key
 from tests.fault_proxy import FaultPlan, FaultProxy, Tally, fault_key, tag_requests
 from tests.helpers import ACCOUNT, LOG_DELIVERY, cloudtrail_record, eventbridge_event
 
@@ -298,6 +298,8 @@ def build_stack(endpoint: str) -> Stack:
     dynamodb = aws.new_client("dynamodb", endpoint_url=endpoint, region_name=REGION)
     create_table_like(dynamodb, AUDIT_TABLE, "AuditTable")
     create_table_like(dynamodb, IDEMPOTENCY_TABLE, "IdempotencyTable")
+    kms = aws.new_client("kms", endpoint_url=endpoint, region_name=REGION)
+    find_mac_key(DEFAULT_MAC_KEY, create=True, notes=[], kms=kms)
     sns = aws.new_client("sns", endpoint_url=endpoint, region_name=REGION)
     sqs = aws.new_client("sqs", endpoint_url=endpoint, region_name=REGION)
     topic_arn = sns.create_topic(Name="fault-notifications")["TopicArn"]
@@ -341,7 +343,8 @@ def engine_through(proxy_url: str, stack: Stack, monkeypatch: pytest.MonkeyPatch
     monkeypatch.setattr(aws, "RETRY_CONFIG", aws.RETRY_CONFIG.merge(short))
     aws.reset_clients()
     # The clients the handler asks for, tagged so that each request names its invocation.
-    for service, region in (("s3", REGION), ("sts", REGION), ("dynamodb", None), ("sns", None)):
+    clients = (("s3", REGION), ("sts", REGION), ("dynamodb", None), ("sns", None), ("kms", None))
+    for service, region in clients:
         tag_requests(aws.client(service, region))
 
 

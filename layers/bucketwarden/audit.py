@@ -241,8 +241,11 @@ ROLLED_BACK = "rolled-back"
 
 
 def decoded(item: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """An item as plain values (text, flags), with `before` and `after` parsed from their JSON."""
-    plain = {name: next(iter(value.values())) for name, value in item.items()}
+    """An item as plain values (text, flags), with `before` and `after` parsed from their JSON.
+    The integrity tag is left out: it is checked on the item, never shown or compared."""
+    plain = {
+        name: next(iter(value.values())) for name, value in item.items() if name != integrity.MAC
+    }
     for side in ("before", "after"):
         if side in plain:
             plain[side] = json.loads(plain[side])

@@ -56,7 +56,7 @@ from bucketwarden.events import as_eventbridge_event
 from bucketwarden.handler import process
 from bucketwarden.outcome import REPORTED
 from bucketwarden.settings import Settings, mode_variable, temporary_environment
-from bucketwarden.stack import create_table_like
+from bucketwarden.stack import create_table_like, find_mac_key
 
 ROOT = Path(__file__).resolve().parents[2]
 EVENTS_DIR = ROOT / "events"
@@ -426,6 +426,17 @@ class Scenario:
         return fixes + sum(extra.audit_queries for extra in self.extras)
 
     @property
+    def max_audit_tags(self) -> int:
+        """One KMS GenerateMac per audit record written (every record carries its tag)."""
+        return self.max_audit_writes
+
+    @property
+    def max_audit_verifications(self) -> int:
+        """KMS VerifyMac: at most one per history read, for a record it returns that this
+        process has not verified yet (verdicts are kept per process)."""
+        return self.max_audit_queries
+
+    @property
     def allowed_calls(self) -> Counter[str]:
         """Calls to services other than S3, SNS and DynamoDB that the extras allow."""
         allowed: Counter[str] = Counter()
@@ -727,11 +738,13 @@ class Stack:
     audit_table: str
     idempotency_table: str
     topic_arn: str
+    audit_mac_key: str
 
     @property
     def env(self) -> dict[str, str]:
         return {
             "AUDIT_TABLE": self.audit_table,
+            "AUDIT_MAC_KEY": self.audit_mac_key,
             "IDEMPOTENCY_TABLE": self.idempotency_table,
             "NOTIFICATION_TOPIC_ARN": self.topic_arn,
             # Every run of the account scenarios fixes the same account again: the flap breaker
@@ -751,7 +764,9 @@ def create_stack() -> Stack:
         create_table_like(dynamodb, name, logical_id)
         names[role] = name
     topic = boto3.client("sns", region_name=REGION).create_topic(Name=f"bucketwarden-{suffix}")
-    return Stack(names["audit"], names["idempotency"], topic["TopicArn"])
+    kms = boto3.client("kms", region_name=REGION)
+    key = find_mac_key(f"alias/bucketwarden-bench-{suffix}", create=True, notes=[], kms=kms)
+    return Stack(names["audit"], names["idempotency"], topic["TopicArn"], str(key))
 
 
 # (table, operation) of every DynamoDB call made through bucketwarden.aws clients.
@@ -793,6 +808,8 @@ class FakeLambdaContext:
 Outcomes = list[tuple[str | None, str]]
 S3_SERVICES = ("s3.", "s3control.")
 AUDIT_OPERATIONS = ("PutItem", "Query")  # records written; history read (flap breaker, Object Lock)
+# Every audit record written is tagged, every record read for a decision verified (integrity.py).
+TAG_CALL, VERIFY_CALL = "kms.GenerateMac", "kms.VerifyMac"
 
 
 def outcome_failure(item: Scenario, found: Outcomes) -> str | None:
@@ -857,9 +874,17 @@ class Measurement:
         return self.calls["sns.Publish"]
 
     @property
+    def audit_tags(self) -> int:
+        return self.calls[TAG_CALL]
+
+    @property
+    def audit_verifications(self) -> int:
+        return self.calls[VERIFY_CALL]
+
+    @property
     def other_calls(self) -> Counter[str]:
-        """Calls to services other than S3, SNS and DynamoDB (STS, say)."""
-        counted = (*S3_SERVICES, "sns.Publish", "dynamodb.")
+        """Calls to services other than S3, SNS, DynamoDB and the audit records' key (STS, say)."""
+        counted = (*S3_SERVICES, "sns.Publish", "dynamodb.", TAG_CALL, VERIFY_CALL)
         return Counter({k: n for k, n in self.calls.items() if not k.startswith(counted)})
 
     def unexpected_calls(self) -> dict[str, int]:
@@ -883,6 +908,8 @@ class Measurement:
             ("notification", self.sns_publishes, item.max_reports),
             ("idempotency", self.idempotency_calls, MAX_PER_SIDE_SERVICE),
             ("audit history", self.audit_queries, item.max_audit_queries),
+            ("audit tags", self.audit_tags, item.max_audit_tags),
+            ("audit verifications", self.audit_verifications, item.max_audit_verifications),
         ):
             if count > limit:
                 wrong.append(f"{name} {count} > {limit}")
@@ -1291,10 +1318,15 @@ def s3_operations(m: Measurement) -> str:
 
 
 def other_operations(m: Measurement) -> str:
-    """Calls beyond S3, audit records, SNS and idempotency: history reads, STS."""
+    """Calls beyond S3, audit records, SNS and idempotency: history reads, tags, STS."""
     parts = [f"audit Query x{m.audit_queries}"] if m.audit_queries else []
+    parts += [op if n == 1 else f"{op} x{n}" for op, n in sorted(_kms_calls(m).items())]
     parts += [op if n == 1 else f"{op} x{n}" for op, n in sorted(m.other_calls.items())]
     return ", ".join(parts) or "-"
+
+
+def _kms_calls(m: Measurement) -> Counter[str]:
+    return Counter({name: m.calls[name] for name in (TAG_CALL, VERIFY_CALL) if m.calls[name]})
 
 
 def measurement_row(m: Measurement) -> dict[str, Any]:
@@ -1313,6 +1345,8 @@ def measurement_row(m: Measurement) -> dict[str, Any]:
         "extras": [extra.reason for extra in item.extras],
         "audit_calls": m.audit_calls,
         "audit_queries": m.audit_queries,
+        "audit_tags": m.audit_tags,
+        "audit_verifications": m.audit_verifications,
         "notification_calls": m.sns_publishes,
         "report_target": item.max_reports,
         "idempotency_calls": m.idempotency_calls,
@@ -1466,7 +1500,11 @@ NOTES = (
     "PutBucketPolicy and ONE re-read. An account has no tags, so account-public-access-block "
     "reads none. S3 Control calls count as S3 calls. Each fix also costs one DynamoDB Query "
     "on the audit table's bucket index: the flap breaker counts the bucket and control's recent "
-    "fixes before making another. A budget above the standard one is marked, "
+    "fixes before making another. Every audit record written is tagged (KMS GenerateMac, one "
+    "per write), and a record a decision reads is verified (KMS VerifyMac, at most one per "
+    "history read: each record once per process, as verdicts are kept; a fresh bucket has "
+    "none, the account scenarios find the previous run's record). "
+    "A budget above the standard one is marked, "
     "and each mark is a call the fix needs:"
 )
 

@@ -81,9 +81,9 @@ def _table(name: str, logical_id: str, purpose: str, create: bool, notes: list[s
     return None
 
 
-def find_mac_key(name: str, create: bool, notes: list[str]) -> str | None:
+def find_mac_key(name: str, create: bool, notes: list[str], kms: Any = None) -> str | None:
     """The audit records' HMAC key by alias (its ARN), made on an endpoint if it is missing."""
-    kms = client("kms")
+    kms = kms or client("kms")
     try:
         return str(kms.describe_key(KeyId=name)["KeyMetadata"]["Arn"])
     except ClientError as error:
