@@ -264,10 +264,10 @@ def _item(dynamodb: Any, table: str, audit_id: str) -> dict[str, Any] | None:
     return item
 
 
-def checked_record(
-    dynamodb: Any, table: str, audit_id: str, *, settings: Settings
+def _trusted_item(
+    dynamodb: Any, table: str, audit_id: str, settings: Settings
 ) -> dict[str, Any] | None:
-    """The record, decoded; None if there is none; UntrustedRecord if it fails verification
+    """The item as stored; None if there is none; UntrustedRecord if it fails verification
     (reported once, as every untrusted record) or no key is configured to verify it."""
     item = _item(dynamodb, table, audit_id)
     if item is None:
@@ -275,7 +275,15 @@ def checked_record(
     why = integrity.why_untrusted(dynamodb, table, item, settings)
     if why is not None:
         raise UntrustedRecord(f"audit record {audit_id} is not trusted: {why}")
-    return decoded(item)
+    return item
+
+
+def checked_record(
+    dynamodb: Any, table: str, audit_id: str, *, settings: Settings
+) -> dict[str, Any] | None:
+    """The record, decoded, if it exists (None if not) and verifies (UntrustedRecord if not)."""
+    item = _trusted_item(dynamodb, table, audit_id, settings)
+    return None if item is None else decoded(item)
 
 
 def get_record(
@@ -374,10 +382,9 @@ def _mark_rolled_back(
     """Name the rollback in the original record and tag it again. The record is read and
     verified again first (nothing else may slip in under the new tag), and written whole only
     if its tag is still the one verified."""
-    item = _item(dynamodb, table, original_id)
-    why = "it is gone" if item is None else integrity.why_untrusted(dynamodb, table, item, settings)
-    if item is None or why is not None:
-        raise UntrustedRecord(f"audit record {original_id} changed during the rollback: {why}")
+    item = _trusted_item(dynamodb, table, original_id, settings)
+    if item is None:
+        raise UntrustedRecord(f"audit record {original_id} was deleted during the rollback")
     marked = {**item, **marks}
     dynamodb.put_item(
         TableName=table,

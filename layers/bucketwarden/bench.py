@@ -958,7 +958,7 @@ def measure(item: Scenario, stack: Stack, runs: int = 3) -> Measurement:
     The warm-up pays for client creation (a cold start's cost, measured in part 2); tracemalloc
     slows Python down, so the timed runs go without it.
     """
-    warm_up = _run_once(item, stack, trace_memory=False)
+    _run_once(item, stack, trace_memory=False)  # the warm-up
     timed = [_run_once(item, stack, trace_memory=False) for _ in range(max(1, runs))]
     traced = _run_once(item, stack, trace_memory=True)
     first = timed[0]
