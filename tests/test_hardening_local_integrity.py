@@ -11,7 +11,6 @@ import json
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -25,23 +24,14 @@ from tests.local_helpers import (
     stack_environment,
     versioning_status,
 )
-from tests.test_local_e2e import error_code, running_stack, settled_bucket, user_outcome
+from tests.test_local_e2e import error_code, settled_bucket, user_outcome
+from tests.test_local_e2e import s3 as s3  # noqa: PLC0414 (fixture: a stack of this module's own)
+from tests.test_local_e2e import stack as stack  # noqa: PLC0414 (fixture)
 
 AUDIT_TABLE = "bucketwarden-audit"  # the table local mode makes
 ATTACKER = "arn:aws:iam::123456789012:user/mallory"
 ROLLBACK = [sys.executable, "-m", "bucketwarden.cli", "rollback"]
 FORGED = "BucketWarden ignored a forged audit record"
-
-
-@pytest.fixture(scope="module")
-def stack() -> Iterator[LocalStack]:
-    with running_stack() as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def s3(stack: LocalStack) -> Any:
-    return stack.client("s3")
 
 
 def at(offset: timedelta) -> str:
