@@ -373,3 +373,28 @@ def test_the_tag_covers_every_attribute_but_itself_in_any_order() -> None:
     for name in item:
         assert integrity.digest(item) != integrity.digest({**item, name: {"S": "other"}}), name
     assert integrity.digest(item) != integrity.digest({**item, "extra": {"S": ""}})
+
+
+@pytest.mark.parametrize("genuine", [False, True], ids=["forged", "tagged"])
+def test_only_a_trusted_sibling_is_rolled_back_with_the_fix(
+    audit_table: str, genuine: bool
+) -> None:
+    """public-policy and secure-transport fixed in one write are rolled back together: a record
+    forged as the other one's sibling would have been exempted and marked with it."""
+    after = {"Policy": {"Version": "2012-10-17", "Statement": []}}
+    fix = {
+        **flap_item("policy-fix", "team-bucket", now_text()),
+        "control": {"S": "public-policy"},
+        "status": {"S": "remediated"},
+        "fix_time": {"S": now_text()},
+        "after": {"S": json.dumps(after)},
+    }
+    sibling = {**fix, "audit_id": {"S": "sibling"}, "control": {"S": "secure-transport"}}
+    forge(tagged(fix))
+    forge(tagged(sibling) if genuine else sibling)
+    record = rollback.load(own_client("dynamodb"), AUDIT_TABLE, "policy-fix", KEYED)
+
+    found = rollback.siblings(own_client("dynamodb"), AUDIT_TABLE, record, KEYED)
+
+    assert [r.audit_id for r in found] == (["sibling"] if genuine else [])
+    assert len(markers()) == (0 if genuine else 1)
