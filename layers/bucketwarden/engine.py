@@ -30,6 +30,7 @@ from bucketwarden.aws import (
     error_message,
     is_access_denied,
     is_gone,
+    is_refused_document,
     is_setup_error,
 )
 from bucketwarden.catalogue import controls_of
@@ -412,6 +413,8 @@ class Engine:
             reason = f"{code} on {operation}: BucketWarden's role may not do this"
         elif is_setup_error(error):
             reason = f"{code} on {operation}: {error_message(error) or 'check the settings'}"
+        elif is_refused_document(error):
+            reason = f"S3 refused {operation} ({code}: {error_message(error) or 'no message'})"
         else:
             raise error
         if outcome.reason:
