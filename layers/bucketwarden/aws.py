@@ -136,6 +136,10 @@ class ReadOnce:
             return lambda **kwargs: self._write(name, attribute, kwargs)
         return attribute
 
+    def forget(self) -> None:
+        """Send the next reads to S3 again (a re-read right before a write)."""
+        self._memo.clear()
+
     def _read(self, name: str, call: Any, kwargs: dict[str, Any]) -> Any:
         key = (name, json.dumps(kwargs, sort_keys=True, default=str))
         if key not in self._memo:

@@ -35,6 +35,7 @@ from bucketwarden.controls.bucket_policy import (
     parse_policy,
     policy_of,
     policy_text,
+    same_policy,
     with_statements,
     without_public_parts,
 )
@@ -109,6 +110,7 @@ class AccessPointPolicy(Control):
     write_actions = ("s3:PutAccessPointPolicy", "s3:DeleteAccessPointPolicy")
     scope = "access-point"
     service = "s3control"
+    recheck_before_write = True
 
     def subject(self, record: CloudTrailRecord) -> str | None:
         return access_point_arn(record)
@@ -130,6 +132,10 @@ class AccessPointPolicy(Control):
             "PublicAccessBlockConfiguration": point.get("PublicAccessBlockConfiguration"),
             "Policy": self._policy(s3control, target),
         }
+
+    def reread(self, s3control: Any, arn: str, settings: Settings, judged: State) -> State:
+        """Only the policy: nothing else of an access point can change after its creation."""
+        return {**(judged or {}), "Policy": self._policy(s3control, parse_arn(arn))}
 
     @staticmethod
     def _policy(s3control: Any, target: AccessPointName) -> dict[str, Any] | str | None:
@@ -167,6 +173,9 @@ class AccessPointPolicy(Control):
         s3control.put_access_point_policy(
             AccountId=target.account, Name=target.name, Policy=policy_text(document)
         )
+
+    def same(self, found: State, expected: State) -> bool:
+        return same_policy(found, expected)
 
     def describe(self, state: State) -> str:
         if state is None:

@@ -159,6 +159,22 @@ def _has_statements(document: Any) -> bool:
     return not isinstance(document, dict) or bool(document.get("Statement"))
 
 
+def _canonical(value: Any) -> Any:
+    """A policy value as compared: S3 may give back a number or a boolean as text."""
+    if isinstance(value, dict):
+        return {key: _canonical(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_canonical(item) for item in value]
+    if isinstance(value, bool):
+        return str(value).lower()
+    return value if value is None else str(value)
+
+
+def same_policy(found: State, expected: State) -> bool:
+    """Do two states hold the same policy document (and the same of everything else)?"""
+    return _canonical(found) == _canonical(expected)
+
+
 def read_policy(s3: Any, bucket: str) -> State:
     """The surface's state, read fresh (also by a control that adds one statement in apply)."""
     try:
@@ -175,6 +191,7 @@ class BucketPolicySurface(Control):
 
     surface = SURFACE
     read_actions = ("s3:GetBucketPolicy",)
+    recheck_before_write = True
 
     def read(self, s3: Any, bucket: str) -> State:
         return read_policy(s3, bucket)
@@ -185,6 +202,9 @@ class BucketPolicySurface(Control):
             s3.delete_bucket_policy(Bucket=bucket)
             return
         s3.put_bucket_policy(Bucket=bucket, Policy=policy_text(document))
+
+    def same(self, found: State, expected: State) -> bool:
+        return same_policy(found, expected)
 
     def describe(self, state: State) -> str:
         document = policy_of(state)
