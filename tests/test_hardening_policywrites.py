@@ -24,6 +24,7 @@ from bucketwarden.controls.access_point import AccessPointPolicy
 from bucketwarden.controls.bucket_policy import MAX_POLICY_BYTES, OversizedPolicy
 from bucketwarden.controls.default_encryption import DefaultEncryption
 from bucketwarden.controls.public_policy import PublicPolicy
+from bucketwarden.local.behaviour import policy_size
 from bucketwarden.policy import analyze
 from bucketwarden.settings import Settings
 from tests import test_controls_access_point as access_points
@@ -489,3 +490,13 @@ def test_pure_judgement_of_key_accounts(key: str, account: str | None, foreign: 
                 }
             ]
         }
+
+
+def test_the_local_endpoint_measures_a_policy_as_s3_limits_it() -> None:
+    """Whitespace between tokens is not counted; escapes count as written (six bytes)."""
+    document = {"Sid": "Zone é", "Values": ["a b", 1]}
+    pretty = json.dumps(document, indent=2)
+    assert policy_size(pretty) == len(json.dumps(document, separators=(",", ":")).encode())
+    utf8 = json.dumps(document, indent=2, ensure_ascii=False)
+    compact = json.dumps(document, separators=(",", ":"), ensure_ascii=False)
+    assert policy_size(utf8) == len(compact.encode()) < policy_size(pretty)
