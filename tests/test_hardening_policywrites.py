@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from bucketwarden import aws
+from bucketwarden import aws, cli
 from bucketwarden.controls.access_point import AccessPointPolicy
 from bucketwarden.controls.bucket_policy import MAX_POLICY_BYTES, OversizedPolicy
 from bucketwarden.controls.default_encryption import DefaultEncryption
@@ -30,6 +30,7 @@ from bucketwarden.settings import Settings
 from tests import test_controls_access_point as access_points
 from tests import test_controls_public_acl as acls
 from tests import test_controls_public_policy as policies
+from tests import test_controls_secure_transport as secure_transport
 from tests.helpers import (
     ACCOUNT,
     ALL_USERS,
@@ -37,6 +38,7 @@ from tests.helpers import (
     REGION,
     ErrorResponses,
     calls_delta,
+    create_table,
     make_bucket,
     s3,
     subscribe_inbox,
@@ -253,6 +255,26 @@ def test_a_refused_access_point_policy_write_is_a_failed_outcome() -> None:
     outcome = access_points.CASE.run(arn)
     assert outcome["status"] == "failed", outcome
     assert "S3 refused PutAccessPointPolicy (MalformedPolicy" in outcome["reason"]
+
+
+def test_a_rollback_writes_the_policy_back_as_utf8(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AUDIT_TABLE", create_table("policy-audit", "audit_id"))
+    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")
+    bucket = make_bucket("restored-in-japanese")
+    own_role = {"AWS": f"arn:aws:iam::{ACCOUNT}:role/analytics"}
+    folders = {**prefixes_in_japanese(bucket, 250), "Principal": own_role}
+    s3().put_bucket_policy(
+        Bucket=bucket, Policy=json.dumps(policies.policy(folders), ensure_ascii=False)
+    )
+    fix = secure_transport.CASE.run(bucket)
+    assert fix["status"] == "remediated", fix
+
+    assert cli.main(["rollback", fix["audit_id"]]) == 0
+
+    written = s3().get_bucket_policy(Bucket=bucket)["Policy"]
+    assert "請求書" in written
+    assert "\\u" not in written
+    assert json.loads(written) == policies.policy(folders)
 
 
 def oversized(bucket: str) -> dict[str, Any]:
