@@ -14,6 +14,7 @@ from bucketwarden.controls.default_encryption import DefaultEncryption
 from bucketwarden.handler import process
 from bucketwarden.settings import ConfigError, Settings
 from tests.helpers import (
+    ACCOUNT,
     REGION,
     ControlCase,
     calls_delta,
@@ -24,6 +25,13 @@ from tests.helpers import (
 )
 
 pytestmark = pytest.mark.usefixtures("aws")
+
+
+@pytest.fixture(autouse=True)
+def stack_account(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The account the stack guards, as template.yaml sets it: moto's, where the keys are."""
+    monkeypatch.setenv("ACCOUNT_ID", ACCOUNT)
+
 
 NOT_CONFIGURED = "ServerSideEncryptionConfigurationNotFoundError"
 

@@ -196,7 +196,7 @@ def test_drift_fixed_removes_only_the_public_statements() -> None:
     assert "served through CloudFront (kept): CloudFrontOAC, CloudFrontOAI" in outcome["reason"]
     # Read, tags (exemption check), website (anyone could read objects), write, verify.
     assert calls_delta(before_calls) == {
-        "s3.GetBucketPolicy": 2,
+        "s3.GetBucketPolicy": 3,  # read, re-read right before the write, verify
         "s3.GetBucketTagging": 1,
         "s3.GetBucketWebsite": 1,
         "s3.PutBucketPolicy": 1,

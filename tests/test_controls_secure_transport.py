@@ -106,7 +106,7 @@ def test_drift_fixed_appends_both_rules_and_keeps_the_rest() -> None:
     )
     # Read, tags (exemption check), write, verify.
     assert calls_delta(before_calls) == {
-        "s3.GetBucketPolicy": 2,
+        "s3.GetBucketPolicy": 3,  # read, re-read right before the write, verify
         "s3.GetBucketTagging": 1,
         "s3.PutBucketPolicy": 1,
     }

@@ -38,6 +38,23 @@ ACCESS_DENIED_CODES = frozenset(
 # to): retrying cannot help, so they fail the outcome, and the notification says what to fix.
 SETUP_ERROR_CODES = frozenset({"CrossLocationLoggingProhibited", "InvalidTargetBucketForLogging"})
 
+# S3's refusals of the document a write sends (a policy it will not take, one too large, an ACL
+# it cannot read): the same document would be refused again, so a retry cannot help either. The
+# outcome fails with S3's reason and is notified; the event is not sent back to Lambda's retries.
+REFUSED_DOCUMENT_CODES = frozenset(
+    {
+        "MalformedPolicy",
+        "PolicyTooLarge",
+        "InvalidPolicyDocument",
+        "MalformedACLError",
+        "MalformedXML",
+        "InvalidArgument",
+        "InvalidRequest",
+        "EntityTooLarge",
+        "MaxMessageLengthExceeded",
+    }
+)
+
 # Counts every API call made through clients from `client()`, by "service.Operation". The
 # benchmark reads it; it costs one dict update per call.
 API_CALLS: Counter[str] = Counter()
@@ -118,6 +135,10 @@ class ReadOnce:
         if name.startswith(("put_", "delete_")):
             return lambda **kwargs: self._write(name, attribute, kwargs)
         return attribute
+
+    def forget(self) -> None:
+        """Send the next reads to S3 again (a re-read right before a write)."""
+        self._memo.clear()
 
     def _read(self, name: str, call: Any, kwargs: dict[str, Any]) -> Any:
         key = (name, json.dumps(kwargs, sort_keys=True, default=str))
@@ -236,6 +257,12 @@ def is_access_denied(error: ClientError) -> bool:
 
 def is_setup_error(error: ClientError) -> bool:
     return error_code(error) in SETUP_ERROR_CODES
+
+
+def is_refused_document(error: ClientError) -> bool:
+    """S3 refused what a write sent (not who sent it, not how often): see REFUSED_DOCUMENT_CODES."""
+    operation = str(getattr(error, "operation_name", ""))
+    return operation.startswith(("Put", "Delete")) and error_code(error) in REFUSED_DOCUMENT_CODES
 
 
 def error_message(error: ClientError) -> str:

@@ -66,6 +66,7 @@ REGION = "us-east-1"
 ACCOUNT = "123456789012"
 APPROVED_KEY = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"
 OTHER_KEY = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/9a8b7c6d-5e4f-4a3b-2c1d-0e9f8a7b6c5d"
+FOREIGN_KEY = f"arn:aws:kms:{REGION}:999988887777:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 KMS_BASELINE = {"ENCRYPTION_BASELINE": "SSE-KMS", "APPROVED_KMS_KEYS": APPROVED_KEY}
 LOG_TARGET = "bucketwarden-bench-access-logs"
 LOGGING = {"LOG_TARGET_BUCKET": LOG_TARGET}
@@ -336,6 +337,14 @@ ACCESS_POINT_READ = Extra(
     s3=2,
 )
 
+RECHECK = Extra(
+    "ᶠ",
+    "+1 S3: a policy or ACL is read again right before its fix is written (GetBucketPolicy, "
+    "GetBucketAcl, GetAccessPointPolicy), so that an edit made since the first read is judged, "
+    "not overwritten.",
+    s3=1,
+)
+
 
 AUDIT_HISTORY = Extra(
     "ᵉ",
@@ -505,7 +514,10 @@ SCENARIOS: tuple[Scenario, ...] = (
         "PutBucketAcl",
         _acl("public-read"),
         "remediated",
-        extras=(WEBSITE,),
+        extras=(
+            RECHECK,
+            WEBSITE,
+        ),
     ),
     Scenario(
         "public-acl",
@@ -513,6 +525,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         "PutBucketAcl",
         _acl("authenticated-read"),
         "remediated",
+        extras=(RECHECK,),
     ),
     Scenario("public-acl", "already compliant", "PutBucketAcl", _nothing, "compliant"),
     Scenario(
@@ -537,7 +550,10 @@ SCENARIOS: tuple[Scenario, ...] = (
         "PutBucketPolicy",
         _bucket_policy(_cloudfront_read, _log_delivery, _public_read),
         "remediated",
-        extras=(WEBSITE,),
+        extras=(
+            RECHECK,
+            WEBSITE,
+        ),
     ),
     Scenario(
         "public-policy",
@@ -552,6 +568,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         "DeleteBucketPolicy",
         _nothing,
         "remediated",
+        extras=(RECHECK,),
     ),
     Scenario(
         "secure-transport",
@@ -559,6 +576,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         "PutBucketPolicy",
         _bucket_policy(_log_delivery, INSECURE_TRANSPORT.statement),
         "remediated",
+        extras=(RECHECK,),
     ),
     Scenario(
         "secure-transport",
@@ -574,7 +592,10 @@ SCENARIOS: tuple[Scenario, ...] = (
         _bucket_policy(_log_delivery, _public_read),
         "remediated",
         also={"secure-transport": "remediated"},
-        extras=(WEBSITE,),
+        extras=(
+            RECHECK,
+            WEBSITE,
+        ),
     ),
     Scenario(
         "access-point",
@@ -582,7 +603,10 @@ SCENARIOS: tuple[Scenario, ...] = (
         "PutAccessPointPolicy",
         _internet_access_point(_public_read, _analytics_read),
         "remediated",
-        extras=(ACCESS_POINT_READ,),
+        extras=(
+            RECHECK,
+            ACCESS_POINT_READ,
+        ),
     ),
     Scenario(
         "default-encryption",
@@ -614,6 +638,13 @@ SCENARIOS: tuple[Scenario, ...] = (
         _encryption("aws:kms", APPROVED_KEY, bucket_key=False),
         "remediated",
         KMS_BASELINE,
+    ),
+    Scenario(
+        "default-encryption",
+        "KMS key of another account (SSE-S3 baseline)",
+        "PutBucketEncryption",
+        _encryption("aws:kms", FOREIGN_KEY, bucket_key=True),
+        "remediated",
     ),
     Scenario(
         "default-encryption",
@@ -747,6 +778,7 @@ class Stack:
             "AUDIT_MAC_KEY": self.audit_mac_key,
             "IDEMPOTENCY_TABLE": self.idempotency_table,
             "NOTIFICATION_TOPIC_ARN": self.topic_arn,
+            "ACCOUNT_ID": ACCOUNT,  # as template.yaml sets it
             # Every run of the account scenarios fixes the same account again: the flap breaker
             # still counts (its Query is measured) but must not hold the account back.
             "FLAP_THRESHOLD": "100",
@@ -1500,7 +1532,8 @@ NOTES = (
     "⁵ Budgets. A row names the controls it is about; the family's other controls for the same "
     "event are off (MODE_<ID>=off). Controls on one surface share one read-modify-write and so "
     "one budget: public-policy + secure-transport are fixed with ONE GetBucketPolicy, ONE "
-    "PutBucketPolicy and ONE re-read. An account has no tags, so account-public-access-block "
+    "re-read right before the write (ᶠ), ONE PutBucketPolicy and ONE re-read. An account has "
+    "no tags, so account-public-access-block "
     "reads none. S3 Control calls count as S3 calls. Each fix also costs one DynamoDB Query "
     "on the audit table's bucket index: the flap breaker counts the bucket and control's recent "
     "fixes before making another. Every audit record written is tagged (KMS GenerateMac, one "

@@ -30,6 +30,7 @@ from bucketwarden.aws import (
     error_message,
     is_access_denied,
     is_gone,
+    is_refused_document,
     is_setup_error,
 )
 from bucketwarden.catalogue import controls_of
@@ -42,6 +43,8 @@ logger = Logger(service="bucketwarden", child=True)
 
 _REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
 OWN_CHANGE = "change made by BucketWarden itself"
+# How many times a surface is judged when it keeps changing between the read and the write.
+MAX_JUDGEMENTS = 3
 EARLIER_ATTEMPT = "(fixed by an earlier attempt at this event)"
 
 
@@ -105,6 +108,12 @@ class Step:
     def decide(self, outcome: Outcome) -> None:
         self.outcome = outcome
         self.decided = True
+
+    def reset(self, outcome: Outcome) -> None:
+        """Start over from `outcome`: the surface is judged again."""
+        self.outcome = outcome
+        self.evaluation = None
+        self.decided = False
 
 
 def ignored(
@@ -247,6 +256,30 @@ class Engine:
         reads = PlannedWrites if self.settings.dry_run else ReadOnce
         api = reads(client(first.service, context.region), context.reads)
         before = first.observe(api, subject, self.settings)
+        # Edits others made to the surface between the read and the write, as "was → is".
+        changes: list[str] = []
+        for _ in range(MAX_JUDGEMENTS):
+            planned, desired = self._judge(steps, context, subject, before)
+            _note_changes(steps, first, changes)
+            if not planned:
+                return
+            current = self._changed_meanwhile(first, api, subject, before)
+            if current is None:
+                self._remediate(planned, context, api, subject, desired)
+                return
+            # Judged again from the fresh read: the fix keeps the edit (each control computes
+            # the whole desired state from what it reads), and the outcome records it.
+            changes.append(f"{first.describe(before)} → {first.describe(current)}")
+            before = current
+            for step in steps:
+                step.reset(context.base(step.control, step.mode, subject))
+        self._give_up(steps, first, changes, before)
+
+    def _judge(
+        self, steps: list[Step], context: EventContext, subject: str, before: State
+    ) -> tuple[list[Step], State]:
+        """Each control judges the state the previous ones' fixes leave: the steps to fix, and
+        the desired state their fixes combine into."""
         state = before
         planned: list[Step] = []
         for step in steps:
@@ -288,8 +321,34 @@ class Engine:
             step.evaluation = evaluation
             state = evaluation.desired
             planned.append(step)
-        if planned:
-            self._remediate(planned, context, api, subject, state)
+        return planned, state
+
+    def _changed_meanwhile(
+        self, control: Control, api: Any, subject: str, judged: State
+    ) -> State | None:
+        """The surface read again right before the write, when it is no longer what was judged.
+
+        Only for surfaces people edit (policies, ACLs); a dry run writes nothing it could lose.
+        """
+        if not control.recheck_before_write or self.settings.dry_run:
+            return None
+        api.forget()
+        current = control.reread(api, subject, self.settings, judged)
+        return None if control.same(current, judged) else current
+
+    @staticmethod
+    def _give_up(steps: list[Step], control: Control, changes: list[str], latest: State) -> None:
+        """The surface kept changing under the fix: left as it is rather than overwrite an edit."""
+        why = (
+            f"not fixed: the {control.surface} changed {len(changes)} times while the fix was "
+            "prepared, so it is left as it is rather than overwrite someone's edit; the next "
+            "change or sweep judges it again"
+        )
+        for step in steps:
+            if not step.decided:
+                reason = f"{step.outcome.reason}; {why}"
+                step.decide(replace(step.outcome, status=Status.FAILED, reason=reason))
+                step.outcome.after = latest
 
     def _remediate(
         self, planned: list[Step], context: EventContext, api: Any, subject: str, desired: State
@@ -307,8 +366,11 @@ class Engine:
         last.apply(api, subject, desired)
         after: State = last.verify(api, subject, self.settings, planned[0].outcome.before)
         fixed_at = utc_now()
+        moved = self._changed_after_write(last, after, desired)
         for step in planned:
             outcome = replace(step.outcome, after=after, fix_time=fixed_at.isoformat())
+            if moved:
+                outcome.warnings = [*outcome.warnings, moved]
             verdict = step.control.evaluate(after, self.settings)
             if not verdict.compliant:
                 found = step.evaluation.reason if step.evaluation else outcome.reason
@@ -320,6 +382,18 @@ class Engine:
                 continue
             elapsed = _elapsed_ms(context.changed_at, fixed_at)
             step.decide(replace(outcome, status=Status.REMEDIATED, time_to_remediate_ms=elapsed))
+
+    def _changed_after_write(self, control: Control, after: State, desired: State) -> str | None:
+        """Why the surface read after the fix is not what was written (an edit made right after
+        it, kept and recorded as `after`), or None when it is."""
+        if not control.recheck_before_write or self.settings.dry_run:
+            return None
+        if control.same(after, desired):
+            return None
+        return (
+            f"the {control.surface} read after the fix is not the one written: changed meanwhile "
+            f"to {control.describe(after)} (kept; recorded as after)"
+        )
 
     def _prior_fix(self, context: EventContext, outcome: Outcome) -> dict[str, Any] | None:
         """The fix an earlier attempt at this event recorded (pending or done), if any."""
@@ -418,6 +492,8 @@ class Engine:
             reason = f"{code} on {operation}: BucketWarden's role may not do this"
         elif is_setup_error(error):
             reason = f"{code} on {operation}: {error_message(error) or 'check the settings'}"
+        elif is_refused_document(error):
+            reason = f"S3 refused {operation} ({code}: {error_message(error) or 'no message'})"
         else:
             raise error
         if outcome.reason:
@@ -445,6 +521,17 @@ class Engine:
             metrics.record(outcome)
         log = logger.warning if outcome.status is Status.FAILED else logger.info
         log("outcome", extra={"outcome": outcome.to_dict()})
+
+
+def _note_changes(steps: list[Step], control: Control, changes: list[str]) -> None:
+    """Record, on every outcome of the surface, the edits found between its read and the write."""
+    if changes:
+        note = (
+            f"the {control.surface} changed while the fix was prepared ({'; '.join(changes)}): "
+            "judged again on the new one, the edit is kept"
+        )
+        for step in steps:
+            step.outcome.warnings = [*step.outcome.warnings, note]
 
 
 def surface_groups(controls: list[Control]) -> list[list[Control]]:

@@ -73,6 +73,9 @@ class Reason:
     statement: str  # its Sid, else "#n" (numbered from 1)
     principal: str  # the principals that make it public, each with why
     condition: str  # NO_CONDITION, or why each condition key fails to restrict it
+    # The fixed principals the statement also names ("" when none): a fix removes only the
+    # public ones, and the statement stays for these.
+    kept: str = ""
 
     @property
     def text(self) -> str:
@@ -81,13 +84,20 @@ class Reason:
             tail = NO_CONDITION
         else:
             tail = f"its conditions do not restrict it: {self.condition}"
-        return f"Statement {name} is public: it allows {self.principal} and {tail}."
+        found = f"Statement {name} is public: it allows {self.principal} and {tail}."
+        if not self.kept:
+            return found
+        return (
+            f"{found} It also names {self.kept}: a fix removes only the public principals and "
+            "keeps the statement for those."
+        )
 
     def as_dict(self) -> dict[str, str]:
         return {
             "statement": self.statement,
             "principal": self.principal,
             "condition": self.condition,
+            "kept": self.kept,
             "text": self.text,
         }
 
@@ -183,7 +193,9 @@ def _judge(index: int, statement: Any, context: Context) -> StatementResult:
     if restricting:
         return StatementResult(index, label, effect, False, f"restricted: {restricting[0]}")
     condition = "; ".join(c.note for c in checks) or NO_CONDITION
-    reason = Reason(label, ", ".join(grantees), condition)
+    narrowed = without_public_principals(statement)
+    kept = _named_principals(narrowed["Principal"]) if narrowed else ""
+    reason = Reason(label, ", ".join(grantees), condition, kept)
     return StatementResult(index, label, effect, True, reason.text, reason)
 
 
@@ -212,6 +224,30 @@ def _public_grantees(statement: dict[str, Any], label: str) -> list[str]:
             if why:
                 grantees.append(f'{kind} "{value}" ({why})')
     return grantees
+
+
+def without_public_principals(statement: dict[str, Any]) -> dict[str, Any] | None:
+    """The statement granting only to its fixed principals; None when it names none.
+
+    A statement is public only through principals that are not fixed (conditions can only make
+    it non-public), so once those go the rest of it is not public, whatever its conditions: an
+    account named beside "*" keeps its grant. `Principal: "*"`, NotPrincipal and a statement
+    whose principals are all public cannot be split: the whole statement goes.
+    """
+    principal = statement.get("Principal")
+    if "NotPrincipal" in statement or not isinstance(principal, dict):
+        return None
+    kept: dict[str, Any] = {}
+    for kind, values in principal.items():
+        fixed = [v for v in _as_list(values) if _principal_problem(str(kind), v) is None]
+        if fixed:  # one value stays one value; a list stays a list
+            kept[kind] = fixed if isinstance(values, list) else fixed[0]
+    return {**statement, "Principal": kept} if kept else None
+
+
+def _named_principals(principal: dict[str, Any]) -> str:
+    named = (f'{kind} "{v}"' for kind, values in principal.items() for v in _as_list(values))
+    return ", ".join(named)
 
 
 def _not_principal_grantees(not_principal: Any, label: str) -> list[str]:

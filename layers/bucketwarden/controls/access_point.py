@@ -3,8 +3,9 @@
 An access point is a second door to its bucket, with its own policy. S3 judges that policy as it
 judges a bucket policy, with one difference the analyzer knows: `s3:DataAccessPointArn` does not
 make an access point policy non-public (every request through the access point carries it). The
-fix removes exactly the public statements and keeps the others in their order (the policy is
-deleted only when none is left), as public-policy does for bucket policies.
+fix removes exactly the public statements (only their public principals, when they also name
+fixed ones) and keeps the others in their order (the policy is deleted only when none is left),
+as public-policy does for bucket policies.
 
 What cannot be changed after creation is reported, never attempted: the network origin, and the
 access point's own Block Public Access. An internet access point with settings of its own Block
@@ -30,9 +31,16 @@ from botocore.exceptions import ClientError
 from bucketwarden.aws import error_code
 from bucketwarden.controls.account_public_access_block import account_of
 from bucketwarden.controls.base import Control, Evaluation, State
-from bucketwarden.controls.bucket_policy import compact, parse_policy, policy_of, with_statements
+from bucketwarden.controls.bucket_policy import (
+    parse_policy,
+    policy_of,
+    policy_text,
+    same_policy,
+    with_statements,
+    without_public_parts,
+)
 from bucketwarden.controls.public_access_block import settings_off
-from bucketwarden.policy import PolicyError, Verdict, analyze, statements
+from bucketwarden.policy import PolicyError, Verdict, analyze
 from bucketwarden.settings import Settings
 
 if TYPE_CHECKING:
@@ -102,6 +110,7 @@ class AccessPointPolicy(Control):
     write_actions = ("s3:PutAccessPointPolicy", "s3:DeleteAccessPointPolicy")
     scope = "access-point"
     service = "s3control"
+    recheck_before_write = True
 
     def subject(self, record: CloudTrailRecord) -> str | None:
         return access_point_arn(record)
@@ -123,6 +132,10 @@ class AccessPointPolicy(Control):
             "PublicAccessBlockConfiguration": point.get("PublicAccessBlockConfiguration"),
             "Policy": self._policy(s3control, target),
         }
+
+    def reread(self, s3control: Any, arn: str, settings: Settings, judged: State) -> State:
+        """Only the policy: nothing else of an access point can change after its creation."""
+        return {**(judged or {}), "Policy": self._policy(s3control, parse_arn(arn))}
 
     @staticmethod
     def _policy(s3control: Any, target: AccessPointName) -> dict[str, Any] | str | None:
@@ -146,8 +159,7 @@ class AccessPointPolicy(Control):
         if verdict is None or not verdict.public:
             found = "no policy" if verdict is None else "no public statement"
             return Evaluation(True, _joined(f"internet access point, {found}", fixed_note))
-        public = set(verdict.public_statement_indexes)
-        kept = [s for i, s in enumerate(statements(policy_of(state))) if i not in public]
+        kept = without_public_parts(policy_of(state), verdict)
         reasons = [reason.text.removesuffix(".") for reason in verdict.reasons]
         return Evaluation(False, _joined(*reasons, fixed_note), with_statements(state, kept))
 
@@ -159,8 +171,11 @@ class AccessPointPolicy(Control):
             s3control.delete_access_point_policy(AccountId=target.account, Name=target.name)
             return
         s3control.put_access_point_policy(
-            AccountId=target.account, Name=target.name, Policy=compact(document)
+            AccountId=target.account, Name=target.name, Policy=policy_text(document)
         )
+
+    def same(self, found: State, expected: State) -> bool:
+        return same_policy(found, expected)
 
     def describe(self, state: State) -> str:
         if state is None:

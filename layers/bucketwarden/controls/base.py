@@ -56,6 +56,10 @@ class Control(ABC):
     # True for controls that can find a bucket publicly readable: when one does, the engine
     # reads the bucket's website configuration (s3:GetBucketWebsite) to warn in the finding.
     checks_website: bool = False
+    # True for surfaces people edit by hand (policies, ACLs), where a fix computed from a read
+    # could overwrite an edit made since: the engine reads the surface again right before the
+    # write, and judges again when it changed (see Engine._evaluate_and_fix).
+    recheck_before_write: bool = False
 
     def subject(self, record: CloudTrailRecord) -> str | None:
         """What the event concerns for this control (bucket name, account id, ARN), or None."""
@@ -89,6 +93,15 @@ class Control(ABC):
     @abstractmethod
     def apply(self, s3: Any, bucket: str, desired: State) -> None:
         """Write `desired` to the surface (one S3 call)."""
+
+    def reread(self, s3: Any, subject: str, settings: Settings, judged: State) -> State:
+        """The surface read again right before a write, to compare with the state `judged`."""
+        return self.observe(s3, subject, settings)
+
+    def same(self, found: State, expected: State) -> bool:
+        """Does the surface as read say what `expected` says? (A read before the write against
+        the state judged; the read after it against what was written.)"""
+        return found == expected
 
     def describe(self, state: State) -> str:
         """A one-line summary of a state for people (tables, notifications)."""

@@ -21,13 +21,14 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from bucketwarden.aws import error_code
-from bucketwarden.controls.base import Control, State
-from bucketwarden.policy import PolicyError, analyze, statements
+from bucketwarden.controls.base import CannotFix, Control, State
+from bucketwarden.policy import PolicyError, Verdict, analyze, statements, without_public_principals
 
 NOT_CONFIGURED = "NoSuchBucketPolicy"
 SURFACE = "bucket policy"
 POLICY_VERSION = "2012-10-17"
-# S3 refuses a bucket policy larger than 20 KB: measured on the JSON we would write.
+# S3 refuses a bucket (or access point) policy larger than 20 KB: measured in UTF-8 bytes on the
+# JSON we would write.
 MAX_POLICY_BYTES = 20 * 1024
 
 
@@ -80,14 +81,38 @@ def parse_policy(text: str) -> dict[str, Any] | str:
 
 
 def compact(document: dict[str, Any] | str) -> str:
-    """The policy as written to S3: compact JSON (a text that is not a document goes as is)."""
+    """The policy as written to S3: compact JSON (a text that is not a document goes as is).
+
+    Text stays UTF-8 as S3 holds it: escaping it (`\\u00e9`, json's default) would make a policy
+    written in any language other than English up to six times its size, past S3's limit.
+    """
     if isinstance(document, str):
         return document
-    return json.dumps(document, separators=(",", ":"))
+    return json.dumps(document, separators=(",", ":"), ensure_ascii=False)
 
 
 def size_in_bytes(document: dict[str, Any] | str) -> int:
     return len(compact(document).encode("utf-8"))
+
+
+def too_large(document: dict[str, Any] | str) -> str | None:
+    """Why S3 would refuse `document` for its size, or None when it fits."""
+    size = size_in_bytes(document)
+    if size <= MAX_POLICY_BYTES:
+        return None
+    return f"the policy would be {size} bytes, over S3's {MAX_POLICY_BYTES}"
+
+
+class OversizedPolicy(CannotFix):
+    """A policy about to be written is over S3's size limit: reported, not sent to be refused."""
+
+
+def policy_text(document: dict[str, Any] | str) -> str:
+    """The text to write for `document`; OversizedPolicy when S3 would refuse its size."""
+    problem = too_large(document)
+    if problem:
+        raise OversizedPolicy(problem)
+    return compact(document)
 
 
 def policy_of(state: State) -> dict[str, Any] | str | None:
@@ -114,8 +139,40 @@ def with_statements(state: State, kept: list[dict[str, Any]]) -> dict[str, Any]:
     return {**(state or {}), "Policy": policy}
 
 
+def without_public_parts(document: dict[str, Any] | str, verdict: Verdict) -> list[dict[str, Any]]:
+    """The policy's statements without what makes them public, the others as they are.
+
+    A public statement that also names fixed principals stays for them, with only its public
+    principals removed (an account named beside "*" keeps its grant); any other public statement
+    goes whole.
+    """
+    public = set(verdict.public_statement_indexes)
+    kept: list[dict[str, Any]] = []
+    for index, statement in enumerate(statements(document)):
+        narrowed = without_public_principals(statement) if index in public else statement
+        if narrowed is not None:
+            kept.append(narrowed)
+    return kept
+
+
 def _has_statements(document: Any) -> bool:
     return not isinstance(document, dict) or bool(document.get("Statement"))
+
+
+def _canonical(value: Any) -> Any:
+    """A policy value as compared: S3 may give back a number or a boolean as text."""
+    if isinstance(value, dict):
+        return {key: _canonical(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_canonical(item) for item in value]
+    if isinstance(value, bool):
+        return str(value).lower()
+    return value if value is None else str(value)
+
+
+def same_policy(found: State, expected: State) -> bool:
+    """Do two states hold the same policy document (and the same of everything else)?"""
+    return _canonical(found) == _canonical(expected)
 
 
 def read_policy(s3: Any, bucket: str) -> State:
@@ -134,6 +191,7 @@ class BucketPolicySurface(Control):
 
     surface = SURFACE
     read_actions = ("s3:GetBucketPolicy",)
+    recheck_before_write = True
 
     def read(self, s3: Any, bucket: str) -> State:
         return read_policy(s3, bucket)
@@ -143,7 +201,10 @@ class BucketPolicySurface(Control):
         if document is None or not _has_statements(document):
             s3.delete_bucket_policy(Bucket=bucket)
             return
-        s3.put_bucket_policy(Bucket=bucket, Policy=compact(document))
+        s3.put_bucket_policy(Bucket=bucket, Policy=policy_text(document))
+
+    def same(self, found: State, expected: State) -> bool:
+        return same_policy(found, expected)
 
     def describe(self, state: State) -> str:
         document = policy_of(state)

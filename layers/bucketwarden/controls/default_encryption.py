@@ -1,16 +1,22 @@
 """default-encryption: default encryption meets the configured baseline.
 
-Baseline SSE-S3: any default encryption (SSE-S3, SSE-KMS, DSSE-KMS) is compliant; only a missing
-configuration is drift, because SSE-KMS is stronger and must not be downgraded.
+Baseline SSE-S3: SSE-S3, and SSE-KMS or DSSE-KMS with a key of the account, are compliant; a
+missing configuration is drift. A key of the account is never downgraded: SSE-KMS is stronger.
 Baseline SSE-KMS: the default must use a key from the approved list with the S3 bucket key on.
 A key that is already approved is kept; only the bucket key is switched on then.
+
+Under either baseline a KMS key is judged, because encrypting a bucket's new objects with a key
+someone else controls is a known ransomware technique (the key's owner can revoke S3's use of
+it): with `ApprovedKmsKeyArns` set, a key not on that list is drift; without it, a key in another
+account is drift. Under SSE-S3 the fix then puts the first approved key (same algorithm), or SSE-S3
+when there is no list: never weaker than a key of the account.
 With BLOCK_SSE_C on, the rule must also list SSE-C among its blocked encryption types, so that
 nobody can upload objects encrypted with a key S3 never holds (a known ransomware technique).
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -34,8 +40,54 @@ def _key_id(key: str) -> str:
     return key.removeprefix("key/")
 
 
-def is_approved(key: str | None, approved: tuple[str, ...]) -> bool:
-    return bool(key) and _key_id(str(key)) in {_key_id(a) for a in approved}
+@dataclass(frozen=True)
+class KmsKey:
+    """A KMS key reference: `key/ID` or `alias/NAME`, and the account its ARN names (None for a
+    bare id or alias, which S3 resolves in the bucket's own account)."""
+
+    name: str
+    account: str | None
+
+
+def parse_key(reference: str) -> KmsKey:
+    account: str | None = None
+    resource = reference
+    if reference.startswith("arn:"):
+        parts = reference.split(":", 5)
+        account, resource = (parts[4] or None, parts[5]) if len(parts) == 6 else (None, reference)
+    if not resource.startswith("alias/"):
+        resource = "key/" + resource.removeprefix("key/")
+    return KmsKey(resource, account)
+
+
+def same_key(key: KmsKey, approved: KmsKey, account: str | None) -> bool:
+    """Does `key` name the `approved` key? `account`: the bucket's (None when unknown).
+
+    A key id is made by AWS and unique, so it matches whatever account the ARNs give. An alias
+    name is anyone's choice in their own account: "alias/backup" of another account is another
+    key, so the accounts (a bare alias is the bucket's) must be the same, and known to be.
+    """
+    if key.name != approved.name:
+        return False
+    if key.name.startswith("key/"):
+        return None in (key.account, approved.account) or key.account == approved.account
+    return (key.account or account) == (approved.account or account)
+
+
+def is_approved(key: str | None, approved: tuple[str, ...], account: str | None = None) -> bool:
+    if not key:
+        return False
+    found = parse_key(str(key))
+    return any(same_key(found, parse_key(listed), account) for listed in approved)
+
+
+def foreign_account(key: str | None, account: str | None) -> str | None:
+    """The account of a key that is not the bucket's: "" when that cannot be told (the account
+    is unknown), None for a key of the account (a bare id or alias, the AWS managed key)."""
+    owner = parse_key(str(key)).account if key else None
+    if owner is None or owner == account:
+        return None
+    return owner if account else ""
 
 
 def _default_rule(state: State) -> dict[str, Any]:
@@ -59,6 +111,12 @@ def _with_sse_c_blocked(rule: dict[str, Any]) -> dict[str, Any]:
         kept.append(SSE_C)
     blocked = {**(rule.get("BlockedEncryptionTypes") or {}), "EncryptionType": kept}
     return {**rule, "BlockedEncryptionTypes": blocked}
+
+
+def _unapproved(key: str | None, account: str | None) -> str:
+    reason = f"KMS key {key or 'aws/s3 (AWS managed)'} is not on the approved list"
+    owner = foreign_account(key, account)
+    return f"{reason} (it is in another account, {owner})" if owner else reason
 
 
 class DefaultEncryption(Control):
@@ -106,14 +164,43 @@ class DefaultEncryption(Control):
         default = rule.get("ApplyServerSideEncryptionByDefault") or {}
         algorithm = default.get("SSEAlgorithm")
         if settings.encryption_baseline == "SSE-S3":
-            if algorithm:
-                return Evaluation(True, f"default encryption is {algorithm}")
-            return Evaluation(False, "no default encryption", self._desired(rule, SSE_S3))
-        return self._evaluate_kms(rule, default, settings.approved_kms_keys)
+            if not algorithm:
+                return Evaluation(False, "no default encryption", self._desired(rule, SSE_S3))
+            if algorithm in KMS_ALGORITHMS:
+                return self._judge_key_under_sse_s3(rule, default, settings)
+            return Evaluation(True, f"default encryption is {algorithm}")
+        return self._evaluate_kms(rule, default, settings)
+
+    def _judge_key_under_sse_s3(
+        self, rule: dict[str, Any], default: dict[str, Any], settings: Settings
+    ) -> Evaluation:
+        algorithm, key = default["SSEAlgorithm"], default.get("KMSMasterKeyID")
+        approved = settings.approved_kms_keys
+        if approved:
+            if is_approved(key, approved, settings.account_id):
+                found = f"default encryption is {algorithm} with approved key {key}"
+                return Evaluation(True, found)
+            # Another approved key with the same algorithm: never weaker than what was there.
+            swap = {"SSEAlgorithm": algorithm, "KMSMasterKeyID": approved[0]}
+            reason = _unapproved(key, settings.account_id)
+            return Evaluation(False, reason, self._desired(rule, swap))
+        owner = foreign_account(key, settings.account_id)
+        if owner is None:
+            return Evaluation(True, f"default encryption is {algorithm} with a key of the account")
+        if not owner:
+            # Judged foreign, the fix would replace a key that may well be the account's own.
+            reason = (
+                f"KMS key {key} is not a key of a known account: ACCOUNT_ID is not set, so it is "
+                "reported, not replaced"
+            )
+            return Evaluation(False, reason, fixable=False)
+        reason = f"KMS key {key} is in another account ({owner}), not {settings.account_id}"
+        return Evaluation(False, reason, self._desired(rule, SSE_S3))
 
     def _evaluate_kms(
-        self, rule: dict[str, Any], default: dict[str, Any], approved: tuple[str, ...]
+        self, rule: dict[str, Any], default: dict[str, Any], settings: Settings
     ) -> Evaluation:
+        approved = settings.approved_kms_keys
         algorithm = default.get("SSEAlgorithm")
         key = default.get("KMSMasterKeyID")
         kms_default = {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": approved[0]}
@@ -122,8 +209,8 @@ class DefaultEncryption(Control):
         if algorithm not in KMS_ALGORITHMS:
             reason = f"default encryption is {algorithm}, the baseline is SSE-KMS"
             return Evaluation(False, reason, self._desired(rule, kms_default))
-        if not is_approved(key, approved):
-            reason = f"KMS key {key or 'aws/s3 (AWS managed)'} is not on the approved list"
+        if not is_approved(key, approved, settings.account_id):
+            reason = _unapproved(key, settings.account_id)
             return Evaluation(False, reason, self._desired(rule, kms_default))
         # S3 bucket keys exist for SSE-KMS only; DSSE-KMS has none to switch on.
         if algorithm == "aws:kms" and not rule.get("BucketKeyEnabled"):

@@ -32,6 +32,21 @@ def _grantee_name(grant: dict[str, Any]) -> str:
     return str(grantee.get("DisplayName") or grantee.get("ID", "?"))[:12]
 
 
+def _grantee_key(grantee: dict[str, Any]) -> tuple[str, ...]:
+    # S3 adds a DisplayName (and may drop it) on its own: who the grantee is, is the rest.
+    return tuple(str(grantee.get(key, "")) for key in ("Type", "ID", "URI", "EmailAddress"))
+
+
+def _acl_key(state: State) -> tuple[tuple[str, ...], list[tuple[tuple[str, ...], str]]]:
+    """An ACL as compared: its owner's id and its grants (grantee, permission), in any order."""
+    found = state or {}
+    grants = [
+        (_grantee_key(g.get("Grantee") or {}), str(g.get("Permission")))
+        for g in found.get("Grants", [])
+    ]
+    return (str((found.get("Owner") or {}).get("ID", "")),), sorted(grants)
+
+
 class PublicAcl(Control):
     id = "public-acl"
     family = "public-access"
@@ -41,6 +56,7 @@ class PublicAcl(Control):
     read_actions = ("s3:GetBucketAcl",)
     checks_website = True
     write_actions = ("s3:PutBucketAcl",)
+    recheck_before_write = True
 
     def read(self, s3: Any, bucket: str) -> State:
         return without_metadata(s3.get_bucket_acl(Bucket=bucket))
@@ -58,6 +74,9 @@ class PublicAcl(Control):
             for g in public
         )
         return Evaluation(False, f"ACL grants {described}", desired, public_read=readable)
+
+    def same(self, found: State, expected: State) -> bool:
+        return _acl_key(found) == _acl_key(expected)
 
     def describe(self, state: State) -> str:
         grants = (state or {}).get("Grants", [])

@@ -1,7 +1,9 @@
 """public-policy: no statement of the bucket policy is public in S3's meaning.
 
 The fix removes exactly the public statements (bucketwarden.policy says which, and why) and
-keeps everything else as it was: the other statements in their order, Version and Id. CloudFront
+keeps everything else as it was: the other statements in their order, Version and Id. A public
+statement that also names fixed principals (an account beside "*") loses only its public
+principals and stays for the named ones. CloudFront
 origin access (OAC, OAI), load balancer and CloudTrail log delivery, cross-account grants pinned
 by conditions are not public, so they stay. Deleting the whole policy, as blunter tools do, would
 cut those services off; the policy is deleted only when no statement is left.
@@ -19,6 +21,7 @@ from bucketwarden.controls.bucket_policy import (
     policy_of,
     wildcard_match,
     with_statements,
+    without_public_parts,
 )
 from bucketwarden.policy import PolicyError, Verdict, analyze, statements
 from bucketwarden.settings import Settings
@@ -96,7 +99,7 @@ class PublicPolicy(BucketPolicySurface):
             return Evaluation(True, "; ".join(filter(None, ["no public statement", note])))
         public = set(verdict.public_statement_indexes)
         found = statements(document)
-        kept = [s for i, s in enumerate(found) if i not in public]
+        kept = without_public_parts(document, verdict)
         readable = any(allows_object_reads(found[i]) for i in public)
         reasons = [reason.text.removesuffix(".") for reason in verdict.reasons]
         reason = "; ".join(filter(None, [*reasons, note]))

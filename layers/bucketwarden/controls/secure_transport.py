@@ -20,12 +20,11 @@ from typing import Any
 
 from bucketwarden.controls.base import Evaluation, State
 from bucketwarden.controls.bucket_policy import (
-    MAX_POLICY_BYTES,
     BucketPolicySurface,
     as_list,
     checked_statements,
     policy_of,
-    size_in_bytes,
+    too_large,
     wildcard_match,
     with_statements,
     without_sid,
@@ -224,8 +223,7 @@ class SecureTransport(BucketPolicySurface):
         if policy_of(state) is None:
             reason = f"no bucket policy: {reason}"
         desired = with_statements(state, with_rules(found, wanted, bucket_arn))
-        size = size_in_bytes(desired["Policy"])
-        if size > MAX_POLICY_BYTES:
-            limit = f"with the rule the policy would be {size} bytes, over S3's {MAX_POLICY_BYTES}"
-            return Evaluation(False, f"{reason}; not fixed: {limit}", fixable=False)
+        limit = too_large(desired["Policy"])
+        if limit:
+            return Evaluation(False, f"{reason}; not fixed: with the rule {limit}", fixable=False)
         return Evaluation(False, reason, desired)

@@ -21,7 +21,7 @@ from moto.s3.models import OWNER, FakeBucket, s3_backends
 from moto.s3control.exceptions import AccessPointNotFound
 from moto.s3control.models import s3control_backends
 
-from bucketwarden.controls.bucket_policy import as_list
+from bucketwarden.controls.bucket_policy import MAX_POLICY_BYTES, as_list
 from bucketwarden.controls.object_ownership import ENFORCED
 from bucketwarden.controls.public_acl import PUBLIC_GROUPS
 from bucketwarden.local.operations import ConfigurationCall
@@ -65,6 +65,7 @@ class Refusal:
 
 
 ACCESS_DENIED = Refusal(403, "AccessDenied", "Access Denied")
+POLICY_TOO_LARGE = Refusal(400, "MalformedPolicy", "Policies must be less than 20 KB")
 ACLS_NOT_SUPPORTED = Refusal(400, "AccessControlListNotSupported", "The bucket does not allow ACLs")
 ACLS_WITH_ENFORCED_OWNERSHIP = Refusal(
     400,
@@ -167,7 +168,31 @@ def _ownership_refusal(call: ConfigurationCall, bucket: Any) -> Refusal | None:
     return ACLS_WITH_ENFORCED_OWNERSHIP if grants_others else None
 
 
+def policy_size(text: str) -> int:
+    """A policy's size as S3 limits it: its UTF-8 bytes without the whitespace between tokens
+    (escapes such as \\u00e9 count as written, six bytes)."""
+    kept: list[str] = []
+    in_string = escaped = False
+    for char in text:
+        if escaped:
+            escaped = False
+        elif in_string and char == "\\":
+            escaped = True
+        elif char == '"':
+            in_string = not in_string
+        elif char.isspace() and not in_string:
+            continue
+        kept.append(char)
+    return len("".join(kept).encode("utf-8"))
+
+
+def _too_large(text: Any) -> bool:
+    return isinstance(text, str) and policy_size(text) > MAX_POLICY_BYTES
+
+
 def _policy_refusal(call: ConfigurationCall, bucket: Any) -> Refusal | None:
+    if _too_large(call.body.decode("utf-8", "replace")):
+        return POLICY_TOO_LARGE
     document = call.request_parameters.get("bucketPolicy")
     block = bucket.public_access_block
     if block is not None and block.block_public_policy and _policy_is_public(document):
@@ -200,6 +225,8 @@ def _access_point_policy_refusal(call: ConfigurationCall) -> Refusal | None:
         return None  # S3 Control answers NoSuchAccessPoint: moto's part
     request = call.request_parameters.get("PutAccessPointPolicyRequest") or {}
     document = request.get("Policy") if isinstance(request, dict) else None
+    if _too_large(document):
+        return POLICY_TOO_LARGE
     if not _is_on(point.pubc.get("BlockPublicPolicy")) or not isinstance(document, str):
         return None
     return ACCESS_DENIED if _policy_is_public(document, context="access-point") else None

@@ -22,6 +22,7 @@ from bucketwarden import integrity, metrics, stack
 from bucketwarden.aws import new_client, reset_clients
 from bucketwarden.local import endpoint
 from bucketwarden.local.cloudtrail import (
+    ACCOUNT,
     EMULATOR_ACCESS_KEY,
     RECEIVED_AT,
     SERVICE_ACCESS_KEY,
@@ -190,6 +191,8 @@ class LocalSystem:
                 "AWS_SECRET_ACCESS_KEY": "local",
                 "AWS_DEFAULT_REGION": REGION,
                 "SERVICE_ROLE_ARNS": SERVICE_ROLE_ARN,
+                # The emulator's one account, as the template sets AWS::AccountId.
+                "ACCOUNT_ID": ACCOUNT,
                 "POWERTOOLS_TRACE_DISABLED": "true",
             }
         )
