@@ -33,6 +33,10 @@ TEXT_FIELDS = (
     "region",
     # What `bucket` names: a bucket, an account or an access point (its ARN).
     "scope",
+    # A hold of the flap breaker, carried from held record to held record (flap.py).
+    "held_since",
+    "held_told_at",
+    "held_drifts",
 )
 
 
@@ -183,14 +187,17 @@ def history(dynamodb: Any, table: str, bucket: str, control: str) -> list[dict[s
 def recent(
     dynamodb: Any, table: str, bucket: str, control: str, since: datetime
 ) -> list[dict[str, Any]]:
-    """The records of one control on one bucket since `since`, oldest first: status and actor."""
-    fields = ("status", "actor", "recorded_at", "flapping")
+    """The records of one control on one bucket since `since`, oldest first: status, actor and
+    the flap breaker's hold."""
+    held = ("held_since", "held_told_at", "held_drifts")
+    fields = ("status", "actor", "recorded_at", "flapping", *held)
     return [
         {
             "status": record["status"],
             "actor": record.get("actor"),
             "recorded_at": record["recorded_at"],
             "flapping": record.get("flapping", False),
+            **{name: record.get(name) for name in held},
         }
         for record in _control_records(dynamodb, table, bucket, control, fields, since=since)
     ]

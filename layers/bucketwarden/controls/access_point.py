@@ -102,6 +102,7 @@ class AccessPointPolicy(Control):
     write_actions = ("s3:PutAccessPointPolicy", "s3:DeleteAccessPointPolicy")
     scope = "access-point"
     service = "s3control"
+    closes_public_exposure = True
 
     def subject(self, record: CloudTrailRecord) -> str | None:
         return access_point_arn(record)

@@ -56,6 +56,10 @@ class Control(ABC):
     # True for controls that can find a bucket publicly readable: when one does, the engine
     # reads the bucket's website configuration (s3:GetBucketWebsite) to warn in the finding.
     checks_website: bool = False
+    # True for controls that close public exposure: the flap breaker never holds them (they are
+    # fixed every time, and a flap is escalated), and a rollback that would re-open what they
+    # judge asks first (rollback.py).
+    closes_public_exposure: bool = False
 
     def subject(self, record: CloudTrailRecord) -> str | None:
         """What the event concerns for this control (bucket name, account id, ARN), or None."""
