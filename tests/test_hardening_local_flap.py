@@ -20,12 +20,13 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
+from bucketwarden.controls.public_access_block import ALL_ON
 from tests.local_helpers import (
     CALLER_ARN,
     CALLER_KEY,
     REGION,
     LocalStack,
-    exempt,
+    allow_public_policy,
     poll_until,
     stack_environment,
     start_stack,
@@ -33,13 +34,7 @@ from tests.local_helpers import (
 from tests.test_local_e2e import settled_bucket
 
 REOPENINGS = 5  # the breaker's default threshold is 3 fixes in 60 minutes
-ALL_ON = {
-    "BlockPublicAcls": True,
-    "IgnorePublicAcls": True,
-    "BlockPublicPolicy": True,
-    "RestrictPublicBuckets": True,
-}
-# What CloudTrail names the caller in the local stack (an IAM user: its own principal).
+# The escalation's start; the actors follow.
 FIXED_AGAIN = "BucketWarden fixed {control} on bucket {bucket} again: undone 3 times in 60 "
 
 
@@ -155,15 +150,7 @@ def test_the_escalation_is_notified_once(block_reopened: dict[str, Any], stack: 
 
 def test_a_public_policy_put_five_times_is_removed_five_times(stack: LocalStack, s3: Any) -> None:
     bucket = settled_bucket(stack, s3, "flap-policy")
-    # The bucket's own block must let a public policy in: exempted from that control only.
-    exempt(s3, bucket, "bucket-public-access-block", "website served by its bucket policy")
-    s3.put_public_access_block(
-        Bucket=bucket, PublicAccessBlockConfiguration={**ALL_ON, "BlockPublicPolicy": False}
-    )
-    poll_until(
-        lambda: stack.outcomes(bucket=bucket, event_name="PutBucketPublicAccessBlock"),
-        what=f"the relaxed block of {bucket} judged",
-    )
+    allow_public_policy(stack, s3, bucket)
     public = {
         "Sid": "PublicRead",
         "Effect": "Allow",

@@ -543,46 +543,38 @@ def test_tag_values_keep_to_what_s3_accepts() -> None:
 
 TODAY = date(2025, 6, 1)
 UNTIL = date(2025, 6, 8)
+ROLLBACK_EXEMPTION = {EXEMPT: "public-acl", EXEMPT_REASON: "r", EXEMPT_UNTIL: "2025-06-08"}
+
+
+def exempt_public_acl(tags: dict[str, str]) -> Any:
+    """The tags a rollback of a public-acl fix on TODAY wants, exempting until UNTIL."""
+    return exempted_tags(
+        "b", tags, ["public-acl"], Settings(), reason="r", today=TODAY, until=UNTIL
+    )
 
 
 def test_an_exemption_without_a_reason_is_replaced_not_widened() -> None:
     # Giving "versioning" a reason would exempt versioning, which nobody asked for.
     tags = {**TEAM_TAGS, EXEMPT: "versioning"}
 
-    change = exempted_tags(
-        "b", tags, ["public-acl"], Settings(), reason="r", today=TODAY, until=UNTIL
-    )
+    change = exempt_public_acl(tags)
 
-    assert change.after == {
-        **TEAM_TAGS,
-        EXEMPT: "public-acl",
-        EXEMPT_REASON: "r",
-        EXEMPT_UNTIL: "2025-06-08",
-    }
+    assert change.after == {**TEAM_TAGS, **ROLLBACK_EXEMPTION}
     assert any("was not in effect" in note for note in change.notes)
 
 
 def test_an_end_date_left_without_an_exemption_is_replaced() -> None:
     tags = {**TEAM_TAGS, EXEMPT_UNTIL: "2025-01-01"}
 
-    change = exempted_tags(
-        "b", tags, ["public-acl"], Settings(), reason="r", today=TODAY, until=UNTIL
-    )
+    change = exempt_public_acl(tags)
 
-    assert change.after == {
-        **TEAM_TAGS,
-        EXEMPT: "public-acl",
-        EXEMPT_REASON: "r",
-        EXEMPT_UNTIL: "2025-06-08",
-    }
+    assert change.after == {**TEAM_TAGS, **ROLLBACK_EXEMPTION}
 
 
 def test_an_exemption_in_effect_keeps_its_separator_and_reason() -> None:
     tags = {EXEMPT: "versioning, access-logging", EXEMPT_REASON: "archive"}
 
-    change = exempted_tags(
-        "b", tags, ["public-acl"], Settings(), reason="r", today=TODAY, until=UNTIL
-    )
+    change = exempt_public_acl(tags)
 
     assert change.after == {
         EXEMPT: "versioning, access-logging,public-acl",
@@ -599,9 +591,7 @@ def test_an_exemption_in_effect_keeps_its_separator_and_reason() -> None:
 def test_a_bucket_already_exempt_keeps_its_tags() -> None:
     tags = {EXEMPT: "all", EXEMPT_REASON: "sandbox"}
 
-    change = exempted_tags(
-        "b", tags, ["public-acl"], Settings(), reason="r", today=TODAY, until=UNTIL
-    )
+    change = exempt_public_acl(tags)
 
     assert not change.changed
 
@@ -609,7 +599,7 @@ def test_a_bucket_already_exempt_keeps_its_tags() -> None:
 def test_too_many_tags_is_refused_before_anything_changes() -> None:
     tags = {f"tag-{n}": "v" for n in range(49)}
     with pytest.raises(RollbackError, match="exceed S3's 50"):
-        exempted_tags("b", tags, ["public-acl"], Settings(), reason="r", today=TODAY, until=UNTIL)
+        exempt_public_acl(tags)
 
 
 # -- refusals: exit code 2, nothing changed ---------------------------------------------------
