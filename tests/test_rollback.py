@@ -976,3 +976,12 @@ def test_exempt_days_sets_the_end_of_the_exemption(bucketwarden: Callable[..., R
     tomorrow = (date.today() + timedelta(days=1)).isoformat()
     assert read_tags(s3(), subject)[EXEMPT_UNTIL] == tomorrow
     assert f"the exemption ends after {tomorrow}" in ran.printed
+
+
+def test_a_before_that_is_no_policy_asks_too() -> None:
+    """A text S3 once held that cannot be judged grants no account, but may be anything: the
+    public-policy judge cannot call it closed, so restoring it asks."""
+    before = {"BucketArn": "arn:aws:s3:::team-bucket", "Policy": "not a policy"}
+    record = record_of("secure-transport", before, NO_POLICY)
+    [opened] = opened_by_restore(record, NO_POLICY, Settings(), ACCOUNT)
+    assert opened.startswith("public-policy: the bucket policy cannot be judged: ")
