@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable
 from typing import IO, Any, TypeVar
 
 from bucketwarden.aws import new_client
+from bucketwarden.controls.public_access_block import ALL_ON
 from tests.conftest import ENGINE_VARIABLES
 
 REGION = "us-east-1"
@@ -247,6 +248,21 @@ def make_acl_public(s3: Any, bucket: str) -> None:
         Bucket=bucket, OwnershipControls={"Rules": [{"ObjectOwnership": "ObjectWriter"}]}
     )
     s3.put_bucket_acl(Bucket=bucket, ACL="public-read")
+
+
+def allow_public_policy(stack: LocalStack, s3: Any, bucket: str) -> None:
+    """What a person does to attach a public policy: exempt the bucket from
+    bucket-public-access-block (or the service turns the block back on at once), relax its
+    BlockPublicPolicy, and wait until the stack has judged that."""
+    exempt(s3, bucket, "bucket-public-access-block", "website served by its bucket policy")
+    s3.put_public_access_block(
+        Bucket=bucket,
+        PublicAccessBlockConfiguration={**ALL_ON, "BlockPublicPolicy": False},
+    )
+    poll_until(
+        lambda: stack.outcomes(bucket=bucket, event_name="PutBucketPublicAccessBlock"),
+        what=f"the relaxed block of {bucket} judged",
+    )
 
 
 def percentile(values: Iterable[float], fraction: float) -> float:

@@ -42,7 +42,8 @@ def records(bucketwarden: Callable[..., Ran]) -> list[dict[str, Any]]:
     versioning_b = versioning.CASE.run(other, event_id="e2")
     versioning.suspend("bucket-a")
     versioning_a = versioning.CASE.run("bucket-a", event_id="e3")
-    rolled = bucketwarden("rollback", acl_fix["audit_id"], "--json")
+    # Putting a public ACL back is asked for explicitly (--force).
+    rolled = bucketwarden("rollback", acl_fix["audit_id"], "--json", "--force")
     assert rolled.code == 0, rolled.err
     [rollback] = rolled.lines
     undo = {

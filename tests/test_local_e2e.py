@@ -29,6 +29,7 @@ from tests.local_helpers import (
     CALLER_ARN,
     SELF_CHANGE_REASON,
     LocalStack,
+    allow_public_policy,
     default_encryption,
     exempt,
     make_acl_public,
@@ -452,16 +453,7 @@ def test_a_public_access_point_policy_is_removed_keeping_the_rest(
 
 def test_a_public_bucket_policy_is_fixed_and_gets_the_tls_rule(stack: LocalStack, s3: Any) -> None:
     bucket = settled_bucket(stack, s3, "policy")
-    # A person relaxes the bucket's own block to attach a public policy, and has exempted the
-    # bucket from bucket-public-access-block, or the service would turn it back on at once.
-    exempt(s3, bucket, "bucket-public-access-block", "website served by its bucket policy")
-    s3.put_public_access_block(
-        Bucket=bucket, PublicAccessBlockConfiguration={**ALL_ON, "BlockPublicPolicy": False}
-    )
-    poll_until(
-        lambda: stack.outcomes(bucket=bucket, event_name="PutBucketPublicAccessBlock"),
-        what=f"the relaxed block of {bucket} judged",
-    )
+    allow_public_policy(stack, s3, bucket)
     objects = f"arn:aws:s3:::{bucket}/*"
     public = {"Sid": "PublicRead", "Effect": "Allow", "Principal": "*"}
     partner = {"Sid": "PartnerRead", "Effect": "Allow"}

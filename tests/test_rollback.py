@@ -13,16 +13,24 @@ import json
 import shlex
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 import pytest
 
 from bucketwarden import cli
 from bucketwarden.audit import get_record
+from bucketwarden.catalogue import control
 from bucketwarden.controls.object_ownership import LOG_DELIVERY_SID
 from bucketwarden.exemptions import read_tags
-from bucketwarden.rollback import RollbackError, exempted_tags, mode_parameter, tag_text
+from bucketwarden.rollback import (
+    Record,
+    RollbackError,
+    exempted_tags,
+    mode_parameter,
+    opened_by_restore,
+    tag_text,
+)
 from bucketwarden.settings import Settings
 from bucketwarden.stack import DEFAULT_MAC_KEY
 from tests import test_controls_access_logging as access_logging
@@ -64,6 +72,8 @@ EXEMPT_UNTIL = "bucketwarden:exempt-until"
 # Tags of the team that owns the bucket: a rollback must keep every one of them.
 TEAM_TAGS = {"team": "analytics", "cost-center": "cc-42"}
 CALLER = "arn:aws:sts::123456789012:user/moto"  # who moto says the caller is
+# The rollback's exemption ends a week from today by default.
+IN_A_WEEK = (date.today() + timedelta(days=7)).isoformat()
 
 
 @dataclass
@@ -176,9 +186,20 @@ def fixed(case: ControlCase, name: str = "team-bucket") -> tuple[str, Any, dict[
     return subject, drifted, fix
 
 
-@pytest.mark.parametrize("case", SCENARIOS.values(), ids=SCENARIOS.keys())
+# Scenarios whose `before` is open (public, Block Public Access off): the rollback is refused
+# without --force, naming what it would open.
+OPENING = {
+    "public-acl": "public-acl: ACL grants READ to AllUsers",
+    "bucket-public-access-block all off": "bucket-public-access-block: Block Public Access off",
+    "bucket-public-access-block absent": "no Block Public Access configuration",
+    "public-policy": 'public-policy: Statement "PublicRead" is public',
+    "access-point": "access-point: Statement",
+}
+
+
+@pytest.mark.parametrize(("name", "case"), SCENARIOS.items(), ids=SCENARIOS.keys())
 def test_rollback_restores_the_surface_exactly_and_the_service_leaves_it(
-    case: ControlCase, bucketwarden: Callable[..., Ran], table: str
+    name: str, case: ControlCase, bucketwarden: Callable[..., Ran], table: str
 ) -> None:
     subject, drifted, fix = fixed(case)
     bucket = case.tagged_bucket(subject)
@@ -188,6 +209,14 @@ def test_rollback_restores_the_surface_exactly_and_the_service_leaves_it(
     assert item["before"] == drifted
 
     ran = bucketwarden("rollback", fix["audit_id"], "--json")
+    if name in OPENING:
+        assert ran.code == 2
+        assert "as it was before the fix would open it: " in ran.said
+        assert OPENING[name] in ran.said
+        assert "--force rolls back anyway" in ran.said
+        assert case.read(subject) == fix["after"]  # nothing changed, no tag written
+        assert read_tags(s3(), bucket) == TEAM_TAGS
+        ran = bucketwarden("rollback", fix["audit_id"], "--json", "--force")
 
     assert ran.code == 0, ran.err
     [line] = ran.lines
@@ -197,7 +226,8 @@ def test_rollback_restores_the_surface_exactly_and_the_service_leaves_it(
     assert line["before"] == fix["after"]
     # The exemption: the control's id and who rolled back what, the team's tags all kept.
     reason = f"rolled back {fix['audit_id']} on {date.today().isoformat()} by {CALLER}"
-    exemption = {EXEMPT: case.control, EXEMPT_REASON: reason}
+    until = (date.today() + timedelta(days=7)).isoformat()
+    exemption = {EXEMPT: case.control, EXEMPT_REASON: reason, EXEMPT_UNTIL: until}
     assert read_tags(s3(), bucket) == {**TEAM_TAGS, **exemption}
     assert line["exemption"] == {
         "bucket": bucket,
@@ -229,9 +259,13 @@ def test_dry_run_prints_the_exact_change_and_changes_nothing(
     subject, drifted, fix = fixed(case)
     records = audit_items(table)
 
-    text = bucketwarden("rollback", fix["audit_id"], "--dry-run")
-    planned = bucketwarden("rollback", fix["audit_id"], "--dry-run", "--json")
+    refused = bucketwarden("rollback", fix["audit_id"], "--dry-run")
+    # Re-opening a public ACL is asked for explicitly, in a dry run too.
+    text = bucketwarden("rollback", fix["audit_id"], "--dry-run", "--force")
+    planned = bucketwarden("rollback", fix["audit_id"], "--dry-run", "--json", "--force")
 
+    assert refused.code == 2
+    assert "would open it: public-acl: ACL grants READ to AllUsers" in refused.said
     assert text.code == 0, text.err
     assert "rollback --dry-run: the change it would make, nothing changed" in text.printed
     assert "READ:AllUsers" in text.printed  # the grant the rollback would put back
@@ -243,6 +277,7 @@ def test_dry_run_prints_the_exact_change_and_changes_nothing(
     assert line["before"] == fix["after"]
     assert line["after"] == drifted
     assert line["exemption"]["tags_after"][EXEMPT] == "public-acl"
+    assert any("would open it" in warning for warning in line["warnings"])
     # Nothing changed: the fix stands, no tag, no record.
     assert case.read(subject) == fix["after"]
     assert read_tags(s3(), subject) == TEAM_TAGS
@@ -278,7 +313,7 @@ def test_a_policy_fixed_by_two_controls_in_one_write_is_restored_and_both_exempt
     fixes = {o["control"]: o for o in outcomes if o["status"] == "remediated"}
     assert set(fixes) == {"public-policy", "secure-transport"}
 
-    ran = bucketwarden("rollback", fixes["public-policy"]["audit_id"], "--json")
+    ran = bucketwarden("rollback", fixes["public-policy"]["audit_id"], "--json", "--force")
 
     assert ran.code == 0, ran.err
     assert [(line["control"], line["audit_id"]) for line in ran.lines] == [
@@ -315,13 +350,14 @@ def test_the_account_block_is_restored_with_a_warning_that_only_its_mode_keeps_i
     fix = case.run(ACCOUNT)
     assert fix["status"] == "remediated", fix
 
-    ran = bucketwarden("rollback", fix["audit_id"], "--json")
+    ran = bucketwarden("rollback", fix["audit_id"], "--json", "--force")
 
     assert ran.code == 0, ran.err
     [line] = ran.lines
     assert case.read(ACCOUNT) == drifted
     assert line["exemption"] is None
-    [warning] = line["warnings"]
+    opened, warning = line["warnings"]
+    assert "would open it: account-public-access-block: " in opened
     assert "AccountPublicAccessBlockMode" in warning
     assert "notify or off" in warning
     assert "AccountPublicAccessBlockMode" in ran.said  # said to the person too
@@ -388,7 +424,7 @@ def test_the_policy_keeps_its_key_order_in_the_record_and_after_the_rollback(
     assert list(recorded) == ["Version", "Statement"]
     assert list(recorded["Statement"][0]) == list(statement)
 
-    assert bucketwarden("rollback", fix["audit_id"]).code == 0
+    assert bucketwarden("rollback", fix["audit_id"], "--force").code == 0
     restored = json.loads(s3().get_bucket_policy(Bucket=bucket)["Policy"])
     assert list(restored["Statement"][0]) == list(statement)
 
@@ -402,13 +438,15 @@ def test_an_existing_exemption_gains_the_control_and_keeps_its_reason(
     subject, drifted, fix = fixed(public_acl.CASE)
     tag_bucket(subject, {**TEAM_TAGS, EXEMPT: "versioning", EXEMPT_REASON: "archive bucket"})
 
-    ran = bucketwarden("rollback", fix["audit_id"])
+    ran = bucketwarden("rollback", fix["audit_id"], "--force")
 
     assert ran.code == 0, ran.err
     tags = read_tags(s3(), subject)
     assert tags[EXEMPT] == "versioning+public-acl"
     assert tags[EXEMPT_REASON].startswith(f"archive bucket - rolled back {fix['audit_id']} on ")
     assert {k: tags[k] for k in TEAM_TAGS} == TEAM_TAGS
+    # It had no end: it has the rollback's now (no exemption the rollback touches is endless).
+    assert tags[EXEMPT_UNTIL] == IN_A_WEEK
     assert public_acl.acl(subject) == drifted
 
 
@@ -417,12 +455,12 @@ def test_a_lapsed_exemption_is_replaced_not_revived(bucketwarden: Callable[..., 
     lapsed = {EXEMPT: "all", EXEMPT_REASON: "migration", EXEMPT_UNTIL: "2020-01-31"}
     tag_bucket(subject, {**TEAM_TAGS, **lapsed})
 
-    ran = bucketwarden("rollback", fix["audit_id"], "--json")
+    ran = bucketwarden("rollback", fix["audit_id"], "--json", "--force")
 
     assert ran.code == 0, ran.err
     tags = read_tags(s3(), subject)
     assert tags[EXEMPT] == "public-acl"
-    assert EXEMPT_UNTIL not in tags
+    assert tags[EXEMPT_UNTIL] == IN_A_WEEK  # the lapsed date is replaced by ours
     assert tags[EXEMPT_REASON].startswith("rolled back ")
     [line] = ran.lines
     assert any(
@@ -431,18 +469,38 @@ def test_a_lapsed_exemption_is_replaced_not_revived(bucketwarden: Callable[..., 
     )
 
 
-def test_an_end_date_is_kept_and_named(bucketwarden: Callable[..., Ran]) -> None:
-    subject, _, fix = fixed(public_acl.CASE)
-    tag_bucket(
-        subject, {EXEMPT: "versioning", EXEMPT_REASON: "archive", EXEMPT_UNTIL: "2999-12-31"}
-    )
+def test_an_earlier_end_date_is_kept_and_named(bucketwarden: Callable[..., Ran]) -> None:
+    subject, _, fix = fixed(versioning.CASE)
+    tomorrow = (date.today() + timedelta(days=1)).isoformat()
+    tag_bucket(subject, {EXEMPT: "encryption", EXEMPT_REASON: "archive", EXEMPT_UNTIL: tomorrow})
 
     ran = bucketwarden("rollback", fix["audit_id"], "--json")
 
     assert ran.code == 0, ran.err
-    assert read_tags(s3(), subject)[EXEMPT_UNTIL] == "2999-12-31"
+    assert read_tags(s3(), subject)[EXEMPT_UNTIL] == tomorrow
     [line] = ran.lines
-    assert any("ends after 2999-12-31" in warning for warning in line["warnings"])
+    assert any(f"ends after {tomorrow}" in warning for warning in line["warnings"])
+
+
+def test_a_later_end_date_is_brought_forward_to_the_rollbacks(
+    bucketwarden: Callable[..., Ran],
+) -> None:
+    subject, _, fix = fixed(versioning.CASE)
+    tag_bucket(
+        subject, {EXEMPT: "encryption", EXEMPT_REASON: "archive", EXEMPT_UNTIL: "2999-12-31"}
+    )
+
+    ran = bucketwarden("rollback", fix["audit_id"], "--json", "--exempt-days", "30")
+
+    assert ran.code == 0, ran.err
+    in_30_days = (date.today() + timedelta(days=30)).isoformat()
+    assert read_tags(s3(), subject)[EXEMPT_UNTIL] == in_30_days
+    [line] = ran.lines
+    assert any(
+        f"ends after {in_30_days}" in warning
+        and "own end date 2999-12-31 is brought forward" in warning
+        for warning in line["warnings"]
+    )
 
 
 def test_system_tags_are_left_alone_through_s3_control(bucketwarden: Callable[..., Ran]) -> None:
@@ -454,7 +512,7 @@ def test_system_tags_are_left_alone_through_s3_control(bucketwarden: Callable[..
         Tags=[{"Key": k, "Value": v} for k, v in system.items()],
     )
 
-    ran = bucketwarden("rollback", fix["audit_id"])
+    ran = bucketwarden("rollback", fix["audit_id"], "--force")
 
     assert ran.code == 0, ran.err
     tags = read_tags(s3(), subject)
@@ -469,11 +527,12 @@ def test_the_exempt_tag_key_follows_the_settings(
     monkeypatch.setenv("EXEMPT_TAG_KEY", "acme:skip")
     subject, _, fix = fixed(public_acl.CASE)
 
-    assert bucketwarden("rollback", fix["audit_id"]).code == 0
+    assert bucketwarden("rollback", fix["audit_id"], "--force").code == 0
 
     tags = read_tags(s3(), subject)
     assert tags["acme:skip"] == "public-acl"
     assert tags["acme:skip-reason"].startswith("rolled back ")
+    assert tags["acme:skip-until"] == IN_A_WEEK
     assert EXEMPT not in tags
 
 
@@ -486,45 +545,56 @@ def test_tag_values_keep_to_what_s3_accepts() -> None:
 
 
 TODAY = date(2025, 6, 1)
+UNTIL = date(2025, 6, 8)
+ROLLBACK_EXEMPTION = {EXEMPT: "public-acl", EXEMPT_REASON: "r", EXEMPT_UNTIL: "2025-06-08"}
+
+
+def exempt_public_acl(tags: dict[str, str]) -> Any:
+    """The tags a rollback of a public-acl fix on TODAY wants, exempting until UNTIL."""
+    return exempted_tags(
+        "b", tags, ["public-acl"], Settings(), reason="r", today=TODAY, until=UNTIL
+    )
 
 
 def test_an_exemption_without_a_reason_is_replaced_not_widened() -> None:
     # Giving "versioning" a reason would exempt versioning, which nobody asked for.
     tags = {**TEAM_TAGS, EXEMPT: "versioning"}
 
-    change = exempted_tags("b", tags, ["public-acl"], Settings(), reason="r", today=TODAY)
+    change = exempt_public_acl(tags)
 
-    assert change.after == {**TEAM_TAGS, EXEMPT: "public-acl", EXEMPT_REASON: "r"}
+    assert change.after == {**TEAM_TAGS, **ROLLBACK_EXEMPTION}
     assert any("was not in effect" in note for note in change.notes)
 
 
-def test_an_end_date_left_without_an_exemption_is_removed() -> None:
+def test_an_end_date_left_without_an_exemption_is_replaced() -> None:
     tags = {**TEAM_TAGS, EXEMPT_UNTIL: "2025-01-01"}
 
-    change = exempted_tags("b", tags, ["public-acl"], Settings(), reason="r", today=TODAY)
+    change = exempt_public_acl(tags)
 
-    assert change.after == {**TEAM_TAGS, EXEMPT: "public-acl", EXEMPT_REASON: "r"}
+    assert change.after == {**TEAM_TAGS, **ROLLBACK_EXEMPTION}
 
 
 def test_an_exemption_in_effect_keeps_its_separator_and_reason() -> None:
     tags = {EXEMPT: "versioning, access-logging", EXEMPT_REASON: "archive"}
 
-    change = exempted_tags("b", tags, ["public-acl"], Settings(), reason="r", today=TODAY)
+    change = exempt_public_acl(tags)
 
     assert change.after == {
         EXEMPT: "versioning, access-logging,public-acl",
         EXEMPT_REASON: "archive - r",
+        EXEMPT_UNTIL: "2025-06-08",
     }
     assert change.changes() == [
         (EXEMPT, "versioning, access-logging", "versioning, access-logging,public-acl"),
         (EXEMPT_REASON, "archive", "archive - r"),
+        (EXEMPT_UNTIL, None, "2025-06-08"),
     ]
 
 
 def test_a_bucket_already_exempt_keeps_its_tags() -> None:
     tags = {EXEMPT: "all", EXEMPT_REASON: "sandbox"}
 
-    change = exempted_tags("b", tags, ["public-acl"], Settings(), reason="r", today=TODAY)
+    change = exempt_public_acl(tags)
 
     assert not change.changed
 
@@ -532,7 +602,7 @@ def test_a_bucket_already_exempt_keeps_its_tags() -> None:
 def test_too_many_tags_is_refused_before_anything_changes() -> None:
     tags = {f"tag-{n}": "v" for n in range(49)}
     with pytest.raises(RollbackError, match="exceed S3's 50"):
-        exempted_tags("b", tags, ["public-acl"], Settings(), reason="r", today=date(2025, 1, 1))
+        exempt_public_acl(tags)
 
 
 # -- refusals: exit code 2, nothing changed ---------------------------------------------------
@@ -579,6 +649,8 @@ def test_a_surface_changed_since_the_fix_is_refused_unless_forced(
     assert refused.code == 2
     assert f"the bucket ACL of {subject} changed since the fix" in refused.said
     assert "--force rolls back anyway" in refused.said
+    # Both objections are named at once, as --force overrides both.
+    assert "would open it: public-acl: ACL grants READ to AllUsers" in refused.said
     assert public_acl.acl(subject) == changed
     assert read_tags(s3(), subject) == TEAM_TAGS
 
@@ -605,7 +677,7 @@ def test_a_surface_already_back_as_before_is_refused(bucketwarden: Callable[...,
 
 def test_a_second_rollback_of_the_same_record_is_refused(bucketwarden: Callable[..., Ran]) -> None:
     _, _, fix = fixed(public_acl.CASE)
-    assert bucketwarden("rollback", fix["audit_id"]).code == 0
+    assert bucketwarden("rollback", fix["audit_id"], "--force").code == 0
 
     again = bucketwarden("rollback", fix["audit_id"])
 
@@ -618,7 +690,7 @@ def test_a_forced_second_rollback_still_needs_a_surface_that_is_not_before(
     bucketwarden: Callable[..., Ran], table: str
 ) -> None:
     subject, drifted, fix = fixed(public_acl.CASE)
-    first = bucketwarden("rollback", fix["audit_id"], "--json")
+    first = bucketwarden("rollback", fix["audit_id"], "--json", "--force")
     assert first.code == 0, first.err
     [first_line] = first.lines
 
@@ -662,7 +734,7 @@ def test_access_denied_on_the_tags_changes_nothing(
     subject, _, fix = fixed(public_acl.CASE)
 
     with denied(monkeypatch, "s3:PutBucketTagging"):
-        ran = bucketwarden("rollback", fix["audit_id"])
+        ran = bucketwarden("rollback", fix["audit_id"], "--force")
 
     assert ran.code == 2
     assert "AccessDenied on PutBucketTagging" in ran.said
@@ -676,7 +748,7 @@ def test_access_denied_on_the_restore_puts_the_tags_back(
     subject, _, fix = fixed(public_acl.CASE)
 
     with denied(monkeypatch, "s3:PutBucketAcl"):
-        ran = bucketwarden("rollback", fix["audit_id"])
+        ran = bucketwarden("rollback", fix["audit_id"], "--force")
 
     assert ran.code == 2
     message = ran.said
@@ -708,7 +780,7 @@ def test_a_restore_refused_half_way_says_what_it_left(
 
 def test_a_rollback_record_is_not_rolled_back(bucketwarden: Callable[..., Ran]) -> None:
     _, _, fix = fixed(public_acl.CASE)
-    [line] = bucketwarden("rollback", fix["audit_id"], "--json").lines
+    [line] = bucketwarden("rollback", fix["audit_id"], "--json", "--force").lines
 
     ran = bucketwarden("rollback", line["rollback_audit_id"])
 
@@ -740,11 +812,14 @@ def test_rollback_as_a_user_runs_it_against_an_endpoint(
     fix = public_acl.CASE.run(bucket)
     assert fix["status"] == "remediated"
 
-    dry = run_cli("rollback", fix["audit_id"], "--dry-run", endpoint=moto_server)
+    refused = run_cli("rollback", fix["audit_id"], endpoint=moto_server)
+    assert refused.returncode == 2
+    assert "would open it" in " ".join(refused.stderr.split())
+    dry = run_cli("rollback", fix["audit_id"], "--dry-run", "--force", endpoint=moto_server)
     assert dry.returncode == 0, dry.stderr
     assert public_acl.acl(bucket) == fix["after"]
 
-    ran = run_cli("rollback", fix["audit_id"], "--json", endpoint=moto_server)
+    ran = run_cli("rollback", fix["audit_id"], "--json", "--force", endpoint=moto_server)
 
     assert ran.returncode == 0, ran.stderr
     [line] = json_lines(ran.stdout)
@@ -777,7 +852,11 @@ def test_the_notified_command_rolls_back_from_a_shell_set_to_another_region(
     assert f"audit table '{table}' not found" in without_region.said
     assert public_acl.acl(subject) == fix["after"]
 
-    ran = bucketwarden(*args)
+    # The fix closed a public ACL: the command as notified asks before re-opening it.
+    asked = bucketwarden(*args)
+    assert asked.code == 2
+    assert "would open it" in asked.said
+    ran = bucketwarden(*args, "--force")
 
     assert ran.code == 0, ran.err
     assert public_acl.acl(subject) == drifted
@@ -798,8 +877,114 @@ def test_a_fix_left_pending_by_a_dead_lettered_event_can_be_rolled_back(
     assert pending["status"] == "pending"
     assert public_acl.acl(subject) == pending["after"] != drifted
 
-    ran = bucketwarden("rollback", pending["audit_id"])
+    ran = bucketwarden("rollback", pending["audit_id"], "--force")
 
     assert ran.code == 0, ran.err
     assert public_acl.acl(subject) == drifted
     assert read_tags(s3(), subject)[EXEMPT] == "public-acl"
+
+
+# -- a rollback that would open asks first (issue 12, row 7) -------------------------------------
+
+
+def record_of(control_id: str, before: Any, after: Any) -> Record:
+    item = {"audit_id": "a1", "bucket": "team-bucket", "status": "remediated"}
+    return Record({**item, "before": before, "after": after}, control(control_id))
+
+
+def policy_granting(*principals: str, condition: dict[str, Any] | None = None) -> dict[str, Any]:
+    statement: dict[str, Any] = {
+        "Effect": "Allow",
+        "Principal": {"AWS": list(principals)},
+        "Action": "s3:GetObject",
+        "Resource": "arn:aws:s3:::team-bucket/*",
+    }
+    if condition:
+        statement["Condition"] = condition
+    return {"BucketArn": "arn:aws:s3:::team-bucket", "Policy": {"Statement": [statement]}}
+
+
+NO_POLICY = {"BucketArn": "arn:aws:s3:::team-bucket", "Policy": None}
+OTHER = "111122223333"
+
+
+@pytest.mark.parametrize(
+    ("before", "named"),
+    [
+        (policy_granting(f"arn:aws:iam::{OTHER}:role/reader"), f"account {OTHER}"),
+        (policy_granting(OTHER), f"account {OTHER}"),
+        (
+            policy_granting(
+                f"arn:aws:iam::{ACCOUNT}:root",
+                condition={"StringEquals": {"aws:PrincipalAccount": OTHER}},
+            ),
+            f"account {OTHER}",
+        ),
+    ],
+    ids=["role ARN", "account id", "aws:PrincipalAccount"],
+)
+def test_a_policy_granting_another_account_would_open(before: Any, named: str) -> None:
+    opened = opened_by_restore(
+        record_of("secure-transport", before, NO_POLICY), NO_POLICY, Settings(), ACCOUNT
+    )
+    assert opened == [f"access for {named}"]
+
+
+def test_a_policy_granting_the_own_account_opens_nothing() -> None:
+    before = policy_granting(f"arn:aws:iam::{ACCOUNT}:role/reader")
+    record = record_of("secure-transport", before, NO_POLICY)
+    assert opened_by_restore(record, NO_POLICY, Settings(), ACCOUNT) == []
+
+
+def test_a_grant_kept_by_the_fix_is_not_opened_again() -> None:
+    """public-policy keeps cross-account statements: restoring them opens nothing new."""
+    kept = policy_granting(f"arn:aws:iam::{OTHER}:role/reader")
+    record = record_of("secure-transport", kept, kept)
+    assert opened_by_restore(record, kept, Settings(), ACCOUNT) == []
+
+
+def test_an_acl_grant_to_another_canonical_user_would_open() -> None:
+    owner = {"ID": "a" * 64}
+    own = {"Grantee": {"Type": "CanonicalUser", "ID": owner["ID"]}, "Permission": "FULL_CONTROL"}
+    other = public_acl.canonical(OTHER_ACCOUNT_ID, "READ")
+    before = {"Owner": owner, "Grants": [own, other]}
+    now = {"Owner": owner, "Grants": [own]}
+    opened = opened_by_restore(record_of("public-acl", before, now), now, Settings(), ACCOUNT)
+    assert opened == [f"access for canonical user {OTHER_ACCOUNT_ID}"]
+
+
+def test_a_public_before_that_is_public_now_too_opens_nothing_new() -> None:
+    """The surface is as public now as `before` (public-policy in notify mode, say)."""
+    public = {
+        "BucketArn": "arn:aws:s3:::team-bucket",
+        "Policy": {"Statement": [public_policy.public_read("team-bucket")]},
+    }
+    record = record_of("secure-transport", public, public)
+    assert opened_by_restore(record, public, Settings(), ACCOUNT) == []
+
+
+@pytest.mark.parametrize("days", ["0", "366", "seven", "-1"])
+def test_exempt_days_out_of_range_is_refused(days: str, bucketwarden: Callable[..., Ran]) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        bucketwarden("rollback", "any-id", "--exempt-days", days)
+    assert stopped.value.code == 2
+
+
+def test_exempt_days_sets_the_end_of_the_exemption(bucketwarden: Callable[..., Ran]) -> None:
+    subject, _, fix = fixed(versioning.CASE)
+
+    ran = bucketwarden("rollback", fix["audit_id"], "--exempt-days", "1")
+
+    assert ran.code == 0, ran.err
+    tomorrow = (date.today() + timedelta(days=1)).isoformat()
+    assert read_tags(s3(), subject)[EXEMPT_UNTIL] == tomorrow
+    assert f"the exemption ends after {tomorrow}" in ran.printed
+
+
+def test_a_before_that_is_no_policy_asks_too() -> None:
+    """A text S3 once held that cannot be judged grants no account, but may be anything: the
+    public-policy judge cannot call it closed, so restoring it asks."""
+    before = {"BucketArn": "arn:aws:s3:::team-bucket", "Policy": "not a policy"}
+    record = record_of("secure-transport", before, NO_POLICY)
+    [opened] = opened_by_restore(record, NO_POLICY, Settings(), ACCOUNT)
+    assert opened.startswith("public-policy: the bucket policy cannot be judged: ")

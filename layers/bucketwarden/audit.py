@@ -38,6 +38,10 @@ TEXT_FIELDS = (
     "region",
     # What `bucket` names: a bucket, an account or an access point (its ARN).
     "scope",
+    # A hold of the flap breaker, carried from held record to held record (flap.py).
+    "held_since",
+    "held_told_at",
+    "held_drifts",
 )
 
 
@@ -218,15 +222,18 @@ def history(
 def recent(
     dynamodb: Any, table: str, bucket: str, control: str, since: datetime, *, settings: Settings
 ) -> list[dict[str, Any]]:
-    """The trusted records of one control on one bucket since `since`, oldest first: status
-    and actor. A record dated in the future is never trusted (it would match every window)."""
-    fields = ("status", "actor", "recorded_at", "flapping")
+    """The trusted records of one control on one bucket since `since`, oldest first: status,
+    actor and the flap breaker's hold. A record dated in the future is never trusted (it would
+    match every window)."""
+    held = ("held_since", "held_told_at", "held_drifts")
+    fields = ("status", "actor", "recorded_at", "flapping", *held)
     return [
         {
             "status": record["status"],
             "actor": record.get("actor"),
             "recorded_at": record["recorded_at"],
             "flapping": record.get("flapping", False),
+            **{name: record.get(name) for name in held},
         }
         for record in _control_records(
             dynamodb, table, bucket, control, fields, settings=settings, since=since

@@ -28,6 +28,9 @@ EXIT_OK = 0
 EXIT_FINDINGS = 1
 EXIT_ERROR = 2
 
+# `rollback --exempt-days`: how long the rollback's exemption lasts, by default and at most.
+DEFAULT_EXEMPT_DAYS = 7
+MAX_EXEMPT_DAYS = 365
 REPORT_FORMATS = ("table", "json", "sarif", "html")
 # What --fail-on-findings fails on: drift left in place, or a check that could not be done.
 FAILING_STATUSES = frozenset({"noncompliant", "failed"})
@@ -547,6 +550,14 @@ def _positive(text: str) -> int:
     return int(text)
 
 
+def _exempt_days(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= MAX_EXEMPT_DAYS:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: expected a whole number of days from 1 to {MAX_EXEMPT_DAYS}"
+        )
+    return int(text)
+
+
 _DIFF_STYLES = (("+++", "bold"), ("---", "bold"), ("@@", "cyan"), ("+", "green"), ("-", "red"))
 
 
@@ -659,6 +670,7 @@ def cmd_rollback(args: argparse.Namespace, console: Console, err: Console) -> in
             settings,
             force=args.force,
             dry_run=args.dry_run,
+            exempt_days=args.exempt_days,
         )
     except rollback.RollbackError as error:
         message = str(error)
@@ -746,10 +758,13 @@ def _audit_commands(commands: Any) -> None:
         description=(
             "Read the audit record AUDIT_ID of a fix (remediated, or pending), exempt the bucket "
             "from the control with "
-            "tags (every other tag kept), then restore the configuration from before the fix "
-            "exactly, deleting what was absent, and read it back. Refused when the configuration "
-            "changed since the fix or the record was rolled back already (--force overrides "
-            "both). --dry-run prints the change, makes none."
+            "tags (every other tag kept) until --exempt-days from today, then restore the "
+            "configuration from before the fix "
+            "exactly, deleting what was absent, and read it back. Refused (exit code 2) when the "
+            "restore would open the bucket (make it public, turn Block Public Access off, or "
+            "grant another account), when the configuration "
+            "changed since the fix, or when the record was rolled back already: --force "
+            "overrides all three. --dry-run prints the change, makes none."
         ),
     )
     rollback.add_argument("audit_id", type=_nonblank, metavar="AUDIT_ID")
@@ -765,8 +780,18 @@ def _audit_commands(commands: Any) -> None:
     rollback.add_argument(
         "--force",
         action="store_true",
-        help="roll back although the configuration changed since the fix (overwrites the "
-        "change) or the record was rolled back already",
+        help="roll back although the restore opens the bucket (public, Block Public Access "
+        "off, or a grant to another account: the refusal names what), the configuration changed "
+        "since the fix (overwrites the change) or the record was rolled back already",
+    )
+    rollback.add_argument(
+        "--exempt-days",
+        type=_exempt_days,
+        default=DEFAULT_EXEMPT_DAYS,
+        metavar="N",
+        help=f"the exemption tags end N days from today (bucketwarden:exempt-until; 1 to "
+        f"{MAX_EXEMPT_DAYS}, default {DEFAULT_EXEMPT_DAYS}); BucketWarden fixes the bucket "
+        "again after that",
     )
     rollback.set_defaults(run=cmd_rollback)
 

@@ -104,6 +104,9 @@ class Step:
     outcome: Outcome
     evaluation: Evaluation | None = None
     decided: bool = False
+    # The flap breaker's verdict on a planned fix: a public-exposure control is fixed anyway,
+    # and its fix may carry the escalation.
+    flap_verdict: flap.FlapVerdict | None = None
 
     def decide(self, outcome: Outcome) -> None:
         self.outcome = outcome
@@ -319,6 +322,7 @@ class Engine:
                 step.decide(self._held(step.outcome, verdict))
                 continue
             step.evaluation = evaluation
+            step.flap_verdict = verdict
             state = evaluation.desired
             planned.append(step)
         return planned, state
@@ -381,7 +385,8 @@ class Engine:
                 step.decide(replace(outcome, status=Status.NONCOMPLIANT, fix_time=None))
                 continue
             elapsed = _elapsed_ms(context.changed_at, fixed_at)
-            step.decide(replace(outcome, status=Status.REMEDIATED, time_to_remediate_ms=elapsed))
+            fixed = replace(outcome, status=Status.REMEDIATED, time_to_remediate_ms=elapsed)
+            step.decide(self._escalated(fixed, step.flap_verdict))
 
     def _changed_after_write(self, control: Control, after: State, desired: State) -> str | None:
         """Why the surface read after the fix is not what was written (an edit made right after
@@ -427,16 +432,38 @@ class Engine:
         )
 
     def _flap_verdict(self, control: Control, subject: str) -> flap.FlapVerdict:
-        return flap.check(subject, control.id, utc_now(), self.settings)
+        never_hold = control.closes_public_exposure
+        return flap.check(subject, control.id, utc_now(), self.settings, never_hold=never_hold)
 
     def _held(self, outcome: Outcome, verdict: flap.FlapVerdict) -> Outcome:
         reason = f"{outcome.reason}; {flap.held_reason(verdict, self.settings)}"
-        held = replace(outcome, status=Status.NONCOMPLIANT, reason=reason, flapping=True)
+        held = replace(
+            outcome,
+            status=Status.NONCOMPLIANT,
+            reason=reason,
+            flapping=True,
+            held_since=verdict.held_since,
+            held_told_at=verdict.told_at,
+            held_drifts=verdict.drifts,
+        )
+        where = notify.subject_name(outcome)
         if verdict.escalate:
-            where = notify.subject_name(outcome)
             held.escalation = flap.escalation(verdict, str(outcome.control), where, self.settings)
+        elif verdict.digest:
+            held.escalation = flap.digest(verdict, str(outcome.control), where)
+        if held.escalation:
             held.warnings = [*outcome.warnings, flap.ADVICE]
         return held
+
+    def _escalated(self, fixed: Outcome, verdict: flap.FlapVerdict | None) -> Outcome:
+        """A fix of a public-exposure control that keeps being re-opened: escalated once per
+        window (`flapping` in its record says it was), fixed all the same."""
+        if verdict is None or not verdict.escalate:
+            return fixed
+        where = notify.subject_name(fixed)
+        message = flap.public_escalation(verdict, str(fixed.control), where, self.settings)
+        warnings = [*fixed.warnings, flap.PUBLIC_ADVICE]
+        return replace(fixed, flapping=True, escalation=message, warnings=warnings)
 
     def _exemption(
         self, control: Control, context: EventContext, subject: str, state: State

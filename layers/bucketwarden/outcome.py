@@ -50,8 +50,13 @@ class Outcome:
     notified: bool = False
     # The flap breaker held this fix back: another actor keeps undoing it (see flap.py).
     flapping: bool = False
-    # Set on the first held outcome of a streak: the one escalation people are sent.
+    # Set on the first held outcome of a streak (or a daily digest of a hold that lasts, or the
+    # first flapping fix of a public-exposure control in a window): what people are sent.
     escalation: str | None = None
+    # While held (flap.py): since when, when people were last told, drifts held back so far.
+    held_since: str | None = None
+    held_told_at: str | None = None
+    held_drifts: int | None = None
     warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:

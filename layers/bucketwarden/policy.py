@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -392,3 +393,53 @@ def _ip_problem(name: str, value: str) -> str | None:
     if network.prefixlen >= limit or private:
         return None
     return f"{name} {value} is broader than /{limit}"
+
+
+# -- who a policy grants to by account ------------------------------------------------------------
+
+_ACCOUNT_ARN = re.compile(r"^arn:[\w-]+:(?:iam|sts)::(\d{12}):")
+_ACCOUNT_ID = re.compile(r"^\d{12}$")
+PRINCIPAL_ACCOUNT = "aws:principalaccount"
+
+
+def named_accounts(document: dict[str, Any] | str) -> set[str]:
+    """The accounts the Allow statements name: an AWS principal's account ("account ID", from an
+    id or an ARN), a canonical user ("canonical user ID") and `aws:PrincipalAccount` values.
+
+    What a public grant opens is the verdict's to say; this names fixed grantees, so that a
+    caller can tell a grant to another account from one to its own.
+    """
+    found: set[str] = set()
+    for statement in statements(document):
+        if not isinstance(statement, dict) or statement.get("Effect") != "Allow":
+            continue
+        principal = statement.get("Principal")
+        if isinstance(principal, dict):
+            found.update(_aws_accounts(principal.get("AWS", [])))
+            canonical = _as_list(principal.get("CanonicalUser", []))
+            found.update(f"canonical user {value}" for value in canonical)
+        found.update(f"account {value}" for value in _principal_account_values(statement))
+    return found
+
+
+def _aws_accounts(values: Any) -> set[str]:
+    found: set[str] = set()
+    for value in _as_list(values):
+        text = str(value)
+        match = _ACCOUNT_ARN.match(text)
+        if match or _ACCOUNT_ID.match(text):
+            found.add(f"account {match[1] if match else text}")
+    return found
+
+
+def _principal_account_values(statement: dict[str, Any]) -> list[str]:
+    condition = statement.get("Condition")
+    bodies = condition.values() if isinstance(condition, dict) else []
+    return [
+        str(value)
+        for body in bodies
+        if isinstance(body, dict)
+        for key, values in body.items()
+        if str(key).lower() == PRINCIPAL_ACCOUNT
+        for value in _as_list(values)
+    ]

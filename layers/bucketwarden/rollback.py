@@ -11,6 +11,14 @@ PutBucketTagging): every other tag stays. A bucket with system tags (`aws:…`, 
 CloudFormation), which PutBucketTagging cannot write back, is tagged with S3 Control's
 TagResource instead, which changes only the keys it names.
 
+A rollback that would open what the fix closed asks first: if `before` is public where the
+surface now is not (judged by the `evaluate` of every control that closes public exposure on the
+same surface: public-acl, public-policy, both Block Public Access controls, access-point), or
+grants accounts the surface does not grant now (policy principals of other accounts, ACL grants
+to other canonical users or e-mail grantees), it is refused unless `--force`. The exemption it
+writes ends: `bucketwarden:exempt-until` is set `exempt_days` from today (the CLI's
+`--exempt-days`, default 7).
+
 Writing `before` undoes everything the same write did to the surface: public-policy and
 secure-transport share the bucket policy, so when both fixed it in one write, both are rolled
 back and exempted, and the plan says so. An account has no tags: its Block Public Access is
@@ -19,8 +27,9 @@ restored with a warning that only the control's mode keeps it so.
 
 from __future__ import annotations
 
+from contextlib import suppress
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -28,10 +37,12 @@ from botocore.exceptions import ClientError
 from bucketwarden import audit, exemptions
 from bucketwarden.aws import GONE_CODES, client, error_code, error_message, is_gone
 from bucketwarden.catalogue import CONTROL_IDS, CONTROLS, control
-from bucketwarden.controls.access_point import ACCESS_POINT_ARN
+from bucketwarden.controls.access_point import ACCESS_POINT_ARN, parse_arn
 from bucketwarden.controls.base import Control, State
-from bucketwarden.controls.bucket_policy import bucket_arn
+from bucketwarden.controls.bucket_policy import bucket_arn, policy_of
+from bucketwarden.controls.object_ownership import grantee_name
 from bucketwarden.outcome import Status, utc_now
+from bucketwarden.policy import PolicyError, named_accounts
 from bucketwarden.settings import Settings
 
 REMEDIATED = Status.REMEDIATED.value
@@ -265,12 +276,15 @@ def exempted_tags(
     *,
     reason: str,
     today: date,
+    until: date,
 ) -> TagChange:
-    """`tags` with `control_ids` exempted; every other tag kept as it is.
+    """`tags` with `control_ids` exempted until `until`; every other tag kept as it is.
 
-    An exemption in effect gains the control ids and keeps its reason (ours joins it) and its
-    end date. One not in effect (no reason, or past its end date) is replaced rather than
-    revived: adding a reason or dropping the date would widen it to its other controls.
+    An exemption in effect gains the control ids and keeps its reason (ours joins it); its end
+    date stays if it is earlier than ours, and becomes ours if it is later or missing (the
+    rollback never leaves an exemption without end). One not in effect (no reason, or past its
+    end date) is replaced rather than revived: adding a reason would widen it to its other
+    controls.
     """
     if all(exemptions.check(tags, c, settings, today).exempt for c in control_ids):
         note = f"bucket {bucket} is already exempt from {', '.join(control_ids)}: tags unchanged"
@@ -287,26 +301,44 @@ def exempted_tags(
         wanted[key] = _with_ids(tags[key], control_ids, settings)
         wanted[reason_key], note = _joined_reason(tags.get(reason_key, "").strip(), reason)
         notes.extend([note] if note else [])
-        if tags.get(until_key, "").strip():
-            notes.append(
-                f"the exemption ends after {tags[until_key].strip()} ({until_key}): BucketWarden "
-                "fixes the bucket again then; delete that tag to keep the rollback"
-            )
+        wanted[until_key], note = _joined_end(tags.get(until_key, "").strip(), until, until_key)
+        notes.append(note)
     else:
         if current is not None:
             notes.append(
                 f"the bucket's exemption {key}={tags[key]!r} was not in effect ({current.note}): "
                 "replaced by the rollback's"
             )
-        wanted.pop(until_key, None)  # a date left behind would end the rollback's exemption
         wanted[key] = "+".join(control_ids)
         wanted[reason_key] = reason
+        wanted[until_key] = until.isoformat()  # a date left behind is replaced by ours
+        notes.append(_ends_note(until, until_key))
     if len(wanted) > MAX_TAGS:
         raise RollbackError(
             f"bucket {bucket} has {len(tags)} tags: the exemption tags would exceed S3's "
             f"{MAX_TAGS}; remove a tag or exempt the bucket by hand, then roll back again"
         )
     return TagChange(bucket, tags, wanted, tuple(notes))
+
+
+def _ends_note(ends: date, until_key: str) -> str:
+    return (
+        f"the exemption ends after {ends.isoformat()} ({until_key}): BucketWarden fixes the "
+        "bucket again then; set a later date (or roll back with --exempt-days) to keep the "
+        "rollback longer"
+    )
+
+
+def _joined_end(old: str, ours: date, until_key: str) -> tuple[str, str]:
+    """The end of an exemption in effect that gains our ids: the earlier of its own and ours.
+
+    Its own date, when it has one, is a valid date not before today (it is in effect)."""
+    if old and date.fromisoformat(old[:10]) <= ours:
+        return old, _ends_note(date.fromisoformat(old[:10]), until_key)
+    note = _ends_note(ours, until_key)
+    if old:
+        return ours.isoformat(), f"{note}; the bucket's own end date {old} is brought forward"
+    return ours.isoformat(), f"{note}; the bucket's exemption had no end date, it has this one now"
 
 
 def _joined_reason(old: str, ours: str) -> tuple[str, str | None]:
@@ -341,20 +373,101 @@ class Plan:
 
 
 def plan(
-    dynamodb: Any, table: str, audit_id: str, settings: Settings, *, force: bool = False
+    dynamodb: Any,
+    table: str,
+    audit_id: str,
+    settings: Settings,
+    *,
+    exempt_days: int,
+    force: bool = False,
 ) -> Plan:
     """Read the record, the surface, the caller and the tags; change nothing."""
     record = load(dynamodb, table, audit_id, settings)
     _refuse_second_rollback(record, force)
     now = read_surface(record)
-    warnings = _check_unchanged(record, now, force)
+    caller = caller_arn()
+    # Both objections are named at once: --force overrides them together.
+    objections = _opening(record, now, settings, own_account(record, caller))
+    objections.extend(_check_unchanged(record, now))
+    warnings = _overridden(objections, force)
     target = restore_target(record.control, record.before)
     warnings.extend([target.note] if target.note else [])
-    caller = caller_arn()
     found = Plan(record, now, target, caller, warnings=warnings)
     found.siblings = siblings(dynamodb, table, record, settings)
-    found.exemption = _exemption(found, settings)
+    found.exemption = _exemption(found, settings, exempt_days)
     return found
+
+
+# -- what a restore would open ------------------------------------------------------------------
+
+
+def own_account(record: Record, caller: str) -> str:
+    """The account the subject belongs to: an access point's ARN says it, an account is its own
+    subject; a bucket is the caller's (a rollback runs with the owning account's credentials)."""
+    if record.control.scope == "access-point":
+        return parse_arn(record.subject).account
+    if record.control.scope == "account":
+        return record.subject
+    parts = caller.split(":")
+    return parts[4] if len(parts) > 4 else ""
+
+
+def opened_by_restore(record: Record, now: State, settings: Settings, account: str) -> list[str]:
+    """What writing `before` over `now` would open: public access that the public-exposure
+    controls of the surface find in `before` but not (or not the same) in `now`, and grants to
+    other accounts that `before` makes and `now` does not."""
+    judges = [
+        c for c in CONTROLS if c.closes_public_exposure and c.surface == record.control.surface
+    ]
+    opened = []
+    for judge in judges:
+        was = judge.evaluate(record.before, settings)
+        if was.compliant:
+            continue
+        current = judge.evaluate(now, settings)
+        if current.compliant or current.reason != was.reason:
+            opened.append(f"{judge.id}: {was.reason}")
+    others = granted_others(record.before, account) - granted_others(now, account)
+    if others:
+        opened.append(f"access for {', '.join(sorted(others))}")
+    return opened
+
+
+def granted_others(state: State, account: str) -> set[str]:
+    """Who besides `account` a state grants to: ACL grants to other canonical users or e-mail
+    grantees, and policy principals of other accounts."""
+    found = state if isinstance(state, dict) else {}
+    owner_id = (found.get("Owner") or {}).get("ID")
+    grants = found.get("Grants") or []
+    named = {grantee_name(g, owner_id) for g in grants if not (g.get("Grantee") or {}).get("URI")}
+    document = policy_of(found)
+    if document is not None:
+        with suppress(PolicyError):  # a text that is no policy grants nothing S3 would honour
+            named |= named_accounts(document)
+    return named - {"the owner", f"account {account}"}
+
+
+# Why a rollback needs --force, and what the warning adds when --force overrides it.
+Objection = tuple[str, str]
+
+
+def _opening(record: Record, now: State, settings: Settings, account: str) -> list[Objection]:
+    opened = opened_by_restore(record, now, settings, account)
+    if not opened:
+        return []
+    what = (
+        f"restoring the {record.control.surface} of {record.subject} as it was before the fix "
+        f"would open it: {'; '.join(opened)}"
+    )
+    return [(what, ": it is open again, on purpose")]
+
+
+def _overridden(objections: list[Objection], force: bool) -> list[str]:
+    """Refuse unless `force`; forced, each objection becomes a warning."""
+    if objections and not force:
+        what = "; ".join(objection for objection, _ in objections)
+        raise RollbackError(f"{what}; --force rolls back anyway", force_helps=True)
+    return [f"{objection}; rolled back anyway (--force){then}" for objection, then in objections]
 
 
 def _refuse_second_rollback(record: Record, force: bool) -> None:
@@ -383,7 +496,7 @@ def read_surface(record: Record) -> State:
         raise
 
 
-def _check_unchanged(record: Record, now: State, force: bool) -> list[str]:
+def _check_unchanged(record: Record, now: State) -> list[Objection]:
     """The surface must still hold what the fix left, or the rollback would undo a later change."""
     control_ = record.control
     found = surface_of(control_, now)
@@ -398,9 +511,7 @@ def _check_unchanged(record: Record, now: State, force: bool) -> list[str]:
         f"the {control_.surface} of {record.subject} changed since the fix: it is now "
         f"{control_.describe(now)}, not {control_.describe(record.after)} as the fix left it"
     )
-    if not force:
-        raise RollbackError(f"{changed}; --force rolls back anyway", force_helps=True)
-    return [f"{changed}; rolled back anyway (--force): that change is overwritten"]
+    return [(changed, ": that change is overwritten")]
 
 
 def caller_arn() -> str:
@@ -444,7 +555,7 @@ def mode_parameter(control_id: str) -> str:
     return "".join(part.capitalize() for part in control_id.split("-")) + "Mode"
 
 
-def _exemption(found: Plan, settings: Settings) -> TagChange | None:
+def _exemption(found: Plan, settings: Settings, exempt_days: int) -> TagChange | None:
     record = found.record
     bucket = record.control.exemption_bucket(record.subject, found.now)
     ids = [r.control.id for r in found.records]
@@ -459,7 +570,8 @@ def _exemption(found: Plan, settings: Settings) -> TagChange | None:
     today = utc_now().date()
     tags = exemptions.read_tags(client("s3", record.region), bucket)
     reason = exemption_reason(record.audit_id, today, found.caller)
-    change = exempted_tags(bucket, tags, ids, settings, reason=reason, today=today)
+    until = today + timedelta(days=exempt_days)
+    change = exempted_tags(bucket, tags, ids, settings, reason=reason, today=today, until=until)
     found.warnings.extend(change.notes)
     return change
 
@@ -600,11 +712,18 @@ def describe_error(error: ClientError) -> str:
 
 
 def run(
-    dynamodb: Any, table: str, audit_id: str, settings: Settings, *, force: bool, dry_run: bool
+    dynamodb: Any,
+    table: str,
+    audit_id: str,
+    settings: Settings,
+    *,
+    force: bool,
+    dry_run: bool,
+    exempt_days: int,
 ) -> tuple[Plan, Done | None]:
     """Plan the rollback and, unless `dry_run`, carry it out; AWS errors become RollbackErrors."""
     try:
-        found = plan(dynamodb, table, audit_id, settings, force=force)
+        found = plan(dynamodb, table, audit_id, settings, force=force, exempt_days=exempt_days)
         return found, None if dry_run else carry_out(found, dynamodb, table, settings)
     except ClientError as error:
         raise RollbackError(describe_error(error)) from error

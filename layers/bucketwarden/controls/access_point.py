@@ -111,6 +111,7 @@ class AccessPointPolicy(Control):
     scope = "access-point"
     service = "s3control"
     recheck_before_write = True
+    closes_public_exposure = True
 
     def subject(self, record: CloudTrailRecord) -> str | None:
         return access_point_arn(record)

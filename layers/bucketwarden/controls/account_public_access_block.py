@@ -46,6 +46,7 @@ class AccountPublicAccessBlock(PublicAccessBlockControl):
     scope = "account"
     service = "s3control"
     subject_parameter = "AccountId"
+    closes_public_exposure = True
 
     def subject(self, record: CloudTrailRecord) -> str | None:
         return account_of(record)

@@ -60,6 +60,10 @@ class Control(ABC):
     # could overwrite an edit made since: the engine reads the surface again right before the
     # write, and judges again when it changed (see Engine._evaluate_and_fix).
     recheck_before_write: bool = False
+    # True for controls that close public exposure: the flap breaker never holds them (they are
+    # fixed every time, and a flap is escalated), and a rollback that would re-open what they
+    # judge asks first (rollback.py).
+    closes_public_exposure: bool = False
 
     def subject(self, record: CloudTrailRecord) -> str | None:
         """What the event concerns for this control (bucket name, account id, ARN), or None."""

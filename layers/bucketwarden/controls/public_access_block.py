@@ -87,3 +87,4 @@ class BucketPublicAccessBlock(PublicAccessBlockControl):
     )
     read_actions = ("s3:GetBucketPublicAccessBlock",)
     write_actions = ("s3:PutBucketPublicAccessBlock",)
+    closes_public_exposure = True

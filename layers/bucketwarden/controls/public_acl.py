@@ -55,6 +55,7 @@ class PublicAcl(Control):
     trigger_events = ("CreateBucket", "PutBucketAcl")
     read_actions = ("s3:GetBucketAcl",)
     checks_website = True
+    closes_public_exposure = True
     write_actions = ("s3:PutBucketAcl",)
     recheck_before_write = True
 

@@ -83,6 +83,7 @@ class PublicPolicy(BucketPolicySurface):
     trigger_events = ("PutBucketPolicy",)
     # A policy letting anyone read objects is how most static websites are served.
     checks_website = True
+    closes_public_exposure = True
     # The fix deletes the policy when every statement was public.
     write_actions = ("s3:PutBucketPolicy", "s3:DeleteBucketPolicy")
 
