@@ -1,4 +1,7 @@
-"""Issue 12, rows 11, 13 and 14, black box: only `bucketwarden local`'s endpoint and the CLI.
+"""Issue 12, rows 5, 11, 13 and 14, black box: only `bucketwarden local`'s endpoint and the CLI.
+
+- Row 5: the service's role used outside its functions (passed to another function, or
+  assumed) is not the service: its changes are judged and fixed, not ignored as its own.
 
 - Row 13: a call made the moment the endpoint's port accepts connections is fixed like any other
   (it used to raise no event: the functions' rules did not exist yet).
@@ -23,6 +26,7 @@ from typing import Any
 import pytest
 
 from tests.local_helpers import (
+    CALLER_KEY,
     FIX_TIMEOUT_SECONDS,
     REGION,
     START_TIMEOUT_SECONDS,
@@ -196,6 +200,68 @@ def test_an_event_of_another_account_is_ignored(stack: LocalStack, tmp_path: Pat
         f"the record is for account {OTHER_ACCOUNT}, not this stack's account {ACCOUNT}"
     )
     assert public_grants(stack.client("s3"), bucket)
+
+
+# The key the local functions sign with, standing for the service's role (docs/local.md), and
+# the header with which a local function names itself (Lambda names the role session after it).
+SERVICE_KEY = "BUCKETWARDENLOCAL"
+FUNCTION_HEADER = "X-BucketWarden-Local-Function"
+
+
+def as_the_service_role(stack: LocalStack, session: str | None) -> Any:
+    """An S3 client with the service's role, in `session`'s name (None: naming no function)."""
+    s3 = stack.client("s3", access_key=SERVICE_KEY)
+
+    def name_the_session(request: Any, **_: Any) -> None:
+        if session:
+            request.headers[FUNCTION_HEADER] = session
+
+    s3.meta.events.register("before-sign", name_the_session)
+    return s3
+
+
+@pytest.mark.parametrize("session", [None, "mallorys-function"], ids=["assumed", "passed-role"])
+def test_the_service_role_outside_its_functions_is_not_the_service(
+    stack: LocalStack, session: str | None
+) -> None:
+    owner = stack.client("s3")
+    bucket = unique_bucket("role")
+    owner.create_bucket(Bucket=bucket)
+    owner.put_bucket_tagging(
+        Bucket=bucket,
+        Tagging={
+            "TagSet": [
+                {"Key": "bucketwarden:exempt", "Value": "bucket-public-access-block"},
+                {"Key": "bucketwarden:exempt-reason", "Value": "public website"},
+            ]
+        },
+    )
+    owner.delete_public_access_block(Bucket=bucket)
+    public = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": "*",
+                "Action": "s3:GetObject",
+                "Resource": f"arn:aws:s3:::{bucket}/*",
+            }
+        ],
+    }
+
+    as_the_service_role(stack, session).put_bucket_policy(Bucket=bucket, Policy=json.dumps(public))
+
+    [fix] = poll_until(
+        lambda: stack.outcomes(
+            bucket=bucket, event_name="PutBucketPolicy", control="public-policy"
+        ),
+        what="the policy written with the service's role judged",
+    )
+    assert fix["status"] == "remediated", fix
+    assert fix["actor"].endswith(f"/{session or 'bucketwarden'}")
+    policy = json.loads(owner.get_bucket_policy(Bucket=bucket)["Policy"])
+    assert all(s.get("Principal") != "*" or s["Effect"] == "Deny" for s in policy["Statement"])
+    assert CALLER_KEY not in fix["actor"]
 
 
 @pytest.mark.parametrize(
