@@ -33,6 +33,8 @@ ACTOR = "arn:aws:iam::123456789012:user/mallory"
 SOURCE_IP = "203.0.113.7"
 EVENT_TIME = "2024-05-01T12:00:00Z"
 SERVICE_ROLE = "arn:aws:iam::123456789012:role/bucketwarden-public-access"
+# Lambda names a function's role session after the function.
+SERVICE_FUNCTION = "bucketwarden-public-access"
 
 ALL_USERS = "http://acs.amazonaws.com/groups/global/AllUsers"
 AUTHENTICATED_USERS = "http://acs.amazonaws.com/groups/global/AuthenticatedUsers"
@@ -50,10 +52,11 @@ def cloudtrail_record(
     event_id: str = "11111111-2222-3333-4444-555555555555",
     error_code: str | None = None,
     issuer_arn: str | None = None,
+    session_name: str = "s",
     region: str = REGION,
     request_parameters: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """A CloudTrail record of a successful S3 call by an IAM user (or an assumed role).
+    """A CloudTrail record of a successful S3 call by an IAM user (or an assumed role's session).
 
     `request_parameters` replaces the bucket call's {"bucketName", "Host"}: S3 Control calls
     (account, access point) name no bucket.
@@ -67,7 +70,10 @@ def cloudtrail_record(
     if issuer_arn:
         identity = {
             "type": "AssumedRole",
-            "arn": f"arn:aws:sts::{ACCOUNT}:assumed-role/{issuer_arn.rsplit('/', 1)[-1]}/s",
+            "arn": (
+                f"arn:aws:sts::{ACCOUNT}:assumed-role/{issuer_arn.rsplit('/', 1)[-1]}/"
+                f"{session_name}"
+            ),
             "accountId": ACCOUNT,
             "sessionContext": {"sessionIssuer": {"type": "Role", "arn": issuer_arn}},
         }

@@ -170,8 +170,11 @@ def test_table_output_names_bucket_and_status(moto_server: str, public_bucket: s
     assert "public-acl" in result.stdout
 
 
-def test_event_no_rule_matches_is_ignored(moto_server: str):
-    sample = SAMPLES / "streamalert__PutObjectAcl__5.json"
+def test_event_no_rule_matches_is_ignored(moto_server: str, tmp_path: Path):
+    # The sample's account ("12345") made the stack's, or it is ignored for that first.
+    record = json.loads((SAMPLES / "streamalert__PutObjectAcl__5.json").read_text())
+    sample = tmp_path / "PutObjectAcl.json"
+    sample.write_text(json.dumps({**record, "recipientAccountId": "123456789012"}))
     result = run_cli("replay", str(sample), "--json", endpoint=moto_server)
     assert result.returncode == 0, result.stderr
     [outcome] = json_lines(result.stdout)

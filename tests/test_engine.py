@@ -15,6 +15,7 @@ from tests.helpers import (
     ACTOR,
     ALL_USERS,
     EVENT_TIME,
+    SERVICE_FUNCTION,
     SERVICE_ROLE,
     SOURCE_IP,
     audit_items,
@@ -60,10 +61,19 @@ def test_own_change_is_ignored_and_counted_as_loop_suppressed(
 ) -> None:
     other_role = "arn:aws:iam::123456789012:role/bucketwarden-encryption"
     monkeypatch.setenv("SERVICE_ROLE_ARNS", f"{other_role}, {SERVICE_ROLE}")
+    monkeypatch.setenv("SERVICE_FUNCTION_NAMES", f"bucketwarden-encryption,{SERVICE_FUNCTION}")
     bucket = public_bucket()
     before = dict(aws.API_CALLS)
 
-    outcome = only(handle("PutBucketAcl", bucket, "public-access", issuer_arn=SERVICE_ROLE))
+    outcome = only(
+        handle(
+            "PutBucketAcl",
+            bucket,
+            "public-access",
+            issuer_arn=SERVICE_ROLE,
+            session_name=SERVICE_FUNCTION,
+        )
+    )
 
     assert outcome["status"] == "ignored"
     assert outcome["reason"] == "change made by BucketWarden itself"
@@ -71,10 +81,44 @@ def test_own_change_is_ignored_and_counted_as_loop_suppressed(
     assert metric_names(capsys.readouterr().out, "public-acl") == ["LoopSuppressed"]
 
 
-def test_own_change_matched_by_the_identity_arn(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SERVICE_ROLE_ARNS", ACTOR)
+@pytest.mark.parametrize(
+    ("issuer_arn", "session_name"),
+    [
+        # The service's role passed to a function of someone else's (iam:PassRole): Lambda
+        # names the session after that function.
+        (SERVICE_ROLE, "mallorys-function"),
+        # A session named after a service function, of a role that is not the service's.
+        ("arn:aws:iam::123456789012:role/deploy-pipeline", SERVICE_FUNCTION),
+    ],
+    ids=["service-role-other-function", "other-role-service-function-name"],
+)
+def test_only_a_service_functions_session_of_a_service_role_is_own(
+    monkeypatch: pytest.MonkeyPatch, issuer_arn: str, session_name: str
+) -> None:
+    monkeypatch.setenv("SERVICE_ROLE_ARNS", SERVICE_ROLE)
+    monkeypatch.setenv("SERVICE_FUNCTION_NAMES", SERVICE_FUNCTION)
     bucket = public_bucket()
-    assert only(handle("PutBucketAcl", bucket, "public-access"))["status"] == "ignored"
+
+    outcome = only(
+        handle(
+            "PutBucketAcl",
+            bucket,
+            "public-access",
+            issuer_arn=issuer_arn,
+            session_name=session_name,
+        )
+    )
+
+    assert outcome["status"] == "remediated"
+    assert not is_public(bucket)
+
+
+def test_a_user_named_as_a_service_role_is_not_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Only assumed-role sessions are the service's: an identity ARN alone proves nothing.
+    monkeypatch.setenv("SERVICE_ROLE_ARNS", ACTOR)
+    monkeypatch.setenv("SERVICE_FUNCTION_NAMES", ACTOR.rsplit("/", 1)[-1])
+    bucket = public_bucket()
+    assert only(handle("PutBucketAcl", bucket, "public-access"))["status"] == "remediated"
 
 
 def test_another_roles_change_is_fixed(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -59,6 +59,10 @@ REJECTIONS = (
     "not a CloudTrail record (",
     "event source ",
     "bucketName ",
+    # The envelope's own checks (the door): its source, detail-type and account.
+    "source ",
+    "detail-type ",
+    "the envelope's account ",
 )
 S3 = "s3.amazonaws.com"
 

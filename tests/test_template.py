@@ -187,8 +187,11 @@ def test_rule_pattern_matches_the_catalogue(family: str) -> None:
     assert pattern["detail-type"] == ["AWS API Call via CloudTrail"]
     assert pattern["detail"]["eventSource"] == ["s3.amazonaws.com"]
     assert pattern["detail"]["eventName"] == list(trigger_events(family))
-    # Literal YAML only: the CLI routes events with these patterns and ignores intrinsics.
-    assert "!" not in json.dumps(pattern)
+    # Only the stack's own account's events: another account's bus forwarding to this one
+    # reaches no function (routing.py resolves this one intrinsic when it routes locally).
+    assert pattern["account"] == [{"!Ref": "AWS::AccountId"}]
+    # Otherwise literal YAML: the CLI routes events with these patterns.
+    assert "!" not in json.dumps({k: v for k, v in pattern.items() if k != "account"})
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -307,6 +310,31 @@ def test_service_roles_are_every_function_role() -> None:
     assert separator == ","
     # The sweep's fixes are the service's own changes too: no event function fixes them again.
     assert {ref_target(arn, "!GetAtt") for arn in arns} == {role_id(f) for f in FUNCTION_IDS}
+
+
+def test_service_functions_are_every_function_by_its_name() -> None:
+    separator, names = environment()["SERVICE_FUNCTION_NAMES"]["!Join"]
+    assert separator == ","
+    # Spelled out as the functions' FunctionName (a !Ref would make each depend on all).
+    assert names == [properties(f)["FunctionName"] for f in FUNCTION_IDS]
+
+
+S3_WRITE = re.compile(r"^s3:(Put|Delete)", re.IGNORECASE)
+
+
+@pytest.mark.parametrize("function", FUNCTION_IDS)
+def test_every_s3_write_is_allowed_only_from_its_own_function(function: str) -> None:
+    """A role passed to another function (iam:PassRole) may read, but changes nothing."""
+    writes = [
+        statement
+        for statement in role_statements(role_id(function))
+        if any(S3_WRITE.match(action) for action in as_list(statement["Action"]))
+    ]
+    assert writes
+    for statement in writes:
+        assert statement["Condition"] == {
+            "ArnEquals": {"lambda:SourceFunctionArn": own_arn(function)}
+        }, statement["Sid"]
 
 
 def test_parameters_for_exemption_and_encryption() -> None:

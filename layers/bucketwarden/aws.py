@@ -13,6 +13,7 @@ import ipaddress
 import json
 import threading
 from collections import Counter
+from collections.abc import Callable
 from decimal import Decimal
 from functools import cache
 from typing import Any
@@ -102,6 +103,11 @@ def new_client(service: str, **options: Any) -> Any:
     return made
 
 
+# Called with every client `client()` makes. The local mode adds one that names the calling
+# function on each request, as Lambda's credentials name it (the role session) in AWS.
+CLIENT_HOOKS: list[Callable[[Any], None]] = []
+
+
 def client(service: str, region: str | None = None) -> Any:
     """A cached boto3 client with adaptive retries and API-call counting."""
     # One cache key however the region is passed: client("sns") is client("sns", None).
@@ -112,6 +118,8 @@ def client(service: str, region: str | None = None) -> Any:
 def _cached_client(service: str, region: str | None) -> Any:
     made = new_client(service, region_name=region, config=RETRY_CONFIG)
     made.meta.events.register("before-call", _count_call)
+    for hook in CLIENT_HOOKS:
+        hook(made)
     return made
 
 

@@ -1131,7 +1131,8 @@ def layer_package_dir() -> Path:
 def lambda_environment(folder: Path, stack: Stack, endpoint: str) -> dict[str, str]:
     """What the Lambda runtime and template.yaml set, pointed at the moto server."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("POWERTOOLS_", "MODE_"))}
-    for name in ("AWS_PROFILE", "ENCRYPTION_BASELINE", "APPROVED_KMS_KEYS", "SERVICE_ROLE_ARNS"):
+    service = ("SERVICE_ROLE_ARNS", "SERVICE_FUNCTION_NAMES")
+    for name in ("AWS_PROFILE", "ENCRYPTION_BASELINE", "APPROVED_KMS_KEYS", *service):
         env.pop(name, None)
     # Lambda's path: the function's folder (/var/task), then the layer (/opt/python).
     path = [str(folder), str(layer_package_dir()), env.get("PYTHONPATH", "")]

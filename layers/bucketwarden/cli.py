@@ -119,6 +119,16 @@ def _read_event(path: Path) -> dict[str, Any]:
     return raw
 
 
+def _know_the_account() -> None:
+    """Replay ignores records of other accounts as the deployed functions do; outside a stack
+    (no ACCOUNT_ID), the account is the one of the credentials in use, asked once of STS."""
+    if os.environ.get("ACCOUNT_ID", "").strip():
+        return
+    from bucketwarden.sweep import account_id
+
+    os.environ["ACCOUNT_ID"] = account_id()
+
+
 def cmd_replay(args: argparse.Namespace, console: Console, err: Console) -> int:
     from rich.markup import escape
 
@@ -128,6 +138,7 @@ def cmd_replay(args: argparse.Namespace, console: Console, err: Console) -> int:
 
     event = _read_event(args.file)
     use_endpoint(args.endpoint_url, args.region)
+    _know_the_account()
     if args.dry_run:
         os.environ["BUCKETWARDEN_DRY_RUN"] = "true"
     else:

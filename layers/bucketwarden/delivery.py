@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import uuid
 from dataclasses import dataclass, field
@@ -12,6 +13,7 @@ from typing import Any
 from bucketwarden.events import as_eventbridge_event, parse_record
 from bucketwarden.outcome import Outcome, Status
 from bucketwarden.routing import DEFAULT_TEMPLATE, Route, load_handler, matching_routes
+from bucketwarden.settings import account_id_from_env
 
 
 @dataclass
@@ -52,10 +54,13 @@ def deliver(
 ) -> list[dict[str, Any]]:
     """Route one event (or bare CloudTrail record) and return every handler's outcomes."""
     event = as_eventbridge_event(event_or_record)
-    routes = matching_routes(event, template)
+    account_id = account_id_from_env(os.environ)
+    routes = matching_routes(event, template, account_id)
     if not routes:
         record = parse_record(event)
-        reason = f"no rule in {template.name} matches {record.eventName}"
+        reason = record.not_for(account_id) or (
+            f"no rule in {template.name} matches {record.eventName}"
+        )
         outcome = Outcome(
             bucket=record.bucket_name,
             control=None,

@@ -189,6 +189,9 @@ class Engine:
 
     def reason_to_skip(self, record: CloudTrailRecord) -> str | None:
         """Why the event asks nothing of this family's controls, or None when it does."""
+        elsewhere = record.not_for(self.settings.account_id)
+        if elsewhere:
+            return elsewhere
         if record.errorCode:
             return f"the call failed ({record.errorCode}), nothing changed"
         controls = self._controls_for(record)
@@ -204,9 +207,17 @@ class Engine:
         return [c for c in self.controls if record.eventName in c.trigger_events]
 
     def _is_own_change(self, record: CloudTrailRecord) -> bool:
-        own = set(self.settings.service_role_arns)
+        """The call came from one of BucketWarden's functions: its role, and its session.
+
+        The role alone is not enough: anyone allowed iam:PassRole could give it to a function
+        of their own. Lambda names a function's role session after the function, so the session
+        must be one of the service's function names too (and the S3 writes of each role are
+        allowed only from its own function: see template.yaml).
+        """
         identity = record.userIdentity
-        return bool(own) and (identity.issuer_arn in own or identity.arn in own)
+        if identity.issuer_arn not in self.settings.service_role_arns:
+            return False
+        return identity.session_name(identity.issuer_arn) in self.settings.service_function_names
 
     def _wait_for_baseline(self, record: CloudTrailRecord) -> None:
         # Infrastructure-as-code configures a bucket in the calls after CreateBucket; judging it

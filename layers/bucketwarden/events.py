@@ -18,6 +18,10 @@ from pydantic import ConfigDict, Field, field_validator
 
 S3_EVENT_SOURCES = frozenset({"s3.amazonaws.com"})
 API_CALL_DETAIL_TYPE = "AWS API Call via CloudTrail"
+# The envelope's `source` for S3's CloudTrail events; anything else is not what the rules deliver.
+ENVELOPE_SOURCE = "aws.s3"
+# What exported records put in place of a value they leave out.
+REDACTED = "..."
 # What botocore accepts as a bucket name; anything else (a fixture's "{bucket}") would make every
 # S3 call raise ParamValidationError, so Lambda would retry the event in vain.
 _BUCKET_NAME = re.compile(r"^[a-zA-Z0-9.\-_]{1,255}$")
@@ -53,6 +57,18 @@ class UserIdentity(BaseModel):
     principalId: str | None = None
     invokedBy: str | None = None
     sessionContext: SessionContext | None = None
+
+    def session_name(self, role_arn: str | None) -> str | None:
+        """The session name of `role_arn`'s assumed-role session this identity is, else None.
+
+        CloudTrail names an assumed-role session arn:aws:sts::ACCOUNT:assumed-role/ROLE/SESSION.
+        """
+        if self.type != "AssumedRole" or not self.arn or not role_arn:
+            return None
+        role_name = role_arn.rsplit("/", 1)[-1]
+        _, _, resource = self.arn.partition(":assumed-role/")
+        role, _, session = resource.partition("/")
+        return session if role == role_name and session else None
 
     @property
     def issuer_arn(self) -> str | None:
@@ -102,7 +118,7 @@ class CloudTrailRecord(BaseModel):
     def bucket_name(self) -> str | None:
         params = self.requestParameters or {}
         name = params.get("bucketName")
-        if not isinstance(name, str) or not name.strip() or name == "...":
+        if not isinstance(name, str) or not name.strip() or name == REDACTED:
             return None
         return name
 
@@ -121,11 +137,42 @@ class CloudTrailRecord(BaseModel):
     def actor(self) -> str | None:
         return self.userIdentity.arn or self.userIdentity.invokedBy
 
+    @property
+    def recipient_account(self) -> str | None:
+        """The account the trail logged the call for; None when absent or redacted ("...")."""
+        claimed = self.recipientAccountId
+        return claimed if claimed and claimed != REDACTED else None
+
+    def foreign_account(self, account_id: str | None) -> str | None:
+        """The account the record says it belongs to, when that is not `account_id`.
+
+        A record naming no account is judged like any other: its calls go to the stack's
+        account anyway. None when the stack's account is unknown (the CLI outside a stack).
+        """
+        claimed = self.recipient_account
+        return claimed if account_id and claimed and claimed != account_id else None
+
+    def not_for(self, account_id: str | None) -> str | None:
+        """Why the record is not acted on in `account_id`'s stack, or None when it may be."""
+        foreign = self.foreign_account(account_id)
+        if foreign is None:
+            return None
+        return f"the record is for account {foreign}, not this stack's account {account_id}"
+
 
 class S3ApiCallEvent(EventBridgeModel):
-    """EventBridge "AWS API Call via CloudTrail" envelope around a CloudTrail record."""
+    """EventBridge "AWS API Call via CloudTrail" envelope around a CloudTrail record.
+
+    Only `source`, `detail-type` and `detail` are required: the other fields of Powertools'
+    model are optional here, as deliveries without them exist (no `version` before 2015's
+    format) and nothing is decided on them.
+    """
 
     model_config = ConfigDict(extra="allow")
+    version: Any = None
+    id: Any = None
+    region: Any = None
+    resources: Any = None
     account: str = ""  # moto's EventBridge → SQS delivery drops it
     # Unused (the record's eventTime counts); exported fixtures blank it as "...".
     time: datetime | None = None
@@ -171,7 +218,7 @@ def parse_record(event: Any) -> CloudTrailRecord:
     event_id = _guess_event_id(event)
     try:
         if "detail" in event and "detail-type" in event:
-            record = S3ApiCallEvent.model_validate(event).detail
+            record = _record_in(S3ApiCallEvent.model_validate(event), event_id)
         else:
             record = CloudTrailRecord.model_validate(event)
     except ValidationError as error:
@@ -181,6 +228,31 @@ def parse_record(event: Any) -> CloudTrailRecord:
     name = record.bucket_name
     if name and not _BUCKET_NAME.match(name):
         raise EventRejected(f"bucketName {name!r} is not a valid bucket name", record.eventID)
+    return record
+
+
+def _record_in(envelope: S3ApiCallEvent, event_id: str | None) -> CloudTrailRecord:
+    """The envelope's record, once the envelope is what the rules deliver: S3's API calls."""
+    if envelope.source != ENVELOPE_SOURCE:
+        raise EventRejected(f"source {envelope.source!r} is not {ENVELOPE_SOURCE}", event_id)
+    if envelope.detail_type != API_CALL_DETAIL_TYPE:
+        raise EventRejected(
+            f"detail-type {envelope.detail_type!r} is not {API_CALL_DETAIL_TYPE!r}", event_id
+        )
+    record = envelope.detail
+    # The envelope's account is the record's, so one check covers both; moto's EventBridge →
+    # SQS delivery leaves it out, which claims nothing.
+    envelope_account = envelope.account if envelope.account != REDACTED else ""
+    if not envelope_account:
+        return record
+    if record.recipient_account is None:
+        record.recipientAccountId = envelope_account
+    elif record.recipient_account != envelope_account:
+        raise EventRejected(
+            f"the envelope's account {envelope_account} is not the record's recipientAccountId "
+            f"{record.recipient_account}",
+            record.eventID,
+        )
     return record
 
 

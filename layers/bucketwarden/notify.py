@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import random
 import time
-from dataclasses import replace
+from dataclasses import fields, replace
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
@@ -38,6 +38,76 @@ _EMOJI = {
     Status.EXEMPTED: ":information_source:",
     Status.FAILED: ":rotating_light:",
 }
+
+
+# -- values an outsider wrote ------------------------------------------------------------------
+#
+# Bucket names, policy text in reasons, actors, tag values and the event's fields are written by
+# whoever made the call. Shown to people they are escaped and capped, so that they can neither
+# steer the message (mention a channel, link elsewhere, fake a line) nor take it over SNS's limit.
+
+# The outcome's fields that can hold what an outsider wrote (the rest are the service's own).
+OUTSIDER_FIELDS = (
+    "bucket",
+    "reason",
+    "actor",
+    "source_ip",
+    "event_time",
+    "event_name",
+    "event_id",
+    "region",
+    "escalation",
+)
+# At most this many characters of one such value in a chat message, and in an email.
+CHAT_FIELD_LIMIT = 500
+EMAIL_FIELD_LIMIT = 4000
+# Slack (through AWS Chatbot) reads `&`, `<` and `>` as its own syntax (`<!channel>`, `<@U123>`,
+# `<http://x|y>`); its escapes for them are HTML's. Its markdown has no escape character, so
+# markup characters become look-alikes, and a word joiner keeps `@` from starting a mention.
+_CHAT_ESCAPES = str.maketrans(
+    {
+        "&": "&amp;",
+        "<": "&lt;",
+        ">": "&gt;",
+        "`": "\u02cb",
+        "*": "\u2217",
+        "_": "\u02cd",
+        "~": "\u223c",
+        "@": "@\u2060",
+    }
+)
+
+
+def capped(text: str, limit: int) -> str:
+    """`text`, cut to `limit` characters with a note of how much was left out."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text) - limit} more characters)"
+
+
+def one_line(text: str) -> str:
+    """Line breaks and other control or format characters (bidi overrides) become spaces, so a
+    value cannot start a line of its own that looks like the message's."""
+    return "".join(ch if ch.isprintable() else " " for ch in text)
+
+
+def chat_text(value: object, limit: int = CHAT_FIELD_LIMIT) -> str:
+    """`value` as Slack shows it literally: one line, capped, its markup and mentions escaped."""
+    return one_line(capped(str(value), limit)).translate(_CHAT_ESCAPES)
+
+
+def email_value(value: object, limit: int = EMAIL_FIELD_LIMIT) -> str:
+    """`value` for the plain-text email: one line, capped."""
+    return one_line(capped(str(value), limit))
+
+
+def _shown(outcome: Outcome, show: Any) -> Outcome:
+    """The outcome with every value an outsider could have written passed through `show`."""
+    values = {
+        name: None if getattr(outcome, name) is None else show(getattr(outcome, name))
+        for name in OUTSIDER_FIELDS
+    }
+    return replace(outcome, **values, warnings=[show(w) for w in outcome.warnings])
 
 
 def _noun_and_name(outcome: Outcome) -> tuple[str, str]:
@@ -145,6 +215,7 @@ def _undo_howto(outcome: Outcome, settings: Settings) -> list[str]:
 
 
 def email_text(outcome: Outcome, settings: Settings) -> str:
+    outcome = _shown(outcome, email_value)
     lines = [
         headline(outcome) + ".",
         "",
@@ -170,6 +241,7 @@ def email_text(outcome: Outcome, settings: Settings) -> str:
 
 
 def chatbot_message(outcome: Outcome, settings: Settings | None = None) -> dict[str, Any]:
+    outcome = _shown(outcome, chat_text)
     description = (
         f"*What was wrong:* {outcome.reason}\n*Changed by:* {_who(outcome)}\n"
         f"*Outcome:* {outcome.status.value} (mode {outcome.mode})"
@@ -234,16 +306,45 @@ MESSAGE_LIMIT = 256 * 1024
 LEFT_OUT = "left out: the message would exceed SNS's 256 KB (the audit record has it)"
 
 
-def message(outcome: Outcome, settings: Settings) -> dict[str, str]:
-    """The message for each protocol; before and after are left out if it would not fit.
+# When a message would not fit even without before and after, every text of the outcome (the
+# machine copy's too) is cut to these lengths in turn. At the last, even every field that long
+# in the characters that take the most bytes once escaped stays under the limit (tested).
+FALLBACK_FIELD_LIMITS = (2000, 200)
+FALLBACK_WARNINGS = 5
 
-    Each can be a bucket policy of 20 KB, repeated in every copy (and non-ASCII text takes six
-    bytes a character once escaped), so a large policy alone can take a message over the limit.
+
+def message(outcome: Outcome, settings: Settings) -> dict[str, str]:
+    """The message for each protocol; what would not fit SNS's limit is left out or cut.
+
+    Before and after can each be a bucket policy of 20 KB, repeated in every copy (and non-ASCII
+    text takes six bytes a character once escaped), so a large policy alone can take a message
+    over the limit: they go first. A long reason (a policy's text) or tag value goes next.
     """
     found = _message(outcome, settings)
-    if len(json.dumps(found).encode()) <= MESSAGE_LIMIT:
+    if _fits(found):
         return found
-    return _message(replace(outcome, before=LEFT_OUT, after=LEFT_OUT), settings)
+    outcome = replace(outcome, before=LEFT_OUT, after=LEFT_OUT)
+    found = _message(outcome, settings)
+    for limit in FALLBACK_FIELD_LIMITS:
+        if _fits(found):
+            break
+        found = _message(_cut(outcome, limit), settings)
+    return found
+
+
+def _fits(found: dict[str, str]) -> bool:
+    return len(json.dumps(found).encode()) <= MESSAGE_LIMIT
+
+
+def _cut(outcome: Outcome, limit: int) -> Outcome:
+    """Every text of the outcome cut to `limit` characters, and only its first warnings."""
+    texts = {
+        field.name: capped(value, limit)
+        for field in fields(outcome)
+        if type(value := getattr(outcome, field.name)) is str
+    }
+    warnings = [capped(w, limit) for w in outcome.warnings[:FALLBACK_WARNINGS]]
+    return replace(outcome, **{**texts, "warnings": warnings})
 
 
 def _message(outcome: Outcome, settings: Settings) -> dict[str, str]:
@@ -340,12 +441,12 @@ _EXEMPTION_WARNING = (
 
 def _ranked_lines(ranked: list[tuple[str, int]]) -> list[str]:
     """Subjects with their counts, one per line, counts aligned: for email."""
-    return [f"{count:>5}  {name}" for name, count in ranked]
+    return [f"{count:>5}  {email_value(name)}" for name, count in ranked]
 
 
 def _ranked_inline(ranked: list[tuple[str, int]]) -> str:
     """Subjects with their counts on one line: for chat."""
-    return ", ".join(f"`{name}` ({count})" for name, count in ranked)
+    return ", ".join(f"`{chat_text(name)}` ({count})" for name, count in ranked)
 
 
 def summary_email_text(summary: SweepSummary, settings: Settings) -> str:

@@ -71,7 +71,24 @@ class Route:
         return self.code_dir.name
 
 
-def routes(template_path: Path = DEFAULT_TEMPLATE) -> list[Route]:
+ACCOUNT_REF = {"Ref": "AWS::AccountId"}
+
+
+def _for_account(pattern: dict[str, Any], account_id: str | None) -> dict[str, Any]:
+    """The pattern as deployed in `account_id`'s stack: `!Ref AWS::AccountId` is that account.
+
+    Without an account (the CLI outside a stack) the rule's account filter is left out: the
+    handler still ignores a record that names another account than the one it knows.
+    """
+    if pattern.get("account") != [ACCOUNT_REF]:
+        return pattern
+    if account_id is None:
+        return {key: value for key, value in pattern.items() if key != "account"}
+    return {**pattern, "account": [account_id]}
+
+
+def routes(template_path: Path = DEFAULT_TEMPLATE, account_id: str | None = None) -> list[Route]:
+    """The template's rules and their functions, with the patterns deployed in `account_id`."""
     template = load_template(template_path)
     found = []
     for function_id, resource in template["Resources"].items():
@@ -82,6 +99,7 @@ def routes(template_path: Path = DEFAULT_TEMPLATE) -> list[Route]:
         for rule_name, event in (properties.get("Events") or {}).items():
             if event.get("Type") in RULE_EVENT_TYPES:
                 pattern = (event.get("Properties") or {}).get("Pattern") or {}
+                pattern = _for_account(pattern, account_id)
                 handler = str(properties.get("Handler", "app.lambda_handler"))
                 retries = (properties.get("EventInvokeConfig") or {}).get("MaximumRetryAttempts", 2)
                 found.append(
@@ -104,8 +122,10 @@ def matches(route: Route, event: dict[str, Any]) -> bool:
     return bool(_matcher(json.dumps(route.pattern, sort_keys=True)).matches_event(event))
 
 
-def matching_routes(event: dict[str, Any], template_path: Path = DEFAULT_TEMPLATE) -> list[Route]:
-    return [route for route in routes(template_path) if matches(route, event)]
+def matching_routes(
+    event: dict[str, Any], template_path: Path = DEFAULT_TEMPLATE, account_id: str | None = None
+) -> list[Route]:
+    return [route for route in routes(template_path, account_id) if matches(route, event)]
 
 
 def load_handler(route: Route) -> Any:

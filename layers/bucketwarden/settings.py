@@ -51,6 +51,11 @@ def _switch(env: Mapping[str, str], name: str, default: bool) -> bool:
     return raw == "true"
 
 
+def account_id_from_env(env: Mapping[str, str]) -> str | None:
+    """ACCOUNT_ID, the stack's account (None when unset); ConfigError when not an account id."""
+    return _account_id(env)
+
+
 def _account_id(env: Mapping[str, str]) -> str | None:
     raw = env.get("ACCOUNT_ID", "").strip()
     if raw and not (len(raw) == 12 and raw.isdigit()):
@@ -66,6 +71,9 @@ class Settings:
     approved_kms_keys: tuple[str, ...] = ()
     block_sse_c: bool = False
     service_role_arns: tuple[str, ...] = ()
+    # The service's function names (Lambda names each role session after its function): a change
+    # is the service's own only from one of these sessions of one of those roles.
+    service_function_names: tuple[str, ...] = ()
     audit_table: str | None = None
     # KMS HMAC key (id, ARN or alias) that tags every audit record (integrity.py): without it,
     # recorded data drives no decision (no flap hold, no recorded baseline, no rollback).
@@ -148,6 +156,7 @@ class Settings:
             approved_kms_keys=keys,
             block_sse_c=_switch(env, "BLOCK_SSE_C", default=False),
             service_role_arns=_split(env.get("SERVICE_ROLE_ARNS", "")),
+            service_function_names=_split(env.get("SERVICE_FUNCTION_NAMES", "")),
             audit_table=env.get("AUDIT_TABLE") or None,
             audit_mac_key=env.get("AUDIT_MAC_KEY", "").strip() or None,
             idempotency_table=env.get("IDEMPOTENCY_TABLE") or None,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -34,6 +35,8 @@ SERVICE_ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/bucketwarden-local-function"
 EMULATOR_ACCESS_KEY = "BUCKETWARDENEMULATOR"
 
 Publish = Callable[[dict[str, Any], float], None]
+# How WSGI presents local/functions.py's FUNCTION_HEADER.
+FUNCTION_ENVIRON_KEY = "HTTP_X_BUCKETWARDEN_LOCAL_FUNCTION"
 # Where the emulator notes, in the record's additionalEventData, when it received the call:
 # CloudTrail's eventTime has whole seconds, too coarse for drift-to-fix latency.
 RECEIVED_AT = "bucketwardenLocalReceivedAt"
@@ -64,11 +67,19 @@ class Identity:
         return identity
 
 
-def identity_of(key: str | None) -> Identity:
-    """Who an access key stands for: the service's role, or a user named after the key."""
+# Lambda names a function's role session after the function; a call with the service's key that
+# names no local function is a session of the role under this name, which is no function's.
+UNNAMED_SESSION = "bucketwarden"
+_FUNCTION_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # Lambda's function name characters
+
+
+def identity_of(key: str | None, function: str | None = None) -> Identity:
+    """Who an access key stands for: the service's role (in a session named after the calling
+    function), or a user named after the key."""
     if key == SERVICE_ACCESS_KEY:
         role = SERVICE_ROLE_ARN.rsplit("/", 1)[-1]
-        arn = f"arn:aws:sts::{ACCOUNT}:assumed-role/{role}/bucketwarden"
+        session = function if function and _FUNCTION_NAME.match(function) else UNNAMED_SESSION
+        arn = f"arn:aws:sts::{ACCOUNT}:assumed-role/{role}/{session}"
         return Identity(arn, "AssumedRole", key, SERVICE_ROLE_ARN)
     name = key or "anonymous"
     return Identity(f"arn:aws:iam::{ACCOUNT}:user/{name}", "IAMUser", name)
@@ -160,7 +171,8 @@ class CloudTrailMiddleware:
         elif call.event_name == "DeleteBucketEncryption":
             behaviour.encryption_falls_back(call, self.internal_s3())
         aws_region = region(environ) or self.default_region
-        self.publish(cloudtrail_record(call, identity_of(key), environ, aws_region), started)
+        identity = identity_of(key, environ.get(FUNCTION_ENVIRON_KEY))
+        self.publish(cloudtrail_record(call, identity, environ, aws_region), started)
 
 
 def _read_body(environ: dict[str, Any]) -> bytes:

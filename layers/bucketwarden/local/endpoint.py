@@ -6,6 +6,7 @@ a core each, as AWS and Lambda would not share one.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import functools
 import logging
@@ -13,6 +14,7 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -52,8 +54,43 @@ def _stop_with_parent(server: Any) -> None:
     server.shutdown()
 
 
-def serve(host: str, port: int, ready: Connection) -> None:
-    """Process entry point: serve until killed; report ("ready", port) or ("error", text)."""
+class HeldUntilDelivery:
+    """Publishes records, but holds those of calls made before the functions' rules exist and
+    publishes them, in order, once they do: the port accepts connections before the local
+    system has made the rules (it makes them through the port), and a record put on the bus
+    then would reach no function."""
+
+    def __init__(self, publish: Callable[[dict[str, Any], float], None]) -> None:
+        self._publish = publish
+        self._held: list[tuple[dict[str, Any], float]] | None = []
+        self._lock = threading.Lock()
+
+    def __call__(self, record: dict[str, Any], received_at: float) -> None:
+        with self._lock:
+            if self._held is not None:
+                self._held.append((record, received_at))
+                return
+        self._publish(record, received_at)
+
+    def deliver(self) -> None:
+        """From now on publish at once, after every record held so far."""
+        with self._lock:  # a call meanwhile waits, so that the bus gets records in order
+            for record, received_at in self._held or []:
+                self._publish(record, received_at)
+            self._held = None
+
+
+def _deliver_when_told(gate: HeldUntilDelivery, told: Connection) -> None:
+    with contextlib.suppress(EOFError, OSError):  # the parent ended first: nothing to deliver to
+        told.recv()
+        gate.deliver()
+
+
+def serve(host: str, port: int, ready: Connection, open_delivery: Connection | None = None) -> None:
+    """Process entry point: serve until killed; report ("ready", port) or ("error", text).
+
+    With `open_delivery`, events are held until a message arrives on it (HeldUntilDelivery).
+    """
     # Ctrl-C or a supervisor's SIGTERM reach the whole process group: the parent stops the
     # functions first, then this process, so that no invocation loses its endpoint midway.
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
@@ -75,9 +112,16 @@ def serve(host: str, port: int, ready: Connection) -> None:
             endpoint["s3"] = _internal_s3(f"http://{host}:{endpoint['port']}")
         return endpoint["s3"]
 
+    gate = HeldUntilDelivery(
+        lambda record, received_at: put_on_default_bus(record, received_at, REGION)
+    )
+    if open_delivery is None:
+        gate.deliver()
+    else:
+        threading.Thread(target=_deliver_when_told, args=(gate, open_delivery), daemon=True).start()
     app = CloudTrailMiddleware(
         Dispatcher(create_backend_app),
-        publish=lambda record, received_at: put_on_default_bus(record, received_at, REGION),
+        publish=gate,
         internal_s3=internal_s3,
         default_region=REGION,
     )

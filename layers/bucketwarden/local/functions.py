@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,30 @@ from bucketwarden.routing import Route, load_handler, routes
 
 RETRY_PAUSES_SECONDS = (0.2, 0.5, 1.0)
 RECEIVE_ERROR_PAUSE_SECONDS = 0.5
+# The header naming the local function a request comes from: the CloudTrail emulator names the
+# role session after it, as Lambda names a function's session after the function.
+FUNCTION_HEADER = "X-BucketWarden-Local-Function"
+_calling_function: ContextVar[str | None] = ContextVar("calling_function", default=None)
+
+
+def function_name(route: Route) -> str:
+    """The local function's name (its queues are named after it too)."""
+    return f"bucketwarden-local-{route.folder}"
+
+
+def function_names(template: Path) -> list[str]:
+    return [function_name(route) for route in routes(template)]
+
+
+def name_the_calling_function(client: Any) -> None:
+    """Make `client` name, on each request, the local function whose invocation makes it."""
+    client.meta.events.register("before-sign", _add_function_header)
+
+
+def _add_function_header(request: Any, **_: Any) -> None:
+    name = _calling_function.get()
+    if name:
+        request.headers[FUNCTION_HEADER] = name
 
 
 def take_messages(
@@ -83,9 +108,13 @@ class FunctionRunner:
         on_invocation: Callable[[Invocation], None],
         on_received: Callable[[dict[str, Any]], None] = lambda _event: None,
         workers: int = 8,
+        *,
+        account_id: str | None = None,
     ) -> None:
         self.client = client
         self.template = template
+        # The account whose events the rules match (`!Ref AWS::AccountId` in the template).
+        self.account_id = account_id
         self.on_invocation = on_invocation
         self.on_received = on_received
         self.functions: list[LocalFunction] = []
@@ -98,9 +127,9 @@ class FunctionRunner:
     def deploy(self) -> list[LocalFunction]:
         """Create each function's queues and rule, as `sam deploy` creates the real ones."""
         sqs, events = self.client("sqs"), self.client("events")
-        for route in routes(self.template):
+        for route in routes(self.template, self.account_id):
             load_handler(route)  # import once, before worker threads race to do it
-            name = f"bucketwarden-local-{route.folder}"
+            name = function_name(route)
             queue_url = sqs.create_queue(QueueName=name)["QueueUrl"]
             dead_letter_url = sqs.create_queue(QueueName=f"{name}-dlq")["QueueUrl"]
             arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])
@@ -165,6 +194,7 @@ class FunctionRunner:
     def _invoke(self, function: LocalFunction, event: dict[str, Any]) -> None:
         route = function.route
         invocation = Invocation(route.function_id, event)
+        calling = _calling_function.set(function_name(route))
         try:
             for attempt in range(route.max_retry_attempts + 1):
                 invocation.attempts = attempt + 1
@@ -184,6 +214,7 @@ class FunctionRunner:
             invocation.error = f"{invocation.error}; and the dead-letter write failed: {error}"
             self.on_invocation(invocation)
         finally:
+            _calling_function.reset(calling)
             with self._lock:
                 self.in_flight -= 1
 

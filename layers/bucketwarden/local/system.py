@@ -18,7 +18,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from bucketwarden import integrity, metrics, stack
+from bucketwarden import aws, integrity, metrics, stack
 from bucketwarden.aws import new_client, reset_clients
 from bucketwarden.local import endpoint
 from bucketwarden.local.cloudtrail import (
@@ -28,7 +28,13 @@ from bucketwarden.local.cloudtrail import (
     SERVICE_ACCESS_KEY,
     SERVICE_ROLE_ARN,
 )
-from bucketwarden.local.functions import FunctionRunner, Invocation, take_messages
+from bucketwarden.local.functions import (
+    FunctionRunner,
+    Invocation,
+    function_names,
+    name_the_calling_function,
+    take_messages,
+)
 from bucketwarden.routing import DEFAULT_TEMPLATE
 from bucketwarden.settings import mode_variable
 
@@ -58,6 +64,9 @@ class LocalSystem:
         self.modes = modes or {}
         self.template = template
         self.process: multiprocessing.process.BaseProcess | None = None
+        # Tells the endpoint that the functions' rules exist: it holds the events of calls made
+        # before, so that a call made the moment the port accepts connections is fixed too.
+        self._open_delivery: Any = None
         self.runner: FunctionRunner | None = None
         self.drift_started: dict[str, float] = {}
         self._seen_lock = threading.Lock()
@@ -104,9 +113,10 @@ class LocalSystem:
         self._spawn(self._send_metrics_every_second, "metrics")
         self._watch_notifications(str(resources.topic_arn))
         self.runner = FunctionRunner(
-            self.client, self.template, self._on_invocation, self._on_received
+            self.client, self.template, self._on_invocation, self._on_received, account_id=ACCOUNT
         )
         functions = self.runner.deploy()
+        self._open_delivery.send("deliver")
         self.runner.start()
         self.report(
             {
@@ -159,8 +169,12 @@ class LocalSystem:
     def _serve(self) -> None:
         context = multiprocessing.get_context("spawn")
         receive, send = context.Pipe(duplex=False)
+        held, self._open_delivery = context.Pipe(duplex=False)
         self.process = context.Process(
-            target=endpoint.serve, args=(self.host, self.port, send), name="endpoint", daemon=True
+            target=endpoint.serve,
+            args=(self.host, self.port, send, held),
+            name="endpoint",
+            daemon=True,
         )
         self.process.start()
         status, detail = self._endpoint_status(receive)
@@ -191,6 +205,7 @@ class LocalSystem:
                 "AWS_SECRET_ACCESS_KEY": "local",
                 "AWS_DEFAULT_REGION": REGION,
                 "SERVICE_ROLE_ARNS": SERVICE_ROLE_ARN,
+                "SERVICE_FUNCTION_NAMES": ",".join(function_names(self.template)),
                 # The emulator's one account, as the template sets AWS::AccountId.
                 "ACCOUNT_ID": ACCOUNT,
                 "POWERTOOLS_TRACE_DISABLED": "true",
@@ -200,6 +215,8 @@ class LocalSystem:
         os.environ.pop("AWS_PROFILE", None)
         for control_id, mode in self.modes.items():
             os.environ[mode_variable(control_id)] = mode
+        if name_the_calling_function not in aws.CLIENT_HOOKS:
+            aws.CLIENT_HOOKS.append(name_the_calling_function)
         reset_clients()
 
     def _spawn(self, target: Callable[[], None], name: str) -> None:
