@@ -270,13 +270,14 @@ def _change_verb(outcome: Outcome) -> str:
 
 
 def change_headline(outcome: Outcome) -> str:
-    """ "BucketWarden: exemption granted on bucket X by ARN (not honoured)"."""
+    """ "BucketWarden: exemption granted (not honoured) on bucket X by ARN"."""
     where = subject_name(outcome)
     if outcome.status in {Status.FAILED, Status.SKIPPED}:
         return f"BucketWarden could not read the exemption tags of {where}"
     by = f" by {outcome.actor}" if outcome.actor else ""
+    # Before the actor, whose ARN can be long: a subject is cut at 100 characters.
     verdict = " (not honoured)" if outcome.status is Status.NONCOMPLIANT else ""
-    return f"BucketWarden: exemption {_change_verb(outcome)} on {where}{by}{verdict}"
+    return f"BucketWarden: exemption {_change_verb(outcome)}{verdict} on {where}{by}"
 
 
 _HONOURED = {
