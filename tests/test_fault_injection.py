@@ -7,8 +7,8 @@ applied the call. Lambda's asynchronous invocation is modelled as the template c
 invocation that raises is retried twice with the same request id, then dead-lettered.
 
 Afterwards a client without faults reads moto directly and judges the result: every event ended
-remediated, failed and notified, exempted and notified (at most once a day), or dead-lettered; every fix has its
-audit record; nothing was done twice.
+remediated, failed and notified, exempted (recorded, and notified at most once a day), or
+dead-lettered; every fix has its audit record; nothing was done twice.
 """
 
 from __future__ import annotations
