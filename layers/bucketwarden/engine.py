@@ -391,10 +391,8 @@ class Engine:
 
         tags = context.tags[bucket]
         by_tag = exemptions.check(tags, control.id, self.settings, today, first_recorded)
-        source = self.settings.exemption_source
-        if by_tag.exempt or not self.settings.exemptions_parameter:
-            return by_tag
-        if source is ExemptionSource.TAGS:
+        tags_only = self.settings.exemption_source is ExemptionSource.TAGS
+        if by_tag.exempt or tags_only or not self.settings.exemptions_parameter:
             return by_tag
         allowlist = exemptions.load_allowlist(self.settings.exemptions_parameter)
         listed = exemptions.check_allowlist(
@@ -404,14 +402,14 @@ class Engine:
         return listed if listed.exempt or listed.note else by_tag
 
     def _grant_records(self, context: EventContext, bucket: str) -> list[dict[str, Any]]:
+        """The bucket's exemption records, oldest first (none without an audit table)."""
+        table = self.settings.audit_table
         if bucket not in context.grant_records:
-            table = self.settings.audit_table
-            found = (
+            context.grant_records[bucket] = (
                 audit.grant_records(client("dynamodb"), table, bucket, exemptions.CHANGE_CONTROL)
                 if table
                 else []
             )
-            context.grant_records[bucket] = found
         return context.grant_records[bucket]
 
     def _first_recorded(self, context: EventContext, bucket: str, grant: exemptions.Grant) -> date:
@@ -509,11 +507,10 @@ class Engine:
         """Exempted drift is notified when its bucket and control had no notified exempted
         drift in the last day (one Query); the notice counts the drifts of that day."""
         table = self.settings.audit_table
+        drift = outcome.control != exemptions.CHANGE_CONTROL
+        if outcome.status is not Status.EXEMPTED or not drift or not table or not outcome.bucket:
+            return True
         exempted = Status.EXEMPTED.value
-        if outcome.status is not Status.EXEMPTED or not table or not outcome.bucket:
-            return True
-        if outcome.control == exemptions.CHANGE_CONTROL:
-            return True
         outcome.audit_id = outcome.audit_id or audit.audit_id_for(outcome)
         since = utc_now() - DIGEST_PERIOD
         records = audit.recent_notices(
