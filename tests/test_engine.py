@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -136,7 +136,7 @@ def test_another_roles_change_is_fixed(monkeypatch: pytest.MonkeyPatch) -> None:
     [
         ("PutBucketAcl", "encryption"),
         ("PutBucketVersioning", "public-access"),
-        ("PutBucketTagging", "public-access"),
+        ("PutBucketTagging", "encryption"),
         ("DeleteBucketEncryption", "versioning"),
     ],
 )
@@ -258,13 +258,15 @@ def test_compliant_outcome_writes_no_audit_record(monkeypatch: pytest.MonkeyPatc
     assert audit_items(AUDIT_TABLE) == []
 
 
-def test_exempted_finding_is_reported_once(
+def test_exempted_drift_is_recorded_per_event_and_notified_once_a_day(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("AUDIT_TABLE", create_table(AUDIT_TABLE, "audit_id"))
     inbox = subscribe_inbox(monkeypatch)
     bucket = public_bucket()
-    tag_bucket(bucket, {"bucketwarden:exempt": "all", "bucketwarden:exempt-reason": "website"})
+    until = (datetime.now(UTC).date() + timedelta(days=30)).isoformat()
+    tags = {"bucketwarden:exempt": "all", "bucketwarden:exempt-reason": "website"}
+    tag_bucket(bucket, {**tags, "bucketwarden:exempt-until": until})
     capsys.readouterr()
 
     first = only(handle("PutBucketAcl", bucket, "public-access", event_id="evt-1"))
@@ -272,10 +274,11 @@ def test_exempted_finding_is_reported_once(
 
     assert (first["status"], second["status"]) == ("exempted", "exempted")
     assert (first["notified"], second["notified"]) == (True, False)
-    assert first["audit_id"] == second["audit_id"]
-    assert len(audit_items(AUDIT_TABLE)) == 1
+    assert first["audit_id"] != second["audit_id"]
+    assert len(audit_items(AUDIT_TABLE)) == 2
     assert len(inbox.receive()) == 1
-    assert metric_names(capsys.readouterr().out, "public-acl") == ["Findings", "Exemptions"]
+    names = metric_names(capsys.readouterr().out, "public-acl")
+    assert names == ["Findings", "Exemptions", "Findings", "Exemptions"]
     assert is_public(bucket)
 
 

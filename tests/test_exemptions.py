@@ -35,7 +35,11 @@ KEY, REASON, UNTIL = (
 def test_exemption_with_reason_is_honoured(target: str) -> None:
     result = check({KEY: target, REASON: "static site"}, "public-acl", SETTINGS, TODAY)
     assert result.exempt
-    assert result.note == "exempt: static site"
+    # Without an end date it lapses MaxExemptionDays (365) after it was first recorded (today).
+    assert result.note == (
+        "exempt: static site (no end date: lapses on 2026-03-15, MaxExemptionDays (365) after "
+        "it was first recorded)"
+    )
 
 
 @pytest.mark.parametrize("tags", [{}, {KEY: "versioning", REASON: "x"}, {KEY: "", REASON: "x"}])

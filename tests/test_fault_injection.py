@@ -7,8 +7,8 @@ applied the call. Lambda's asynchronous invocation is modelled as the template c
 invocation that raises is retried twice with the same request id, then dead-lettered.
 
 Afterwards a client without faults reads moto directly and judges the result: every event ended
-remediated, failed and notified, exempted and notified once, or dead-lettered; every fix has its
-audit record; nothing was done twice.
+remediated, failed and notified, exempted (recorded, and notified at most once a day), or
+dead-lettered; every fix has its audit record; nothing was done twice.
 """
 
 from __future__ import annotations
@@ -513,18 +513,19 @@ def judge_surfaces(run: Run, stack: Stack, verdict: Verdict) -> None:
 def judge_reported(
     where: str, ends: str, found: list[dict[str, str]], notified: set[str], verdict: Verdict
 ) -> None:
-    """A surface left as it was (failed, exempted) has its record, notified; an exemption one."""
+    """A surface left as it was (failed, exempted) has its records, notified: each failure, and
+    exempted drift at least once (at most once a day: the others are recorded, not notified)."""
     status = "failed" if ends == FAILED else "exempted"
     verdict.endings[f"{status} and notified"] += 1
     mine = [record for record in found if record["status"] == status]
     if not mine:
         statuses = Counter(record["status"] for record in found)
         verdict.problem(f"{where} has no {status} audit record: {dict(statuses)}")
-    if ends == EXEMPTED and len(mine) > 1:
-        verdict.problem(f"{where}: the exemption was recorded {len(mine)} times")
-    for record in mine:
-        if record["audit_id"] not in notified:
-            verdict.problem(f"{where}: {status} record {record['audit_id']} not notified")
+    unnotified = [record["audit_id"] for record in mine if record["audit_id"] not in notified]
+    if ends == EXEMPTED and mine and len(unnotified) == len(mine):
+        verdict.problem(f"{where}: no exempted drift was notified")
+    for audit_id in unnotified if ends == FAILED else []:
+        verdict.problem(f"{where}: {status} record {audit_id} not notified")
 
 
 def sent_again(run: Run) -> Counter[str]:
@@ -550,14 +551,18 @@ def sent_again(run: Run) -> Counter[str]:
 
 
 def judge_nothing_twice(run: Run, verdict: Verdict) -> None:
-    """One audit record and one notification per event and control (per exemption, once)."""
-    per_event = Counter((record["event_id"], record["control"]) for record in run.records)
+    """One audit record and one notification per event and control. (An exemption grant found
+    in effect is recorded with no event: who granted it is not the drift's actor.)"""
+    per_event = Counter(
+        (record["event_id"], record["control"]) for record in run.records if "event_id" in record
+    )
     for (event_id, control_id), count in per_event.items():
         if count > 1:
             verdict.problem(f"{count} audit records for {control_id}, event {event_id}")
     audit_ids_of: dict[tuple[str, str], set[str]] = defaultdict(set)
     for message in run.messages:
-        audit_ids_of[(message["event_id"], message["control"])].add(message["audit_id"])
+        if message["event_id"]:
+            audit_ids_of[(message["event_id"], message["control"])].add(message["audit_id"])
     for (event_id, control_id), audit_ids in audit_ids_of.items():
         if len(audit_ids) > 1:
             verdict.problem(f"{len(audit_ids)} notifications for {control_id}, event {event_id}")

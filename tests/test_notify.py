@@ -85,7 +85,8 @@ def test_remediation_arrives_with_subject_attributes_and_machine_json(
         f"bucketwarden rollback {result['audit_id']} --audit-table bucketwarden-audit"
         f" --region {REGION}"
     )
-    assert machine == {**result, "notified": False, "rollback_command": rollback}
+    # The outcome says it is notified: the audit record keeps that (the exempted drift digest).
+    assert machine == {**result, "notified": True, "rollback_command": rollback}
     assert machine["audit_id"]
     assert machine["before"]["Grants"] != machine["after"]["Grants"]
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +18,11 @@ from bucketwarden import aws, catalogue
 from bucketwarden.aws import new_client
 from bucketwarden.controls.public_access_block import SETTINGS as BLOCK_PUBLIC_ACCESS_SETTINGS
 from bucketwarden.events import API_CALL_DETAIL_TYPE, parse_record
+from bucketwarden.exemptions import CHANGE_CONTROL, CHANGE_EVENTS
 from bucketwarden.handler import process
 from bucketwarden.settings import Settings
 from tests.conftest import EVENTS, s3_client
-from tests.helpers import ALL_USERS, LOG_DELIVERY
+from tests.helpers import ALL_USERS, LOG_DELIVERY, create_table, tag_bucket
 from tests.test_controls_access_logging import ENVIRONMENT as LOGGING_SETTINGS
 from tests.test_controls_access_logging import log_bucket
 from tests.test_controls_object_lock_retention import BASELINE as LOCK_BASELINE
@@ -29,6 +31,7 @@ from tests.test_controls_object_ownership import put_grants
 from tests.test_controls_public_acl import group
 
 BUCKET = "bucketwarden-demo-bucket"
+EXEMPT = "bucketwarden:exempt"
 ARN = f"arn:aws:s3:::{BUCKET}"
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
@@ -46,8 +49,14 @@ def handled_by(event_name: str) -> list[str]:
     return [f for f in catalogue.FAMILIES if event_name in catalogue.trigger_events(f)]
 
 
-# One case per (sample, family that handles its eventName).
-CASES = [(path, family) for path in SAMPLES for family in handled_by(path.stem)]
+# One case per (sample, family that handles its eventName); tagging calls change no surface
+# (they are audited as exemption changes, below).
+CASES = [
+    (path, family)
+    for path in SAMPLES
+    if path.stem not in CHANGE_EVENTS
+    for family in handled_by(path.stem)
+]
 
 
 def test_there_is_a_sample_for_every_handled_event_name() -> None:
@@ -64,6 +73,8 @@ def test_sample_is_an_eventbridge_cloudtrail_event_for_the_demo_bucket(path: Pat
     record = parse_record(event)
     assert record.eventName == path.stem
     subjects = {c.subject(record) for c in catalogue.CONTROLS if path.stem in c.trigger_events}
+    if path.stem in CHANGE_EVENTS:
+        subjects = {record.bucket_name}
     assert subjects, path.stem
     assert subjects <= SUBJECTS
     assert record.errorCode is None
@@ -128,3 +139,27 @@ def test_sample_drives_its_family_to_a_fix(
         subject = str(control.subject(record))
         state = control.observe(aws.client(control.service, REGION), subject, settings)
         assert control.evaluate(state, settings).compliant, control.id
+
+
+@pytest.mark.usefixtures("aws")
+def test_tagging_samples_audit_the_exemption_the_bucket_holds(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("AUDIT_TABLE", create_table("bucketwarden-audit", "audit_id"))
+    s3_client().create_bucket(Bucket=BUCKET)
+    until = (date.today() + timedelta(days=30)).isoformat()
+    # The bucket's tags, not the sample's request parameters, say what the exemption is.
+    tag_bucket(
+        BUCKET, {EXEMPT: "versioning", f"{EXEMPT}-reason": "archive", f"{EXEMPT}-until": until}
+    )
+
+    (granted,) = process(load(EVENTS / "PutBucketTagging.json"), "public-access")
+    s3_client().delete_bucket_tagging(Bucket=BUCKET)
+    (removed,) = process(load(EVENTS / "DeleteBucketTagging.json"), "public-access")
+
+    assert (granted["control"], granted["status"]) == (CHANGE_CONTROL, "exempted")
+    assert granted["after"]["controls"] == ["versioning"]
+    assert granted["after"]["until"] == until
+    assert (removed["control"], removed["status"]) == (CHANGE_CONTROL, "compliant")
+    assert removed["before"] == granted["after"]
+    assert removed["after"] is None

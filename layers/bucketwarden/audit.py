@@ -50,12 +50,9 @@ PENDING = "pending"
 
 
 def audit_id_for(outcome: Outcome) -> str:
-    """One id per exemption, and per event and control: every attempt at an event (Lambda's
-    retries, a second delivery) writes the same record, from the write-ahead `pending` to its
-    end. Without an event (the sweep), a fresh id."""
-    if outcome.status is Status.EXEMPTED:
-        key = f"{outcome.bucket}|{outcome.control}|{outcome.reason}"
-        return "exempt-" + hashlib.sha256(key.encode()).hexdigest()[:32]
+    """One id per event and control, exempted drift included: every attempt at an event
+    (Lambda's retries, a second delivery) writes the same record, from the write-ahead `pending`
+    to its end, and every event has its own. Without an event (the sweep), a fresh id."""
     if outcome.event_id:
         key = f"{outcome.event_id}|{outcome.control}"
         return "event-" + hashlib.sha256(key.encode()).hexdigest()[:32]
@@ -73,6 +70,9 @@ def to_item(
     }
     if outcome.flapping:
         item["flapping"] = {"BOOL": True}
+    # Sent to people (or about to be): repeated exempted drift is notified at most once a day.
+    if outcome.notified:
+        item["notified"] = {"BOOL": True}
     for name in TEXT_FIELDS:
         value = getattr(outcome, name)
         if value is not None:
@@ -124,37 +124,16 @@ def prior_record(
 
 
 def record(dynamodb: Any, table: str, outcome: Outcome, *, settings: Settings) -> bool:
-    """Write the audit record; False when another event already reported it (an exemption).
+    """Write the audit record (always True: every event's outcome has its own record).
 
     An event's record replaces what an earlier attempt at the same event wrote (its write-ahead
     record, or the same outcome: then the notification that may not have gone out is sent
-    again, at least once, never lost). An exemption is recorded once: a later write, from any
-    event, keeps the first record.
+    again, at least once, never lost).
     """
     audit_id = outcome.audit_id or audit_id_for(outcome)
     outcome.audit_id = audit_id
     item = integrity.sealed(to_item(outcome, audit_id), settings.audit_mac_key)
-    if audit_id.startswith("exempt-"):
-        return _record_once(dynamodb, table, item, outcome.event_id)
     dynamodb.put_item(TableName=table, Item=item)
-    return True
-
-
-def _record_once(
-    dynamodb: Any, table: str, item: dict[str, dict[str, str]], event_id: str | None
-) -> bool:
-    try:
-        dynamodb.put_item(
-            TableName=table,
-            Item=item,
-            ConditionExpression="attribute_not_exists(audit_id)",
-            ReturnValuesOnConditionCheckFailure="ALL_OLD",
-        )
-    except ClientError as error:
-        if error_code(error) != "ConditionalCheckFailedException":
-            raise
-        existing: dict[str, Any] = dict(error.response).get("Item") or {}
-        return event_id is not None and existing.get("event_id", {}).get("S") == event_id
     return True
 
 
@@ -239,6 +218,27 @@ def recent(
             dynamodb, table, bucket, control, fields, settings=settings, since=since
         )
     ]
+
+
+def recent_notices(
+    dynamodb: Any, table: str, bucket: str, control: str, since: datetime, *, settings: Settings
+) -> list[dict[str, Any]]:
+    """One control's trusted records on one bucket since `since`: id, status and whether
+    notified (a forged `notified` record silences nothing)."""
+    fields = ("audit_id", "status", "notified", "recorded_at")
+    return _control_records(
+        dynamodb, table, bucket, control, fields, settings=settings, since=since
+    )
+
+
+def grant_records(
+    dynamodb: Any, table: str, bucket: str, control: str, *, settings: Settings
+) -> list[dict[str, Any]]:
+    """The trusted exemption records of one bucket (`control` is their pseudo-control), oldest
+    first: each `after` holds the grant in effect then (None once removed). A forged earlier
+    grant cannot move an exemption's clock."""
+    fields = ("audit_id", "after", "recorded_at")
+    return _control_records(dynamodb, table, bucket, control, fields, settings=settings)
 
 
 # -- reading records back: history and rollback ------------------------------------------------

@@ -19,6 +19,7 @@ from bucketwarden.controls.public_acl import PublicAcl
 from bucketwarden.controls.public_policy import PublicPolicy
 from bucketwarden.controls.secure_transport import SecureTransport
 from bucketwarden.controls.versioning import Versioning
+from bucketwarden.exemptions import CHANGE_EVENTS, CHANGE_FAMILY
 
 # The engine runs a family's controls for an event in this order. Block Public Access comes
 # before the ACL, so that on CreateBucket public access is blocked first (the safe order).
@@ -62,6 +63,9 @@ def controls_of(family: str) -> tuple[Control, ...]:
 
 
 def trigger_events(family: str) -> tuple[str, ...]:
-    """Every eventName that the family's rule must match, in catalogue order, once each."""
+    """Every eventName that the family's rule must match, in catalogue order, once each; the
+    family that audits exemption changes also matches bucket tagging calls."""
     names = [name for c in controls_of(family) for name in c.trigger_events]
+    if family == CHANGE_FAMILY:
+        names.extend(CHANGE_EVENTS)
     return tuple(dict.fromkeys(names))

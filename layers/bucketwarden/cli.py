@@ -546,12 +546,13 @@ def _nonblank(text: str) -> str:
 
 
 def _control_id(text: str) -> str:
+    """A control id, or `exemption`: the records of exemption changes (bucket tagging)."""
     from bucketwarden.catalogue import CONTROL_IDS
+    from bucketwarden.exemptions import CHANGE_CONTROL
 
-    if text not in CONTROL_IDS:
-        raise argparse.ArgumentTypeError(
-            f"unknown control {text!r}; known: {', '.join(CONTROL_IDS)}"
-        )
+    known = (*CONTROL_IDS, CHANGE_CONTROL)
+    if text not in known:
+        raise argparse.ArgumentTypeError(f"unknown control {text!r}; known: {', '.join(known)}")
     return text
 
 
@@ -822,7 +823,10 @@ def _audit_commands(commands: Any) -> None:
         help="only this bucket's records (or an account id's, or an access point ARN's)",
     )
     history.add_argument(
-        "--control", type=_control_id, metavar="ID", help="only this control's records"
+        "--control",
+        type=_control_id,
+        metavar="ID",
+        help="only this control's records (exemption: the exemption changes)",
     )
     history.add_argument("--limit", type=_positive, metavar="N", help="at most N records")
     _audit_arguments(history)

@@ -15,6 +15,7 @@ import threading
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +52,11 @@ def _exempt(s3: Any, bucket: str, controls: str, reason: str) -> None:
     tags = [
         {"Key": "bucketwarden:exempt", "Value": controls},
         {"Key": "bucketwarden:exempt-reason", "Value": reason},
-        {"Key": "bucketwarden:exempt-until", "Value": "2099-12-31"},
+        # Within MaxExemptionDays (365 by default): an end date further away is not honoured.
+        {
+            "Key": "bucketwarden:exempt-until",
+            "Value": (date.today() + timedelta(days=90)).isoformat(),
+        },
     ]
     s3.put_bucket_tagging(Bucket=bucket, Tagging={"TagSet": tags})
 

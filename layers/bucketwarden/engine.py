@@ -14,13 +14,13 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
 
-from bucketwarden import audit, exemptions, flap, metrics, notify, website
+from bucketwarden import audit, exemptions, flap, grants, metrics, notify, website
 from bucketwarden.aws import (
     GONE_CODES,
     PlannedWrites,
@@ -37,11 +37,15 @@ from bucketwarden.catalogue import controls_of
 from bucketwarden.controls.base import CannotFix, Control, Evaluation, State
 from bucketwarden.events import CloudTrailRecord, EventRejected, parse_record
 from bucketwarden.outcome import REPORTED, Outcome, Status, utc_now
-from bucketwarden.settings import Mode, Settings
+from bucketwarden.settings import ExemptionSource, Mode, Settings
 
 logger = Logger(service="bucketwarden", child=True)
 
 _REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
+# Exempted drift of one bucket and control is notified at most once in this period.
+DIGEST_PERIOD = timedelta(hours=24)
+# Exemption changes (granted, honoured or not, removed): counted as ExemptionChanges.
+CHANGE_STATUSES = frozenset({Status.EXEMPTED, Status.NONCOMPLIANT, Status.COMPLIANT})
 OWN_CHANGE = "change made by BucketWarden itself"
 # How many times a surface is judged when it keeps changing between the read and the write.
 MAX_JUDGEMENTS = 3
@@ -63,6 +67,9 @@ class EventContext:
     tags: dict[str, dict[str, str]] = field(default_factory=dict)
     # The sweep could not read them for a compliant check: its other compliant checks skip it.
     tags_unreadable: bool = False
+    # Exemption records of a bucket (when each grant was first recorded): one Query per
+    # bucket and event, asked only for a grant without an end date.
+    grant_records: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     # Website configurations read when public access is about to be closed (same rule).
     websites: dict[str, dict[str, Any] | None] = field(default_factory=dict)
     # Answers to the surfaces' reads, shared by the controls until one of them writes.
@@ -171,6 +178,8 @@ class Engine:
             return [ignored(skip, record)]
         region = record.awsRegion if _REGION.match(record.awsRegion or "") else None
         context = EventContext(record, region, tried_before=tried_before)
+        if self._handles_exemption_change(record):
+            return [self._exemption_change(record, context)]
         self._wait_for_baseline(record)
         outcomes: list[Outcome] = []
         for group in surface_groups(self._controls_for(record)):
@@ -189,11 +198,14 @@ class Engine:
 
     def reason_to_skip(self, record: CloudTrailRecord) -> str | None:
         """Why the event asks nothing of this family's controls, or None when it does."""
-        elsewhere = record.not_for(self.settings.account_id)
-        if elsewhere:
-            return elsewhere
-        if record.errorCode:
-            return f"the call failed ({record.errorCode}), nothing changed"
+        # Another account's record, or a call that failed: nothing to look at.
+        unusable = record.not_for(self.settings.account_id) or _failed_call(record)
+        if unusable:
+            return unusable
+        if self._handles_exemption_change(record):
+            # No loop guard: BucketWarden never tags a bucket, so a tagging call made with one
+            # of its roles is audited like anyone's.
+            return None if record.bucket_name else f"{record.eventName} names no bucket"
         controls = self._controls_for(record)
         if not controls:
             return f"{record.eventName} is not handled by the {self.family} family"
@@ -202,6 +214,11 @@ class Engine:
         if self._is_own_change(record):
             return OWN_CHANGE
         return None
+
+    def _handles_exemption_change(self, record: CloudTrailRecord) -> bool:
+        return (
+            record.eventName in exemptions.CHANGE_EVENTS and self.family == exemptions.CHANGE_FAMILY
+        )
 
     def _controls_for(self, record: CloudTrailRecord) -> list[Control]:
         return [c for c in self.controls if record.eventName in c.trigger_events]
@@ -485,13 +502,103 @@ class Engine:
         if bucket not in context.tags:
             context.tags[bucket] = exemptions.read_tags(client("s3", context.region), bucket)
         today = utc_now().date()
-        by_tag = exemptions.check(context.tags[bucket], control.id, self.settings, today)
-        if by_tag.exempt or not self.settings.exemptions_parameter:
+
+        def first_recorded(grant: exemptions.Grant) -> date:
+            return self._first_recorded(context, bucket, grant)
+
+        tags = context.tags[bucket]
+        by_tag = exemptions.check(tags, control.id, self.settings, today, first_recorded)
+        tags_only = self.settings.exemption_source is ExemptionSource.TAGS
+        if by_tag.exempt or tags_only or not self.settings.exemptions_parameter:
             return by_tag
         allowlist = exemptions.load_allowlist(self.settings.exemptions_parameter)
-        listed = exemptions.check_allowlist(allowlist, bucket, control.id, self.settings, today)
+        listed = exemptions.check_allowlist(
+            allowlist, bucket, control.id, self.settings, today, first_recorded=first_recorded
+        )
         # The allowlist's verdict when it has one; else what the tags said (an invalid tag, say).
         return listed if listed.exempt or listed.note else by_tag
+
+    def _grant_records(self, context: EventContext, bucket: str) -> list[dict[str, Any]]:
+        """The bucket's exemption records, oldest first (none without an audit table)."""
+        table = self.settings.audit_table
+        if bucket not in context.grant_records:
+            context.grant_records[bucket] = (
+                audit.grant_records(
+                    client("dynamodb"),
+                    table,
+                    bucket,
+                    exemptions.CHANGE_CONTROL,
+                    settings=self.settings,
+                )
+                if table
+                else []
+            )
+        return context.grant_records[bucket]
+
+    def _first_recorded(self, context: EventContext, bucket: str, grant: exemptions.Grant) -> date:
+        """When the audit table first recorded the grant; a grant never recorded (tagged before
+        BucketWarden watched, a tagging event lost, an allowlist entry) is recorded now, and
+        its days count from today."""
+        records = self._grant_records(context, bucket)
+        found = grants.first_recorded(records, grant)
+        if found:
+            return found
+        now = utc_now()
+        if self.settings.audit_table and not self.settings.dry_run:
+            self.report(self._grant_found(context, bucket, grant))
+        records.append({"after": grant.to_record(), "recorded_at": now.isoformat()})
+        return now.date()
+
+    def _grant_found(self, context: EventContext, bucket: str, grant: exemptions.Grant) -> Outcome:
+        # Not the drift's actor: who granted it is unknown (no tagging event was seen).
+        lapses = utc_now().date() + timedelta(days=self.settings.max_exemption_days)
+        found = grants.describe(grant.to_record())
+        reason = (
+            f"exemption found in effect and not recorded before ({found}), "
+            f"while judging {context.what}: first recorded now; without an end date it lapses on "
+            f"{lapses.isoformat()}"
+        )
+        return Outcome(
+            bucket=bucket,
+            control=exemptions.CHANGE_CONTROL,
+            status=Status.EXEMPTED,
+            reason=reason,
+            after=grant.to_record(),
+            region=context.region,
+            found_by=context.found_by,
+        )
+
+    def _exemption_change(self, record: CloudTrailRecord, context: EventContext) -> Outcome:
+        """A bucket tagging call: the bucket's tags, read fresh, against the last recorded grant.
+
+        A change of exemption (granted, changed, removed) is audited and notified with the
+        caller; a tagging call that leaves the exemption as it was is ignored, quietly.
+        """
+        bucket = str(record.bucket_name)
+        base = replace(
+            ignored("", record), control=exemptions.CHANGE_CONTROL, region=context.region
+        )
+        try:
+            tags = exemptions.read_tags(client("s3", context.region), bucket)
+            records = self._grant_records(context, bucket)
+        except ClientError as error:
+            outcome = self._classify(error, base)
+            self.report(outcome)
+            return outcome
+        previous = grants.last_tag_grant(records)
+        change = grants.judge_change(tags, previous, records, self.settings, utc_now().date())
+        if change is None:
+            return replace(base, reason="the tagging call changed no exemption")
+        outcome = replace(
+            base,
+            status=change.status,
+            reason=change.reason,
+            before=change.before,
+            after=change.after,
+            warnings=list(change.warnings),
+        )
+        self.report(outcome)
+        return outcome
 
     def _unusable_exemption(
         self, step: Step, context: EventContext, subject: str, state: State
@@ -519,6 +626,38 @@ class Engine:
         found = context.websites[bucket]
         return [website.website_note(found, control.id, self.settings)] if found else []
 
+    def _notice_due(self, outcome: Outcome) -> bool:
+        """Exempted drift is notified when its bucket and control had no notified exempted
+        drift in the last day (one Query); the notice counts the drifts of that day."""
+        table = self.settings.audit_table
+        drift = outcome.control != exemptions.CHANGE_CONTROL
+        if outcome.status is not Status.EXEMPTED or not drift or not table or not outcome.bucket:
+            return True
+        exempted = Status.EXEMPTED.value
+        outcome.audit_id = outcome.audit_id or audit.audit_id_for(outcome)
+        since = utc_now() - DIGEST_PERIOD
+        records = audit.recent_notices(
+            client("dynamodb"),
+            table,
+            outcome.bucket,
+            str(outcome.control),
+            since,
+            settings=self.settings,
+        )
+        # An earlier attempt at this very event is no earlier notice.
+        others = [
+            r for r in records if r.get("audit_id") != outcome.audit_id and r["status"] == exempted
+        ]
+        if any(r.get("notified") for r in others):
+            return False
+        if others:
+            outcome.warnings.append(
+                f"exempted drift of {outcome.control} on this bucket {len(others) + 1} times in "
+                "the last 24 hours; BucketWarden notifies it at most once a day (every drift "
+                "has its audit record)"
+            )
+        return True
+
     @staticmethod
     def _classify(error: ClientError, outcome: Outcome) -> Outcome:
         code = error_code(error)
@@ -542,20 +681,24 @@ class Engine:
 
     def report(self, outcome: Outcome) -> None:
         """Audit, notify and count one outcome (never in a dry run)."""
-        if self.settings.dry_run or outcome.status not in REPORTED:
+        change = outcome.control == exemptions.CHANGE_CONTROL
+        if self.settings.dry_run or (outcome.status not in REPORTED and not change):
             return
-        first_time = True
+        # A pair held by the flap breaker is escalated once, then only audited while the hold
+        # lasts; exempted drift of one pair is notified at most once a day. The record says
+        # whether it was notified (set before it is written: the digest reads it).
+        quiet_hold = outcome.flapping and not outcome.escalation
+        if self.settings.topic_arn and self.notify_each and not quiet_hold:
+            outcome.notified = self._notice_due(outcome)
         if self.settings.audit_table:
-            first_time = audit.record(
+            audit.record(
                 client("dynamodb"), self.settings.audit_table, outcome, settings=self.settings
             )
-        # An exemption is reported once: its audit record already existing means it was. A pair
-        # held by the flap breaker is escalated once, then only audited while the hold lasts.
-        quiet_hold = outcome.flapping and not outcome.escalation
-        if self.settings.topic_arn and first_time and self.notify_each and not quiet_hold:
+        if outcome.notified:
             notify.publish(client("sns"), self.settings.topic_arn, outcome, self.settings)
-            outcome.notified = True
-        if first_time:
+        if change and outcome.status in CHANGE_STATUSES:
+            metrics.emit("ExemptionChanges", exemptions.CHANGE_CONTROL)
+        else:
             metrics.record(outcome)
         log = logger.warning if outcome.status is Status.FAILED else logger.info
         log("outcome", extra={"outcome": outcome.to_dict()})
@@ -570,6 +713,10 @@ def _note_changes(steps: list[Step], control: Control, changes: list[str]) -> No
         )
         for step in steps:
             step.outcome.warnings = [*step.outcome.warnings, note]
+
+
+def _failed_call(record: CloudTrailRecord) -> str | None:
+    return f"the call failed ({record.errorCode}), nothing changed" if record.errorCode else None
 
 
 def surface_groups(controls: list[Control]) -> list[list[Control]]:

@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from bucketwarden.aws import error_code
+from bucketwarden.exemptions import CHANGE_CONTROL, CHANGE_EVENTS
+from bucketwarden.grants import describe
 from bucketwarden.outcome import Outcome, Status
 from bucketwarden.settings import Settings
 
@@ -131,6 +133,8 @@ def subject_name(outcome: Outcome) -> str:
 def headline(outcome: Outcome) -> str:
     if outcome.escalation:
         return outcome.escalation
+    if outcome.control == CHANGE_CONTROL:
+        return change_headline(outcome)
     template = _HEADLINES.get(outcome.status, "BucketWarden {control} on {subject}")
     return template.format(control=outcome.control, subject=subject_name(outcome))
 
@@ -349,7 +353,91 @@ def _cut(outcome: Outcome, limit: int) -> Outcome:
 
 def _message(outcome: Outcome, settings: Settings) -> dict[str, str]:
     machine = json.dumps(machine_message(outcome, settings), sort_keys=True, default=str)
+    if outcome.control == CHANGE_CONTROL:
+        email, chatbot = change_email_text(outcome, settings), change_chatbot_message(outcome)
+        return by_protocol(machine, email, chatbot)
     return by_protocol(machine, email_text(outcome, settings), chatbot_message(outcome, settings))
+
+
+# -- exemption changes: a bucket tagging call granted, changed or removed an exemption --------
+
+
+def _change_verb(outcome: Outcome) -> str:
+    if outcome.event_name not in CHANGE_EVENTS:
+        return "found"  # in effect on a drift, never recorded before
+    if outcome.after is None:
+        return "removed"
+    return "granted" if outcome.before is None else "changed"
+
+
+def change_headline(outcome: Outcome) -> str:
+    """ "BucketWarden: exemption granted (not honoured) on bucket X by ARN"."""
+    where = subject_name(outcome)
+    if outcome.status in {Status.FAILED, Status.SKIPPED}:
+        return f"BucketWarden could not read the exemption tags of {where}"
+    by = f" by {outcome.actor}" if outcome.actor else ""
+    # Before the actor, whose ARN can be long: a subject is cut at 100 characters.
+    verdict = " (not honoured)" if outcome.status is Status.NONCOMPLIANT else ""
+    return f"BucketWarden: exemption {_change_verb(outcome)}{verdict} on {where}{by}"
+
+
+_HONOURED = {
+    Status.EXEMPTED: "yes: drift of these controls is reported, not fixed",
+    Status.NONCOMPLIANT: "no: the bucket is fixed as any other (see why above)",
+    Status.COMPLIANT: "nothing to honour: the bucket has no exemption now",
+}
+
+
+def _change_lines(outcome: Outcome) -> list[str]:
+    return [
+        f"What changed: {outcome.reason}",
+        f"Changed by: {_who(outcome)}",
+        f"Exemption before: {describe(outcome.before)}",
+        f"Exemption now: {describe(outcome.after)}",
+        f"Honoured: {_HONOURED.get(outcome.status, outcome.status.value)}",
+        *(f"Warning: {warning}" for warning in outcome.warnings),
+    ]
+
+
+def change_email_text(outcome: Outcome, settings: Settings) -> str:
+    key = settings.exempt_tag_key
+    lines = [
+        headline(outcome) + ".",
+        "",
+        _labelled_subject(outcome) + (f" ({outcome.region})" if outcome.region else ""),
+        *_change_lines(outcome),
+        "",
+        f"Every change of the tags {key}, {settings.exempt_reason_key} and "
+        f"{settings.exempt_until_key} is audited and notified. To end the exemption, delete them.",
+    ]
+    if outcome.audit_id:
+        lines += ["", f"Audit record: {outcome.audit_id}"]
+    return "\n".join(lines)
+
+
+def change_chatbot_message(outcome: Outcome) -> dict[str, Any]:
+    next_steps = ["Check that the exemption is wanted; delete its tags to end it"]
+    if outcome.audit_id:
+        next_steps.append(f"Audit record `{outcome.audit_id}`")
+    return {
+        "version": "1.0",
+        "source": "custom",
+        "id": outcome.audit_id or outcome.event_id or "",
+        "content": {
+            "textType": "client-markdown",
+            "title": f":label: {headline(outcome)}",
+            "description": "\n".join(
+                f"*{line.replace(': ', ':* ', 1)}" for line in _change_lines(outcome)
+            ),
+            "nextSteps": next_steps,
+        },
+        "metadata": {
+            "threadId": f"{outcome.bucket}/{outcome.control}",
+            "summary": headline(outcome),
+            "eventType": f"exemption-{_change_verb(outcome)}",
+            "relatedResources": [_resource_arn(outcome)],
+        },
+    }
 
 
 # SNS refuses a Publish over its rate with its modelled ThrottledException (HTTP 429, code

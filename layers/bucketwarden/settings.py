@@ -15,6 +15,14 @@ from enum import StrEnum
 TLS_VERSIONS = ("", "1.2", "1.3")
 
 
+class ExemptionSource(StrEnum):
+    """Where exemptions may come from: bucket tags, the central allowlist, or both."""
+
+    TAGS = "tags"
+    ALLOWLIST = "allowlist"
+    BOTH = "both"
+
+
 class Mode(StrEnum):
     REMEDIATE = "remediate"
     NOTIFY = "notify"
@@ -54,6 +62,19 @@ def _switch(env: Mapping[str, str], name: str, default: bool) -> bool:
 def account_id_from_env(env: Mapping[str, str]) -> str | None:
     """ACCOUNT_ID, the stack's account (None when unset); ConfigError when not an account id."""
     return _account_id(env)
+
+
+def _exemption_source(env: Mapping[str, str], parameter: str | None) -> ExemptionSource:
+    raw = env.get("EXEMPTION_SOURCE", "").strip().lower() or ExemptionSource.BOTH.value
+    try:
+        source = ExemptionSource(raw)
+    except ValueError as error:
+        allowed = ", ".join(s.value for s in ExemptionSource)
+        raise ConfigError(f"EXEMPTION_SOURCE={raw!r}: expected one of {allowed}") from error
+    # Allowlist only, and no allowlist: a mistake that would silently exempt nothing.
+    if source is ExemptionSource.ALLOWLIST and not parameter:
+        raise ConfigError("EXEMPTION_SOURCE=allowlist needs EXEMPTIONS_PARAMETER")
+    return source
 
 
 def _account_id(env: Mapping[str, str]) -> str | None:
@@ -98,6 +119,12 @@ class Settings:
     flap_window_minutes: int = 60
     # SSM parameter holding the central exemption allowlist (None: tags only).
     exemptions_parameter: str | None = None
+    # Which exemptions count: tags, the allowlist, or both. With the allowlist only, a tag
+    # exempts nothing (the finding says it was not honoured, and why).
+    exemption_source: ExemptionSource = ExemptionSource.BOTH
+    # The longest an exemption may last, in days (0: no limit): an end date further away is
+    # not honoured, and one without an end date lapses this long after it was first recorded.
+    max_exemption_days: int = 365
     # The region the function runs in (AWS_REGION, which Lambda sets): the stack's region, where
     # its audit table is. None outside Lambda.
     region: str | None = None
@@ -147,6 +174,7 @@ class Settings:
                 f"OBJECT_LOCK_MODE={lock_mode!r}: expected GOVERNANCE, COMPLIANCE or empty"
             )
         lock_days = _whole_number(env, "OBJECT_LOCK_DAYS", 0, maximum=36500)
+        parameter = env.get("EXEMPTIONS_PARAMETER", "").strip() or None
         if lock_mode and lock_days < 1:
             raise ConfigError(f"OBJECT_LOCK_MODE={lock_mode} needs OBJECT_LOCK_DAYS of at least 1")
         return cls(
@@ -170,7 +198,9 @@ class Settings:
             baseline_delay_seconds=_whole_number(env, "BASELINE_DELAY_SECONDS", 0, maximum=300),
             flap_threshold=_whole_number(env, "FLAP_THRESHOLD", 3, maximum=100),
             flap_window_minutes=_whole_number(env, "FLAP_WINDOW_MINUTES", 60, 10080, minimum=1),
-            exemptions_parameter=env.get("EXEMPTIONS_PARAMETER", "").strip() or None,
+            exemptions_parameter=parameter,
+            exemption_source=_exemption_source(env, parameter),
+            max_exemption_days=_whole_number(env, "MAX_EXEMPTION_DAYS", 365, maximum=36500),
             region=env.get("AWS_REGION", "").strip() or None,
             account_id=_account_id(env),
         )
