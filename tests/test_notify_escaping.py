@@ -190,3 +190,22 @@ def test_a_policy_with_slack_markup_and_100_kb_of_condition_is_fixed_and_notifie
     assert [o["status"] for o in fixed] == ["remediated"], outcomes
     [envelope] = [e for e in inbox.receive() if "public-policy" in e["Subject"]]
     assert json.loads(envelope["Message"])["control"] == "public-policy"
+
+
+def test_an_exemption_change_escapes_its_tag_values_in_chat_and_email() -> None:
+    grant = {"controls": ["all"], "reason": STEERING, "until": "2027-01-31", "source": "tags"}
+    change = outcome(
+        control="exemption",
+        status=Status.EXEMPTED,
+        event_name="PutBucketTagging",
+        reason=f"exemption granted: {STEERING}",
+        before=None,
+        after=grant,
+    )
+    message = notify.message(change, Settings())
+    texts = chat_texts(message)
+    assert all(syntax not in text for text in texts for syntax in SLACK_SYNTAX), texts
+    assert any("&lt;!channel&gt;" in text for text in texts)
+    email = message["email"]
+    assert "\nOutcome" not in email
+    assert all(len(line) <= notify.EMAIL_FIELD_LIMIT + 200 for line in email.splitlines())

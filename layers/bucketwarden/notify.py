@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import random
 import time
+from collections.abc import Callable
 from dataclasses import fields, replace
 from typing import TYPE_CHECKING, Any
 
@@ -388,24 +389,26 @@ _HONOURED = {
 }
 
 
-def _change_lines(outcome: Outcome) -> list[str]:
+def _change_lines(outcome: Outcome, show: Callable[[object], str]) -> list[str]:
+    """The change's lines; `outcome` already shown, and the grants (tag values) shown here."""
     return [
         f"What changed: {outcome.reason}",
         f"Changed by: {_who(outcome)}",
-        f"Exemption before: {describe(outcome.before)}",
-        f"Exemption now: {describe(outcome.after)}",
+        f"Exemption before: {show(describe(outcome.before))}",
+        f"Exemption now: {show(describe(outcome.after))}",
         f"Honoured: {_HONOURED.get(outcome.status, outcome.status.value)}",
         *(f"Warning: {warning}" for warning in outcome.warnings),
     ]
 
 
 def change_email_text(outcome: Outcome, settings: Settings) -> str:
+    outcome = _shown(outcome, email_value)
     key = settings.exempt_tag_key
     lines = [
         headline(outcome) + ".",
         "",
         _labelled_subject(outcome) + (f" ({outcome.region})" if outcome.region else ""),
-        *_change_lines(outcome),
+        *_change_lines(outcome, email_value),
         "",
         f"Every change of the tags {key}, {settings.exempt_reason_key} and "
         f"{settings.exempt_until_key} is audited and notified. To end the exemption, delete them.",
@@ -416,6 +419,7 @@ def change_email_text(outcome: Outcome, settings: Settings) -> str:
 
 
 def change_chatbot_message(outcome: Outcome) -> dict[str, Any]:
+    outcome = _shown(outcome, chat_text)
     next_steps = ["Check that the exemption is wanted; delete its tags to end it"]
     if outcome.audit_id:
         next_steps.append(f"Audit record `{outcome.audit_id}`")
@@ -427,7 +431,7 @@ def change_chatbot_message(outcome: Outcome) -> dict[str, Any]:
             "textType": "client-markdown",
             "title": f":label: {headline(outcome)}",
             "description": "\n".join(
-                f"*{line.replace(': ', ':* ', 1)}" for line in _change_lines(outcome)
+                f"*{line.replace(': ', ':* ', 1)}" for line in _change_lines(outcome, chat_text)
             ),
             "nextSteps": next_steps,
         },
