@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from bucketwarden.catalogue import CONTROL_IDS
 from bucketwarden.exemptions import Grant, check, tag_grant
 from bucketwarden.outcome import Status
 from bucketwarden.settings import Settings
@@ -99,6 +98,10 @@ def _verdict(
 
 
 def _unknown_controls(grant: Grant) -> tuple[str, ...]:
+    # Imported here: the catalogue imports the controls, which read audit records, whose
+    # integrity check notifies, and notifications describe grants.
+    from bucketwarden.catalogue import CONTROL_IDS
+
     unknown = [c for c in grant.controls if c != "all" and c not in CONTROL_IDS]
     if not unknown:
         return ()
