@@ -19,7 +19,6 @@ from tests.helpers import (
     ControlCase,
     calls_delta,
     cloudtrail_record,
-    eventbridge_event,
     handle,
     make_bucket,
     s3_control_host,
@@ -191,7 +190,8 @@ def test_an_event_without_an_account_is_ignored_with_a_reason() -> None:
     raw["userIdentity"]["accountId"] = "..."
     before_calls = dict(aws.API_CALLS)
 
-    outcomes = process(eventbridge_event(raw), CASE.family)
+    # A bare record: an EventBridge envelope would name the account it came from.
+    outcomes = process(raw, CASE.family)
 
     assert [(o["status"], o["reason"]) for o in outcomes] == [
         ("ignored", "PutAccountPublicAccessBlock names no account")

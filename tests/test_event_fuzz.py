@@ -163,22 +163,26 @@ def test_oversized_policy_in_the_event_is_not_what_the_engine_judges() -> None:
 
 
 @pytest.mark.usefixtures("stack")
-def test_oversized_policy_in_the_bucket_is_fixed_as_far_as_it_fits() -> None:
-    # S3 refuses a policy over 20 KB; moto stores one, and the engine must still answer.
+def test_oversized_policy_in_the_bucket_is_reported_and_not_written() -> None:
+    # S3 refuses a policy over 20 KB, so it never holds one; moto stores one. Without the public
+    # statement it is still over the limit: S3 would refuse the fix, so none is sent, and the
+    # engine still answers (failed, with the size), never raising into Lambda's retries.
     bucket = make_bucket(BUCKET)
     kept = padded_to(policy(cross_account(bucket)), 21_000)
-    put_policy(bucket, policy(public_read(bucket), *kept["Statement"]))
+    stored = policy(public_read(bucket), *kept["Statement"])
+    put_policy(bucket, stored)
 
     outcomes = assert_answered(
         eventbridge_event(cloudtrail_record("PutBucketPolicy", bucket)), "public-access"
     )
 
     assert only_policy_controls(outcomes) == [
-        ("public-policy", "remediated"),
+        ("public-policy", "failed"),
         ("secure-transport", "noncompliant"),
     ]
+    assert "over S3's 20480" in outcomes[0]["reason"]
     assert "not fixed: with the rule the policy would be" in outcomes[1]["reason"]
-    assert stored_policy(bucket) == kept
+    assert stored_policy(bucket) == stored
 
 
 @pytest.mark.usefixtures("stack")

@@ -486,9 +486,9 @@ def test_a_later_end_date_is_brought_forward_to_the_rollbacks(
     bucketwarden: Callable[..., Ran],
 ) -> None:
     subject, _, fix = fixed(versioning.CASE)
-    tag_bucket(
-        subject, {EXEMPT: "encryption", EXEMPT_REASON: "archive", EXEMPT_UNTIL: "2999-12-31"}
-    )
+    # Within MaxExemptionDays (365 by default), so the exemption is in effect.
+    later = (date.today() + timedelta(days=200)).isoformat()
+    tag_bucket(subject, {EXEMPT: "encryption", EXEMPT_REASON: "archive", EXEMPT_UNTIL: later})
 
     ran = bucketwarden("rollback", fix["audit_id"], "--json", "--exempt-days", "30")
 
@@ -498,7 +498,7 @@ def test_a_later_end_date_is_brought_forward_to_the_rollbacks(
     [line] = ran.lines
     assert any(
         f"ends after {in_30_days}" in warning
-        and "own end date 2999-12-31 is brought forward" in warning
+        and f"own end date {later} is brought forward" in warning
         for warning in line["warnings"]
     )
 
