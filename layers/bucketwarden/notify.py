@@ -253,25 +253,45 @@ def chatbot_message(outcome: Outcome, settings: Settings | None = None) -> dict[
     )
     key = (settings or Settings()).exempt_tag_key
     next_steps = [f"Exempt with tags `{key}={outcome.control}` and `{key}-reason`"]
-    if outcome.audit_id:
-        next_steps.append(f"Audit record `{outcome.audit_id}`")
     command = rollback_command(outcome, settings)
-    if command:
-        next_steps.append(f"Undo: `{command}`")
+    undo = [f"Undo: `{command}`"] if command else []
+    title = f"{_EMOJI.get(outcome.status, '')} {headline(outcome)}".strip()
+    return _chat_card(
+        outcome,
+        title,
+        description,
+        first_steps=next_steps,
+        last_steps=undo,
+        event_type=outcome.status.value,
+    )
+
+
+def _chat_card(
+    outcome: Outcome,
+    title: str,
+    description: str,
+    *,
+    first_steps: list[str],
+    last_steps: list[str],
+    event_type: str,
+) -> dict[str, Any]:
+    """An AWS Chatbot custom notification of one (already shown) outcome; its audit record is
+    named between `first_steps` and `last_steps`."""
+    record = [f"Audit record `{outcome.audit_id}`"] if outcome.audit_id else []
     return {
         "version": "1.0",
         "source": "custom",
         "id": outcome.audit_id or outcome.event_id or "",
         "content": {
             "textType": "client-markdown",
-            "title": f"{_EMOJI.get(outcome.status, '')} {headline(outcome)}".strip(),
+            "title": title,
             "description": description,
-            "nextSteps": next_steps,
+            "nextSteps": [*first_steps, *record, *last_steps],
         },
         "metadata": {
             "threadId": f"{outcome.bucket}/{outcome.control}",
             "summary": headline(outcome),
-            "eventType": outcome.status.value,
+            "eventType": event_type,
             "relatedResources": [_resource_arn(outcome)],
         },
     }
@@ -420,28 +440,15 @@ def change_email_text(outcome: Outcome, settings: Settings) -> str:
 
 def change_chatbot_message(outcome: Outcome) -> dict[str, Any]:
     outcome = _shown(outcome, chat_text)
-    next_steps = ["Check that the exemption is wanted; delete its tags to end it"]
-    if outcome.audit_id:
-        next_steps.append(f"Audit record `{outcome.audit_id}`")
-    return {
-        "version": "1.0",
-        "source": "custom",
-        "id": outcome.audit_id or outcome.event_id or "",
-        "content": {
-            "textType": "client-markdown",
-            "title": f":label: {headline(outcome)}",
-            "description": "\n".join(
-                f"*{line.replace(': ', ':* ', 1)}" for line in _change_lines(outcome, chat_text)
-            ),
-            "nextSteps": next_steps,
-        },
-        "metadata": {
-            "threadId": f"{outcome.bucket}/{outcome.control}",
-            "summary": headline(outcome),
-            "eventType": f"exemption-{_change_verb(outcome)}",
-            "relatedResources": [_resource_arn(outcome)],
-        },
-    }
+    description = "\n".join(
+        f"*{line.replace(': ', ':* ', 1)}" for line in _change_lines(outcome, chat_text)
+    )
+    steps = ["Check that the exemption is wanted; delete its tags to end it"]
+    title = f":label: {headline(outcome)}"
+    event_type = f"exemption-{_change_verb(outcome)}"
+    return _chat_card(
+        outcome, title, description, first_steps=steps, last_steps=[], event_type=event_type
+    )
 
 
 # SNS refuses a Publish over its rate with its modelled ThrottledException (HTTP 429, code
