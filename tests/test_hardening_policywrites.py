@@ -37,6 +37,7 @@ from tests.helpers import (
     OTHER_ACCOUNT_ID,
     REGION,
     ErrorResponses,
+    audit_items,
     calls_delta,
     create_table,
     make_bucket,
@@ -522,3 +523,29 @@ def test_the_local_endpoint_measures_a_policy_as_s3_limits_it() -> None:
     utf8 = json.dumps(document, indent=2, ensure_ascii=False)
     compact = json.dumps(document, separators=(",", ":"), ensure_ascii=False)
     assert policy_size(utf8) == len(compact.encode()) < policy_size(pretty)
+
+
+@pytest.mark.parametrize("times", [1, None], ids=["edited once", "edited every time"])
+def test_a_surface_judged_again_leaves_one_audit_record_and_none_pending(
+    monkeypatch: pytest.MonkeyPatch, times: int | None
+) -> None:
+    # The fix is recorded ahead of the write; when the surface changed meanwhile, the record of
+    # the fix that was not made is replaced by the next one (or by the failure), never left
+    # pending for a rollback to take as a fix that landed.
+    monkeypatch.setenv("AUDIT_TABLE", create_table("bucketwarden-audit", "audit_id"))
+    bucket = make_bucket("edited-while-recorded")
+    policies.put_policy(bucket, policies.policy(policies.public_read(bucket)))
+
+    def another_edit(count: int) -> None:
+        statements = [policies.public_read(bucket), partner_read(bucket, f"Partner{count}")]
+        policies.put_policy(bucket, policies.policy(*statements))
+
+    edit_after("GetBucketPolicy", another_edit, times=times)
+
+    outcome = policies.CASE.run(bucket)
+
+    records = [r for r in audit_items("bucketwarden-audit") if r.get("control") == "public-policy"]
+    assert [(r["audit_id"], r["status"]) for r in records] == [
+        (outcome["audit_id"], outcome["status"])
+    ]
+    assert outcome["status"] == ("remediated" if times else "failed")

@@ -72,6 +72,8 @@ class EventContext:
     grant_records: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     # Website configurations read when public access is about to be closed (same rule).
     websites: dict[str, dict[str, Any] | None] = field(default_factory=dict)
+    # What an earlier attempt at the event recorded, by control (read once: see _prior_fix).
+    priors: dict[str, dict[str, Any] | None] = field(default_factory=dict)
     # Answers to the surfaces' reads, shared by the controls until one of them writes.
     reads: dict[tuple[str, str], Any] = field(default_factory=dict)
 
@@ -294,16 +296,21 @@ class Engine:
             _note_changes(steps, first, changes)
             if not planned:
                 return
+            # Recorded first, so that the read right before the write is the last call before it.
+            self._write_ahead(planned, desired)
             current = self._changed_meanwhile(first, api, subject, before)
             if current is None:
                 self._remediate(planned, context, api, subject, desired)
                 return
             # Judged again from the fresh read: the fix keeps the edit (each control computes
-            # the whole desired state from what it reads), and the outcome records it.
+            # the whole desired state from what it reads), and the outcome records it. The
+            # outcome keeps its audit id: the next write-ahead (or the final record) replaces
+            # this one, so no pending record is left of a fix that was never made.
             changes.append(f"{first.describe(before)} → {first.describe(current)}")
             before = current
             for step in steps:
-                step.reset(context.base(step.control, step.mode, subject))
+                base = context.base(step.control, step.mode, subject)
+                step.reset(replace(base, audit_id=step.outcome.audit_id))
         self._give_up(steps, first, changes, before)
 
     def _judge(
@@ -382,9 +389,8 @@ class Engine:
                 step.decide(replace(step.outcome, status=Status.FAILED, reason=reason))
                 step.outcome.after = latest
 
-    def _remediate(
-        self, planned: list[Step], context: EventContext, api: Any, subject: str, desired: State
-    ) -> None:
+    def _write_ahead(self, planned: list[Step], desired: State) -> None:
+        """Record each planned fix as `pending` before it is made (see audit.write_ahead)."""
         if self.settings.audit_table and not self.settings.dry_run:
             for step in planned:
                 audit.write_ahead(
@@ -394,6 +400,10 @@ class Engine:
                     desired,
                     settings=self.settings,
                 )
+
+    def _remediate(
+        self, planned: list[Step], context: EventContext, api: Any, subject: str, desired: State
+    ) -> None:
         last = planned[-1].control
         last.apply(api, subject, desired)
         after: State = last.verify(api, subject, self.settings, planned[0].outcome.before)
@@ -429,9 +439,17 @@ class Engine:
         )
 
     def _prior_fix(self, context: EventContext, outcome: Outcome) -> dict[str, Any] | None:
-        """The fix an earlier attempt at this event recorded (pending or done), if any."""
+        """The fix an earlier attempt at this event recorded (pending or done), if any.
+
+        Read once per control: when the surface is judged again, this attempt's own write-ahead
+        record is not an earlier attempt's."""
         if not (context.tried_before and self.settings.audit_table):
             return None
+        if outcome.control not in context.priors:
+            context.priors[str(outcome.control)] = self._read_prior_fix(outcome)
+        return context.priors[str(outcome.control)]
+
+    def _read_prior_fix(self, outcome: Outcome) -> dict[str, Any] | None:
         prior = audit.prior_record(
             client("dynamodb"), self.settings.audit_table, outcome, settings=self.settings
         )
