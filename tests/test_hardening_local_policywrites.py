@@ -1,4 +1,6 @@
-"""Issue 12, rows 8, 9 and 10 through `bucketwarden local`: only its endpoint and its output.
+"""Issue 12, rows 6, 8, 9 and 10 through `bucketwarden local`: only its endpoint and its output.
+
+- Row 6: a policy edited while its fix is in flight keeps the edit, and the fix says so.
 
 - Row 8: default encryption set to SSE-KMS with another account's key is put back to SSE-S3.
 - Row 9: a policy written in Japanese near S3's 20 KB limit is fixed and written back as UTF-8,
@@ -12,7 +14,10 @@ The stack stops cleanly at the end with nothing dead-lettered (see `running_stac
 from __future__ import annotations
 
 import json
+import socket
+import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -155,3 +160,64 @@ def test_an_account_named_beside_anyone_keeps_its_grant(stack: LocalStack, s3: A
     outcome = user_outcome(stack, bucket, "PutBucketPolicy", "public-policy")
     assert outcome["status"] == "remediated", outcome
     assert f'It also names AWS "{PARTNER_ROOT}"' in outcome["reason"]
+
+
+# -- row 6 -------------------------------------------------------------------------------------
+
+
+@contextmanager
+def kms_held(stack: LocalStack) -> Iterator[None]:
+    """The endpoint's KMS kept busy: the endpoint answers one request at a time per service
+    (docs/local.md), and a request whose body has not all arrived is still being answered. A fix
+    is recorded (its audit record tagged with KMS) after the surface is read and before it is
+    written, so a fix in flight waits there while this lasts."""
+    body = b'{"Limit": 1}'
+    head = (
+        "POST / HTTP/1.1\r\n"
+        f"Host: 127.0.0.1:{stack.port}\r\n"
+        "X-Amz-Target: TrentService.ListKeys\r\n"
+        "Content-Type: application/x-amz-json-1.1\r\n"
+        "Authorization: AWS4-HMAC-SHA256 Credential=local/20260101/us-east-1/kms/aws4_request, "
+        "SignedHeaders=host, Signature=0\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    )
+    with socket.create_connection(("127.0.0.1", stack.port), timeout=30) as held:
+        held.sendall(head.encode() + body[:1])
+        try:
+            yield
+        finally:
+            held.sendall(body[1:])
+            assert held.recv(12).startswith(b"HTTP/1.1 200"), "the held KMS request failed"
+
+
+def test_a_policy_edited_while_its_fix_is_in_flight_keeps_the_edit(
+    stack: LocalStack, s3: Any
+) -> None:
+    bucket = open_for_policies(stack, s3, "edited-in-flight")
+    public = {"Version": "2012-10-17", "Statement": [statement(bucket, "Site", "*")]}
+    partner = statement(bucket, "Partner", {"AWS": PARTNER_ROOT})
+    edited = {"Version": "2012-10-17", "Statement": [partner]}
+    with kms_held(stack):
+        s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(public))
+        poll_until(
+            lambda: stack.items("drift", bucket=bucket, event_name="PutBucketPolicy"),
+            what="the public policy's event taken by its function",
+        )
+        time.sleep(1)  # the fix reads the policy, then waits for KMS to record the fix
+        s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(edited))
+
+    def judged() -> list[dict[str, Any]]:
+        return stack.outcomes(bucket=bucket, event_name="PutBucketPolicy", control="public-policy")
+
+    outcomes = poll_until(lambda: len(judged()) >= 2 and judged(), what="both policy calls judged")
+    # The edit (the partner's statement, the public one gone) is in place with the TLS rule.
+    assert sids(s3, bucket) == ["Partner", *TLS_SIDS]
+    # The fix of the public policy read it before the edit landed, and waited to record the
+    # fix; it read the policy again right before writing, found the edit and judged that
+    # instead (the edit's own fix, waiting too, finds the first one's write the same way).
+    # Nothing of the edit is lost, and the outcomes say what changed under them.
+    warned = [
+        o for o in outcomes if any("changed while the fix was prepared" in w for w in o["warnings"])
+    ]
+    assert warned, outcomes
+    assert {o["status"] for o in outcomes} <= {"compliant", "remediated"}, outcomes
