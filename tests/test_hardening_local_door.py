@@ -20,6 +20,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -61,34 +62,46 @@ def wait_until_connectable(port: int, stack: LocalStack) -> None:
     raise AssertionError(f"port {port} never accepted a connection: {stack.stderr}")
 
 
-@pytest.fixture
-def early_stack() -> Iterator[LocalStack]:
+@contextmanager
+def early_stack() -> Iterator[tuple[LocalStack, Any]]:
+    """A stack and an S3 client of it, the moment its port accepts connections (the client is
+    made before, so that its first call is not slowed by botocore's set-up)."""
     port = free_port()
     stack = LocalStack(port)
     try:
+        s3 = stack.client("s3")
         wait_until_connectable(port, stack)
-        yield stack
+        yield stack, s3
     finally:
         stack.stop(signal.SIGTERM)
 
 
-def test_a_bucket_opened_the_moment_the_port_accepts_connections_is_fixed(
-    early_stack: LocalStack,
-) -> None:
-    s3 = early_stack.client("s3")
-    bucket = unique_bucket("early")
-    s3.create_bucket(Bucket=bucket)
-    make_acl_public(s3, bucket)
-    opened_before_ready = not early_stack.items("ready")
+# A loaded machine can start the stack faster than the calls are made: then the race this test
+# is about did not happen, and it is tried again with a new stack.
+EARLY_ATTEMPTS = 3
 
-    poll_until(
-        lambda: early_stack.outcomes(bucket=bucket, control="public-acl", status="remediated"),
-        timeout=START_TIMEOUT_SECONDS + FIX_TIMEOUT_SECONDS,
-        what="the public ACL set at start-up removed",
-    )
-    assert not public_grants(s3, bucket)
+
+def opened_at_start() -> bool:
+    """Open a bucket the moment a new stack's port accepts connections, and see it fixed; True
+    when the calls were made before the stack said it was ready."""
+    with early_stack() as (stack, s3):
+        bucket = unique_bucket("early")
+        s3.create_bucket(Bucket=bucket)
+        make_acl_public(s3, bucket)
+        opened_before_ready = not stack.items("ready")
+        poll_until(
+            lambda: stack.outcomes(bucket=bucket, control="public-acl", status="remediated"),
+            timeout=START_TIMEOUT_SECONDS + FIX_TIMEOUT_SECONDS,
+            what="the public ACL set at start-up removed",
+        )
+        assert not public_grants(s3, bucket)
+    return opened_before_ready
+
+
+def test_a_bucket_opened_the_moment_the_port_accepts_connections_is_fixed() -> None:
     # The race this test is about: the calls were made before the stack said it was ready.
-    assert opened_before_ready
+    raced = any(opened_at_start() for _ in range(EARLY_ATTEMPTS))
+    assert raced, f"the stack was ready before the calls in {EARLY_ATTEMPTS} attempts"
 
 
 # -- replay through the CLI against a running local stack -------------------------------------
