@@ -203,7 +203,7 @@ def test_a_policy_edited_while_its_fix_is_in_flight_keeps_the_edit(
             lambda: stack.items("drift", bucket=bucket, event_name="PutBucketPolicy"),
             what="the public policy's event taken by its function",
         )
-        time.sleep(1)  # the fix reads the policy, then waits for KMS to record the fix
+        time.sleep(3)  # the fix reads the policy, then waits for KMS to record the fix
         s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(edited))
 
     def judged() -> list[dict[str, Any]]:
@@ -212,9 +212,10 @@ def test_a_policy_edited_while_its_fix_is_in_flight_keeps_the_edit(
     outcomes = poll_until(lambda: len(judged()) >= 2 and judged(), what="both policy calls judged")
     # The edit (the partner's statement, the public one gone) is in place with the TLS rule.
     assert sids(s3, bucket) == ["Partner", *TLS_SIDS]
-    # The fix of the public policy read it before the edit landed, and waited to record the
-    # fix; it read the policy again right before writing, found the edit and judged that
-    # instead (the edit's own fix, waiting too, finds the first one's write the same way).
+    # The fix of the public policy read it before the edit landed (3 seconds later) and waited
+    # to record the fix; it read the policy again right before writing, found the edit and
+    # judged that instead (the edit's own fix, waiting too, finds the first one's write the same
+    # way).
     # Nothing of the edit is lost, and the outcomes say what changed under them.
     warned = [
         o for o in outcomes if any("changed while the fix was prepared" in w for w in o["warnings"])
