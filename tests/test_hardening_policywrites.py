@@ -40,6 +40,7 @@ from tests.helpers import (
     audit_items,
     calls_delta,
     create_table,
+    handle,
     make_bucket,
     s3,
     subscribe_inbox,
@@ -549,3 +550,19 @@ def test_a_surface_judged_again_leaves_one_audit_record_and_none_pending(
         (outcome["audit_id"], outcome["status"])
     ]
     assert outcome["status"] == ("remediated" if times else "failed")
+
+
+def test_a_public_edit_met_by_another_events_fix_is_judged_by_the_whole_surface() -> None:
+    # CreateBucket's fix of the bucket policy is secure-transport's alone. A public policy put
+    # while it is in flight is kept by its re-judgement: public-policy judges it too, so the
+    # write cannot carry the public statement back over the public policy's own fix.
+    bucket = make_bucket("opened-while-created")
+    public = policies.policy(policies.public_read(bucket))
+    edit_after("GetBucketPolicy", lambda _: policies.put_policy(bucket, public))
+
+    outcomes = {o["control"]: o for o in handle("CreateBucket", bucket, "public-access")}
+
+    assert outcomes["public-policy"]["status"] == "remediated", outcomes["public-policy"]
+    assert outcomes["secure-transport"]["status"] == "remediated", outcomes["secure-transport"]
+    stored = policies.stored_policy(bucket)
+    assert stored["Statement"] == secure_transport.tls_rules(bucket)

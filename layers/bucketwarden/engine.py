@@ -279,6 +279,8 @@ class Engine:
                     if not step.decided:
                         reason = f"{step.outcome.reason}; not fixed: {refusal}"
                         step.decide(replace(step.outcome, status=Status.FAILED, reason=reason))
+        # Controls of the surface that joined when it changed under the fix (see _join_surface).
+        steps.extend(step for step in active if all(step is not other for other in steps))
         for step in steps:
             self.report(step.outcome)
         return [step.outcome for step in steps]
@@ -308,10 +310,29 @@ class Engine:
             # this one, so no pending record is left of a fix that was never made.
             changes.append(f"{first.describe(before)} → {first.describe(current)}")
             before = current
+            self._join_surface(steps, context, subject)
             for step in steps:
                 base = context.base(step.control, step.mode, subject)
                 step.reset(replace(base, audit_id=step.outcome.audit_id))
         self._give_up(steps, first, changes, before)
+
+    def _join_surface(self, steps: list[Step], context: EventContext, subject: str) -> None:
+        """Every control of the surface judges a state that changed under the fix.
+
+        The change is someone's edit, judged so far only by the controls the event triggered (a
+        CreateBucket's fix of the bucket policy is secure-transport's alone). The write keeps the
+        edit, so every control of the surface that is not off must judge it too: otherwise the
+        write could carry back a public statement another fix has just removed."""
+        surface = steps[0].control.surface
+        present = {step.control.id: step for step in steps}
+        joined: list[Step] = []
+        for control in self.controls:
+            mode = self.settings.mode(control.id)
+            if control.id in present:
+                joined.append(present[control.id])
+            elif control.surface == surface and mode is not Mode.OFF:
+                joined.append(Step(control, mode, context.base(control, mode, subject)))
+        steps[:] = joined
 
     def _judge(
         self, steps: list[Step], context: EventContext, subject: str, before: State
