@@ -267,13 +267,13 @@ def test_the_service_role_outside_its_functions_is_not_the_service(
     def judged() -> list[dict[str, Any]]:
         return stack.outcomes(bucket=bucket, event_name="PutBucketPolicy", control="public-policy")
 
-    # Local mode delivers at least once (a slow invocation's message is received again): the
-    # fix is the remediated outcome among this event's, and none ignores it as the service's own.
-    poll_until(
-        lambda: [o for o in judged() if o["status"] == "remediated"],
-        what="the policy written with the service's role fixed",
-    )
-    [fix] = [o for o in judged() if o["status"] == "remediated"]
+    # The change is judged (an outcome of public-policy for this very call, never "ignored" as the
+    # service's own) and the bucket ends closed. The fix may be this event's (remediated) or, on
+    # a loaded machine, the bucket creation's fix that met the policy in flight and judged it
+    # with the whole surface (this event then finds it compliant).
+    outcomes = poll_until(judged, what="the policy written with the service's role judged")
+    assert {o["status"] for o in outcomes} <= {"remediated", "compliant"}, outcomes
+    fix = outcomes[0]
     skipped = [
         o
         for o in stack.outcomes(bucket=bucket, event_name="PutBucketPolicy")

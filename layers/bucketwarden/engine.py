@@ -293,13 +293,19 @@ class Engine:
         before = first.observe(api, subject, self.settings)
         # Edits others made to the surface between the read and the write, as "was → is".
         changes: list[str] = []
-        for _ in range(MAX_JUDGEMENTS):
+        for judgement in range(1, MAX_JUDGEMENTS + 1):
             planned, desired = self._judge(steps, context, subject, before)
             _note_changes(steps, first, changes)
             if not planned:
                 return
             # Recorded first, so that the read right before the write is the last call before it.
             self._write_ahead(planned, desired)
+            if judgement == MAX_JUDGEMENTS and _closes_exposure(planned):
+                # Edits that keep coming must not keep a bucket open: the last judgement is
+                # written, and its outcomes say that an edit made meanwhile may be replaced.
+                _note_overridden(planned, first, len(changes))
+                self._remediate(planned, context, api, subject, desired)
+                return
             current = self._changed_meanwhile(first, api, subject, before)
             if current is None:
                 self._remediate(planned, context, api, subject, desired)
@@ -752,6 +758,19 @@ def _note_changes(steps: list[Step], control: Control, changes: list[str]) -> No
         )
         for step in steps:
             step.outcome.warnings = [*step.outcome.warnings, note]
+
+
+def _closes_exposure(planned: list[Step]) -> bool:
+    return any(step.control.closes_public_exposure for step in planned)
+
+
+def _note_overridden(planned: list[Step], control: Control, changes: int) -> None:
+    note = (
+        f"the {control.surface} changed {changes} times while the fix was prepared; public "
+        "exposure is closed anyway, from the latest read, so an edit made after it may be replaced"
+    )
+    for step in planned:
+        step.outcome.warnings = [*step.outcome.warnings, note]
 
 
 def _failed_call(record: CloudTrailRecord) -> str | None:
