@@ -10,13 +10,15 @@ PYTEST_WORKERS ?= 2
 
 .PHONY: setup browser test demo bench lint format template-check tools clean fuzz
 
-$(BIN)/bucketwarden: pyproject.toml
+# Both packages, editable: the runtime (layers/, what Lambda runs) and the tooling beside it
+# (tooling/, the `bucketwarden` command), with the test and lint tools.
+$(BIN)/bucketwarden: layers/pyproject.toml tooling/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e ./layers -e './tooling[dev]'
 	@touch $@
 
-setup: $(BIN)/bucketwarden ## Create .venv with the package (editable), CLI and test tools
+setup: $(BIN)/bucketwarden ## Create .venv with both packages (editable), the CLI and test tools
 
 # The HTML report's browser test drives Debian's chromium; installed when missing.
 browser: ## Headless chromium and chromedriver (apt-get) for the browser test
@@ -34,9 +36,9 @@ demo: setup ## Make buckets drift on an embedded AWS and watch them fixed
 	$(BIN)/bucketwarden demo
 
 bench: setup ## API calls, CPU, memory and import time per control; local drift-to-fix latency; sweep scale
-	$(BIN)/python -m bucketwarden.bench
-	$(BIN)/python -m bucketwarden.bench_local
-	$(BIN)/python -m bucketwarden.bench_sweep
+	$(BIN)/python -m bucketwarden_tools.bench
+	$(BIN)/python -m bucketwarden_tools.bench_local
+	$(BIN)/python -m bucketwarden_tools.bench_sweep
 
 lint: setup ## ruff lint and format check
 	$(BIN)/ruff check .

@@ -19,9 +19,9 @@ from werkzeug.serving import make_server
 from bucketwarden import integrity
 from bucketwarden.aws import reset_clients
 from bucketwarden.catalogue import CONTROL_IDS
-from bucketwarden.moto_http import Dispatcher
 from bucketwarden.settings import Settings
-from bucketwarden.stack import DEFAULT_MAC_KEY
+from bucketwarden_tools.moto_http import Dispatcher
+from bucketwarden_tools.stack import DEFAULT_MAC_KEY
 
 ROOT = Path(__file__).resolve().parent.parent
 # Real-world CloudTrail records (see data/cloudtrail-samples/SOURCES.md for where each came from).

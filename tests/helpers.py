@@ -25,7 +25,7 @@ from bucketwarden.catalogue import controls_of
 from bucketwarden.handler import process
 from bucketwarden.integrity import FORGED
 from bucketwarden.settings import mode_variable, temporary_environment
-from bucketwarden.stack import DEFAULT_MAC_KEY, create_table_like, find_mac_key
+from bucketwarden_tools.stack import DEFAULT_MAC_KEY, create_table_like, find_mac_key
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"

@@ -1,7 +1,7 @@
 """A `bucketwarden local` stack in a subprocess, driven only through its endpoint.
 
-The stack is started exactly as a person starts it (`python -m bucketwarden.cli local --json`);
-its JSON lines are collected in the background so tests can assert on what it reported.
+The stack is started exactly as a person starts it (`python -m bucketwarden_tools.cli local
+--json`); its JSON lines are collected in the background so tests can assert on what it reported.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ def stack_environment(extra: dict[str, str] | None = None) -> dict[str, str]:
 
 
 def local_command(*args: str) -> list[str]:
-    return [sys.executable, "-m", "bucketwarden.cli", "local", *args]
+    return [sys.executable, "-m", "bucketwarden_tools.cli", "local", *args]
 
 
 def poll_until(

@@ -7,8 +7,8 @@ from collections import Counter
 
 import pytest
 
-from bucketwarden import bench
 from bucketwarden.catalogue import CONTROL_IDS, FAMILIES
+from bucketwarden_tools import bench
 
 
 @pytest.fixture

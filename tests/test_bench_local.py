@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 
-from bucketwarden.bench_local import percentile
+from bucketwarden_tools.bench_local import percentile
 
 EVENTS = 5
 
@@ -15,7 +15,7 @@ EVENTS = 5
 def test_every_drift_paced_and_flooded_is_remediated_and_counted() -> None:
     # A process of its own, as `make bench` runs it: the local system changes its environment.
     env = {key: value for key, value in os.environ.items() if key != "AWS_ENDPOINT_URL"}
-    command = [sys.executable, "-m", "bucketwarden.bench_local", "--json"]
+    command = [sys.executable, "-m", "bucketwarden_tools.bench_local", "--json"]
     command += ["--events", str(EVENTS), "--rate", "10", "--clients", "2"]
     finished = subprocess.run(
         command, check=False, env=env, capture_output=True, text=True, timeout=300

@@ -1,6 +1,6 @@
 """The sweep's scale bench, on a small population: every drift found, no surface read twice.
 
-It runs on the bench's own moto server (`bucketwarden.moto_http`, in a process of its own),
+It runs on the bench's own moto server (`bucketwarden_tools.moto_http`, in a process of its own),
 which keeps connections alive where `moto.server` closes each one after an answer.
 """
 
@@ -13,8 +13,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from bucketwarden import bench_sweep
-from bucketwarden.bench import emulated_aws, moto_server_process
+from bucketwarden_tools import bench_sweep
+from bucketwarden_tools.bench import emulated_aws, moto_server_process
 
 
 @pytest.fixture(scope="module")

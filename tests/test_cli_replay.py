@@ -25,7 +25,7 @@ ALL_USERS = "http://acs.amazonaws.com/groups/global/AllUsers"
 
 
 def run_cli(*args: str, endpoint: str | None = None) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "-m", "bucketwarden.cli", *args]
+    command = [sys.executable, "-m", "bucketwarden_tools.cli", *args]
     if endpoint:
         command += ["--endpoint-url", endpoint]
     return subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)

@@ -20,7 +20,7 @@ import jsonschema
 import pytest
 
 from bucketwarden.catalogue import CONTROL_IDS, CONTROLS
-from bucketwarden.sarif import sarif_log
+from bucketwarden_tools.sarif import sarif_log
 from tests.helpers import (
     ACCOUNT,
     ALL_USERS,
@@ -306,7 +306,7 @@ def run_on_terminal(*args: str) -> tuple[subprocess.CompletedProcess[str], str]:
     """The CLI with stderr on a pseudo-terminal (as in a person's shell) and stdout piped."""
     controller, terminal = pty.openpty()
     environment = {**os.environ, "TERM": "xterm-256color", "COLUMNS": "120"}
-    command = [sys.executable, "-m", "bucketwarden.cli", *args]
+    command = [sys.executable, "-m", "bucketwarden_tools.cli", *args]
     shown: list[bytes] = []
 
     def read_terminal() -> None:
@@ -351,7 +351,7 @@ def test_progress_bar_on_a_terminal_none_when_piped(moto_server: str) -> None:
 
 
 def test_html_report_is_written_to_the_output_file(moto_server: str, tmp_path: Path) -> None:
-    pytest.importorskip("bucketwarden.reports_html")
+    pytest.importorskip("bucketwarden_tools.reports_html")
     make_bucket("html-report")
     report = tmp_path / "scan.html"
 

@@ -17,7 +17,7 @@ from bucketwarden.controls.object_lock_retention import (
 from bucketwarden.handler import process
 from bucketwarden.outcome import Outcome, Status
 from bucketwarden.settings import Settings
-from bucketwarden.stack import DEFAULT_MAC_KEY
+from bucketwarden_tools.stack import DEFAULT_MAC_KEY
 from tests.helpers import (
     ControlCase,
     calls_delta,

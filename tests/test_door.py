@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 
 from bucketwarden import aws
-from bucketwarden.delivery import deliver
 from bucketwarden.handler import process
-from bucketwarden.routing import matching_routes
+from bucketwarden_tools.delivery import deliver
+from bucketwarden_tools.routing import matching_routes
 from tests.helpers import (
     ACCOUNT,
     calls_delta,

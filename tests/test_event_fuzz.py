@@ -20,7 +20,7 @@ from bucketwarden.catalogue import FAMILIES
 from bucketwarden.events import CloudTrailRecord, EventRejected, as_eventbridge_event, parse_record
 from bucketwarden.handler import process
 from bucketwarden.outcome import Status
-from bucketwarden.stack import DEFAULT_AUDIT_TABLE, DEFAULT_IDEMPOTENCY_TABLE
+from bucketwarden_tools.stack import DEFAULT_AUDIT_TABLE, DEFAULT_IDEMPOTENCY_TABLE
 from tests.helpers import (
     Inbox,
     cloudtrail_record,

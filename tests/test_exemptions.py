@@ -15,9 +15,9 @@ from bucketwarden import aws
 from bucketwarden.catalogue import CONTROL_IDS
 from bucketwarden.exemptions import check, read_tags
 from bucketwarden.outcome import Outcome
-from bucketwarden.report import print_report
 from bucketwarden.settings import Settings
 from bucketwarden.sweep import Sweep, controls_for
+from bucketwarden_tools.report import print_report
 from tests.helpers import ErrorResponses, calls_delta, handle, make_bucket, s3, tag_bucket
 
 TODAY = date(2025, 3, 15)

@@ -28,13 +28,13 @@ import pytest
 from botocore.config import Config
 
 from bucketwarden import aws, engine
-from bucketwarden.bench import moto_server as separate_moto_server
 from bucketwarden.catalogue import CONTROL_IDS, control
 from bucketwarden.handler import process
 from bucketwarden.outcome import REPORTED
-from bucketwarden.routing import load_template
 from bucketwarden.settings import Settings
-from bucketwarden.stack import DEFAULT_MAC_KEY, create_table_like, find_mac_key
+from bucketwarden_tools.bench import moto_server as separate_moto_server
+from bucketwarden_tools.routing import load_template
+from bucketwarden_tools.stack import DEFAULT_MAC_KEY, create_table_like, find_mac_key
 from tests.fault_proxy import FaultPlan, FaultProxy, Tally, fault_key, tag_requests
 from tests.helpers import ACCOUNT, LOG_DELIVERY, cloudtrail_record, eventbridge_event
 

@@ -14,7 +14,7 @@ from bucketwarden.catalogue import CONTROLS
 from bucketwarden.controls.public_access_block import SETTINGS
 from bucketwarden.policy import analyze
 from bucketwarden.settings import Settings
-from bucketwarden.stack import DEFAULT_MAC_KEY
+from bucketwarden_tools.stack import DEFAULT_MAC_KEY
 from tests.helpers import (
     ACCOUNT,
     audit_items,

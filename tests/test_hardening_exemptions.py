@@ -562,7 +562,7 @@ def test_the_tagging_calls_reach_only_the_public_access_function() -> None:
 
 
 def test_an_eventbridge_tagging_event_is_routed_to_the_public_access_function() -> None:
-    from bucketwarden.routing import matching_routes
+    from bucketwarden_tools.routing import matching_routes
 
     event = eventbridge_event(cloudtrail_record("DeleteBucketTagging", "b"))
     assert [route.function_id for route in matching_routes(event)] == ["PublicAccessFunction"]

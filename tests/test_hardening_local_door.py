@@ -128,7 +128,7 @@ def replay(stack: LocalStack, event: dict[str, Any], tmp_path: Path) -> subproce
             "AWS_DEFAULT_REGION": REGION,
         }
     )
-    command = [sys.executable, "-m", "bucketwarden.cli", "replay", str(path), "--json"]
+    command = [sys.executable, "-m", "bucketwarden_tools.cli", "replay", str(path), "--json"]
     return subprocess.run(
         [*command, "--endpoint-url", stack.endpoint],
         capture_output=True,

@@ -84,7 +84,7 @@ def history(stack: LocalStack, bucket: str, control: str) -> list[dict[str, Any]
     )
     ran = subprocess.run(
         [
-            *(sys.executable, "-m", "bucketwarden.cli", "history", "--bucket", bucket),
+            *(sys.executable, "-m", "bucketwarden_tools.cli", "history", "--bucket", bucket),
             *("--control", control, "--json", "--endpoint-url", stack.endpoint),
         ],
         capture_output=True,

@@ -100,7 +100,7 @@ def rollback(stack: LocalStack, *args: str) -> subprocess.CompletedProcess[str]:
     """`bucketwarden rollback ARGS` against the stack's endpoint, as a person runs it."""
     credentials = {"AWS_ACCESS_KEY_ID": CALLER_KEY, "AWS_SECRET_ACCESS_KEY": "e2e-secret"}
     return subprocess.run(
-        [sys.executable, "-m", "bucketwarden.cli", "rollback", *args],
+        [sys.executable, "-m", "bucketwarden_tools.cli", "rollback", *args],
         capture_output=True,
         text=True,
         env=stack_environment(credentials),

@@ -30,7 +30,7 @@ from tests.test_local_e2e import stack as stack  # noqa: PLC0414 (fixture)
 
 AUDIT_TABLE = "bucketwarden-audit"  # the table local mode makes
 ATTACKER = "arn:aws:iam::123456789012:user/mallory"
-ROLLBACK = [sys.executable, "-m", "bucketwarden.cli", "rollback"]
+ROLLBACK = [sys.executable, "-m", "bucketwarden_tools.cli", "rollback"]
 FORGED = "BucketWarden ignored a forged audit record"
 
 

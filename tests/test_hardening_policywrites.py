@@ -19,14 +19,15 @@ from typing import Any
 
 import pytest
 
-from bucketwarden import aws, cli
+from bucketwarden import aws
 from bucketwarden.controls.access_point import AccessPointPolicy
 from bucketwarden.controls.bucket_policy import MAX_POLICY_BYTES, OversizedPolicy
 from bucketwarden.controls.default_encryption import DefaultEncryption
 from bucketwarden.controls.public_policy import PublicPolicy
-from bucketwarden.local.behaviour import policy_size
 from bucketwarden.policy import analyze
 from bucketwarden.settings import Settings
+from bucketwarden_tools import cli
+from bucketwarden_tools.local.behaviour import policy_size
 from tests import test_controls_access_point as access_points
 from tests import test_controls_public_acl as acls
 from tests import test_controls_public_policy as policies

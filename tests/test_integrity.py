@@ -14,12 +14,13 @@ from typing import Any
 
 import pytest
 
-from bucketwarden import audit, aws, integrity, rollback
+from bucketwarden import audit, aws, integrity
 from bucketwarden.exemptions import read_tags
 from bucketwarden.outcome import Outcome, Status, utc_now
-from bucketwarden.rollback import RollbackError
 from bucketwarden.settings import Settings
-from bucketwarden.stack import DEFAULT_MAC_KEY
+from bucketwarden_tools import rollback
+from bucketwarden_tools.rollback import RollbackError
+from bucketwarden_tools.stack import DEFAULT_MAC_KEY
 from tests.helpers import (
     ALL_USERS,
     audit_items,

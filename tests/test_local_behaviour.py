@@ -15,8 +15,8 @@ import pytest
 from botocore.exceptions import ClientError
 from moto.s3.models import FakeBucket
 
-from bucketwarden.local import behaviour
-from bucketwarden.local.operations import ConfigurationCall
+from bucketwarden_tools.local import behaviour
+from bucketwarden_tools.local.operations import ConfigurationCall
 from tests.test_local_operations import RequestCapture
 
 REGION = "us-east-1"

@@ -1,6 +1,7 @@
 """End to end: `bucketwarden local` driven only through its endpoint, as an outside client would.
 
-A stack is started as a person starts it (`python -m bucketwarden.cli local --json`); the tests
+A stack is started as a person starts it (`python -m bucketwarden_tools.cli local --json`);
+the tests
 make buckets drift with ordinary S3 calls, read the state back through the endpoint within a
 bounded wait, and check what the stack reported on its JSON lines. Nothing of the stack is
 imported or patched: the CloudTrail emulator, EventBridge rules, queues, retries and handlers

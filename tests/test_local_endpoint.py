@@ -7,13 +7,13 @@ from typing import Any
 
 import pytest
 
-from bucketwarden.local.cloudtrail import (
+from bucketwarden_tools.local.cloudtrail import (
     SERVICE_ACCESS_KEY,
     SERVICE_ROLE_ARN,
     UNNAMED_SESSION,
     identity_of,
 )
-from bucketwarden.local.endpoint import HeldUntilDelivery
+from bucketwarden_tools.local.endpoint import HeldUntilDelivery
 
 ROLE_SESSION = "arn:aws:sts::123456789012:assumed-role/bucketwarden-local-function/"
 

@@ -19,7 +19,7 @@ from typing import Any
 import boto3
 import pytest
 
-from bucketwarden.local.functions import FunctionRunner, Invocation
+from bucketwarden_tools.local.functions import FunctionRunner, Invocation
 
 REGION = "us-east-1"
 DETAIL_TYPE = "AWS API Call via CloudTrail"

@@ -17,8 +17,8 @@ import pytest
 from botocore.config import Config
 from werkzeug.serving import WSGIRequestHandler, make_server
 
-from bucketwarden.local.cloudtrail import cloudtrail_record, identity_of
-from bucketwarden.local.operations import ConfigurationCall, access_key, identify, region
+from bucketwarden_tools.local.cloudtrail import cloudtrail_record, identity_of
+from bucketwarden_tools.local.operations import ConfigurationCall, access_key, identify, region
 from tests.conftest import EVENTS
 
 ACCOUNT = "123456789012"

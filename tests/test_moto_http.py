@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from bucketwarden.moto_http import Dispatcher
+from bucketwarden_tools.moto_http import Dispatcher
 
 
 class CountingApp:

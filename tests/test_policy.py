@@ -703,7 +703,7 @@ def test_removing_the_public_statements_leaves_a_non_public_policy(
 
 
 def run_check(*args: str) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "-m", "bucketwarden.cli", "policy", "check", *args]
+    command = [sys.executable, "-m", "bucketwarden_tools.cli", "policy", "check", *args]
     return subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
 
 

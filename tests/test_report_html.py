@@ -29,10 +29,10 @@ from selenium.webdriver.support.select import Select
 from bucketwarden.aws import reset_clients
 from bucketwarden.catalogue import CONTROL_IDS, control
 from bucketwarden.outcome import Outcome, Status
-from bucketwarden.report import describe, summary_line
-from bucketwarden.reports_html import COLUMNS, FINDINGS, PAGE_SIZE, render_html
 from bucketwarden.settings import Settings
 from bucketwarden.sweep import Sweep
+from bucketwarden_tools.report import describe, summary_line
+from bucketwarden_tools.reports_html import COLUMNS, FINDINGS, PAGE_SIZE, render_html
 from tests.helpers import REGION, make_bucket, public_bucket, s3
 
 TITLE = "Sweep of 123456789012"

@@ -18,12 +18,13 @@ from typing import Any
 
 import pytest
 
-from bucketwarden import cli
 from bucketwarden.audit import get_record
 from bucketwarden.catalogue import control
 from bucketwarden.controls.object_ownership import LOG_DELIVERY_SID
 from bucketwarden.exemptions import read_tags
-from bucketwarden.rollback import (
+from bucketwarden.settings import Settings
+from bucketwarden_tools import cli
+from bucketwarden_tools.rollback import (
     Record,
     RollbackError,
     exempted_tags,
@@ -31,8 +32,7 @@ from bucketwarden.rollback import (
     opened_by_restore,
     tag_text,
 )
-from bucketwarden.settings import Settings
-from bucketwarden.stack import DEFAULT_MAC_KEY
+from bucketwarden_tools.stack import DEFAULT_MAC_KEY
 from tests import test_controls_access_logging as access_logging
 from tests import test_controls_access_point as access_point
 from tests import test_controls_account_public_access_block as account_block

@@ -700,7 +700,9 @@ def test_layer_builds_the_engine_for_the_runtime() -> None:
     assert layer["Metadata"]["BuildMethod"] == "makefile"
     assert layer["Properties"]["CompatibleArchitectures"] == ["arm64"]
     assert layer["Properties"]["CompatibleRuntimes"] == ["python3.13"]
-    assert (ROOT / "layers" / "requirements.txt").is_file()
+    # The layer installs the runtime package's declared dependencies; no second list.
+    assert "pyproject.toml" in (ROOT / "layers" / "Makefile").read_text()
+    assert not (ROOT / "layers" / "requirements.txt").exists()
     # sam build runs the Makefile's build-<LayerId> target: wheels for the runtime's version and
     # architecture, bytecode Python trusts on a read-only /opt (scripts/check-template looks).
     makefile = (ROOT / "layers" / "Makefile").read_text()

@@ -11,7 +11,7 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
-from bucketwarden.report import STATUS_STYLES, change
+from bucketwarden_tools.report import STATUS_STYLES, change
 
 # Outcomes that say nothing happened to anything: the service's own changes coming back.
 QUIET_REASONS = ("change made by BucketWarden itself",)

@@ -24,8 +24,8 @@ from moto.s3control.models import s3control_backends
 from bucketwarden.controls.bucket_policy import MAX_POLICY_BYTES, as_list
 from bucketwarden.controls.object_ownership import ENFORCED
 from bucketwarden.controls.public_acl import PUBLIC_GROUPS
-from bucketwarden.local.operations import ConfigurationCall
 from bucketwarden.policy import Context, PolicyError, analyze
+from bucketwarden_tools.local.operations import ConfigurationCall
 
 PUBLIC_CANNED_ACLS = frozenset({"public-read", "public-read-write", "authenticated-read"})
 # Canned ACLs that grant nothing beyond the owner: S3 accepts them with ACLs disabled.

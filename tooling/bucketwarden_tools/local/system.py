@@ -18,25 +18,26 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from bucketwarden import aws, integrity, metrics, stack
+from bucketwarden import aws, integrity, metrics
 from bucketwarden.aws import new_client, reset_clients
-from bucketwarden.local import endpoint
-from bucketwarden.local.cloudtrail import (
+from bucketwarden.settings import mode_variable
+from bucketwarden_tools import stack
+from bucketwarden_tools.local import endpoint
+from bucketwarden_tools.local.cloudtrail import (
     ACCOUNT,
     EMULATOR_ACCESS_KEY,
     RECEIVED_AT,
     SERVICE_ACCESS_KEY,
     SERVICE_ROLE_ARN,
 )
-from bucketwarden.local.functions import (
+from bucketwarden_tools.local.functions import (
     FunctionRunner,
     Invocation,
     function_names,
     name_the_calling_function,
     take_messages,
 )
-from bucketwarden.routing import DEFAULT_TEMPLATE
-from bucketwarden.settings import mode_variable
+from bucketwarden_tools.routing import DEFAULT_TEMPLATE
 
 REGION = endpoint.REGION
 START_TIMEOUT_SECONDS = 60

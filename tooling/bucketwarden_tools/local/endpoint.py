@@ -24,7 +24,7 @@ REGION = "us-east-1"
 def _internal_s3(endpoint: str) -> Any:
     import boto3
 
-    from bucketwarden.local.cloudtrail import EMULATOR_ACCESS_KEY
+    from bucketwarden_tools.local.cloudtrail import EMULATOR_ACCESS_KEY
 
     return boto3.session.Session().client(
         "s3",
@@ -98,9 +98,9 @@ def serve(host: str, port: int, ready: Connection, open_delivery: Connection | N
     from moto.moto_server.werkzeug_app import MotoRequestHandler, create_backend_app
     from werkzeug.serving import make_server
 
-    from bucketwarden.local.behaviour import judge_log_targets_by_principal_objects
-    from bucketwarden.local.cloudtrail import CloudTrailMiddleware, put_on_default_bus
-    from bucketwarden.moto_http import Dispatcher
+    from bucketwarden_tools.local.behaviour import judge_log_targets_by_principal_objects
+    from bucketwarden_tools.local.cloudtrail import CloudTrailMiddleware, put_on_default_bus
+    from bucketwarden_tools.moto_http import Dispatcher
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no line per request
     _parse_each_jsonpath_once()

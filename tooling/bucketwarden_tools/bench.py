@@ -11,7 +11,7 @@ the extras it names, each with its reason (printed under the table).
 Part 2 imports each functions/<folder>/app.py in a fresh interpreter with the environment Lambda
 sets, then handles one event in it: import time, first-event time and the child's peak RSS.
 
-    python -m bucketwarden.bench [--json] [--check] [--runs N] [--skip-cold-start]
+    python -m bucketwarden_tools.bench [--json] [--check] [--runs N] [--skip-cold-start]
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ from bucketwarden.events import as_eventbridge_event
 from bucketwarden.handler import process
 from bucketwarden.outcome import REPORTED
 from bucketwarden.settings import Settings, mode_variable, temporary_environment
-from bucketwarden.stack import create_table_like, find_mac_key
+from bucketwarden_tools.stack import create_table_like, find_mac_key
 
 ROOT = Path(__file__).resolve().parents[2]
 EVENTS_DIR = ROOT / "events"
@@ -1277,14 +1277,14 @@ def moto_server() -> Iterator[str]:
 def moto_server_process() -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """The moto server's endpoint and process (whose CPU time a bench may read).
 
-    moto's app behind a server that keeps connections alive (`bucketwarden.moto_http`): moto's
+    moto's app behind a server that keeps connections alive (`bucketwarden_tools.moto_http`): moto's
     own `moto.server` closes each connection after one answer, which made the sweep bench
     measure TCP connects and thread starts rather than the sweep.
     """
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    command = ["-m", "bucketwarden.moto_http", "--host", "127.0.0.1", "--port", str(port)]
+    command = ["-m", "bucketwarden_tools.moto_http", "--host", "127.0.0.1", "--port", str(port)]
     server = subprocess.Popen(
         [sys.executable, *command],
         env={**os.environ, **MOTO_SETTINGS},
@@ -1596,7 +1596,7 @@ def print_tables(
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m bucketwarden.bench", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m bucketwarden_tools.bench", description=__doc__)
     parser.add_argument("--json", action="store_true", help="one JSON object per row")
     parser.add_argument("--check", action="store_true", help="exit 1 if a target is missed")
     parser.add_argument("--runs", type=int, default=3, help="timed runs per scenario")

@@ -18,7 +18,22 @@ from typing import Any
 import yaml
 
 RULE_EVENT_TYPES = frozenset({"EventBridgeRule", "CloudWatchEvent"})
-DEFAULT_TEMPLATE = Path(__file__).resolve().parents[2] / "template.yaml"
+TEMPLATE_NAME = "template.yaml"
+
+
+def find_template(start: Path | None = None) -> Path:
+    """The BucketWarden template that local mode and replay route with: the first template.yaml
+    beside a functions/ folder in the working directory or above it (the checkout one works in),
+    else the one of the checkout this package was installed from. A path that does not exist is
+    returned as is, and reading it says so."""
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / TEMPLATE_NAME).is_file() and (folder / "functions").is_dir():
+            return folder / TEMPLATE_NAME
+    return Path(__file__).resolve().parents[2] / TEMPLATE_NAME
+
+
+DEFAULT_TEMPLATE = find_template()
 
 
 class TemplateError(ValueError):
@@ -47,7 +62,10 @@ def load_template(path: Path = DEFAULT_TEMPLATE) -> dict[str, Any]:
     try:
         text = path.read_text()
     except OSError as error:
-        raise TemplateError(f"cannot read template {path}: {error.strerror}") from error
+        raise TemplateError(
+            f"cannot read template {path}: {error.strerror} (run from a BucketWarden checkout, "
+            "where template.yaml and functions/ are)"
+        ) from error
     document = yaml.load(text, Loader=_CloudFormationLoader)
     if not isinstance(document, dict) or not isinstance(document.get("Resources"), dict):
         raise TemplateError(f"{path} has no Resources section")

@@ -1,6 +1,6 @@
 """Outcomes for people (a rich table) and for tools (one JSON object per line).
 
-SARIF lives in bucketwarden.sarif; the HTML report in bucketwarden.reports_html.
+SARIF lives in bucketwarden_tools.sarif; the HTML report in bucketwarden_tools.reports_html.
 """
 
 from __future__ import annotations

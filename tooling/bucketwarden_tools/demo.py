@@ -23,9 +23,9 @@ from rich.console import Console
 from rich.table import Table
 
 from bucketwarden.controls.public_access_block import SETTINGS
-from bucketwarden.local.system import LocalSystem
-from bucketwarden.report import STATUS_STYLES, change
 from bucketwarden.settings import temporary_environment
+from bucketwarden_tools.local.system import LocalSystem
+from bucketwarden_tools.report import STATUS_STYLES, change
 
 USER_ACCESS_KEY = "AKIADEMOALICE"
 ACCOUNT = "123456789012"

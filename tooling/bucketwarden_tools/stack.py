@@ -60,7 +60,7 @@ _CREATE_TABLE_PROPERTIES = (
 
 def create_table_like(dynamodb: Any, name: str, logical_id: str) -> None:
     """Create `name` as template.yaml defines `logical_id`: same keys, same indexes."""
-    from bucketwarden.routing import load_template
+    from bucketwarden_tools.routing import load_template
 
     properties = load_template()["Resources"][logical_id]["Properties"]
     dynamodb.create_table(

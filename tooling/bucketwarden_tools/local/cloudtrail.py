@@ -18,8 +18,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bucketwarden.controls.access_point import partition_of
-from bucketwarden.local import behaviour
-from bucketwarden.local.operations import (
+from bucketwarden_tools.local import behaviour
+from bucketwarden_tools.local.operations import (
     ConfigurationCall,
     access_key,
     identify,

@@ -41,13 +41,13 @@ from rich.console import Console
 from rich.table import Table
 
 from bucketwarden import aws
-from bucketwarden.bench import ACCOUNT, emulated_aws, moto_server_process
 from bucketwarden.catalogue import CONTROLS
 from bucketwarden.controls.public_access_block import SETTINGS as BLOCK_PUBLIC_ACCESS_SETTINGS
 from bucketwarden.controls.secure_transport import rules as tls_rules
 from bucketwarden.outcome import Outcome, Status
 from bucketwarden.settings import Settings
 from bucketwarden.sweep import Sweep, list_bucket_regions
+from bucketwarden_tools.bench import ACCOUNT, emulated_aws, moto_server_process
 
 REGION = "us-east-1"
 SIZES = (500, 2000)

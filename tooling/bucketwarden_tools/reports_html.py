@@ -17,7 +17,7 @@ from typing import Any
 
 from bucketwarden.catalogue import CONTROL_IDS, control
 from bucketwarden.outcome import REPORTED, Status
-from bucketwarden.report import STATUS_ORDER, change, status_counts, summary_line
+from bucketwarden_tools.report import STATUS_ORDER, change, status_counts, summary_line
 
 # Stacking order in the chart (good to bad, then not checked) and each status's colour.
 STATUS_COLOURS: dict[str, str] = {

@@ -12,8 +12,8 @@ from typing import Any
 
 from bucketwarden.events import as_eventbridge_event, parse_record
 from bucketwarden.outcome import Outcome, Status
-from bucketwarden.routing import DEFAULT_TEMPLATE, Route, load_handler, matching_routes
 from bucketwarden.settings import account_id_from_env
+from bucketwarden_tools.routing import DEFAULT_TEMPLATE, Route, load_handler, matching_routes
 
 
 @dataclass

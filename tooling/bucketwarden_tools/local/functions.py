@@ -22,8 +22,8 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from bucketwarden.delivery import invoke
-from bucketwarden.routing import Route, load_handler, routes
+from bucketwarden_tools.delivery import invoke
+from bucketwarden_tools.routing import Route, load_handler, routes
 
 RETRY_PAUSES_SECONDS = (0.2, 0.5, 1.0)
 RECEIVE_ERROR_PAUSE_SECONDS = 0.5

@@ -1,6 +1,6 @@
 """moto's server as the benches run it: moto's own WSGI app, with HTTP keep-alive.
 
-`python -m bucketwarden.moto_http --port N` serves the same app as `python -m moto.server`, in
+`python -m bucketwarden_tools.moto_http --port N` serves the same app as `python -m moto.server`, in
 a process of its own on 127.0.0.1, with these differences, measured on a sweep's reads:
 
 - Connections are kept alive. werkzeug's development server closes every connection after one

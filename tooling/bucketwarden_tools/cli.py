@@ -132,9 +132,9 @@ def _know_the_account() -> None:
 def cmd_replay(args: argparse.Namespace, console: Console, err: Console) -> int:
     from rich.markup import escape
 
-    from bucketwarden import stack
-    from bucketwarden.delivery import deliver
-    from bucketwarden.report import print_outcomes, write_json_lines
+    from bucketwarden_tools import stack
+    from bucketwarden_tools.delivery import deliver
+    from bucketwarden_tools.report import print_outcomes, write_json_lines
 
     event = _read_event(args.file)
     use_endpoint(args.endpoint_url, args.region)
@@ -161,7 +161,7 @@ def cmd_replay(args: argparse.Namespace, console: Console, err: Console) -> int:
 
 
 def cmd_demo(args: argparse.Namespace, console: Console, err: Console) -> int:
-    from bucketwarden.demo import run_demo
+    from bucketwarden_tools.demo import run_demo
 
     return run_demo(console, as_json=args.json, template=args.template)
 
@@ -227,8 +227,8 @@ def _mode_setting(text: str) -> tuple[str, str]:
 
 
 def cmd_local(args: argparse.Namespace, console: Console, err: Console) -> int:
-    from bucketwarden.local.console import LiveConsole
-    from bucketwarden.local.system import LocalSystem, LocalSystemError
+    from bucketwarden_tools.local.console import LiveConsole
+    from bucketwarden_tools.local.system import LocalSystem, LocalSystemError
 
     system = LocalSystem(
         host=args.host, port=args.port, report=LiveConsole(args.json), modes=dict(args.mode)
@@ -333,9 +333,9 @@ def _progress(err: Console, verb: str, total: int) -> Iterator[Callable[[int], N
 
 def _html_renderer() -> Callable[[list[dict[str, Any]], str], str]:
     try:
-        from bucketwarden.reports_html import render_html
+        from bucketwarden_tools.reports_html import render_html
     except ModuleNotFoundError as error:
-        if error.name != "bucketwarden.reports_html":
+        if error.name != "bucketwarden_tools.reports_html":
             raise
         raise CliError("the HTML report is not part of this installation") from error
     return render_html
@@ -372,8 +372,8 @@ def _write_report(
 ) -> None:
     from rich.markup import escape
 
-    from bucketwarden.report import print_report, summary_line, write_json_lines
-    from bucketwarden.sarif import write_sarif
+    from bucketwarden_tools.report import print_report, summary_line, write_json_lines
+    from bucketwarden_tools.sarif import write_sarif
 
     title = _title(args)
     with _report_stream(args.output) as stream:
@@ -525,7 +525,7 @@ def _connect(args: argparse.Namespace) -> None:
 
 def _audit_table(args: argparse.Namespace) -> str:
     """--audit-table, else AUDIT_TABLE, else the table that replay and local mode create."""
-    from bucketwarden.stack import DEFAULT_AUDIT_TABLE
+    from bucketwarden_tools.stack import DEFAULT_AUDIT_TABLE
 
     name = args.audit_table or os.environ.get("AUDIT_TABLE") or DEFAULT_AUDIT_TABLE
     try:
@@ -662,12 +662,12 @@ def _print_done(found: Any, done: Any, console: Console) -> None:
 def cmd_rollback(args: argparse.Namespace, console: Console, err: Console) -> int:
     from rich.markup import escape
 
-    from bucketwarden import rollback
     from bucketwarden.aws import client
     from bucketwarden.catalogue import CONTROL_IDS
-    from bucketwarden.report import write_json_lines
     from bucketwarden.settings import Settings
-    from bucketwarden.stack import DEFAULT_MAC_KEY
+    from bucketwarden_tools import rollback
+    from bucketwarden_tools.report import write_json_lines
+    from bucketwarden_tools.stack import DEFAULT_MAC_KEY
 
     _connect(args)
     settings = Settings.from_env(CONTROL_IDS)
@@ -703,7 +703,7 @@ def _history_table(records: list[dict[str, Any]]) -> Any:
     from rich.table import Table
 
     from bucketwarden.audit import when
-    from bucketwarden.report import STATUS_STYLES, change
+    from bucketwarden_tools.report import STATUS_STYLES, change
 
     table = Table(title="audit records, newest first", show_lines=True, expand=False)
     for column in ("recorded (UTC)", "audit id"):
@@ -729,7 +729,7 @@ def cmd_history(args: argparse.Namespace, console: Console, err: Console) -> int
 
     from bucketwarden import audit
     from bucketwarden.aws import client
-    from bucketwarden.report import write_json_lines
+    from bucketwarden_tools.report import write_json_lines
 
     _connect(args)
     table = _audit_table(args)
@@ -834,8 +834,8 @@ def _audit_commands(commands: Any) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from bucketwarden.routing import DEFAULT_TEMPLATE
-    from bucketwarden.stack import DEFAULT_AUDIT_TABLE, DEFAULT_IDEMPOTENCY_TABLE
+    from bucketwarden_tools.routing import DEFAULT_TEMPLATE
+    from bucketwarden_tools.stack import DEFAULT_AUDIT_TABLE, DEFAULT_IDEMPOTENCY_TABLE
 
     parser = argparse.ArgumentParser(
         prog="bucketwarden",
@@ -971,8 +971,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     _quiet_runtime(args.verbose)
     from botocore.exceptions import BotoCoreError, ClientError
 
-    from bucketwarden.routing import TemplateError
     from bucketwarden.settings import ConfigError
+    from bucketwarden_tools.routing import TemplateError
 
     try:
         return int(args.run(args, console, err))

@@ -13,7 +13,8 @@ call's arrival at the endpoint to the outcome.
    change would. It shows the capacity (fixes per second) and that nothing is lost; its latency
    is mostly time spent queueing, and is shown for information.
 
-    python -m bucketwarden.bench_local [--json] [--check] [--events N] [--rate R] [--clients N]
+    python -m bucketwarden_tools.bench_local [--json] [--check] [--events N] [--rate R]
+        [--clients N]
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from bucketwarden.local.system import LocalSystem
+from bucketwarden_tools.local.system import LocalSystem
 
 USER_ACCESS_KEY = "AKIABENCHUSER"
 BUCKET_PREFIX = "bench-local"
@@ -376,7 +377,7 @@ def run(
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m bucketwarden.bench_local",
+        prog="python -m bucketwarden_tools.bench_local",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
