@@ -20,11 +20,12 @@ $(BIN)/bucketwarden: layers/pyproject.toml tooling/pyproject.toml
 
 setup: $(BIN)/bucketwarden ## Create .venv with both packages (editable), the CLI and test tools
 
-# The HTML report's browser test drives Debian's chromium; installed when missing.
-browser: ## Headless chromium and chromedriver (apt-get) for the browser test
+# The HTML report's browser tests drive a Chromium; without one they are skipped, saying why.
+# `make test` never installs system packages; this target does (apt-get, as root or with sudo).
+browser: ## Headless chromium and chromedriver (apt-get, needs root) for the browser tests
 	scripts/install-browser
 
-test: setup browser ## Run the test suite
+test: setup ## Run the test suite (the browser tests run where Chromium is found)
 	$(BIN)/pytest -n $(PYTEST_WORKERS) -q
 
 # The property and fuzz tests with many more examples than `make test` runs (about half an hour).

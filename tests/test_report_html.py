@@ -1,12 +1,14 @@
 """The HTML report: escaping, chart and totals, and the page itself in headless chromium.
 
-The browser tests drive Debian's chromium through its chromedriver (scripts/install-browser,
-run by `make test`). Without them the tests fail: the report's sorting is JavaScript, and only a
-browser proves it works.
+The browser tests drive a Chromium through its chromedriver (Debian's: `make browser` installs
+them). The report's sorting is JavaScript, and only a browser proves it works. Where none is found
+the browser tests are skipped, saying why; CI installs Chromium first and sets
+BUCKETWARDEN_REQUIRE_BROWSER=1, so there a missing browser fails the run instead.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 from collections import Counter
@@ -175,18 +177,24 @@ def test_no_outcomes_still_makes_a_page() -> None:
 # -- in the browser --------------------------------------------------------------------------------
 
 
+BROWSER_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+REQUIRE_BROWSER = "BUCKETWARDEN_REQUIRE_BROWSER"
+
+
 def installed_browser() -> tuple[str, str]:
-    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    browser = next(filter(None, map(shutil.which, BROWSER_NAMES)), None)
     driver = shutil.which("chromedriver") or (
         DEBIAN_DRIVER if Path(DEBIAN_DRIVER).exists() else None
     )
     if not browser or not driver:
-        pytest.fail(
-            "The HTML report's browser test needs Debian's chromium and chromium-driver "
-            f"(found browser={browser}, chromedriver={driver}). Install them with "
-            "scripts/install-browser (`make test` runs it).",
-            pytrace=False,
+        reason = (
+            "the HTML report's browser tests need Chromium and chromedriver "
+            f"(found browser={browser}, chromedriver={driver}); `make browser` installs "
+            "Debian's chromium and chromium-driver"
         )
+        if os.environ.get(REQUIRE_BROWSER) == "1":
+            pytest.fail(f"{reason} ({REQUIRE_BROWSER}=1)", pytrace=False)
+        pytest.skip(reason)
     return browser, driver
 
 
