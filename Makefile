@@ -15,7 +15,9 @@ PYTEST_WORKERS ?= 2
 $(BIN)/bucketwarden: layers/pyproject.toml tooling/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ./layers -e './tooling[dev]'
+	# setuptools warns that a folder named as the package may shadow it: layers/ and tooling/
+	# hold exactly the package, so that warning only hides real output.
+	PYTHONWARNINGS="ignore:Editable installation" $(BIN)/pip install --quiet -e ./layers -e './tooling[dev]'
 	@touch $@
 
 setup: $(BIN)/bucketwarden ## Create .venv with both packages (editable), the CLI and test tools
