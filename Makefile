@@ -11,12 +11,12 @@ PYTEST_WORKERS ?= 2
 .PHONY: setup browser test demo bench lint format template template-check tools clean fuzz
 
 # Both packages, editable: the runtime (layers/, what Lambda runs) and the tooling beside it
-# (tooling/, the `bucketwarden` command), with the test and lint tools.
+# (tooling/, the `bucketwarden` command), with the test and lint tools. setuptools warns that a
+# folder named as the package may shadow it: layers/ and tooling/ hold exactly the package, so
+# that warning would only hide real output.
 $(BIN)/bucketwarden: layers/pyproject.toml tooling/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	# setuptools warns that a folder named as the package may shadow it: layers/ and tooling/
-	# hold exactly the package, so that warning only hides real output.
 	PYTHONWARNINGS="ignore:Editable installation" $(BIN)/pip install --quiet -e ./layers -e './tooling[dev]'
 	@touch $@
 
