@@ -762,6 +762,33 @@ def test_access_denied_on_the_restore_puts_the_tags_back(
     )
 
 
+@pytest.mark.parametrize(
+    ("case", "action"),
+    [
+        (public_acl.CASE, "s3:PutBucketAcl"),
+        (public_policy.CASE, "s3:PutBucketPolicy"),
+        (access_point.CASE, "s3:PutAccessPointPolicy"),
+    ],
+    ids=["public-acl", "public-policy", "access-point"],
+)
+def test_a_refused_restore_says_why_s3_itself_may_refuse_it(
+    bucketwarden: Callable[..., Ran],
+    monkeypatch: pytest.MonkeyPatch,
+    case: ControlCase,
+    action: str,
+) -> None:
+    subject, _, fix = fixed(case)
+
+    with denied(monkeypatch, action):
+        ran = bucketwarden("rollback", fix["audit_id"], "--force")
+
+    assert ran.code == 2
+    hint = control(case.control).refusal_hint
+    assert hint
+    assert " ".join(hint.split()) in ran.said
+    assert case.read(subject) == fix["after"]
+
+
 def test_a_restore_refused_half_way_says_what_it_left(
     bucketwarden: Callable[..., Ran], monkeypatch: pytest.MonkeyPatch
 ) -> None:
