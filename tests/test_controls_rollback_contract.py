@@ -62,6 +62,11 @@ def test_rollback_names_no_control() -> None:
 # -- restore targets -----------------------------------------------------------------------------
 
 
+def test_the_controls_with_their_own_restore_target_are_the_ones_tested_here() -> None:
+    overriding = {c.id for c in CONTROLS if type(c).restore_target is not Control.restore_target}
+    assert overriding == OWN_TARGETS
+
+
 @pytest.mark.parametrize(
     "control_", [c for c in CONTROLS if c.id not in OWN_TARGETS], ids=lambda c: c.id
 )
