@@ -11,13 +11,14 @@ end to end.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from bucketwarden.catalogue import CONTROL_IDS, CONTROLS, control
-from bucketwarden.controls.base import Control, RestoreTarget
+from bucketwarden.controls.base import Control, RestoreTarget, State
 from bucketwarden.controls.default_encryption import SSE_S3_DEFAULT
 from bucketwarden_tools import rollback
 from tests import test_controls_access_point as access_point
@@ -38,6 +39,24 @@ REFUSED_BY = {
     "public-policy": "BlockPublicPolicy",
     "access-point": "BlockPublicPolicy",
 }
+
+
+def target_after_fix(
+    control_id: str, bucket: str, fix: Callable[[str], None]
+) -> tuple[Control, State, RestoreTarget]:
+    """The control, its surface before the fix, and its target to get that back after the fix."""
+    control_ = control(control_id)
+    before = control_.read(s3(), bucket)
+    fix(bucket)
+    return control_, before, control_.restore_target(before)
+
+
+def enable_versioning(bucket: str) -> None:
+    versioning.put_status(bucket, "Enabled")
+
+
+def encrypt_with_sse_s3(bucket: str) -> None:
+    encryption.put_default(bucket, "AES256")
 
 
 def restored(control_: Control, subject: str, target: RestoreTarget) -> dict[str, Any] | None:
@@ -81,12 +100,9 @@ def test_by_default_before_is_written_and_read_back_as_it_is(control_: Control) 
 
 
 def test_versioning_never_enabled_comes_back_suspended_and_says_so() -> None:
-    control_ = control("versioning")
     bucket = make_bucket("never-versioned")
-    before = control_.read(s3(), bucket)
-    versioning.put_status(bucket, "Enabled")  # the fix
 
-    target = control_.restore_target(before)
+    control_, _, target = target_after_fix("versioning", bucket, enable_versioning)
 
     assert target.desired == {"Status": "Suspended"}
     assert "Suspended" in (target.note or "")
@@ -95,13 +111,10 @@ def test_versioning_never_enabled_comes_back_suspended_and_says_so() -> None:
 
 
 def test_versioning_suspended_comes_back_exactly() -> None:
-    control_ = control("versioning")
     bucket = make_bucket("suspended")
     versioning.suspend(bucket)
-    before = control_.read(s3(), bucket)
-    versioning.put_status(bucket, "Enabled")  # the fix
 
-    target = control_.restore_target(before)
+    control_, before, target = target_after_fix("versioning", bucket, enable_versioning)
 
     assert target.note is None
     assert target.reached(restored(control_, bucket, target))
@@ -119,12 +132,9 @@ def test_versioning_writes_only_the_status() -> None:
 
 
 def test_default_encryption_absent_is_deleted_and_s3s_default_counts_as_reached() -> None:
-    control_ = control("default-encryption")
     bucket = make_bucket("unencrypted")
-    before = control_.read(s3(), bucket)
-    encryption.put_default(bucket, "AES256")  # the fix
 
-    target = control_.restore_target(before)
+    control_, before, target = target_after_fix("default-encryption", bucket, encrypt_with_sse_s3)
 
     assert (before, target.desired, target.expected) == (None, None, None)
     assert "SSE-S3" in (target.note or "")
@@ -135,13 +145,10 @@ def test_default_encryption_absent_is_deleted_and_s3s_default_counts_as_reached(
 
 
 def test_default_encryption_configured_comes_back_exactly() -> None:
-    control_ = control("default-encryption")
     bucket = make_bucket("kms-encrypted")
     encryption.put_default(bucket, "aws:kms", "alias/team", bucket_key=False)
-    before = control_.read(s3(), bucket)
-    encryption.put_default(bucket, "AES256")  # the fix
 
-    target = control_.restore_target(before)
+    control_, before, target = target_after_fix("default-encryption", bucket, encrypt_with_sse_s3)
 
     assert (target.desired, target.note) == (before, None)
     assert target.reached(restored(control_, bucket, target))

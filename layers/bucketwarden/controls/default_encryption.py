@@ -32,7 +32,7 @@ SSE_C = "SSE-C"
 # "NONE" in the blocked types means nothing is blocked, so it cannot stand beside SSE-C.
 NOTHING_BLOCKED = "NONE"
 # What S3 reads back for a bucket without a default encryption configuration.
-SSE_S3_DEFAULT = {
+SSE_S3_DEFAULT: dict[str, Any] = {
     "Rules": [{"ApplyServerSideEncryptionByDefault": dict(SSE_S3), "BucketKeyEnabled": False}]
 }
 
