@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from bucketwarden.audit import get_record
-from bucketwarden.catalogue import control
+from bucketwarden.catalogue import CONTROL_IDS, control
 from bucketwarden.controls.object_ownership import LOG_DELIVERY_SID
 from bucketwarden.exemptions import read_tags
 from bucketwarden.settings import Settings
@@ -171,6 +171,12 @@ SCENARIOS: dict[str, ControlCase] = {
     "access-logging elsewhere": replace(access_logging.CASE, drift=log_elsewhere),
     "object-lock-retention": object_lock.CASE,
 }
+
+
+def test_every_control_of_the_catalogue_is_rolled_back() -> None:
+    # The account's Block Public Access has no tags: it is rolled back in its own test below.
+    tested = {case.control for case in SCENARIOS.values()} | {account_block.CASE.control}
+    assert tested == set(CONTROL_IDS)
 
 
 def fixed(case: ControlCase, name: str = "team-bucket") -> tuple[str, Any, dict[str, Any]]:
@@ -760,6 +766,33 @@ def test_access_denied_on_the_restore_puts_the_tags_back(
     assert "rolled_back_by" not in (
         get_record(own_client("dynamodb"), AUDIT_TABLE, fix["audit_id"], settings=KEYED) or {}
     )
+
+
+@pytest.mark.parametrize(
+    ("case", "action"),
+    [
+        (public_acl.CASE, "s3:PutBucketAcl"),
+        (public_policy.CASE, "s3:PutBucketPolicy"),
+        (access_point.CASE, "s3:PutAccessPointPolicy"),
+    ],
+    ids=["public-acl", "public-policy", "access-point"],
+)
+def test_a_refused_restore_says_why_s3_itself_may_refuse_it(
+    bucketwarden: Callable[..., Ran],
+    monkeypatch: pytest.MonkeyPatch,
+    case: ControlCase,
+    action: str,
+) -> None:
+    subject, _, fix = fixed(case)
+
+    with denied(monkeypatch, action):
+        ran = bucketwarden("rollback", fix["audit_id"], "--force")
+
+    assert ran.code == 2
+    hint = control(case.control).refusal_hint
+    assert hint
+    assert " ".join(hint.split()) in ran.said
+    assert case.read(subject) == fix["after"]
 
 
 def test_a_restore_refused_half_way_says_what_it_left(

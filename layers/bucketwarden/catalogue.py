@@ -1,10 +1,11 @@
 """The one list of controls. template.yaml, the CLI, docs and tests all read it.
 
-Adding a control: write its module under controls/, add an instance here, run `make template`
-(scripts/generate_template.py writes each family's rule, role and alarms in template.yaml from
-this list), add its mode parameter and its actions to the sweep's role in template.yaml by hand
-(tests/test_template.py fails until the template agrees), a sample under events/ and
-docs/controls/<id>.md.
+Adding a control: write its module under controls/ (with its rollback contract, where the
+defaults do not fit), add an instance here, run `make template` (scripts/generate_template.py
+writes each family's rule, role and alarms in template.yaml from this list), add its mode
+parameter and its actions to the sweep's role in template.yaml by hand (tests/test_template.py
+fails until the template agrees), a sample under events/, docs and tests: docs/architecture.md
+§ Adding a control lists each.
 """
 
 from __future__ import annotations

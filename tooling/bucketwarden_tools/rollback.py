@@ -12,17 +12,23 @@ CloudFormation), which PutBucketTagging cannot write back, is tagged with S3 Con
 TagResource instead, which changes only the keys it names.
 
 A rollback that would open what the fix closed asks first: if `before` is public where the
-surface now is not (judged by the `evaluate` of every control that closes public exposure on the
-same surface: public-acl, public-policy, both Block Public Access controls, access-point), or
-grants accounts the surface does not grant now (policy principals of other accounts, ACL grants
-to other canonical users or e-mail grantees), it is refused unless `--force`. The exemption it
+surface now is not (judged by the `evaluate` of every control of the same surface that closes
+public exposure, `closes_public_exposure`), or grants accounts the surface does not grant now
+(policy principals of other accounts, ACL grants to other canonical users or e-mail grantees),
+it is refused unless `--force`. The exemption it
 writes ends: `bucketwarden:exempt-until` is set `exempt_days` from today (the CLI's
 `--exempt-days`, default 7).
 
-Writing `before` undoes everything the same write did to the surface: public-policy and
-secure-transport share the bucket policy, so when both fixed it in one write, both are rolled
-back and exempted, and the plan says so. An account has no tags: its Block Public Access is
-restored with a warning that only the control's mode keeps it so.
+Writing `before` undoes everything the same write did to the surface: when controls that share
+a surface (the bucket policy's) fixed it in one write, all of them are rolled back and exempted,
+and the plan says so. A subject no tag can exempt (an account) is restored with a warning that
+only the control's mode keeps it so.
+
+Nothing here knows a particular control: what differs between controls is their rollback
+contract (controls/base.py) — `restore_target` (what is written, what must be read back, and a
+note where S3 cannot return the surface exactly), `surface_of` with `derived_keys` (what is
+restored and compared), `refusal_hint` (why S3 may refuse the write), and `subject_account`,
+`subject_region` and `exemption_bucket` (where the subject is, and what can exempt it).
 """
 
 from __future__ import annotations
@@ -37,8 +43,7 @@ from botocore.exceptions import ClientError
 from bucketwarden import audit, exemptions
 from bucketwarden.aws import GONE_CODES, client, error_code, error_message, is_gone
 from bucketwarden.catalogue import CONTROL_IDS, CONTROLS, control
-from bucketwarden.controls.access_point import ACCESS_POINT_ARN, parse_arn
-from bucketwarden.controls.base import Control, State
+from bucketwarden.controls.base import Control, RestoreTarget, State
 from bucketwarden.controls.bucket_policy import bucket_arn, policy_of
 from bucketwarden.controls.object_ownership import grantee_name
 from bucketwarden.outcome import Status, utc_now
@@ -52,20 +57,6 @@ MAX_TAG_VALUE = 256
 # Characters S3 accepts in tag values besides letters, digits and spaces.
 TAG_PUNCTUATION = frozenset("_.:/=+-@")
 SYSTEM_TAG_PREFIX = "aws:"
-# Parts of a control's state read from elsewhere than the surface (object-lock-retention's
-# baseline comes from the audit table): not restored, not compared.
-DERIVED_KEYS: dict[str, tuple[str, ...]] = {"object-lock-retention": ("RecordedBaseline",)}
-# Why S3 may refuse a restore although the credentials allow the call.
-REFUSAL_HINTS = {
-    "public-acl": (
-        "S3 refuses a public ACL while BlockPublicAcls is on for the bucket or the account, and "
-        "any ACL grant while ACLs are disabled (object-ownership BucketOwnerEnforced)"
-    ),
-    "public-policy": "S3 refuses a public policy while BlockPublicPolicy is on for the bucket "
-    "or the account",
-    "access-point": "S3 refuses a public access point policy while BlockPublicPolicy is on for "
-    "the access point or the account",
-}
 
 
 class RollbackError(Exception):
@@ -105,15 +96,12 @@ class Record:
 
     @property
     def region(self) -> str | None:
-        """Where the subject is: an access point's ARN says it, a bucket's record keeps it."""
-        if self.control.scope == "access-point":
-            match = ACCESS_POINT_ARN.match(self.subject)
-            return match["region"] if match else None
-        return self.item.get("region")
+        """Where the subject is: the record keeps it, unless the subject's name says it."""
+        return self.control.subject_region(self.subject, self.item.get("region"))
 
     def names(self) -> str:
-        """ "public-acl on bucket NAME" (or account ID, or access point ARN)."""
-        noun = {"access-point": "access point"}.get(self.control.scope, self.control.scope)
+        """ "CONTROL on bucket NAME" (or account ID, or access point ARN)."""
+        noun = self.control.scope.replace("-", " ")
         return f"{self.control.id} on {noun} {self.subject}"
 
 
@@ -146,62 +134,6 @@ def load(dynamodb: Any, table: str, audit_id: str, settings: Settings) -> Record
     if item.get("control") not in CONTROL_IDS or not item.get("bucket"):
         raise RollbackError(f"audit record {audit_id} names no known control and subject")
     return Record(item, control(str(item["control"])))
-
-
-def surface_of(control_: Control, state: State) -> State:
-    """The part of a state that the surface itself holds: what is restored and compared."""
-    derived = DERIVED_KEYS.get(control_.id, ())
-    if not derived or not isinstance(state, dict):
-        return state
-    return {key: value for key, value in state.items() if key not in derived}
-
-
-# -- what is written, and what must be read back -------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Target:
-    desired: State  # what the control's apply writes
-    expected: State  # what the surface must read back as
-    note: str | None = None
-    # Other read-backs that mean the same (S3 applies a default where nothing is configured).
-    equivalents: tuple[State, ...] = ()
-
-    def reached(self, control_: Control, found: State) -> bool:
-        return surface_of(control_, found) in (self.expected, *self.equivalents)
-
-
-SSE_S3_DEFAULT = {
-    "Rules": [
-        {
-            "ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"},
-            "BucketKeyEnabled": False,
-        }
-    ]
-}
-
-
-def restore_target(control_: Control, before: State) -> Target:
-    """What to write to get `before` back, where S3 allows it exactly, and the closest otherwise."""
-    expected = surface_of(control_, before)
-    if control_.id == "versioning":
-        return _versioning_target(before)
-    if control_.id == "default-encryption" and before is None:
-        note = "S3 applies SSE-S3 to a bucket without a default encryption configuration"
-        return Target(None, None, note, equivalents=(SSE_S3_DEFAULT,))
-    return Target(before, expected)
-
-
-def _versioning_target(before: State) -> Target:
-    # Only the status is written: naming MFADelete at all needs the root user's MFA code.
-    status = (before or {}).get("Status")
-    if status:
-        return Target({"Status": status}, before)
-    note = (
-        "versioning was never enabled before the fix, and S3 cannot return a bucket to that "
-        "state: it becomes Suspended, the closest (no new versions are kept)"
-    )
-    return Target({"Status": "Suspended"}, {**(before or {}), "Status": "Suspended"}, note)
 
 
 # -- the exemption -------------------------------------------------------------------------------
@@ -360,7 +292,7 @@ class Plan:
 
     record: Record
     now: State  # the surface as it is (the fix's `after`, unless forced)
-    target: Target
+    target: RestoreTarget  # what is written, and what must be read back (the control says)
     caller: str
     siblings: list[Record] = field(default_factory=list)
     exemption: TagChange | None = None
@@ -390,7 +322,7 @@ def plan(
     objections = _opening(record, now, settings, own_account(record, caller))
     objections.extend(_check_unchanged(record, now))
     warnings = _overridden(objections, force)
-    target = restore_target(record.control, record.before)
+    target = record.control.restore_target(record.before)
     warnings.extend([target.note] if target.note else [])
     found = Plan(record, now, target, caller, warnings=warnings)
     found.siblings = siblings(dynamodb, table, record, settings)
@@ -402,12 +334,12 @@ def plan(
 
 
 def own_account(record: Record, caller: str) -> str:
-    """The account the subject belongs to: an access point's ARN says it, an account is its own
-    subject; a bucket is the caller's (a rollback runs with the owning account's credentials)."""
-    if record.control.scope == "access-point":
-        return parse_arn(record.subject).account
-    if record.control.scope == "account":
-        return record.subject
+    """The account the subject belongs to: its name may say it (an access point's ARN, an
+    account id); otherwise (a bucket) it is the caller's, as a rollback runs with the owning
+    account's credentials."""
+    named = record.control.subject_account(record.subject)
+    if named is not None:
+        return named
     parts = caller.split(":")
     return parts[4] if len(parts) > 4 else ""
 
@@ -499,10 +431,10 @@ def read_surface(record: Record) -> State:
 def _check_unchanged(record: Record, now: State) -> list[Objection]:
     """The surface must still hold what the fix left, or the rollback would undo a later change."""
     control_ = record.control
-    found = surface_of(control_, now)
-    if found == surface_of(control_, record.after):
+    found = control_.surface_of(now)
+    if found == control_.surface_of(record.after):
         return []
-    if found == surface_of(control_, record.before):
+    if found == control_.surface_of(record.before):
         raise RollbackError(
             f"the {control_.surface} of {record.subject} already holds its configuration from "
             "before the fix: nothing to roll back"
@@ -595,11 +527,11 @@ def carry_out(found: Plan, dynamodb: Any, table: str, settings: Settings) -> Don
         record.control.apply(subject_client(record), record.subject, found.target.desired)
     except ClientError as error:
         undone = "" if tags is None else _untag_after_refusal(tags, record)
-        hint = REFUSAL_HINTS.get(record.control.id)
+        hint = record.control.refusal_hint
         because = f" ({hint})" if hint else ""
         raise RollbackError(f"{describe_error(error)}{because}: {_left(found)}{undone}") from error
     restored = record.control.read(subject_client(record), record.subject)
-    if not found.target.reached(record.control, restored):
+    if not found.target.reached(record.control.surface_of(restored)):
         raise RollbackError(
             f"the {record.control.surface} of {record.subject} reads back as "
             f"{record.control.describe(restored)}, not {record.control.describe(record.before)}: "
@@ -636,7 +568,7 @@ def _left(found: Plan) -> str:
         now = record.control.read(subject_client(record), record.subject)
     except ClientError:
         return "the surface could not be read again to see what changed"
-    if surface_of(record.control, now) == surface_of(record.control, found.now):
+    if record.control.surface_of(now) == record.control.surface_of(found.now):
         return "nothing was rolled back"
     return (
         f"the {record.control.surface} was rolled back in part and is now "

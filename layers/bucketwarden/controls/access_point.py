@@ -112,6 +112,10 @@ class AccessPointPolicy(Control):
     service = "s3control"
     recheck_before_write = True
     closes_public_exposure = True
+    refusal_hint = (
+        "S3 refuses a public access point policy while BlockPublicPolicy is on for the access "
+        "point or the account"
+    )
 
     def subject(self, record: CloudTrailRecord) -> str | None:
         return access_point_arn(record)
@@ -120,6 +124,13 @@ class AccessPointPolicy(Control):
         found = state or {}
         foreign = found.get("BucketAccountId") not in (None, parse_arn(subject).account)
         return None if foreign else found.get("Bucket")
+
+    def subject_account(self, subject: str) -> str | None:
+        return parse_arn(subject).account
+
+    def subject_region(self, subject: str, recorded: str | None) -> str | None:
+        match = ACCESS_POINT_ARN.match(subject)
+        return match["region"] if match else None
 
     def read(self, s3control: Any, arn: str) -> State:
         """The access point (GetAccessPoint) and its policy (GetAccessPointPolicy)."""

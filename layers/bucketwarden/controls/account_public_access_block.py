@@ -48,5 +48,8 @@ class AccountPublicAccessBlock(PublicAccessBlockControl):
     subject_parameter = "AccountId"
     closes_public_exposure = True
 
+    def subject_account(self, subject: str) -> str | None:
+        return subject  # the subject is the account id
+
     def subject(self, record: CloudTrailRecord) -> str | None:
         return account_of(record)

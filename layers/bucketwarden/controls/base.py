@@ -38,6 +38,21 @@ class Evaluation:
     public_read: bool = False
 
 
+@dataclass(frozen=True)
+class RestoreTarget:
+    """What a rollback writes to get a state back, and what the surface must read back as."""
+
+    desired: State  # what the control's `apply` writes
+    expected: State  # what the surface must read back as (its `surface_of`)
+    note: str | None = None  # why the surface ends up other than the state asked for
+    # Other read-backs that mean the same (S3 applies a default where nothing is configured).
+    equivalents: tuple[State, ...] = ()
+
+    def reached(self, surface: State) -> bool:
+        """Does the surface, read back after the write (its `surface_of`), hold the target?"""
+        return surface in (self.expected, *self.equivalents)
+
+
 class Control(ABC):
     id: str
     family: str
@@ -64,6 +79,12 @@ class Control(ABC):
     # fixed every time, and a flap is escalated), and a rollback that would re-open what they
     # judge asks first (rollback.py).
     closes_public_exposure: bool = False
+    # Keys of the state that `observe` reads from elsewhere than the surface (a baseline kept in
+    # the audit table): a rollback neither restores nor compares them.
+    derived_keys: tuple[str, ...] = ()
+    # Why S3 may refuse to write a state back although the credentials allow the call (a
+    # setting elsewhere forbids it), said when a rollback's write is refused; None if nothing.
+    refusal_hint: str | None = None
 
     def subject(self, record: CloudTrailRecord) -> str | None:
         """What the event concerns for this control (bucket name, account id, ARN), or None."""
@@ -72,6 +93,14 @@ class Control(ABC):
     def exemption_bucket(self, subject: str, state: State) -> str | None:
         """The bucket whose tags can exempt the subject (None: only the control's mode can)."""
         return subject if self.scope == "bucket" else None
+
+    def subject_account(self, subject: str) -> str | None:
+        """The account the subject belongs to, when its name says (None: it does not)."""
+        return None
+
+    def subject_region(self, subject: str, recorded: str | None) -> str | None:
+        """The region of the subject: the one its audit record keeps, unless its name says."""
+        return recorded
 
     @abstractmethod
     def read(self, s3: Any, bucket: str) -> State:
@@ -110,6 +139,21 @@ class Control(ABC):
     def describe(self, state: State) -> str:
         """A one-line summary of a state for people (tables, notifications)."""
         return "none" if state is None else json.dumps(state, sort_keys=True)
+
+    # -- rollback: putting a state from before a fix back (bucketwarden rollback) ---------------
+
+    def surface_of(self, state: State) -> State:
+        """The part of a state that the surface itself holds: what a rollback restores and
+        compares (everything but the `derived_keys`)."""
+        if not self.derived_keys or not isinstance(state, dict):
+            return state
+        return {key: value for key, value in state.items() if key not in self.derived_keys}
+
+    def restore_target(self, before: State) -> RestoreTarget:
+        """What to write to get `before` back, and what the surface must then read as: `before`
+        itself, unless S3 cannot return the surface to it exactly (a control overrides this
+        to write the closest and say so)."""
+        return RestoreTarget(before, self.surface_of(before))
 
 
 def without_metadata(response: dict[str, Any]) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from bucketwarden.aws import error_code
-from bucketwarden.controls.base import Control, Evaluation, State, without_metadata
+from bucketwarden.controls.base import Control, Evaluation, RestoreTarget, State, without_metadata
 from bucketwarden.settings import Settings
 
 NOT_CONFIGURED = "ServerSideEncryptionConfigurationNotFoundError"
@@ -31,6 +31,10 @@ SSE_S3 = {"SSEAlgorithm": "AES256"}
 SSE_C = "SSE-C"
 # "NONE" in the blocked types means nothing is blocked, so it cannot stand beside SSE-C.
 NOTHING_BLOCKED = "NONE"
+# What S3 reads back for a bucket without a default encryption configuration.
+SSE_S3_DEFAULT: dict[str, Any] = {
+    "Rules": [{"ApplyServerSideEncryptionByDefault": dict(SSE_S3), "BucketKeyEnabled": False}]
+}
 
 
 def _key_id(key: str) -> str:
@@ -243,3 +247,9 @@ class DefaultEncryption(Control):
             s3.delete_bucket_encryption(Bucket=bucket)
             return
         s3.put_bucket_encryption(Bucket=bucket, ServerSideEncryptionConfiguration=desired)
+
+    def restore_target(self, before: State) -> RestoreTarget:
+        if before is not None:
+            return super().restore_target(before)
+        note = "S3 applies SSE-S3 to a bucket without a default encryption configuration"
+        return RestoreTarget(None, None, note, equivalents=(SSE_S3_DEFAULT,))

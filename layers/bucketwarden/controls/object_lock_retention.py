@@ -133,6 +133,9 @@ class ObjectLockRetention(Control):
     trigger_events = ("PutObjectLockConfiguration",)
     read_actions = ("s3:GetBucketObjectLockConfiguration",)
     write_actions = ("s3:PutBucketObjectLockConfiguration",)
+    # The recorded baseline comes from the audit table, not the bucket: a rollback neither
+    # restores nor compares it.
+    derived_keys = ("RecordedBaseline",)
 
     def read(self, s3: Any, bucket: str) -> State:
         try:

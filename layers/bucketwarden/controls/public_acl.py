@@ -56,6 +56,10 @@ class PublicAcl(Control):
     read_actions = ("s3:GetBucketAcl",)
     checks_website = True
     closes_public_exposure = True
+    refusal_hint = (
+        "S3 refuses a public ACL while BlockPublicAcls is on for the bucket or the account, and "
+        "any ACL grant while ACLs are disabled (object-ownership BucketOwnerEnforced)"
+    )
     write_actions = ("s3:PutBucketAcl",)
     recheck_before_write = True
 

@@ -84,6 +84,9 @@ class PublicPolicy(BucketPolicySurface):
     # A policy letting anyone read objects is how most static websites are served.
     checks_website = True
     closes_public_exposure = True
+    refusal_hint = (
+        "S3 refuses a public policy while BlockPublicPolicy is on for the bucket or the account"
+    )
     # The fix deletes the policy when every statement was public.
     write_actions = ("s3:PutBucketPolicy", "s3:DeleteBucketPolicy")
 

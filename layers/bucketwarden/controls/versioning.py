@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bucketwarden.controls.base import Control, Evaluation, State, without_metadata
+from bucketwarden.controls.base import Control, Evaluation, RestoreTarget, State, without_metadata
 from bucketwarden.settings import Settings
 
 ENABLED = {"Status": "Enabled"}
@@ -46,3 +46,15 @@ class Versioning(Control):
 
     def apply(self, s3: Any, bucket: str, desired: State) -> None:
         s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration=desired)
+
+    def restore_target(self, before: State) -> RestoreTarget:
+        # Only the status is written: naming MFADelete at all needs the root user's MFA code.
+        status = (before or {}).get("Status")
+        if status:
+            return RestoreTarget({"Status": status}, before)
+        note = (
+            "versioning was never enabled before the fix, and S3 cannot return a bucket to that "
+            "state: it becomes Suspended, the closest (no new versions are kept)"
+        )
+        suspended = {"Status": "Suspended"}
+        return RestoreTarget(suspended, {**(before or {}), **suspended}, note)
