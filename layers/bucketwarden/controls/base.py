@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from bucketwarden.settings import Settings
 
@@ -52,7 +52,7 @@ class Control(ABC):
     # client and the account id; "access-point" controls an "s3control" client and the access
     # point's ARN (see `subject`).
     scope: str = "bucket"
-    service: str = "s3"
+    service: Literal["s3", "s3control"] = "s3"
     # True for controls that can find a bucket publicly readable: when one does, the engine
     # reads the bucket's website configuration (s3:GetBucketWebsite) to warn in the finding.
     checks_website: bool = False

@@ -159,7 +159,7 @@ def _has_statements(document: Any) -> bool:
     return not isinstance(document, dict) or bool(document.get("Statement"))
 
 
-def _canonical(value: Any) -> Any:
+def _canonical(value: Any) -> object:
     """A policy value as compared: S3 may give back a number or a boolean as text."""
     if isinstance(value, dict):
         return {key: _canonical(item) for key, item in value.items()}
