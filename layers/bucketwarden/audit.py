@@ -59,10 +59,8 @@ def audit_id_for(outcome: Outcome) -> str:
     return str(uuid.uuid4())
 
 
-def to_item(
-    outcome: Outcome, audit_id: str, status: str | None = None
-) -> dict[str, dict[str, str]]:
-    item = {
+def to_item(outcome: Outcome, audit_id: str, status: str | None = None) -> integrity.Item:
+    item: integrity.Item = {
         "audit_id": {"S": audit_id},
         "status": {"S": status or outcome.status.value},
         # The bucket index's sort key: a bucket's records in time order.

@@ -26,7 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Final
 
 from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
@@ -39,7 +39,7 @@ from bucketwarden.settings import Settings
 logger = Logger(service="bucketwarden", child=True)
 
 MAC = "mac"
-MAC_ALGORITHM = "HMAC_SHA_256"
+MAC_ALGORITHM: Final = "HMAC_SHA_256"
 # Bumped if the canonical form ever changes: a tag of one form never verifies another.
 LABEL = b"bucketwarden audit record v1\n"
 CLOCK_SKEW = timedelta(minutes=5)
