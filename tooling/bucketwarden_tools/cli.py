@@ -106,7 +106,7 @@ def _read_event(path: Path) -> dict[str, Any]:
     from bucketwarden.events import EventRejected, parse_record
 
     try:
-        raw = json.loads(path.read_text())
+        raw: dict[str, Any] = json.loads(path.read_text())
     except OSError as error:
         raise CliError(f"cannot read {path}: {error.strerror}") from error
     # ValueError: not UTF-8, not JSON, a number too long; RecursionError: nested too deep.

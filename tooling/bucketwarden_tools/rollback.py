@@ -30,7 +30,7 @@ from __future__ import annotations
 from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
@@ -44,6 +44,10 @@ from bucketwarden.controls.object_ownership import grantee_name
 from bucketwarden.outcome import Status, utc_now
 from bucketwarden.policy import PolicyError, named_accounts
 from bucketwarden.settings import Settings
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3.type_defs import TagTypeDef
+    from mypy_boto3_s3control.type_defs import TagTypeDef as S3ControlTag
 
 REMEDIATED = Status.REMEDIATED.value
 # S3's limits on a bucket's tags (the same for PutBucketTagging and TagResource).
@@ -299,8 +303,8 @@ def exempted_tags(
     notes: list[str] = []
     if current is not None and current.exempt:
         wanted[key] = _with_ids(tags[key], control_ids, settings)
-        wanted[reason_key], note = _joined_reason(tags.get(reason_key, "").strip(), reason)
-        notes.extend([note] if note else [])
+        wanted[reason_key], joined = _joined_reason(tags.get(reason_key, "").strip(), reason)
+        notes.extend([joined] if joined else [])
         wanted[until_key], note = _joined_end(tags.get(until_key, "").strip(), until, until_key)
         notes.append(note)
     else:
@@ -678,7 +682,7 @@ def _put_tag_set(bucket: str, record: Record, tags: dict[str, str]) -> None:
     if not tags:
         s3.delete_bucket_tagging(Bucket=bucket)
         return
-    tag_set = [{"Key": key, "Value": value} for key, value in tags.items()]
+    tag_set: list[TagTypeDef] = [{"Key": key, "Value": value} for key, value in tags.items()]
     s3.put_bucket_tagging(Bucket=bucket, Tagging={"TagSet": tag_set})
 
 
@@ -693,7 +697,9 @@ def _retag(bucket: str, record: Record, old: dict[str, str], new: dict[str, str]
         "AccountId": str(client("sts").get_caller_identity()["Account"]),
         "ResourceArn": bucket_arn(client("s3", record.region), bucket),
     }
-    changed = [{"Key": k, "Value": v} for k, v in new.items() if old.get(k) != v]
+    changed: list[S3ControlTag] = [
+        {"Key": k, "Value": v} for k, v in new.items() if old.get(k) != v
+    ]
     removed = [key for key in old if key not in new]
     if changed:
         s3control.tag_resource(**named, Tags=changed)

@@ -66,7 +66,7 @@ def take_messages(
     """
     try:
         batch = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1)
-        messages = batch.get("Messages", [])
+        messages: list[dict[str, Any]] = batch.get("Messages", [])
         if messages:
             before_delete(len(messages))
             sqs.delete_message_batch(
