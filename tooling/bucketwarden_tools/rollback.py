@@ -46,6 +46,7 @@ from bucketwarden.policy import PolicyError, named_accounts
 from bucketwarden.settings import Settings
 
 if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_s3.type_defs import TagTypeDef
     from mypy_boto3_s3control.type_defs import TagTypeDef as S3ControlTag
 
@@ -121,7 +122,7 @@ class Record:
         return f"{self.control.id} on {noun} {self.subject}"
 
 
-def load(dynamodb: Any, table: str, audit_id: str, settings: Settings) -> Record:
+def load(dynamodb: DynamoDBClient, table: str, audit_id: str, settings: Settings) -> Record:
     """The record of a fix that can be rolled back, or a RollbackError saying why not.
 
     Only a record whose integrity tag verifies is rolled back: its `before` is written to the
@@ -377,7 +378,7 @@ class Plan:
 
 
 def plan(
-    dynamodb: Any,
+    dynamodb: DynamoDBClient,
     table: str,
     audit_id: str,
     settings: Settings,
@@ -523,7 +524,9 @@ def caller_arn() -> str:
     return str(client("sts").get_caller_identity()["Arn"])
 
 
-def siblings(dynamodb: Any, table: str, record: Record, settings: Settings) -> list[Record]:
+def siblings(
+    dynamodb: DynamoDBClient, table: str, record: Record, settings: Settings
+) -> list[Record]:
     """Other controls' fixes made by the same write of the same surface.
 
     They share the fix's time and its `after`; writing `before` back undoes them too. Each is
@@ -589,7 +592,7 @@ class Done:
     rollback_ids: dict[str, str]  # audit id rolled back → the rollback's own audit record
 
 
-def carry_out(found: Plan, dynamodb: Any, table: str, settings: Settings) -> Done:
+def carry_out(found: Plan, dynamodb: DynamoDBClient, table: str, settings: Settings) -> Done:
     """Exempt, restore, verify, record. The tags go back as they were if the restore fails."""
     record = found.record
     tags = found.exemption if found.exemption is not None and found.exemption.changed else None
@@ -718,7 +721,7 @@ def describe_error(error: ClientError) -> str:
 
 
 def run(
-    dynamodb: Any,
+    dynamodb: DynamoDBClient,
     table: str,
     audit_id: str,
     settings: Settings,
