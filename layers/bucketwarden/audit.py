@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from botocore.exceptions import ClientError
 
@@ -22,9 +22,6 @@ from bucketwarden import integrity
 from bucketwarden.aws import error_code
 from bucketwarden.outcome import Outcome, Status, utc_now
 from bucketwarden.settings import Settings
-
-if TYPE_CHECKING:
-    from mypy_boto3_dynamodb import DynamoDBClient
 
 TEXT_FIELDS = (
     "bucket",
@@ -86,7 +83,7 @@ def to_item(outcome: Outcome, audit_id: str, status: str | None = None) -> integ
 
 
 def write_ahead(
-    dynamodb: DynamoDBClient, table: str, outcome: Outcome, planned: Any, *, settings: Settings
+    dynamodb: Any, table: str, outcome: Outcome, planned: Any, *, settings: Settings
 ) -> None:
     """Record a fix before making it: `before` as read, `after` as planned, status `pending`.
 
@@ -116,7 +113,7 @@ def write_ahead(
 
 
 def prior_record(
-    dynamodb: DynamoDBClient, table: str, outcome: Outcome, *, settings: Settings
+    dynamodb: Any, table: str, outcome: Outcome, *, settings: Settings
 ) -> dict[str, Any] | None:
     """What an earlier attempt at the same event recorded for the outcome's control, if any."""
     if not outcome.event_id or not outcome.control:
@@ -124,7 +121,7 @@ def prior_record(
     return get_record(dynamodb, table, audit_id_for(outcome), settings=settings)
 
 
-def record(dynamodb: DynamoDBClient, table: str, outcome: Outcome, *, settings: Settings) -> bool:
+def record(dynamodb: Any, table: str, outcome: Outcome, *, settings: Settings) -> bool:
     """Write the audit record (always True: every event's outcome has its own record).
 
     An event's record replaces what an earlier attempt at the same event wrote (its write-ahead
@@ -147,7 +144,7 @@ Relevant = Callable[[dict[str, Any]], bool]
 
 
 def _control_records(
-    dynamodb: DynamoDBClient,
+    dynamodb: Any,
     table: str,
     bucket: str,
     control: str,
@@ -184,7 +181,7 @@ def _control_records(
 
 
 def history(
-    dynamodb: DynamoDBClient,
+    dynamodb: Any,
     table: str,
     bucket: str,
     control: str,
@@ -200,13 +197,7 @@ def history(
 
 
 def recent(
-    dynamodb: DynamoDBClient,
-    table: str,
-    bucket: str,
-    control: str,
-    since: datetime,
-    *,
-    settings: Settings,
+    dynamodb: Any, table: str, bucket: str, control: str, since: datetime, *, settings: Settings
 ) -> list[dict[str, Any]]:
     """The trusted records of one control on one bucket since `since`, oldest first: status,
     actor and the flap breaker's hold. A record dated in the future is never trusted (it would
@@ -228,13 +219,7 @@ def recent(
 
 
 def recent_notices(
-    dynamodb: DynamoDBClient,
-    table: str,
-    bucket: str,
-    control: str,
-    since: datetime,
-    *,
-    settings: Settings,
+    dynamodb: Any, table: str, bucket: str, control: str, since: datetime, *, settings: Settings
 ) -> list[dict[str, Any]]:
     """One control's trusted records on one bucket since `since`: id, status and whether
     notified (a forged `notified` record silences nothing)."""
@@ -245,7 +230,7 @@ def recent_notices(
 
 
 def grant_records(
-    dynamodb: DynamoDBClient, table: str, bucket: str, control: str, *, settings: Settings
+    dynamodb: Any, table: str, bucket: str, control: str, *, settings: Settings
 ) -> list[dict[str, Any]]:
     """The trusted exemption records of one bucket (`control` is their pseudo-control), oldest
     first: each `after` holds the grant in effect then (None once removed). A forged earlier
@@ -276,7 +261,7 @@ class UntrustedRecord(Exception):
     """A record that may not drive a decision: the message says why."""
 
 
-def _item(dynamodb: DynamoDBClient, table: str, audit_id: str) -> dict[str, Any] | None:
+def _item(dynamodb: Any, table: str, audit_id: str) -> dict[str, Any] | None:
     response = dynamodb.get_item(
         TableName=table, Key={"audit_id": {"S": audit_id}}, ConsistentRead=True
     )
@@ -285,7 +270,7 @@ def _item(dynamodb: DynamoDBClient, table: str, audit_id: str) -> dict[str, Any]
 
 
 def _trusted_item(
-    dynamodb: DynamoDBClient, table: str, audit_id: str, settings: Settings
+    dynamodb: Any, table: str, audit_id: str, settings: Settings
 ) -> dict[str, Any] | None:
     """The item as stored; None if there is none; UntrustedRecord if it fails verification
     (reported once, as every untrusted record) or no key is configured to verify it."""
@@ -299,7 +284,7 @@ def _trusted_item(
 
 
 def checked_record(
-    dynamodb: DynamoDBClient, table: str, audit_id: str, *, settings: Settings
+    dynamodb: Any, table: str, audit_id: str, *, settings: Settings
 ) -> dict[str, Any] | None:
     """The record, decoded, if it exists (None if not) and verifies (UntrustedRecord if not)."""
     item = _trusted_item(dynamodb, table, audit_id, settings)
@@ -307,7 +292,7 @@ def checked_record(
 
 
 def get_record(
-    dynamodb: DynamoDBClient, table: str, audit_id: str, *, settings: Settings
+    dynamodb: Any, table: str, audit_id: str, *, settings: Settings
 ) -> dict[str, Any] | None:
     """The record if it exists and verifies; None otherwise (an untrusted one is reported)."""
     try:
@@ -336,7 +321,7 @@ def _expression(
 
 
 def bucket_records(
-    dynamodb: DynamoDBClient, table: str, bucket: str, control: str | None = None
+    dynamodb: Any, table: str, bucket: str, control: str | None = None
 ) -> Iterator[dict[str, Any]]:
     """A bucket's (or account's, or access point's) records, newest first, page by page."""
     pages = dynamodb.get_paginator("query").paginate(
@@ -350,9 +335,7 @@ def bucket_records(
         yield from (decoded(item) for item in page["Items"])
 
 
-def all_records(
-    dynamodb: DynamoDBClient, table: str, control: str | None = None
-) -> list[dict[str, Any]]:
+def all_records(dynamodb: Any, table: str, control: str | None = None) -> list[dict[str, Any]]:
     """Every record of the table (a paginated Scan, in no order), sorted newest first."""
     filtered = _expression({}, {}, control) if control else {}
     pages = dynamodb.get_paginator("scan").paginate(TableName=table, **filtered)
@@ -361,7 +344,7 @@ def all_records(
 
 
 def record_rollback(
-    dynamodb: DynamoDBClient,
+    dynamodb: Any,
     table: str,
     original: dict[str, Any],
     *,
@@ -399,11 +382,7 @@ def record_rollback(
 
 
 def _mark_rolled_back(
-    dynamodb: DynamoDBClient,
-    table: str,
-    original_id: str,
-    marks: dict[str, Any],
-    settings: Settings,
+    dynamodb: Any, table: str, original_id: str, marks: dict[str, Any], settings: Settings
 ) -> None:
     """Name the rollback in the original record and tag it again. The record is read and
     verified again first (nothing else may slip in under the new tag), and written whole only

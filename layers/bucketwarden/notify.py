@@ -23,8 +23,6 @@ from bucketwarden.outcome import Outcome, Status
 from bucketwarden.settings import Settings
 
 if TYPE_CHECKING:
-    from mypy_boto3_sns import SNSClient
-
     from bucketwarden.sweep import SweepSummary
 
 SUBJECT_LIMIT = 100  # SNS refuses longer subjects
@@ -461,7 +459,7 @@ PUBLISH_ATTEMPTS = 5
 PUBLISH_BACKOFF_SECONDS = 0.1
 
 
-def _publish(sns: SNSClient, **request: Any) -> None:
+def _publish(sns: Any, **request: Any) -> None:
     """Publish, retrying SNS's throttling with exponential backoff and full jitter."""
     for attempt in range(1, PUBLISH_ATTEMPTS + 1):
         try:
@@ -473,7 +471,7 @@ def _publish(sns: SNSClient, **request: Any) -> None:
         time.sleep(random.uniform(0, PUBLISH_BACKOFF_SECONDS * 2**attempt))
 
 
-def publish(sns: SNSClient, topic_arn: str, outcome: Outcome, settings: Settings) -> None:
+def publish(sns: Any, topic_arn: str, outcome: Outcome, settings: Settings) -> None:
     _publish(
         sns,
         TopicArn=topic_arn,
@@ -640,9 +638,7 @@ def summary_message(summary: SweepSummary, settings: Settings) -> dict[str, str]
     return by_protocol(machine, email, summary_chatbot_message(summary, settings))
 
 
-def publish_summary(
-    sns: SNSClient, topic_arn: str, summary: SweepSummary, settings: Settings
-) -> None:
+def publish_summary(sns: Any, topic_arn: str, summary: SweepSummary, settings: Settings) -> None:
     """The sweep's one notification: totals per control and status, the worst subjects."""
     _publish(
         sns,
