@@ -43,9 +43,12 @@ bench: setup ## API calls, CPU, memory and import time per control; local drift-
 	$(BIN)/python -m bucketwarden_tools.bench_local
 	$(BIN)/python -m bucketwarden_tools.bench_sweep
 
-lint: setup ## ruff lint and format check
+# mypy's settings (both packages and functions/, typed boto3 clients) are in pyproject.toml.
+lint: setup ## ruff lint and format check; mypy type check of both packages
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	@echo "mypy: layers/bucketwarden, tooling/bucketwarden_tools, functions"
+	$(BIN)/mypy
 
 format: setup
 	$(BIN)/ruff check --fix .

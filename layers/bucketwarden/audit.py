@@ -59,10 +59,8 @@ def audit_id_for(outcome: Outcome) -> str:
     return str(uuid.uuid4())
 
 
-def to_item(
-    outcome: Outcome, audit_id: str, status: str | None = None
-) -> dict[str, dict[str, str]]:
-    item = {
+def to_item(outcome: Outcome, audit_id: str, status: str | None = None) -> integrity.Item:
+    item: integrity.Item = {
         "audit_id": {"S": audit_id},
         "status": {"S": status or outcome.status.value},
         # The bucket index's sort key: a bucket's records in time order.
@@ -247,10 +245,10 @@ def grant_records(
 ROLLED_BACK = "rolled-back"
 
 
-def decoded(item: dict[str, dict[str, Any]]) -> dict[str, Any]:
+def decoded(item: integrity.Item) -> dict[str, Any]:
     """An item as plain values (text, flags), with `before` and `after` parsed from their JSON.
     The integrity tag is left out: it is checked on the item, never shown or compared."""
-    plain = {
+    plain: dict[str, Any] = {
         name: next(iter(value.values())) for name, value in item.items() if name != integrity.MAC
     }
     for side in ("before", "after"):
@@ -362,7 +360,7 @@ def record_rollback(
     """
     audit_id = str(uuid.uuid4())
     recorded_at = utc_now().isoformat(timespec="milliseconds")
-    item: dict[str, dict[str, str]] = {
+    item: integrity.Item = {
         "audit_id": {"S": audit_id},
         "status": {"S": ROLLED_BACK},
         "recorded_at": {"S": recorded_at},

@@ -16,12 +16,22 @@ from collections import Counter
 from collections.abc import Callable
 from decimal import Decimal
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, overload
 from urllib.parse import urlsplit, urlunsplit
 
 import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
+
+if TYPE_CHECKING:  # the boto3 stubs are a development tool: the layer does not ship them
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_kms import KMSClient
+    from mypy_boto3_lambda import LambdaClient
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3control import S3ControlClient
+    from mypy_boto3_sns import SNSClient
+    from mypy_boto3_ssm import SSMClient
+    from mypy_boto3_sts import STSClient
 
 RETRY_CONFIG = Config(
     retries={"mode": "adaptive", "max_attempts": 5},
@@ -77,7 +87,7 @@ def strip_account_host_prefix(request: Any, **_: Any) -> None:
     `127.0.0.1` or `localhost`.
     """
     parts = urlsplit(request.url)
-    label, _, rest = (parts.hostname or "").partition(".")
+    label, _dot, rest = (parts.hostname or "").partition(".")
     if not (label.isdigit() and _is_local_host(rest)):
         return
     netloc = rest if parts.port is None else f"{rest}:{parts.port}"
@@ -97,7 +107,9 @@ def _is_local_host(host: str) -> bool:
 def new_client(service: str, **options: Any) -> Any:
     """A boto3 client of its own session (sessions are not thread-safe), able to reach a local
     endpoint: S3 Control clients get the account-id host prefix stripped for addresses."""
-    made = boto3.session.Session().client(service, **options)
+    # Any service by name: the stubs type `Session.client` only for literal names.
+    session: Any = boto3.session.Session()
+    made = session.client(service, **options)
     if service == "s3control":
         made.meta.events.register("before-sign.s3-control", strip_account_host_prefix)
     return made
@@ -108,6 +120,23 @@ def new_client(service: str, **options: Any) -> Any:
 CLIENT_HOOKS: list[Callable[[Any], None]] = []
 
 
+# The client's type follows the service's name, as in the boto3 stubs' own `boto3.client`.
+@overload
+def client(service: Literal["dynamodb"], region: str | None = None) -> DynamoDBClient: ...
+@overload
+def client(service: Literal["kms"], region: str | None = None) -> KMSClient: ...
+@overload
+def client(service: Literal["lambda"], region: str | None = None) -> LambdaClient: ...
+@overload
+def client(service: Literal["s3"], region: str | None = None) -> S3Client: ...
+@overload
+def client(service: Literal["s3control"], region: str | None = None) -> S3ControlClient: ...
+@overload
+def client(service: Literal["sns"], region: str | None = None) -> SNSClient: ...
+@overload
+def client(service: Literal["ssm"], region: str | None = None) -> SSMClient: ...
+@overload
+def client(service: Literal["sts"], region: str | None = None) -> STSClient: ...
 def client(service: str, region: str | None = None) -> Any:
     """A cached boto3 client with adaptive retries and API-call counting."""
     # One cache key however the region is passed: client("sns") is client("sns", None).

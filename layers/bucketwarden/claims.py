@@ -87,7 +87,9 @@ class ClaimStore(DynamoDBPersistenceLayer):
         except ClientError as error:
             if error_code(error) != "ConditionalCheckFailedException":
                 raise
-            held = dict(error.response).get("Item")
+            # Its Item (ReturnValuesOnConditionCheckFailure), which botocore's error type lacks.
+            failed: dict[str, Any] = dict(error.response)
+            held = failed.get("Item")
             old = self._item_to_data_record(held) if held else None
             raise IdempotencyItemAlreadyExistsError(old_data_record=old) from error
         self.tried_before = "Attributes" in response

@@ -470,16 +470,15 @@ class Engine:
 
         Read once per control: when the surface is judged again, this attempt's own write-ahead
         record is not an earlier attempt's."""
-        if not (context.tried_before and self.settings.audit_table):
+        table = self.settings.audit_table
+        if not (context.tried_before and table):
             return None
         if outcome.control not in context.priors:
-            context.priors[str(outcome.control)] = self._read_prior_fix(outcome)
+            context.priors[str(outcome.control)] = self._read_prior_fix(outcome, table)
         return context.priors[str(outcome.control)]
 
-    def _read_prior_fix(self, outcome: Outcome) -> dict[str, Any] | None:
-        prior = audit.prior_record(
-            client("dynamodb"), self.settings.audit_table, outcome, settings=self.settings
-        )
+    def _read_prior_fix(self, outcome: Outcome, table: str) -> dict[str, Any] | None:
+        prior = audit.prior_record(client("dynamodb"), table, outcome, settings=self.settings)
         if prior and prior["status"] in {audit.PENDING, Status.REMEDIATED.value}:
             return prior
         return None
@@ -739,7 +738,7 @@ class Engine:
             audit.record(
                 client("dynamodb"), self.settings.audit_table, outcome, settings=self.settings
             )
-        if outcome.notified:
+        if outcome.notified and self.settings.topic_arn:
             notify.publish(client("sns"), self.settings.topic_arn, outcome, self.settings)
         if change and outcome.status in CHANGE_STATUSES:
             metrics.emit("ExemptionChanges", exemptions.CHANGE_CONTROL)

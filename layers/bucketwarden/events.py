@@ -14,7 +14,7 @@ from typing import Any, TypedDict
 
 from aws_lambda_powertools.utilities.parser import BaseModel, ValidationError
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
-from pydantic import ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, field_validator, with_config
 
 S3_EVENT_SOURCES = frozenset({"s3.amazonaws.com"})
 API_CALL_DETAIL_TYPE = "AWS API Call via CloudTrail"
@@ -78,6 +78,7 @@ class UserIdentity(BaseModel):
         return None
 
 
+@with_config(ConfigDict(extra="allow"))
 class RequestParameters(TypedDict, total=False):
     """The call's parameters: any keys, but a bucket name, when there is one, is text.
 
@@ -85,7 +86,6 @@ class RequestParameters(TypedDict, total=False):
     rejected naming the field, like any other field of the wrong type.
     """
 
-    __pydantic_config__ = ConfigDict(extra="allow")
     bucketName: str | None
 
 
@@ -175,7 +175,7 @@ class S3ApiCallEvent(EventBridgeModel):
     resources: Any = None
     account: str = ""  # moto's EventBridge → SQS delivery drops it
     # Unused (the record's eventTime counts); exported fixtures blank it as "...".
-    time: datetime | None = None
+    time: datetime | None = None  # type: ignore[assignment]  # pydantic: a field may widen
     detail: CloudTrailRecord
 
     @field_validator("account", mode="before")
@@ -258,11 +258,11 @@ def _record_in(envelope: S3ApiCallEvent, event_id: str | None) -> CloudTrailReco
 
 def _guess_event_id(event: dict[str, Any]) -> str | None:
     detail = event.get("detail")
-    if isinstance(detail, dict) and isinstance(detail.get("eventID"), str):
-        return detail["eventID"]
+    if isinstance(detail, dict) and isinstance(event_id := detail.get("eventID"), str):
+        return event_id
     for key in ("eventID", "id"):
-        if isinstance(event.get(key), str):
-            return event[key]
+        if isinstance(event_id := event.get(key), str):
+            return event_id
     return None
 
 

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.utilities.parameters import SSMProvider
 from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
@@ -24,6 +24,10 @@ from botocore.exceptions import ClientError
 
 from bucketwarden.aws import client, error_code
 from bucketwarden.settings import ExemptionSource, Settings
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_ssm import SSMClient
 
 # Tag values may not allow commas everywhere, so spaces, "+" and "/" separate control ids too.
 _SEPARATORS = re.compile(r"[,\s+/]+")
@@ -47,7 +51,7 @@ class ExemptionCheck:
     note: str | None = None
 
 
-def read_tags(s3: Any, bucket: str) -> dict[str, str]:
+def read_tags(s3: S3Client, bucket: str) -> dict[str, str]:
     try:
         response = s3.get_bucket_tagging(Bucket=bucket)
     except ClientError as error:
@@ -239,7 +243,7 @@ def parse_allowlist(text: str, name: str) -> Allowlist:
 
 
 @cache
-def _provider(ssm: Any) -> SSMProvider:
+def _provider(ssm: SSMClient) -> SSMProvider:
     # One provider (and so one cached value) per client: a new client starts afresh.
     return SSMProvider(boto3_client=ssm)
 

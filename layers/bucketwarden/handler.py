@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.idempotency import idempotent_function
@@ -23,6 +23,8 @@ from bucketwarden.events import EventRejected, parse_record
 from bucketwarden.settings import Settings
 
 Handler = Callable[[dict[str, Any], Any], list[dict[str, Any]]]
+# What a handler answers: a family's outcomes, the sweep's summary.
+Answer = TypeVar("Answer")
 
 # CloudTrail can deliver the same event more than once, minutes apart.
 IDEMPOTENCY_TTL_SECONDS = 24 * 60 * 60
@@ -49,13 +51,16 @@ def process(event: Any, family: str, lambda_context: Any = None) -> list[dict[st
         return [outcome.to_dict() for outcome in outcomes]
 
     try:
-        return run(key={"family": family, "event_id": record.eventID})
+        answered: list[dict[str, Any]] = run(key={"family": family, "event_id": record.eventID})
+        return answered
     except IdempotencyAlreadyInProgressError:
         reason = f"duplicate delivery: the {family} function already handled this event"
         return [ignored(reason, record).to_dict()]
 
 
-def traced(handler: Handler) -> Handler:
+def traced(
+    handler: Callable[[dict[str, Any], Any], Answer],
+) -> Callable[[dict[str, Any], Any], Answer]:
     # Powertools' Tracer loads the X-Ray SDK (half a second of cold start) even when
     # POWERTOOLS_TRACE_DISABLED is set, so it is only created when tracing is wanted.
     if os.environ.get("POWERTOOLS_TRACE_DISABLED", "").lower() in {"1", "true"}:

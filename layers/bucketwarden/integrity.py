@@ -26,7 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Final, TypeAlias
 
 from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
@@ -36,10 +36,14 @@ from bucketwarden.aws import client, error_code
 from bucketwarden.outcome import Outcome, Status, utc_now
 from bucketwarden.settings import Settings
 
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef
+
 logger = Logger(service="bucketwarden", child=True)
 
 MAC = "mac"
-MAC_ALGORITHM = "HMAC_SHA_256"
+MAC_ALGORITHM: Final = "HMAC_SHA_256"
 # Bumped if the canonical form ever changes: a tag of one form never verifies another.
 LABEL = b"bucketwarden audit record v1\n"
 CLOCK_SKEW = timedelta(minutes=5)
@@ -51,7 +55,8 @@ FORGED_PREFIX = "forged-"
 # Verdicts kept per process: a warm function verifies a record once, not on every event.
 CACHE_LIMIT = 10_000
 
-Item = dict[str, dict[str, Any]]
+# An audit record as DynamoDB holds it: attribute name → typed value ({"S": text}, {"BOOL": …}).
+Item: TypeAlias = "dict[str, AttributeValueTypeDef]"
 
 # (key, digest of the item's content, its tag) → verified. Keyed on the content, not the id:
 # the same id and tag with other content must be verified again (and fail).
@@ -142,7 +147,9 @@ def _verifies(message: bytes, tag: bytes, key_id: str) -> bool:
 NO_KEY = "no AUDIT_MAC_KEY is configured to verify audit records"
 
 
-def why_untrusted(dynamodb: Any, table: str, item: Item, settings: Settings) -> str | None:
+def why_untrusted(
+    dynamodb: DynamoDBClient, table: str, item: Item, settings: Settings
+) -> str | None:
     """Why `item` may not drive a decision (an untrusted record is reported), or None."""
     if not settings.audit_mac_key:
         warn_no_key()
@@ -153,7 +160,9 @@ def why_untrusted(dynamodb: Any, table: str, item: Item, settings: Settings) -> 
     return why
 
 
-def trusted(dynamodb: Any, table: str, items: list[Item], settings: Settings) -> list[Item]:
+def trusted(
+    dynamodb: DynamoDBClient, table: str, items: list[Item], settings: Settings
+) -> list[Item]:
     """The items that may drive a decision; each other one is reported (once) and left out."""
     return [item for item in items if why_untrusted(dynamodb, table, item, settings) is None]
 
@@ -162,7 +171,9 @@ def marker_id(audit_id: str) -> str:
     return FORGED_PREFIX + hashlib.sha256(audit_id.encode()).hexdigest()[:32]
 
 
-def report_untrusted(dynamodb: Any, table: str, item: Item, why: str, settings: Settings) -> None:
+def report_untrusted(
+    dynamodb: DynamoDBClient, table: str, item: Item, why: str, settings: Settings
+) -> None:
     """Log every sighting; count and notify the first (the marker record decides which)."""
     audit_id = str((item.get("audit_id") or {}).get("S", ""))
     logger.warning("untrusted audit record ignored", extra={"audit_id": audit_id, "why": why})
@@ -213,7 +224,7 @@ def _forged_outcome(item: Item, audit_id: str, why: str) -> Outcome:
 
 
 def _write_marker(
-    dynamodb: Any, table: str, outcome: Outcome, audit_id: str, settings: Settings
+    dynamodb: DynamoDBClient, table: str, outcome: Outcome, audit_id: str, settings: Settings
 ) -> bool:
     """Write the marker of an untrusted record unless it exists: True when this call wrote it."""
     now = utc_now().isoformat(timespec="milliseconds")

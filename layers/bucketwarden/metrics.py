@@ -18,7 +18,7 @@ NAMESPACE = "BucketWarden"
 
 # Where metric sets go instead of stdout (CloudWatch Logs reads EMF there in Lambda). The local
 # mode points it at the emulator's CloudWatch.
-sink: Callable[[dict[str, Any]], None] | None = None
+sink: Callable[[Mapping[str, Any]], None] | None = None
 
 _COUNTS = {
     Status.REMEDIATED: ("Findings", "Remediations"),

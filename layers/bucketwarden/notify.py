@@ -106,7 +106,7 @@ def email_value(value: object, limit: int = EMAIL_FIELD_LIMIT) -> str:
 
 def _shown(outcome: Outcome, show: Any) -> Outcome:
     """The outcome with every value an outsider could have written passed through `show`."""
-    values = {
+    values: dict[str, Any] = {
         name: None if getattr(outcome, name) is None else show(getattr(outcome, name))
         for name in OUTSIDER_FIELDS
     }
@@ -363,7 +363,7 @@ def _fits(found: dict[str, str]) -> bool:
 
 def _cut(outcome: Outcome, limit: int) -> Outcome:
     """Every text of the outcome cut to `limit` characters, and only its first warnings."""
-    texts = {
+    texts: dict[str, Any] = {
         field.name: capped(value, limit)
         for field in fields(outcome)
         if type(value := getattr(outcome, field.name)) is str

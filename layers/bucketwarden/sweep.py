@@ -24,7 +24,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
@@ -35,6 +35,10 @@ from bucketwarden.controls.base import Control
 from bucketwarden.engine import Engine, EventContext, surface_groups
 from bucketwarden.outcome import Outcome, Status
 from bucketwarden.settings import Mode, Settings
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3control import S3ControlClient
 
 FOUND_BY = "sweep"
 SWEEP_FAMILY = "sweep"
@@ -184,7 +188,7 @@ class SweepSummary:
         return self.tally.warned(self.worst_count)
 
 
-def list_bucket_regions(s3: Any) -> dict[str, str | None]:
+def list_bucket_regions(s3: S3Client) -> dict[str, str | None]:
     """Every bucket name, in order, with its region when the listing names it (else None).
 
     S3 names each bucket's region in ListBuckets. Where an endpoint does not (moto), and more
@@ -200,7 +204,7 @@ def list_bucket_regions(s3: Any) -> dict[str, str | None]:
     return dict(sorted(found.items()))
 
 
-def _listed_buckets(s3: Any, **filters: str) -> dict[str, str | None]:
+def _listed_buckets(s3: S3Client, **filters: str) -> dict[str, str | None]:
     pages = s3.get_paginator("list_buckets").paginate(
         PaginationConfig={"PageSize": LIST_PAGE_SIZE}, **filters
     )
@@ -211,11 +215,11 @@ def _listed_buckets(s3: Any, **filters: str) -> dict[str, str | None]:
     }
 
 
-def _partition_regions(s3: Any) -> list[str]:
+def _partition_regions(s3: S3Client) -> list[str]:
     return boto3.session.Session().get_available_regions("s3", partition_name=s3.meta.partition)
 
 
-def _regions_by_filter(s3: Any, regions: list[str], unnamed: set[str]) -> dict[str, str]:
+def _regions_by_filter(s3: S3Client, regions: list[str], unnamed: set[str]) -> dict[str, str]:
     """The regions of `unnamed` buckets, from a listing per region. None at all when a bucket
     is listed in two regions: the endpoint ignored the filter. A bucket in none (a region that
     cannot be listed, a bucket made since) keeps its GetBucketLocation."""
@@ -232,17 +236,17 @@ def _regions_by_filter(s3: Any, regions: list[str], unnamed: set[str]) -> dict[s
     return named
 
 
-def list_buckets(s3: Any) -> list[str]:
+def list_buckets(s3: S3Client) -> list[str]:
     """Every bucket name, in order (paginated: S3 returns pages past 10,000 buckets)."""
     return list(list_bucket_regions(s3))
 
 
-def bucket_region(s3: Any, bucket: str) -> str:
+def bucket_region(s3: S3Client, bucket: str) -> str:
     location = s3.get_bucket_location(Bucket=bucket).get("LocationConstraint")
-    return LEGACY_LOCATIONS.get(location, location)
+    return LEGACY_LOCATIONS.get(location) or str(location)
 
 
-def shared_client(service: str, region: str | None = None) -> Any:
+def shared_client(service: Literal["s3"], region: str | None = None) -> S3Client:
     """`client`, built by one worker only. Its cache does not stop workers that ask for the same
     new client at once from each building one: that costs tens of milliseconds of CPU apiece
     (the service model is loaded again), before the first bucket is read."""
@@ -254,13 +258,12 @@ def account_id() -> str:
     return str(client("sts").get_caller_identity()["Account"])
 
 
-def access_point_arns(s3control: Any, account: str) -> list[str]:
+def access_point_arns(s3control: S3ControlClient, account: str) -> list[str]:
     arns: list[str] = []
     token: str | None = None
     while True:
-        page = s3control.list_access_points(
-            AccountId=account, **({"NextToken": token} if token else {})
-        )
+        more: dict[str, Any] = {"NextToken": token} if token else {}
+        page = s3control.list_access_points(AccountId=account, **more)
         arns += [point["AccessPointArn"] for point in page.get("AccessPointList", [])]
         token = page.get("NextToken")
         if not token:

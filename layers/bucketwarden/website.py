@@ -6,19 +6,22 @@ tells the owner how to keep it public (an exemption) before anyone is surprised.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
 from bucketwarden.aws import error_code
 from bucketwarden.settings import Settings
 
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
 NOT_A_WEBSITE = "NoSuchWebsiteConfiguration"
 # The IAM action of `read_website`: every family with a control that closes public access.
 READ_ACTION = "s3:GetBucketWebsite"
 
 
-def read_website(s3: Any, bucket: str) -> dict[str, Any] | None:
+def read_website(s3: S3Client, bucket: str) -> dict[str, Any] | None:
     """The bucket's website configuration, or None when it serves no website."""
     try:
         response = s3.get_bucket_website(Bucket=bucket)

@@ -35,7 +35,7 @@ import time
 import tracemalloc
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache, partial
 from pathlib import Path
@@ -754,7 +754,7 @@ def make_event(event_name: str, bucket: str) -> dict[str, Any]:
     # Names also appear in Host, resources, ARNs and policies: replace them everywhere.
     for old, new in _renames(sample["detail"]["requestParameters"], bucket).items():
         text = text.replace(old, new)
-    event = json.loads(text)
+    event: dict[str, Any] = json.loads(text)
     now = _now()
     event.update(id=str(uuid.uuid4()), time=now, region=REGION)
     event["detail"].update(eventID=str(uuid.uuid4()), eventTime=now, awsRegion=REGION)
@@ -852,7 +852,7 @@ def outcome_failure(item: Scenario, found: Outcomes) -> str | None:
     return f"outcomes {_outcome_text(found)} instead of {_outcome_text(expected)}"
 
 
-def _outcome_text(outcomes: Outcomes) -> str:
+def _outcome_text(outcomes: Sequence[tuple[str | None, str]]) -> str:
     return ", ".join(f"{control_id}={status}" for control_id, status in outcomes)
 
 
@@ -1182,7 +1182,8 @@ def _child_run(folder: Path, env: dict[str, str], event: Path, workdir: Path) ->
     )
     if done.returncode != 0 or not result.is_file():
         raise RuntimeError(f"{folder.name}: child failed ({done.returncode}):\n{done.stderr}")
-    return json.loads(result.read_text())
+    measured: dict[str, Any] = json.loads(result.read_text())
+    return measured
 
 
 def cold_start(family: str, stack: Stack, endpoint: str, runs: int = 5) -> ColdStart:

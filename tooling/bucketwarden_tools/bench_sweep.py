@@ -243,7 +243,9 @@ def sweep(population: Population, server_pid: int | None = None) -> SweepFigures
     seconds = time.perf_counter() - started
     client_cpu = own_cpu_seconds() - client_before
     server_after = process_cpu_seconds(server_pid)
-    server_cpu = None if None in (server_before, server_after) else server_after - server_before
+    server_cpu = (
+        None if server_before is None or server_after is None else server_after - server_before
+    )
     found = {(o.bucket, o.control) for o in outcomes if o.status is Status.NONCOMPLIANT}
     missed = [b for b, control in population.drifted.items() if (b, control) not in found]
     false_findings = [

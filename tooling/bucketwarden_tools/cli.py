@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Any, TextIO
 from rich.console import Console
 
 if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
     from bucketwarden.controls.base import Control
 
 EXIT_OK = 0
@@ -106,7 +108,7 @@ def _read_event(path: Path) -> dict[str, Any]:
     from bucketwarden.events import EventRejected, parse_record
 
     try:
-        raw = json.loads(path.read_text())
+        raw: dict[str, Any] = json.loads(path.read_text())
     except OSError as error:
         raise CliError(f"cannot read {path}: {error.strerror}") from error
     # ValueError: not UTF-8, not JSON, a number too long; RecursionError: nested too deep.
@@ -267,7 +269,7 @@ def _control_list(text: str) -> tuple[Control, ...]:
         raise argparse.ArgumentTypeError(str(error)) from error
 
 
-def _named_buckets(s3: Any, names: list[str]) -> list[str]:
+def _named_buckets(s3: S3Client, names: list[str]) -> list[str]:
     """The named buckets, each checked to exist first (a typo must not pass as "all fine")."""
     from botocore.exceptions import ClientError
 

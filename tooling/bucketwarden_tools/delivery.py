@@ -46,7 +46,10 @@ def _logs_to_stderr() -> None:
 def invoke(route: Route, event: dict[str, Any]) -> list[dict[str, Any]]:
     handler = load_handler(route)
     _logs_to_stderr()
-    return handler(event, LambdaContextStub(function_name=f"bucketwarden-{route.folder}"))
+    outcomes: list[dict[str, Any]] = handler(
+        event, LambdaContextStub(function_name=f"bucketwarden-{route.folder}")
+    )
+    return outcomes
 
 
 def deliver(

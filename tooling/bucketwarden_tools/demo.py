@@ -106,7 +106,7 @@ def _public_policy_with_cloudfront(s3: Any, bucket: str) -> None:
     """A policy for everyone beside CloudFront's origin access; it replaces the TLS rule."""
     objects = f"arn:aws:s3:::{bucket}/*"
     distribution = f"arn:aws:cloudfront::{ACCOUNT}:distribution/EDFDVBD6EXAMPLE"
-    statements = [
+    statements: list[dict[str, Any]] = [
         {"Sid": "PublicRead", "Effect": "Allow", "Principal": "*"},
         {
             "Sid": "CloudFrontRead",
@@ -307,7 +307,7 @@ def _latency_summary(items: list[dict[str, Any]]) -> str:
 
 def run_demo(console: Console, as_json: bool = False, template: Path | None = None) -> int:
     recorder = Recorder()
-    kwargs = {"template": template} if template else {}
+    kwargs: dict[str, Any] = {"template": template} if template else {}
     system = LocalSystem(port=0, report=recorder, **kwargs)
     console.print("[dim]starting the local system (emulated AWS, CloudTrail, EventBridge, "
                   "functions)...[/]")  # fmt: skip

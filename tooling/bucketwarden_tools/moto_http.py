@@ -30,7 +30,7 @@ import sys
 import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import IO, Any, cast
 
 from moto.core import errors, utils
 from moto.moto_server.werkzeug_app import (
@@ -93,8 +93,9 @@ def _remember_error_lookups() -> None:
     def share(factory: errors.ErrorLookupFactory) -> None:
         factory._error_lut_cache = shared
 
-    errors.ErrorLookupFactory.__init__ = share  # type: ignore[method-assign]
-    utils.service_name_from_moto_package_name = functools.cache(  # type: ignore[assignment]
+    # Replacing moto's own functions is the point here; their types differ (a cache, no self).
+    errors.ErrorLookupFactory.__init__ = share  # type: ignore[method-assign, assignment]
+    utils.service_name_from_moto_package_name = functools.cache(
         utils.service_name_from_moto_package_name
     )
 
@@ -116,7 +117,9 @@ class KeepAliveHandler(MotoRequestHandler):
         if self.headers.get("Expect", "").lower().strip() == "100-continue":
             self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         self.environ = environ = self.make_environ()
-        body = LimitedStream(self.rfile, int(environ.get("CONTENT_LENGTH") or 0))
+        # The connection's reader: typeshed names only its base class.
+        reader = cast("IO[bytes]", self.rfile)
+        body = LimitedStream(reader, int(environ.get("CONTENT_LENGTH") or 0))
         environ["wsgi.input"] = body
         try:
             status, headers, payload = self._call_app(environ)

@@ -36,7 +36,7 @@ from __future__ import annotations
 from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
@@ -49,6 +49,11 @@ from bucketwarden.controls.object_ownership import grantee_name
 from bucketwarden.outcome import Status, utc_now
 from bucketwarden.policy import PolicyError, named_accounts
 from bucketwarden.settings import Settings
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_s3.type_defs import TagTypeDef
+    from mypy_boto3_s3control.type_defs import TagTypeDef as S3ControlTag
 
 REMEDIATED = Status.REMEDIATED.value
 # S3's limits on a bucket's tags (the same for PutBucketTagging and TagResource).
@@ -105,7 +110,7 @@ class Record:
         return f"{self.control.id} on {noun} {self.subject}"
 
 
-def load(dynamodb: Any, table: str, audit_id: str, settings: Settings) -> Record:
+def load(dynamodb: DynamoDBClient, table: str, audit_id: str, settings: Settings) -> Record:
     """The record of a fix that can be rolled back, or a RollbackError saying why not.
 
     Only a record whose integrity tag verifies is rolled back: its `before` is written to the
@@ -231,8 +236,8 @@ def exempted_tags(
     notes: list[str] = []
     if current is not None and current.exempt:
         wanted[key] = _with_ids(tags[key], control_ids, settings)
-        wanted[reason_key], note = _joined_reason(tags.get(reason_key, "").strip(), reason)
-        notes.extend([note] if note else [])
+        wanted[reason_key], joined = _joined_reason(tags.get(reason_key, "").strip(), reason)
+        notes.extend([joined] if joined else [])
         wanted[until_key], note = _joined_end(tags.get(until_key, "").strip(), until, until_key)
         notes.append(note)
     else:
@@ -305,7 +310,7 @@ class Plan:
 
 
 def plan(
-    dynamodb: Any,
+    dynamodb: DynamoDBClient,
     table: str,
     audit_id: str,
     settings: Settings,
@@ -451,7 +456,9 @@ def caller_arn() -> str:
     return str(client("sts").get_caller_identity()["Arn"])
 
 
-def siblings(dynamodb: Any, table: str, record: Record, settings: Settings) -> list[Record]:
+def siblings(
+    dynamodb: DynamoDBClient, table: str, record: Record, settings: Settings
+) -> list[Record]:
     """Other controls' fixes made by the same write of the same surface.
 
     They share the fix's time and its `after`; writing `before` back undoes them too. Each is
@@ -517,7 +524,7 @@ class Done:
     rollback_ids: dict[str, str]  # audit id rolled back → the rollback's own audit record
 
 
-def carry_out(found: Plan, dynamodb: Any, table: str, settings: Settings) -> Done:
+def carry_out(found: Plan, dynamodb: DynamoDBClient, table: str, settings: Settings) -> Done:
     """Exempt, restore, verify, record. The tags go back as they were if the restore fails."""
     record = found.record
     tags = found.exemption if found.exemption is not None and found.exemption.changed else None
@@ -610,7 +617,7 @@ def _put_tag_set(bucket: str, record: Record, tags: dict[str, str]) -> None:
     if not tags:
         s3.delete_bucket_tagging(Bucket=bucket)
         return
-    tag_set = [{"Key": key, "Value": value} for key, value in tags.items()]
+    tag_set: list[TagTypeDef] = [{"Key": key, "Value": value} for key, value in tags.items()]
     s3.put_bucket_tagging(Bucket=bucket, Tagging={"TagSet": tag_set})
 
 
@@ -625,7 +632,9 @@ def _retag(bucket: str, record: Record, old: dict[str, str], new: dict[str, str]
         "AccountId": str(client("sts").get_caller_identity()["Account"]),
         "ResourceArn": bucket_arn(client("s3", record.region), bucket),
     }
-    changed = [{"Key": k, "Value": v} for k, v in new.items() if old.get(k) != v]
+    changed: list[S3ControlTag] = [
+        {"Key": k, "Value": v} for k, v in new.items() if old.get(k) != v
+    ]
     removed = [key for key in old if key not in new]
     if changed:
         s3control.tag_resource(**named, Tags=changed)
@@ -644,7 +653,7 @@ def describe_error(error: ClientError) -> str:
 
 
 def run(
-    dynamodb: Any,
+    dynamodb: DynamoDBClient,
     table: str,
     audit_id: str,
     settings: Settings,

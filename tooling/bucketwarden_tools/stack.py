@@ -7,11 +7,15 @@ deployed stack. Against AWS it never creates anything: what is missing is skippe
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
 
 from bucketwarden.aws import client, error_code
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_kms import KMSClient
 
 DEFAULT_AUDIT_TABLE = "bucketwarden-audit"
 DEFAULT_IDEMPOTENCY_TABLE = "bucketwarden-idempotency"
@@ -39,7 +43,7 @@ class StackResources:
         return {name: value for name, value in values.items() if value}
 
 
-def _table_exists(dynamodb: Any, name: str) -> bool:
+def _table_exists(dynamodb: DynamoDBClient, name: str) -> bool:
     try:
         dynamodb.describe_table(TableName=name)
     except ClientError as error:
@@ -58,7 +62,7 @@ _CREATE_TABLE_PROPERTIES = (
 )
 
 
-def create_table_like(dynamodb: Any, name: str, logical_id: str) -> None:
+def create_table_like(dynamodb: DynamoDBClient, name: str, logical_id: str) -> None:
     """Create `name` as template.yaml defines `logical_id`: same keys, same indexes."""
     from bucketwarden_tools.routing import load_template
 
@@ -81,7 +85,9 @@ def _table(name: str, logical_id: str, purpose: str, create: bool, notes: list[s
     return None
 
 
-def find_mac_key(name: str, create: bool, notes: list[str], kms: Any = None) -> str | None:
+def find_mac_key(
+    name: str, create: bool, notes: list[str], kms: KMSClient | None = None
+) -> str | None:
     """The audit records' HMAC key by alias (its ARN), made on an endpoint if it is missing."""
     kms = kms or client("kms")
     try:

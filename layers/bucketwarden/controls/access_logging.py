@@ -12,10 +12,14 @@ logging.s3.amazonaws.com to write (docs/controls/access-logging.md).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from bucketwarden.controls.base import Control, Evaluation, State, without_metadata
 from bucketwarden.settings import Settings
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.type_defs import BucketLoggingStatusTypeDef
 
 NO_TARGET = "no log target configured (LOG_TARGET_BUCKET)"
 
@@ -32,7 +36,7 @@ def _logging(state: State) -> dict[str, Any]:
     return dict((state or {}).get("LoggingEnabled") or {})
 
 
-class AccessLogging(Control):
+class AccessLogging(Control["S3Client"]):
     id = "access-logging"
     family = "logging"
     title = "Server access logs go to the log target bucket"
@@ -41,10 +45,10 @@ class AccessLogging(Control):
     read_actions = ("s3:GetBucketLogging",)
     write_actions = ("s3:PutBucketLogging",)
 
-    def read(self, s3: Any, bucket: str) -> State:
+    def read(self, s3: S3Client, bucket: str) -> State:
         return {"Bucket": bucket, **without_metadata(s3.get_bucket_logging(Bucket=bucket))}
 
-    def observe(self, s3: Any, bucket: str, settings: Settings) -> State:
+    def observe(self, s3: S3Client, bucket: str, settings: Settings) -> State:
         # No target, no verdict to reach: spare the read (the engine reports this as compliant).
         if settings.log_target_bucket is None:
             return None
@@ -92,8 +96,8 @@ class AccessLogging(Control):
             return "logging off"
         return f"logs to s3://{current.get('TargetBucket')}/{current.get('TargetPrefix', '')}"
 
-    def apply(self, s3: Any, bucket: str, desired: State) -> None:
+    def apply(self, s3: S3Client, bucket: str, desired: State) -> None:
         # An empty status turns logging off (what a rollback to "logging off" writes).
         logging = _logging(desired)
-        status = {"LoggingEnabled": logging} if logging else {}
+        status = cast("BucketLoggingStatusTypeDef", {"LoggingEnabled": logging} if logging else {})
         s3.put_bucket_logging(Bucket=bucket, BucketLoggingStatus=status)

@@ -44,6 +44,8 @@ from bucketwarden.policy import PolicyError, Verdict, analyze
 from bucketwarden.settings import Settings
 
 if TYPE_CHECKING:
+    from mypy_boto3_s3control import S3ControlClient
+
     from bucketwarden.events import CloudTrailRecord
 
 NO_POLICY = "NoSuchAccessPointPolicy"
@@ -99,7 +101,7 @@ def _fixed_settings_note(state: State) -> str | None:
     return f"its own Block Public Access is off ({', '.join(off)}) and {FIXED_AT_CREATION}"
 
 
-class AccessPointPolicy(Control):
+class AccessPointPolicy(Control["S3ControlClient"]):
     id = "access-point"
     family = "public-access"
     title = "Internet access points have no public policy"
@@ -132,7 +134,7 @@ class AccessPointPolicy(Control):
         match = ACCESS_POINT_ARN.match(subject)
         return match["region"] if match else None
 
-    def read(self, s3control: Any, arn: str) -> State:
+    def read(self, s3control: S3ControlClient, arn: str) -> State:
         """The access point (GetAccessPoint) and its policy (GetAccessPointPolicy)."""
         target = parse_arn(arn)
         point = s3control.get_access_point(AccountId=target.account, Name=target.name)
@@ -145,12 +147,14 @@ class AccessPointPolicy(Control):
             "Policy": self._policy(s3control, target),
         }
 
-    def reread(self, s3control: Any, arn: str, settings: Settings, judged: State) -> State:
+    def reread(
+        self, s3control: S3ControlClient, arn: str, settings: Settings, judged: State
+    ) -> State:
         """Only the policy: nothing else of an access point can change after its creation."""
         return {**(judged or {}), "Policy": self._policy(s3control, parse_arn(arn))}
 
     @staticmethod
-    def _policy(s3control: Any, target: AccessPointName) -> dict[str, Any] | str | None:
+    def _policy(s3control: S3ControlClient, target: AccessPointName) -> dict[str, Any] | str | None:
         try:
             response = s3control.get_access_point_policy(AccountId=target.account, Name=target.name)
         except ClientError as error:
@@ -168,14 +172,15 @@ class AccessPointPolicy(Control):
         except PolicyError as error:
             reason = f"the access point policy cannot be judged: {error}"
             return Evaluation(False, _joined(reason, fixed_note), fixable=False)
-        if verdict is None or not verdict.public:
+        document = policy_of(state)  # judged by the verdict: None only when the verdict is
+        if verdict is None or document is None or not verdict.public:
             found = "no policy" if verdict is None else "no public statement"
             return Evaluation(True, _joined(f"internet access point, {found}", fixed_note))
-        kept = without_public_parts(policy_of(state), verdict)
+        kept = without_public_parts(document, verdict)
         reasons = [reason.text.removesuffix(".") for reason in verdict.reasons]
         return Evaluation(False, _joined(*reasons, fixed_note), with_statements(state, kept))
 
-    def apply(self, s3control: Any, arn: str, desired: State) -> None:
+    def apply(self, s3control: S3ControlClient, arn: str, desired: State) -> None:
         """Write the policy only: nothing else of an access point can change after creation."""
         target = parse_arn(arn)
         document = policy_of(desired)

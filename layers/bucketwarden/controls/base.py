@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
 from bucketwarden.settings import Settings
 
 if TYPE_CHECKING:
     from bucketwarden.events import CloudTrailRecord
+
+# The client a control reads and writes its surface with (S3 or S3 Control; see `service`).
+Api = TypeVar("Api")
 
 # The surface's configuration as S3 returns it (ResponseMetadata removed), JSON-serialisable.
 State = dict[str, Any] | None
@@ -53,7 +57,7 @@ class RestoreTarget:
         return surface in (self.expected, *self.equivalents)
 
 
-class Control(ABC):
+class Control(ABC, Generic[Api]):
     id: str
     family: str
     title: str
@@ -67,7 +71,7 @@ class Control(ABC):
     # client and the account id; "access-point" controls an "s3control" client and the access
     # point's ARN (see `subject`).
     scope: str = "bucket"
-    service: str = "s3"
+    service: Literal["s3", "s3control"] = "s3"
     # True for controls that can find a bucket publicly readable: when one does, the engine
     # reads the bucket's website configuration (s3:GetBucketWebsite) to warn in the finding.
     checks_website: bool = False
@@ -103,10 +107,10 @@ class Control(ABC):
         return recorded
 
     @abstractmethod
-    def read(self, s3: Any, bucket: str) -> State:
+    def read(self, s3: Api, bucket: str) -> State:
         """Read the surface's current configuration (one S3 call)."""
 
-    def observe(self, s3: Any, bucket: str, settings: Settings) -> State:
+    def observe(self, s3: Api, bucket: str, settings: Settings) -> State:
         """What `evaluate` judges: the surface as read, plus anything the settings point to.
 
         Most controls judge only the surface; one whose baseline is recorded elsewhere (the audit
@@ -114,7 +118,7 @@ class Control(ABC):
         """
         return self.read(s3, bucket)
 
-    def verify(self, s3: Any, bucket: str, settings: Settings, before: State) -> State:
+    def verify(self, s3: Api, bucket: str, settings: Settings, before: State) -> State:
         """The re-read after a fix. What `observe` added from elsewhere is as it was `before`
         (the fix changed only the surface), so only the surface is read again."""
         return self.observe(s3, bucket, settings)
@@ -124,10 +128,10 @@ class Control(ABC):
         """Judge `state` and compute the complete desired state if it is wrong."""
 
     @abstractmethod
-    def apply(self, s3: Any, bucket: str, desired: State) -> None:
+    def apply(self, s3: Api, bucket: str, desired: State) -> None:
         """Write `desired` to the surface (one S3 call)."""
 
-    def reread(self, s3: Any, subject: str, settings: Settings, judged: State) -> State:
+    def reread(self, s3: Api, subject: str, settings: Settings, judged: State) -> State:
         """The surface read again right before a write, to compare with the state `judged`."""
         return self.observe(s3, subject, settings)
 
@@ -156,5 +160,5 @@ class Control(ABC):
         return RestoreTarget(before, self.surface_of(before))
 
 
-def without_metadata(response: dict[str, Any]) -> dict[str, Any]:
+def without_metadata(response: Mapping[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in response.items() if key != "ResponseMetadata"}

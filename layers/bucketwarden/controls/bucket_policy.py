@@ -16,13 +16,16 @@ from __future__ import annotations
 import json
 import re
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
 from bucketwarden.aws import error_code
 from bucketwarden.controls.base import CannotFix, Control, State
 from bucketwarden.policy import PolicyError, Verdict, analyze, statements, without_public_principals
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
 
 NOT_CONFIGURED = "NoSuchBucketPolicy"
 SURFACE = "bucket policy"
@@ -32,7 +35,7 @@ POLICY_VERSION = "2012-10-17"
 MAX_POLICY_BYTES = 20 * 1024
 
 
-def bucket_arn(s3: Any, bucket: str) -> str:
+def bucket_arn(s3: S3Client, bucket: str) -> str:
     """The bucket's ARN in the client's partition (aws, aws-cn, aws-us-gov)."""
     partition = getattr(s3.meta, "partition", None) or "aws"
     return f"arn:{partition}:s3:::{bucket}"
@@ -159,7 +162,7 @@ def _has_statements(document: Any) -> bool:
     return not isinstance(document, dict) or bool(document.get("Statement"))
 
 
-def _canonical(value: Any) -> Any:
+def _canonical(value: Any) -> object:
     """A policy value as compared: S3 may give back a number or a boolean as text."""
     if isinstance(value, dict):
         return {key: _canonical(item) for key, item in value.items()}
@@ -175,7 +178,7 @@ def same_policy(found: State, expected: State) -> bool:
     return _canonical(found) == _canonical(expected)
 
 
-def read_policy(s3: Any, bucket: str) -> State:
+def read_policy(s3: S3Client, bucket: str) -> State:
     """The surface's state, read fresh (also by a control that adds one statement in apply)."""
     try:
         document = parse_policy(s3.get_bucket_policy(Bucket=bucket)["Policy"])
@@ -186,17 +189,17 @@ def read_policy(s3: Any, bucket: str) -> State:
     return {"BucketArn": bucket_arn(s3, bucket), "Policy": document}
 
 
-class BucketPolicySurface(Control):
+class BucketPolicySurface(Control["S3Client"]):
     """Read, write and describe the bucket policy; the controls on it only judge."""
 
     surface = SURFACE
     read_actions = ("s3:GetBucketPolicy",)
     recheck_before_write = True
 
-    def read(self, s3: Any, bucket: str) -> State:
+    def read(self, s3: S3Client, bucket: str) -> State:
         return read_policy(s3, bucket)
 
-    def apply(self, s3: Any, bucket: str, desired: State) -> None:
+    def apply(self, s3: S3Client, bucket: str, desired: State) -> None:
         document = policy_of(desired)
         if document is None or not _has_statements(document):
             s3.delete_bucket_policy(Bucket=bucket)

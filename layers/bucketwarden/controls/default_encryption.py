@@ -17,13 +17,17 @@ nobody can upload objects encrypted with a key S3 never holds (a known ransomwar
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from botocore.exceptions import ClientError
 
 from bucketwarden.aws import error_code
 from bucketwarden.controls.base import Control, Evaluation, RestoreTarget, State, without_metadata
 from bucketwarden.settings import Settings
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.type_defs import ServerSideEncryptionConfigurationTypeDef
 
 NOT_CONFIGURED = "ServerSideEncryptionConfigurationNotFoundError"
 KMS_ALGORITHMS = frozenset({"aws:kms", "aws:kms:dsse"})
@@ -123,7 +127,7 @@ def _unapproved(key: str | None, account: str | None) -> str:
     return f"{reason} (it is in another account, {owner})" if owner else reason
 
 
-class DefaultEncryption(Control):
+class DefaultEncryption(Control["S3Client"]):
     id = "default-encryption"
     family = "encryption"
     title = "Default encryption meets the baseline"
@@ -132,7 +136,7 @@ class DefaultEncryption(Control):
     read_actions = ("s3:GetEncryptionConfiguration",)
     write_actions = ("s3:PutEncryptionConfiguration",)
 
-    def read(self, s3: Any, bucket: str) -> State:
+    def read(self, s3: S3Client, bucket: str) -> State:
         try:
             response = s3.get_bucket_encryption(Bucket=bucket)
         except ClientError as error:
@@ -240,13 +244,14 @@ class DefaultEncryption(Control):
             text += ", SSE-C blocked"
         return text
 
-    def apply(self, s3: Any, bucket: str, desired: State) -> None:
+    def apply(self, s3: S3Client, bucket: str, desired: State) -> None:
         # The fix always puts a configuration; only a rollback to "none" deletes it (run with a
         # person's credentials: the service's role has no Delete action). S3 then applies SSE-S3.
         if desired is None:
             s3.delete_bucket_encryption(Bucket=bucket)
             return
-        s3.put_bucket_encryption(Bucket=bucket, ServerSideEncryptionConfiguration=desired)
+        configuration = cast("ServerSideEncryptionConfigurationTypeDef", desired)  # S3's own
+        s3.put_bucket_encryption(Bucket=bucket, ServerSideEncryptionConfiguration=configuration)
 
     def restore_target(self, before: State) -> RestoreTarget:
         if before is not None:

@@ -21,7 +21,7 @@ None without Object Lock>, "RecordedBaseline": <the strongest recorded rule, or 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
@@ -29,6 +29,9 @@ from bucketwarden import audit
 from bucketwarden.aws import client, error_code
 from bucketwarden.controls.base import Control, Evaluation, State, without_metadata
 from bucketwarden.settings import Settings
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
 
 NOT_CONFIGURED = "ObjectLockConfigurationNotFoundError"
 NOT_ENABLED = "Object Lock not enabled (it cannot be turned on or off by this service)"
@@ -125,7 +128,7 @@ def _drift(current: Retention | None, baseline: Retention, source: str) -> str:
     return f"default retention {describe_retention(current)} is weaker than {wanted}"
 
 
-class ObjectLockRetention(Control):
+class ObjectLockRetention(Control["S3Client"]):
     id = "object-lock-retention"
     family = "object-lock"
     title = "Object Lock default retention is not weaker than the baseline"
@@ -137,7 +140,7 @@ class ObjectLockRetention(Control):
     # restores nor compares it.
     derived_keys = ("RecordedBaseline",)
 
-    def read(self, s3: Any, bucket: str) -> State:
+    def read(self, s3: S3Client, bucket: str) -> State:
         try:
             response = s3.get_object_lock_configuration(Bucket=bucket)
         except ClientError as error:
@@ -148,7 +151,7 @@ class ObjectLockRetention(Control):
             configuration = without_metadata(response).get("ObjectLockConfiguration")
         return {"Configuration": configuration, "RecordedBaseline": None}
 
-    def observe(self, s3: Any, bucket: str, settings: Settings) -> State:
+    def observe(self, s3: S3Client, bucket: str, settings: Settings) -> State:
         state = self.read(s3, bucket)
         # Without Object Lock there is nothing to compare, so the audit table is not asked.
         if state and lock_enabled(state["Configuration"]) and settings.audit_table:
@@ -166,7 +169,7 @@ class ObjectLockRetention(Control):
             )
         return state
 
-    def verify(self, s3: Any, bucket: str, settings: Settings, before: State) -> State:
+    def verify(self, s3: S3Client, bucket: str, settings: Settings, before: State) -> State:
         # The recorded baseline is the one just judged: the audit table is not asked again.
         state = self.read(s3, bucket)
         if state and before and "RecordedBaseline" in before:
@@ -213,7 +216,7 @@ class ObjectLockRetention(Control):
             text += f" (recorded baseline {describe_retention(recorded)})"
         return text
 
-    def apply(self, s3: Any, bucket: str, desired: State) -> None:
+    def apply(self, s3: S3Client, bucket: str, desired: State) -> None:
         configuration = (desired or {}).get("Configuration")
         # Object Lock cannot be turned off: a state without it has nothing to write.
         if configuration is None:

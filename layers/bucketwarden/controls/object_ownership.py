@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from botocore.exceptions import ClientError
 
@@ -46,6 +46,10 @@ from bucketwarden.controls.bucket_policy import (
 )
 from bucketwarden.policy import statements
 from bucketwarden.settings import Settings
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.type_defs import AccessControlPolicyTypeDef, OwnershipControlsRuleTypeDef
 
 ENFORCED = "BucketOwnerEnforced"
 NOT_CONFIGURED = "OwnershipControlsNotFoundError"
@@ -126,7 +130,7 @@ class AclGrants:
         return self.owners or [full_control]
 
 
-class ObjectOwnership(Control):
+class ObjectOwnership(Control["S3Client"]):
     id = "object-ownership"
     family = "public-access"
     title = "ACLs are disabled (Object Ownership BucketOwnerEnforced)"
@@ -135,7 +139,7 @@ class ObjectOwnership(Control):
     read_actions = ("s3:GetBucketOwnershipControls", "s3:GetBucketAcl", "s3:GetBucketPolicy")
     write_actions = ("s3:PutBucketOwnershipControls", "s3:PutBucketAcl", "s3:PutBucketPolicy")
 
-    def read(self, s3: Any, bucket: str) -> State:
+    def read(self, s3: S3Client, bucket: str) -> State:
         ownership = _read_ownership(s3, bucket)
         if ownership == ENFORCED:
             return {"ObjectOwnership": ENFORCED}
@@ -178,7 +182,7 @@ class ObjectOwnership(Control):
         grants = _described(list(state.get("Grants") or []), owner_id) or "no grants"
         return f"{ownership or 'no Object Ownership setting'} (ACLs enabled); ACL: {grants}"
 
-    def apply(self, s3: Any, bucket: str, desired: State) -> None:
+    def apply(self, s3: S3Client, bucket: str, desired: State) -> None:
         """Write `desired` in the order S3 accepts: ACLs disabled last, or enabled first.
 
         Several S3 calls, each skipped when `desired` leaves its part alone. A rollback to an
@@ -195,29 +199,32 @@ class ObjectOwnership(Control):
             _write_acl(s3, bucket, desired)
 
 
-def _read_ownership(s3: Any, bucket: str) -> str | None:
+def _read_ownership(s3: S3Client, bucket: str) -> str | None:
     try:
         response = s3.get_bucket_ownership_controls(Bucket=bucket)
     except ClientError as error:
         if error_code(error) == NOT_CONFIGURED:
             return None
         raise
-    rules = response.get("OwnershipControls", {}).get("Rules") or [{}]
-    return rules[0].get("ObjectOwnership")
+    rules = response.get("OwnershipControls", {}).get("Rules")
+    return rules[0].get("ObjectOwnership") if rules else None
 
 
-def _write_acl(s3: Any, bucket: str, desired: dict[str, Any]) -> None:
+def _write_acl(s3: S3Client, bucket: str, desired: dict[str, Any]) -> None:
     if "Grants" in desired:
         policy = {"Owner": desired.get("Owner", {}), "Grants": desired["Grants"]}
-        s3.put_bucket_acl(Bucket=bucket, AccessControlPolicy=policy)
+        s3.put_bucket_acl(
+            Bucket=bucket, AccessControlPolicy=cast("AccessControlPolicyTypeDef", policy)
+        )
 
 
-def _write_ownership(s3: Any, bucket: str, ownership: str | None) -> None:
+def _write_ownership(s3: S3Client, bucket: str, ownership: str | None) -> None:
     if ownership is None:
         s3.delete_bucket_ownership_controls(Bucket=bucket)
         return
-    controls = {"Rules": [{"ObjectOwnership": ownership}]}
-    s3.put_bucket_ownership_controls(Bucket=bucket, OwnershipControls=controls)
+    # An ownership as read from S3 (or recorded from such a read), so one S3 knows.
+    rule = cast("OwnershipControlsRuleTypeDef", {"ObjectOwnership": ownership})
+    s3.put_bucket_ownership_controls(Bucket=bucket, OwnershipControls={"Rules": [rule]})
 
 
 # -- the log delivery statement in the bucket policy -----------------------------------------------
@@ -243,7 +250,7 @@ def log_delivery_statement(bucket_arn: str, account: str) -> dict[str, Any]:
     }
 
 
-def grant_log_delivery_by_policy(s3: Any, bucket: str) -> None:
+def grant_log_delivery_by_policy(s3: S3Client, bucket: str) -> None:
     """Make sure the bucket policy lets S3 deliver server access logs; keep everything else.
 
     The policy is read here, right before the write, not with the state: the less time between
@@ -264,7 +271,7 @@ def grant_log_delivery_by_policy(s3: Any, bucket: str) -> None:
     s3.put_bucket_policy(Bucket=bucket, Policy=compact(changed), ExpectedBucketOwner=account)
 
 
-def _owner_account(s3: Any) -> str:
+def _owner_account(s3: S3Client) -> str:
     """The caller's account, which owns the bucket: only the owner may write a bucket policy.
 
     GetCallerIdentity needs no IAM permission. The ACL names the owner by canonical id only.
@@ -289,7 +296,8 @@ def with_log_delivery(
         without_sid(s) if isinstance(s, dict) and s.get("Sid") == wanted["Sid"] else s
         for s in existing
     ]
-    return with_statements({"Policy": document}, [*kept, wanted])["Policy"]
+    added: dict[str, Any] = with_statements({"Policy": document}, [*kept, wanted])["Policy"]
+    return added
 
 
 def _does_what(statement: Any, wanted: dict[str, Any]) -> bool:

@@ -6,10 +6,14 @@ log-delivery and cross-account grants). A canned `private` ACL would lose those 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from bucketwarden.controls.base import Control, Evaluation, State, without_metadata
 from bucketwarden.settings import Settings
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.type_defs import AccessControlPolicyTypeDef
 
 ALL_USERS = "http://acs.amazonaws.com/groups/global/AllUsers"
 AUTHENTICATED_USERS = "http://acs.amazonaws.com/groups/global/AuthenticatedUsers"
@@ -47,7 +51,7 @@ def _acl_key(state: State) -> tuple[tuple[str, ...], list[tuple[tuple[str, ...],
     return (str((found.get("Owner") or {}).get("ID", "")),), sorted(grants)
 
 
-class PublicAcl(Control):
+class PublicAcl(Control["S3Client"]):
     id = "public-acl"
     family = "public-access"
     title = "Bucket ACL grants no public access"
@@ -63,7 +67,7 @@ class PublicAcl(Control):
     write_actions = ("s3:PutBucketAcl",)
     recheck_before_write = True
 
-    def read(self, s3: Any, bucket: str) -> State:
+    def read(self, s3: S3Client, bucket: str) -> State:
         return without_metadata(s3.get_bucket_acl(Bucket=bucket))
 
     def evaluate(self, state: State, settings: Settings) -> Evaluation:
@@ -87,5 +91,6 @@ class PublicAcl(Control):
         grants = (state or {}).get("Grants", [])
         return ", ".join(f"{g.get('Permission')}:{_grantee_name(g)}" for g in grants) or "no grants"
 
-    def apply(self, s3: Any, bucket: str, desired: State) -> None:
-        s3.put_bucket_acl(Bucket=bucket, AccessControlPolicy=desired)
+    def apply(self, s3: S3Client, bucket: str, desired: State) -> None:
+        policy = cast("AccessControlPolicyTypeDef", desired)  # a State is S3's own
+        s3.put_bucket_acl(Bucket=bucket, AccessControlPolicy=policy)

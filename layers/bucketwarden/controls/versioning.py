@@ -6,15 +6,19 @@ cannot be changed without it is reported, not touched.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, cast
 
 from bucketwarden.controls.base import Control, Evaluation, RestoreTarget, State, without_metadata
 from bucketwarden.settings import Settings
 
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.type_defs import VersioningConfigurationTypeDef
+
 ENABLED = {"Status": "Enabled"}
 
 
-class Versioning(Control):
+class Versioning(Control["S3Client"]):
     id = "versioning"
     family = "versioning"
     title = "Bucket versioning is enabled"
@@ -23,7 +27,7 @@ class Versioning(Control):
     read_actions = ("s3:GetBucketVersioning",)
     write_actions = ("s3:PutBucketVersioning",)
 
-    def read(self, s3: Any, bucket: str) -> State:
+    def read(self, s3: S3Client, bucket: str) -> State:
         return without_metadata(s3.get_bucket_versioning(Bucket=bucket))
 
     def evaluate(self, state: State, settings: Settings) -> Evaluation:
@@ -44,8 +48,9 @@ class Versioning(Control):
         mfa = (state or {}).get("MFADelete")
         return f"{status}, MFA delete {mfa}" if mfa else status
 
-    def apply(self, s3: Any, bucket: str, desired: State) -> None:
-        s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration=desired)
+    def apply(self, s3: S3Client, bucket: str, desired: State) -> None:
+        configuration = cast("VersioningConfigurationTypeDef", desired)  # a State is S3's own
+        s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration=configuration)
 
     def restore_target(self, before: State) -> RestoreTarget:
         # Only the status is written: naming MFADelete at all needs the root user's MFA code.

@@ -18,12 +18,16 @@ from concurrent.futures import ThreadPoolExecutor
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from bucketwarden_tools.delivery import invoke
 from bucketwarden_tools.routing import Route, load_handler, routes
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
+    from mypy_boto3_sqs.type_defs import MessageTypeDef
 
 RETRY_PAUSES_SECONDS = (0.2, 0.5, 1.0)
 RECEIVE_ERROR_PAUSE_SECONDS = 0.5
@@ -54,11 +58,11 @@ def _add_function_header(request: Any, **_: Any) -> None:
 
 
 def take_messages(
-    sqs: Any,
+    sqs: SQSClient,
     queue_url: str,
     stopping: threading.Event,
     before_delete: Callable[[int], None] = lambda _taken: None,
-) -> list[dict[str, Any]]:
+) -> list[MessageTypeDef]:
     """Receive a batch and delete it from the queue; [] when the endpoint fails or is gone.
 
     A poller must outlive a failed call: the endpoint may stop first (a signal to the whole

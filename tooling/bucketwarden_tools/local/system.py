@@ -12,7 +12,7 @@ import multiprocessing
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -192,7 +192,8 @@ class LocalSystem:
         deadline = time.monotonic() + START_TIMEOUT_SECONDS
         while time.monotonic() < deadline:
             if receive.poll(0.1):
-                return receive.recv()
+                status: tuple[str, str] = receive.recv()
+                return status
             if self.process is not None and not self.process.is_alive():
                 return "error", f"the endpoint process ended with code {self.process.exitcode}"
         return "error", f"the endpoint did not start in {START_TIMEOUT_SECONDS} s"
@@ -284,7 +285,7 @@ class LocalSystem:
 
         self._spawn(poll, "notifications")
 
-    def _metrics_to_cloudwatch(self, metric_set: dict[str, Any]) -> None:
+    def _metrics_to_cloudwatch(self, metric_set: Mapping[str, Any]) -> None:
         """Embedded Metric Format → metric data, sent in batches as CloudWatch Logs does."""
         directive = metric_set["_aws"]["CloudWatchMetrics"][0]
         dimensions = [
