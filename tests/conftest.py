@@ -20,6 +20,8 @@ from bucketwarden import integrity
 from bucketwarden.aws import reset_clients
 from bucketwarden.catalogue import CONTROL_IDS
 from bucketwarden.settings import Settings
+from bucketwarden_tools.calls import count_api_calls
+from bucketwarden_tools.clients import reach_local_endpoints
 from bucketwarden_tools.moto_http import Dispatcher
 from bucketwarden_tools.stack import DEFAULT_MAC_KEY
 
@@ -79,6 +81,10 @@ def aws_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
     # As the template sets it; the key itself exists once a test makes the audit table.
     monkeypatch.setenv("AUDIT_MAC_KEY", DEFAULT_MAC_KEY)
+    # The engine's clients, made again for each test, count their calls (tests.helpers.API_CALLS)
+    # and reach a moto server's S3 Control, as the bench's and the local mode's do.
+    count_api_calls()
+    reach_local_endpoints()
     reset_clients()
     integrity.forget()
     yield
