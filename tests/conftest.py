@@ -68,6 +68,13 @@ def settings_variables() -> tuple[str, ...]:
 ENGINE_VARIABLES = (*settings_variables(), "AWS_ENDPOINT_URL", "AWS_PROFILE")
 
 
+# Every client made in the tests, the engine's made again for each test included, counts its calls
+# (tests.helpers.API_CALLS; the tests' own clients are `uncounted`) and reaches a moto server's S3
+# Control, as the bench's and the local mode's do. Registered before any test makes a client.
+count_api_calls()
+reach_local_endpoints()
+
+
 @pytest.fixture(autouse=True)
 def aws_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Fake credentials and a clean engine configuration for every test."""
@@ -81,10 +88,6 @@ def aws_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
     # As the template sets it; the key itself exists once a test makes the audit table.
     monkeypatch.setenv("AUDIT_MAC_KEY", DEFAULT_MAC_KEY)
-    # The engine's clients, made again for each test, count their calls (tests.helpers.API_CALLS)
-    # and reach a moto server's S3 Control, as the bench's and the local mode's do.
-    count_api_calls()
-    reach_local_endpoints()
     reset_clients()
     integrity.forget()
     yield
