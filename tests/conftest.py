@@ -20,6 +20,8 @@ from bucketwarden import integrity
 from bucketwarden.aws import reset_clients
 from bucketwarden.catalogue import CONTROL_IDS
 from bucketwarden.settings import Settings
+from bucketwarden_tools.calls import count_api_calls
+from bucketwarden_tools.clients import reach_local_endpoints
 from bucketwarden_tools.moto_http import Dispatcher
 from bucketwarden_tools.stack import DEFAULT_MAC_KEY
 
@@ -64,6 +66,13 @@ def settings_variables() -> tuple[str, ...]:
 # Every variable the engine reads (so a developer's shell cannot leak into the tests), and
 # the ones that point clients at an endpoint or profile.
 ENGINE_VARIABLES = (*settings_variables(), "AWS_ENDPOINT_URL", "AWS_PROFILE")
+
+
+# Every client made in the tests, the engine's made again for each test included, counts its calls
+# (tests.helpers.API_CALLS; the tests' own clients are `uncounted`) and reaches a moto server's S3
+# Control, as the bench's and the local mode's do. Registered before any test makes a client.
+count_api_calls()
+reach_local_endpoints()
 
 
 @pytest.fixture(autouse=True)

@@ -24,7 +24,9 @@ from bucketwarden import aws
 from bucketwarden.catalogue import controls_of
 from bucketwarden.handler import process
 from bucketwarden.integrity import FORGED
-from bucketwarden.settings import mode_variable, temporary_environment
+from bucketwarden.settings import mode_variable
+from bucketwarden_tools.calls import API_CALLS, uncounted
+from bucketwarden_tools.environment import temporary_environment
 from bucketwarden_tools.stack import DEFAULT_MAC_KEY, create_table_like, find_mac_key
 
 REGION = "us-east-1"
@@ -139,10 +141,12 @@ def only(outcomes: list[dict[str, Any]]) -> dict[str, Any]:
 
 @cache
 def own_client(service: str) -> Any:
-    """The tests' own client (not the engine's); made once, as making one costs ~0.1 s."""
-    return aws.new_client(
+    """The tests' own client (not the engine's, so not counted); made once, as making one costs
+    ~0.1 s."""
+    made = aws.new_client(
         service, aws_access_key_id="testing", aws_secret_access_key="testing", region_name=REGION
     )
+    return uncounted(made)
 
 
 def s3() -> Any:
@@ -326,13 +330,9 @@ class ErrorResponses:
         return self
 
 
-def calls_delta(before: dict[str, int]) -> dict[str, int]:
-    """API calls made through the engine's clients since `before` (a copy of aws.API_CALLS)."""
-    return {
-        name: count - before.get(name, 0)
-        for name, count in aws.API_CALLS.items()
-        if count - before.get(name, 0)
-    }
+def calls_delta(before: Mapping[str, int]) -> dict[str, int]:
+    """API calls made through the engine's clients since `before` (an `API_CALLS.snapshot()`)."""
+    return API_CALLS.since(before)
 
 
 # -- the checks every control's tests run ------------------------------------------------------
@@ -380,7 +380,7 @@ class ControlCase:
 
     @property
     def write_call(self) -> str:
-        """The fix as aws.API_CALLS counts it, e.g. "s3.PutBucketAcl"."""
+        """The fix as API_CALLS counts it, e.g. "s3.PutBucketAcl"."""
         return f"{self.service}.{self.write_operation}"
 
     def drifted(self, name: str = "drifted-bucket") -> str:
@@ -424,7 +424,7 @@ def check_exempted(case: ControlCase, tags: dict[str, str]) -> dict[str, Any]:
     subject = case.drifted()
     _tag_exemption(case, subject, tags)
     drifted = case.read(subject)
-    before = dict(aws.API_CALLS)
+    before = API_CALLS.snapshot()
     outcome = case.run(subject)
     assert outcome["status"] == "exempted", outcome
     assert case.read(subject) == drifted
@@ -436,7 +436,7 @@ def check_fixed_once(case: ControlCase) -> None:
     """After the fix, a second event on the same subject finds it compliant and writes nothing."""
     subject = case.drifted()
     assert case.run(subject)["status"] == "remediated"
-    before = dict(aws.API_CALLS)
+    before = API_CALLS.snapshot()
     assert case.run(subject, event_id="second-event")["status"] == "compliant"
     assert case.write_call not in calls_delta(before)
 
@@ -456,7 +456,7 @@ def check_notify_mode(case: ControlCase, monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setenv(case.mode_variable, "notify")
     subject = case.drifted()
     drifted = case.read(subject)
-    before = dict(aws.API_CALLS)
+    before = API_CALLS.snapshot()
     outcome = case.run(subject)
     assert outcome["status"] == "noncompliant", outcome
     assert outcome["mode"] == "notify"
@@ -468,7 +468,7 @@ def check_notify_mode(case: ControlCase, monkeypatch: pytest.MonkeyPatch) -> Non
 def check_off_mode(case: ControlCase, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(case.mode_variable, "off")
     subject = case.drifted()
-    before = dict(aws.API_CALLS)
+    before = API_CALLS.snapshot()
     outcome = case.run(subject)
     assert outcome["status"] == "ignored", outcome
     assert calls_delta(before) == {}

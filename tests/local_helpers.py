@@ -172,7 +172,8 @@ class LocalStack:
     # -- clients ------------------------------------------------------------------------------
 
     def client(self, service: str, access_key: str = CALLER_KEY) -> Any:
-        # new_client does what docs/local.md tells boto3 users to do for S3 Control.
+        # S3 Control's host prefix is stripped as docs/local.md tells boto3 users to do
+        # (conftest registers bucketwarden_tools.clients.reach_local_endpoints).
         return new_client(
             service,
             endpoint_url=self.endpoint,

@@ -16,8 +16,8 @@ from moto import mock_aws
 
 from bucketwarden import aws
 from bucketwarden.catalogue import controls_of
-from bucketwarden.settings import mode_variable, temporary_environment
-from tests.helpers import calls_delta, handle, make_bucket
+from bucketwarden.settings import mode_variable
+from tests.helpers import API_CALLS, calls_delta, handle, make_bucket, temporary_environment
 from tests.strategies import (
     CANONICAL,
     COVERS,
@@ -57,7 +57,7 @@ def deliver(event_name: str, bucket: str, **record: Any) -> list[dict[str, Any]]
 def test_public_policy_without_tls_rule_is_fixed_in_one_write() -> None:
     bucket = make_bucket(BUCKET)
     put_policy(bucket, policy(public_read(bucket), cloudfront_oac(bucket), Id="Site"))
-    before_calls = dict(aws.API_CALLS)
+    before_calls = API_CALLS.snapshot()
 
     outcomes = handle("PutBucketPolicy", bucket, FAMILY)
 
@@ -86,7 +86,7 @@ def test_only_public_statements_and_tls_rule_off_deletes_the_policy(
     monkeypatch.setenv("MODE_SECURE_TRANSPORT", "off")
     bucket = make_bucket(BUCKET)
     put_policy(bucket, policy(public_read(bucket)))
-    before_calls = dict(aws.API_CALLS)
+    before_calls = API_CALLS.snapshot()
 
     outcomes = handle("PutBucketPolicy", bucket, FAMILY)
 
@@ -104,7 +104,7 @@ def test_only_public_statements_and_tls_rule_off_deletes_the_policy(
 def test_only_public_statements_become_the_tls_rules_in_one_write() -> None:
     bucket = make_bucket(BUCKET)
     put_policy(bucket, policy(public_read(bucket)))
-    before_calls = dict(aws.API_CALLS)
+    before_calls = API_CALLS.snapshot()
 
     outcomes = handle("PutBucketPolicy", bucket, FAMILY)
 
@@ -163,7 +163,7 @@ def test_any_order_of_events_ends_with_the_same_policy(names: list[str], events:
             "Statement": expected_statements(kept, bucket),
         }
         # Once there, every event finds it right and writes nothing.
-        before_calls = dict(aws.API_CALLS)
+        before_calls = API_CALLS.snapshot()
         for event_name in POLICY_EVENTS:
             outcomes = deliver(event_name, bucket, event_id=f"again-{event_name}")
             assert {o["status"] for o in outcomes} == {"compliant"}, outcomes

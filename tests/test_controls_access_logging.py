@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from bucketwarden import aws
 from bucketwarden.controls.access_logging import NO_TARGET, AccessLogging, log_prefix
 from bucketwarden.handler import process
-from bucketwarden.settings import Settings, temporary_environment
+from bucketwarden.settings import Settings
 from tests.helpers import (
+    API_CALLS,
     LOG_DELIVERY,
     ControlCase,
     ErrorResponses,
@@ -20,6 +20,7 @@ from tests.helpers import (
     cloudtrail_record,
     make_bucket,
     s3,
+    temporary_environment,
 )
 
 pytestmark = pytest.mark.usefixtures("aws")
@@ -90,7 +91,7 @@ def fixed(bucket: str) -> dict[str, Any]:
 
 def test_logging_turned_off_is_put_back() -> None:
     bucket = CASE.drifted_bucket()
-    before_calls = dict(aws.API_CALLS)
+    before_calls = API_CALLS.snapshot()
 
     outcome = CASE.run(bucket)
 
@@ -147,7 +148,7 @@ def test_logs_sent_elsewhere_are_redirected_and_no_policy_is_touched() -> None:
 def test_already_compliant_makes_no_write() -> None:
     bucket = make_bucket("logged-bucket")
     send_logs(bucket, log_bucket(), f"{PREFIX}logged-bucket/")
-    before_calls = dict(aws.API_CALLS)
+    before_calls = API_CALLS.snapshot()
 
     outcome = CASE.run(bucket)
 
@@ -158,7 +159,7 @@ def test_already_compliant_makes_no_write() -> None:
 
 def test_without_a_log_target_nothing_is_read() -> None:
     bucket = make_bucket("unlogged-bucket")
-    before_calls = dict(aws.API_CALLS)
+    before_calls = API_CALLS.snapshot()
 
     outcome = replace(CASE, environment={}).run(bucket)
 
@@ -170,7 +171,7 @@ def test_without_a_log_target_nothing_is_read() -> None:
 
 def test_the_log_target_bucket_is_not_made_to_log_into_itself() -> None:
     target = log_bucket()
-    before_calls = dict(aws.API_CALLS)
+    before_calls = API_CALLS.snapshot()
 
     outcome = CASE.run(target)
 

@@ -13,7 +13,6 @@ from typing import Any
 
 import pytest
 
-from bucketwarden import aws
 from bucketwarden.controls.access_point import FIXED_AT_CREATION, AccessPointPolicy
 from bucketwarden.controls.public_access_block import ALL_ON, SETTINGS
 from bucketwarden.events import parse_record
@@ -23,6 +22,7 @@ from bucketwarden.settings import Settings
 from tests.conftest import EVENTS
 from tests.helpers import (
     ACCOUNT,
+    API_CALLS,
     REGION,
     ControlCase,
     calls_delta,
@@ -168,7 +168,7 @@ CASE = ControlCase(
 def test_drift_fixed_removes_only_the_public_statement() -> None:
     arn = CASE.drifted()
     drifted = access_point_state(arn)
-    before_calls = dict(aws.API_CALLS)
+    before_calls = API_CALLS.snapshot()
 
     outcome = CASE.run(arn)
 
@@ -197,7 +197,7 @@ def test_drift_fixed_removes_only_the_public_statement() -> None:
 def test_a_policy_of_public_statements_only_is_deleted() -> None:
     arn = open_access_point("wide-open-bucket")
     put_policy(arn, policy(public_read(arn)))
-    before_calls = dict(aws.API_CALLS)
+    before_calls = API_CALLS.snapshot()
 
     outcome = CASE.run(arn)
 
@@ -211,7 +211,7 @@ def test_a_policy_of_public_statements_only_is_deleted() -> None:
 def test_already_compliant_makes_no_write() -> None:
     arn = make_access_point("private-bucket")
     put_policy(arn, policy(analytics_read(arn)))
-    before_calls = dict(aws.API_CALLS)
+    before_calls = API_CALLS.snapshot()
 
     outcome = CASE.run(arn)
 
@@ -238,7 +238,7 @@ def test_vpc_access_point_is_compliant_whatever_its_policy() -> None:
     arn = make_access_point("vpc-bucket", block=ALL_OFF, vpc_id="vpc-0a1b2c3d4e5f67890")
     make_public(arn)
     drifted = access_point_state(arn)
-    before_calls = dict(aws.API_CALLS)
+    before_calls = API_CALLS.snapshot()
 
     outcome = CASE.run(arn)
 
@@ -251,7 +251,7 @@ def test_vpc_access_point_is_compliant_whatever_its_policy() -> None:
 def test_own_block_public_access_off_is_reported_as_fixed_at_creation() -> None:
     """Nothing public yet: compliant, but the reason says the block cannot be turned on."""
     arn = make_access_point("half-open-bucket", block={**ALL_ON, "BlockPublicPolicy": False})
-    before_calls = dict(aws.API_CALLS)
+    before_calls = API_CALLS.snapshot()
 
     outcome = CASE.run(arn)
 
@@ -335,7 +335,7 @@ def test_a_bucket_in_another_account_gives_no_exemption() -> None:
 
 def test_event_without_a_name_is_ignored_with_a_reason() -> None:
     raw = cloudtrail_record("CreateAccessPoint", None, request_parameters={"Host": "..."})
-    before_calls = dict(aws.API_CALLS)
+    before_calls = API_CALLS.snapshot()
 
     outcomes = process(eventbridge_event(raw), CASE.family)
 

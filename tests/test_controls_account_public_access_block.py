@@ -7,7 +7,6 @@ from typing import Any
 
 import pytest
 
-from bucketwarden import aws
 from bucketwarden.controls.account_public_access_block import AccountPublicAccessBlock
 from bucketwarden.controls.public_access_block import ALL_ON, SETTINGS
 from bucketwarden.events import parse_record
@@ -16,6 +15,7 @@ from bucketwarden.settings import Settings
 from tests.conftest import EVENTS, load_sample
 from tests.helpers import (
     ACCOUNT,
+    API_CALLS,
     ControlCase,
     calls_delta,
     cloudtrail_record,
@@ -88,7 +88,7 @@ CASE = ControlCase(
 @pytest.mark.parametrize("setting", SETTINGS)
 def test_one_setting_off_is_turned_back_on(setting: str) -> None:
     put_account_block(ACCOUNT, {**ALL_ON, setting: False})
-    before_calls = dict(aws.API_CALLS)
+    before_calls = API_CALLS.snapshot()
 
     outcome = CASE.run(ACCOUNT)
 
@@ -122,7 +122,7 @@ def test_deleted_configuration_is_put_back() -> None:
 
 def test_already_compliant_makes_no_write() -> None:
     put_account_block(ACCOUNT, ALL_ON)
-    before_calls = dict(aws.API_CALLS)
+    before_calls = API_CALLS.snapshot()
 
     outcome = CASE.run(ACCOUNT)
 
@@ -138,7 +138,7 @@ def test_no_tag_exempts_the_account() -> None:
         {"bucketwarden:exempt": "all", "bucketwarden:exempt-reason": "public website"},
     )
     CASE.drifted()
-    before_calls = dict(aws.API_CALLS)
+    before_calls = API_CALLS.snapshot()
 
     outcome = CASE.run(ACCOUNT)
 
@@ -188,7 +188,7 @@ def test_an_event_without_an_account_is_ignored_with_a_reason() -> None:
     )
     raw["recipientAccountId"] = "..."  # redacted, as exported records often are
     raw["userIdentity"]["accountId"] = "..."
-    before_calls = dict(aws.API_CALLS)
+    before_calls = API_CALLS.snapshot()
 
     # A bare record: an EventBridge envelope would name the account it came from.
     outcomes = process(raw, CASE.family)

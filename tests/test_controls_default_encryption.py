@@ -15,6 +15,7 @@ from bucketwarden.handler import process
 from bucketwarden.settings import ConfigError, Settings
 from tests.helpers import (
     ACCOUNT,
+    API_CALLS,
     REGION,
     ControlCase,
     calls_delta,
@@ -104,7 +105,7 @@ def use_kms_baseline(monkeypatch: pytest.MonkeyPatch, *keys: str) -> None:
 def test_missing_configuration_gets_sse_s3() -> None:
     bucket = CASE.drifted_bucket()
     assert encryption(bucket) is None
-    before_calls = dict(aws.API_CALLS)
+    before_calls = API_CALLS.snapshot()
 
     outcome = CASE.run(bucket)
 
@@ -136,7 +137,7 @@ def test_sse_s3_baseline_accepts_any_default_and_never_downgrades(
     bucket = make_bucket("encrypted-bucket")
     put_default(bucket, algorithm, kms_key()["arn"] if with_key else None)
     untouched = encryption(bucket)
-    before_calls = dict(aws.API_CALLS)
+    before_calls = API_CALLS.snapshot()
 
     outcome = CASE.run(bucket)
 
@@ -216,7 +217,7 @@ def test_kms_baseline_matches_a_key_by_arn_or_id(
     use_kms_baseline(monkeypatch, key[listed])
     bucket = make_bucket("approved-key-bucket")
     put_default(bucket, "aws:kms", key[configured], bucket_key=True)
-    before_calls = dict(aws.API_CALLS)
+    before_calls = API_CALLS.snapshot()
 
     outcome = CASE.run(bucket)
 
@@ -445,7 +446,7 @@ def test_engine_fixes_the_key_and_requests_the_block_in_one_write(
     monkeypatch.setenv("BLOCK_SSE_C", "true")
     bucket = make_bucket("sse-c-kms-bucket")
     put_default(bucket, "AES256")
-    before_calls = dict(aws.API_CALLS)
+    before_calls = API_CALLS.snapshot()
 
     outcome = CASE.run(bucket)
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from bucketwarden import audit, aws
+from bucketwarden import audit
 from bucketwarden.controls.object_lock_retention import (
     NOT_ENABLED,
     ObjectLockRetention,
@@ -19,6 +19,7 @@ from bucketwarden.outcome import Outcome, Status
 from bucketwarden.settings import Settings
 from bucketwarden_tools.stack import DEFAULT_MAC_KEY
 from tests.helpers import (
+    API_CALLS,
     ControlCase,
     calls_delta,
     cloudtrail_record,
@@ -115,7 +116,7 @@ def recorded(bucket: str, rule: dict[str, Any], control: str = CASE.control) -> 
 def test_weaker_rule_is_raised_to_the_configured_baseline() -> None:
     bucket = CASE.drifted_bucket()
     drifted = lock_state(bucket)
-    before_calls = dict(aws.API_CALLS)
+    before_calls = API_CALLS.snapshot()
 
     outcome = CASE.run(bucket)
 
@@ -180,7 +181,7 @@ def test_stronger_than_the_baseline_is_compliant_and_untouched(
     mode: str, period: dict[str, int]
 ) -> None:
     bucket = locked_bucket("locked-bucket", mode, **period)
-    before_calls = dict(aws.API_CALLS)
+    before_calls = API_CALLS.snapshot()
 
     outcome = CASE.run(bucket)
 
@@ -202,7 +203,7 @@ def test_recorded_baseline_stronger_than_the_configured_one_is_restored_in_its_u
     # Neither another bucket's nor another control's records count.
     recorded("other-bucket", {"Mode": "COMPLIANCE", "Years": 10})
     recorded(bucket, {"Mode": "COMPLIANCE", "Years": 10}, control="versioning")
-    before_calls = dict(aws.API_CALLS)
+    before_calls = API_CALLS.snapshot()
 
     # COMPLIANCE is configured: a recorded COMPLIANCE rule may then be applied.
     outcome = with_baseline("COMPLIANCE", 1).run(bucket)
@@ -247,7 +248,7 @@ def test_a_fixed_drift_stays_the_baseline_in_governance_when_compliance_is_uncon
 def test_no_baseline_at_all_is_compliant_with_a_reason(monkeypatch: pytest.MonkeyPatch) -> None:
     audit_table(monkeypatch)
     bucket = locked_bucket("locked-bucket", "GOVERNANCE", Days=1)
-    before_calls = dict(aws.API_CALLS)
+    before_calls = API_CALLS.snapshot()
 
     outcomes = process(cloudtrail_record(CASE.event_name, bucket), CASE.family)
 
@@ -265,7 +266,7 @@ def test_bucket_without_object_lock_is_compliant_and_the_audit_is_not_read(
 ) -> None:
     audit_table(monkeypatch)
     bucket = make_bucket("plain-bucket")
-    before_calls = dict(aws.API_CALLS)
+    before_calls = API_CALLS.snapshot()
 
     outcome = CASE.run(bucket)
 

@@ -26,6 +26,7 @@ from bucketwarden.settings import Settings
 from tests.helpers import (
     ACCOUNT,
     ALL_USERS,
+    API_CALLS,
     LOG_DELIVERY,
     OTHER_ACCOUNT_ID,
     REGION,
@@ -152,7 +153,7 @@ def test_acls_enabled_are_disabled(setting: str | None) -> None:
     bucket = make_bucket("acl-bucket")
     set_ownership(bucket, setting)
     drifted = surface(bucket)
-    before_calls = dict(aws.API_CALLS)
+    before_calls = API_CALLS.snapshot()
 
     outcome = CASE.run(bucket)
 
@@ -190,7 +191,7 @@ def test_deleted_configuration_is_put_back() -> None:
 def test_already_compliant_makes_one_read_and_no_write() -> None:
     bucket = make_bucket("owned-bucket")
     set_ownership(bucket, ENFORCED)
-    before_calls = dict(aws.API_CALLS)
+    before_calls = API_CALLS.snapshot()
 
     outcome = CASE.run(bucket)
 
@@ -220,7 +221,7 @@ def test_log_delivery_grant_moves_to_the_policy_before_acls_are_disabled() -> No
     bucket = log_delivery_bucket()
     put_policy(bucket, reader_statement(bucket))
     operations = record_operations()
-    before_calls = dict(aws.API_CALLS)
+    before_calls = API_CALLS.snapshot()
 
     outcome = CASE.run(bucket)
 

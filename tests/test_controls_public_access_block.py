@@ -10,6 +10,7 @@ from bucketwarden import aws
 from bucketwarden.controls.public_access_block import ALL_ON, SETTINGS, BucketPublicAccessBlock
 from bucketwarden.settings import Settings
 from tests.helpers import (
+    API_CALLS,
     REGION,
     ControlCase,
     calls_delta,
@@ -62,7 +63,7 @@ CASE = ControlCase(
 def test_one_setting_off_is_turned_back_on(setting: str) -> None:
     bucket = make_bucket("relaxed-bucket")
     put_block(bucket, {**ALL_ON, setting: False})
-    before_calls = dict(aws.API_CALLS)
+    before_calls = API_CALLS.snapshot()
 
     outcome = CASE.run(bucket)
 
@@ -108,7 +109,7 @@ def test_deleted_configuration_is_put_back() -> None:
 def test_already_compliant_makes_no_write() -> None:
     bucket = make_bucket("blocked-bucket")
     put_block(bucket, ALL_ON)
-    before_calls = dict(aws.API_CALLS)
+    before_calls = API_CALLS.snapshot()
 
     outcome = CASE.run(bucket)
 

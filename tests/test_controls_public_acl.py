@@ -9,11 +9,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bucketwarden import aws
 from bucketwarden.controls.public_acl import PublicAcl, public_group
 from bucketwarden.settings import Settings
 from tests.helpers import (
     ALL_USERS,
+    API_CALLS,
     AUTHENTICATED_USERS,
     LOG_DELIVERY,
     OTHER_ACCOUNT_ID,
@@ -78,7 +78,7 @@ CASE = ControlCase(
 def test_drift_fixed_removes_only_the_public_grants() -> None:
     bucket = CASE.drifted_bucket()
     drifted = acl(bucket)
-    before_calls = dict(aws.API_CALLS)
+    before_calls = API_CALLS.snapshot()
 
     outcome = CASE.run(bucket)
 
@@ -116,7 +116,7 @@ def test_already_compliant_makes_no_write() -> None:
         AccessControlPolicy={"Owner": acl(bucket)["Owner"], "Grants": kept_grants(bucket)},
     )
     untouched = acl(bucket)
-    before_calls = dict(aws.API_CALLS)
+    before_calls = API_CALLS.snapshot()
 
     outcome = CASE.run(bucket)
 

@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from bucketwarden import aws
 from bucketwarden.controls.public_policy import PublicPolicy
 from bucketwarden.settings import Settings
 from tests.helpers import (
+    API_CALLS,
     ControlCase,
     calls_delta,
     make_bucket,
@@ -181,7 +181,7 @@ def test_drift_fixed_removes_only_the_public_statements() -> None:
         kept[0], public_read(bucket), *kept[1:3], public_write_over_tls(bucket), *kept[3:], Id="P1"
     )
     put_policy(bucket, drifted)
-    before_calls = dict(aws.API_CALLS)
+    before_calls = API_CALLS.snapshot()
 
     outcome = CASE.run(bucket)
 
@@ -214,7 +214,7 @@ def test_already_compliant_makes_no_write() -> None:
     bucket = make_bucket("service-bucket")
     document = policy(*(s(bucket) for s in KEPT_STATEMENTS), organisation(bucket))
     put_policy(bucket, document)
-    before_calls = dict(aws.API_CALLS)
+    before_calls = API_CALLS.snapshot()
 
     outcome = CASE.run(bucket)
 
@@ -237,7 +237,7 @@ def test_no_policy_is_compliant() -> None:
 def test_policy_with_only_public_statements_is_deleted() -> None:
     bucket = make_bucket("wide-open-bucket")
     put_policy(bucket, policy(public_read(bucket), public_write_over_tls(bucket)))
-    before_calls = dict(aws.API_CALLS)
+    before_calls = API_CALLS.snapshot()
 
     outcome = CASE.run(bucket)
 
@@ -301,7 +301,7 @@ def test_public_read_policy_on_a_website_bucket_warns() -> None:
 def test_public_write_only_reads_no_website_configuration() -> None:
     bucket = make_bucket("upload-bucket")
     put_policy(bucket, policy(public_write_over_tls(bucket), elb_logs(bucket)))
-    before_calls = dict(aws.API_CALLS)
+    before_calls = API_CALLS.snapshot()
     assert CASE.run(bucket)["status"] == "remediated"
     assert "s3.GetBucketWebsite" not in calls_delta(before_calls)
 
@@ -321,7 +321,7 @@ def test_policy_that_cannot_be_judged_is_reported_not_changed(text: str, why: st
     # endpoint might: the control must report them, never crash or rewrite them.
     bucket = make_bucket("malformed-bucket")
     put_policy(bucket, text)
-    before_calls = dict(aws.API_CALLS)
+    before_calls = API_CALLS.snapshot()
 
     outcome = CASE.run(bucket)
 

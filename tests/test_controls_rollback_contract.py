@@ -222,7 +222,9 @@ def test_an_account_is_its_own_subject() -> None:
     assert control_.subject_region(ACCOUNT, recorded=REGION) == REGION
 
 
-@pytest.mark.parametrize("control_", [c for c in CONTROLS if c.scope == "bucket"], ids=lambda c: c.id)
+@pytest.mark.parametrize(
+    "control_", [c for c in CONTROLS if c.scope == "bucket"], ids=lambda c: c.id
+)
 def test_a_bucket_is_in_its_recorded_region_and_the_callers_account(control_: Control) -> None:
     assert control_.subject_account("team-bucket") is None
     assert control_.subject_region("team-bucket", recorded="eu-west-1") == "eu-west-1"

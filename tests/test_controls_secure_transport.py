@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from bucketwarden import aws
 from bucketwarden.controls.secure_transport import SecureTransport
 from bucketwarden.settings import Settings
 from tests.helpers import (
+    API_CALLS,
     ControlCase,
     calls_delta,
     handle,
@@ -91,7 +91,7 @@ def test_drift_fixed_appends_both_rules_and_keeps_the_rest() -> None:
     bucket = make_bucket("plain-bucket")
     drifted = policy(cross_account(bucket), elb_logs(bucket), Id="Partners")
     put_policy(bucket, drifted)
-    before_calls = dict(aws.API_CALLS)
+    before_calls = API_CALLS.snapshot()
 
     outcome = CASE.run(bucket)
 
@@ -116,7 +116,7 @@ def test_already_compliant_makes_no_write() -> None:
     bucket = make_bucket("tls-bucket")
     document = policy(cross_account(bucket), *tls_rules(bucket))
     put_policy(bucket, document)
-    before_calls = dict(aws.API_CALLS)
+    before_calls = API_CALLS.snapshot()
 
     outcome = CASE.run(bucket)
 
@@ -180,7 +180,7 @@ def test_equivalent_rule_under_another_sid_is_not_duplicated(
     bucket = make_bucket("hand-written-bucket")
     document = policy(elb_logs(bucket), *EQUIVALENTS[variant](bucket))
     put_policy(bucket, document)
-    before_calls = dict(aws.API_CALLS)
+    before_calls = API_CALLS.snapshot()
 
     outcome = CASE.run(bucket)
 
@@ -354,7 +354,7 @@ def test_policy_too_full_for_the_rule_is_reported_not_changed() -> None:
     document = policy(*partners)
     assert 20000 < compact_size(document) < 20480
     put_policy(bucket, document)
-    before_calls = dict(aws.API_CALLS)
+    before_calls = API_CALLS.snapshot()
 
     outcome = CASE.run(bucket)
 

@@ -6,11 +6,11 @@ from typing import Any
 
 import pytest
 
-from bucketwarden import aws
 from bucketwarden.controls.versioning import Versioning
 from bucketwarden.handler import process
 from bucketwarden.settings import Settings
 from tests.helpers import (
+    API_CALLS,
     ControlCase,
     calls_delta,
     cloudtrail_record,
@@ -49,7 +49,7 @@ CASE = ControlCase(
 def test_suspended_versioning_is_enabled_again() -> None:
     bucket = CASE.drifted_bucket()
     assert versioning(bucket) == {"Status": "Suspended"}
-    before_calls = dict(aws.API_CALLS)
+    before_calls = API_CALLS.snapshot()
 
     outcome = CASE.run(bucket)
 
@@ -79,7 +79,7 @@ def test_never_versioned_bucket_is_enabled_on_create() -> None:
 def test_already_enabled_makes_no_write() -> None:
     bucket = make_bucket("versioned-bucket")
     put_status(bucket, "Enabled")
-    before_calls = dict(aws.API_CALLS)
+    before_calls = API_CALLS.snapshot()
 
     outcome = CASE.run(bucket)
 

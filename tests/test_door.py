@@ -12,12 +12,12 @@ from typing import Any
 
 import pytest
 
-from bucketwarden import aws
 from bucketwarden.handler import process
 from bucketwarden_tools.delivery import deliver
 from bucketwarden_tools.routing import matching_routes
 from tests.helpers import (
     ACCOUNT,
+    API_CALLS,
     calls_delta,
     cloudtrail_record,
     eventbridge_event,
@@ -45,7 +45,7 @@ def acl_event(bucket: str, **envelope: Any) -> dict[str, Any]:
 
 def assert_untouched(event: dict[str, Any], reason: str) -> None:
     bucket = event["detail"]["requestParameters"]["bucketName"]
-    before = dict(aws.API_CALLS)
+    before = API_CALLS.snapshot()
     outcome = only(process(event, FAMILY))
     assert (outcome["status"], outcome["reason"]) == ("ignored", reason)
     assert calls_delta(before) == {}
@@ -82,7 +82,7 @@ def test_an_event_forwarded_from_another_accounts_bus_is_ignored() -> None:
 def test_a_record_of_another_account_invoked_directly_is_ignored() -> None:
     record = cloudtrail_record("PutBucketAcl", public_bucket())
     record["recipientAccountId"] = OTHER_ACCOUNT
-    before = dict(aws.API_CALLS)
+    before = API_CALLS.snapshot()
     outcome = only(process(record, FAMILY))
     assert outcome["status"] == "ignored"
     assert outcome["reason"].startswith(f"the record is for account {OTHER_ACCOUNT}")

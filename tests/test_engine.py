@@ -7,13 +7,13 @@ from typing import Any
 
 import pytest
 
-from bucketwarden import aws
 from bucketwarden import engine as engine_module
 from bucketwarden.catalogue import FAMILIES, controls_of
 from bucketwarden.handler import process
 from tests.helpers import (
     ACTOR,
     ALL_USERS,
+    API_CALLS,
     EVENT_TIME,
     SERVICE_FUNCTION,
     SERVICE_ROLE,
@@ -45,7 +45,7 @@ AUDIT_TABLE = "bucketwarden-audit"
 @pytest.mark.parametrize("code", ["AccessDenied", "NoSuchBucket", "MalformedACLError"])
 def test_failed_call_is_ignored_without_touching_s3(code: str) -> None:
     bucket = public_bucket()
-    before = dict(aws.API_CALLS)
+    before = API_CALLS.snapshot()
 
     outcome = only(handle("PutBucketAcl", bucket, "public-access", error_code=code))
 
@@ -63,7 +63,7 @@ def test_own_change_is_ignored_and_counted_as_loop_suppressed(
     monkeypatch.setenv("SERVICE_ROLE_ARNS", f"{other_role}, {SERVICE_ROLE}")
     monkeypatch.setenv("SERVICE_FUNCTION_NAMES", f"bucketwarden-encryption,{SERVICE_FUNCTION}")
     bucket = public_bucket()
-    before = dict(aws.API_CALLS)
+    before = API_CALLS.snapshot()
 
     outcome = only(
         handle(
@@ -142,7 +142,7 @@ def test_another_roles_change_is_fixed(monkeypatch: pytest.MonkeyPatch) -> None:
 )
 def test_event_of_another_family_is_ignored(event_name: str, family: str) -> None:
     bucket = public_bucket()
-    before = dict(aws.API_CALLS)
+    before = API_CALLS.snapshot()
 
     outcome = only(handle(event_name, bucket, family))
 
@@ -198,7 +198,7 @@ def test_website_bucket_finding_warns_and_says_how_to_keep_it_public() -> None:
     s3().put_bucket_website(
         Bucket=bucket, WebsiteConfiguration={"IndexDocument": {"Suffix": "index.html"}}
     )
-    before = dict(aws.API_CALLS)
+    before = API_CALLS.snapshot()
 
     outcome = only(handle("PutBucketAcl", bucket, "public-access"))
 
@@ -211,7 +211,7 @@ def test_website_bucket_finding_warns_and_says_how_to_keep_it_public() -> None:
 
 def test_website_is_not_read_for_a_compliant_bucket() -> None:
     bucket = make_bucket("private-bucket")
-    before = dict(aws.API_CALLS)
+    before = API_CALLS.snapshot()
     outcome = only(handle("PutBucketAcl", bucket, "public-access"))
     assert outcome["status"] == "compliant"
     assert "s3.GetBucketWebsite" not in calls_delta(before)
@@ -339,7 +339,7 @@ def test_dry_run_changes_nothing_and_reports_nothing(
     bucket = public_bucket()
     before_acl = s3().get_bucket_acl(Bucket=bucket)["Grants"]
     capsys.readouterr()
-    before = dict(aws.API_CALLS)
+    before = API_CALLS.snapshot()
 
     outcome = only(handle("PutBucketAcl", bucket, "public-access"))
 
@@ -370,7 +370,7 @@ def test_outcome_carries_the_event_context() -> None:
 def test_controls_reading_the_same_surface_share_one_read_until_a_write() -> None:
     """public-acl and object-ownership both read the ACL: one GetBucketAcl serves both."""
     bucket = make_bucket("new-private-bucket")
-    before = dict(aws.API_CALLS)
+    before = API_CALLS.snapshot()
 
     outcomes = handle("CreateBucket", bucket, "public-access")
 

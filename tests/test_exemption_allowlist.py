@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from bucketwarden import aws
 from bucketwarden.exemptions import Allowlist, check_allowlist, parse_allowlist
 from bucketwarden.settings import Settings
 from tests.helpers import (
+    API_CALLS,
     calls_delta,
     handle,
     make_bucket,
@@ -116,7 +116,7 @@ def with_allowlist(aws: None, monkeypatch: pytest.MonkeyPatch) -> None:
 def test_the_engine_honours_the_allowlist_and_reads_it_once() -> None:
     put_allowlist({"exemptions": [SITE]})
     first, second = public_bucket("site-one"), public_bucket("site-two")
-    before = dict(aws.API_CALLS)
+    before = API_CALLS.snapshot()
 
     outcomes = [only(handle("PutBucketAcl", b, "public-access")) for b in (first, second)]
 

@@ -11,14 +11,21 @@ from hypothesis import given
 from hypothesis import strategies as st
 from rich.console import Console
 
-from bucketwarden import aws
 from bucketwarden.catalogue import CONTROL_IDS
 from bucketwarden.exemptions import check, read_tags
 from bucketwarden.outcome import Outcome
 from bucketwarden.settings import Settings
 from bucketwarden.sweep import Sweep, controls_for
 from bucketwarden_tools.report import print_report
-from tests.helpers import ErrorResponses, calls_delta, handle, make_bucket, s3, tag_bucket
+from tests.helpers import (
+    API_CALLS,
+    ErrorResponses,
+    calls_delta,
+    handle,
+    make_bucket,
+    s3,
+    tag_bucket,
+)
 
 TODAY = date(2025, 3, 15)
 SETTINGS = Settings()
@@ -177,7 +184,7 @@ def test_an_event_on_a_compliant_bucket_reads_no_tags() -> None:
     bucket = make_bucket("event-compliant")
     s3().put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
     tag_bucket(bucket, {KEY: "versioning"})
-    before = dict(aws.API_CALLS)
+    before = API_CALLS.snapshot()
 
     [outcome] = handle("PutBucketVersioning", bucket, "versioning")
 

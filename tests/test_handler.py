@@ -17,6 +17,7 @@ from bucketwarden import aws
 from bucketwarden.catalogue import controls_of
 from bucketwarden.handler import process
 from tests.helpers import (
+    API_CALLS,
     REGION,
     ErrorResponses,
     audit_items,
@@ -62,7 +63,7 @@ def test_same_event_twice_does_the_work_once(monkeypatch: pytest.MonkeyPatch) ->
     first = only(process(event, "public-access"))
     # Someone makes it public again; the *repeated* delivery of the old event must not act.
     s3().put_bucket_acl(Bucket=bucket, ACL="public-read")
-    before = dict(aws.API_CALLS)
+    before = API_CALLS.snapshot()
     second = only(process(event, "public-access"))
 
     assert first["status"] == "remediated"

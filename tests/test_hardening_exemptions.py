@@ -14,14 +14,15 @@ from typing import Any
 
 import pytest
 
-from bucketwarden import aws, notify
 from bucketwarden import engine as engine_module
+from bucketwarden import notify
 from bucketwarden.catalogue import CONTROL_IDS
 from bucketwarden.exemptions import CHANGE_CONTROL
 from bucketwarden.outcome import Outcome
 from bucketwarden.settings import ConfigError, ExemptionSource, Settings
 from tests.helpers import (
     ACTOR,
+    API_CALLS,
     audit_items,
     calls_delta,
     cloudtrail_record,
@@ -184,7 +185,7 @@ def test_a_grant_never_recorded_is_recorded_when_first_found_and_lapses_from_the
 def test_without_an_audit_table_an_open_ended_exemption_counts_from_today() -> None:
     bucket = public_bucket()
     tag_bucket(bucket, {KEY: "public-acl", REASON: "website"})
-    before = dict(aws.API_CALLS)
+    before = API_CALLS.snapshot()
 
     outcome = only(handle("PutBucketAcl", bucket, "public-access"))
 
@@ -224,7 +225,7 @@ def test_tags_only_ignores_the_allowlist(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setenv("EXEMPTION_SOURCE", "tags")
     put_allowlist({"buckets": "*", "controls": "all", "reason": "everything"})
     bucket = public_bucket()
-    before = dict(aws.API_CALLS)
+    before = API_CALLS.snapshot()
 
     outcome = only(handle("PutBucketAcl", bucket, "public-access"))
 
@@ -342,7 +343,7 @@ def test_a_tagging_call_that_leaves_the_exemption_alone_is_quiet(
     tagging("PutBucketTagging", bucket, event_id="evt-grant")
     inbox.receive()
     tag_bucket(bucket, {"team": "data", KEY: "versioning", REASON: "archive", UNTIL: in_days(9)})
-    before = dict(aws.API_CALLS)
+    before = API_CALLS.snapshot()
 
     unchanged = tagging("PutBucketTagging", bucket, event_id="evt-team")
 

@@ -35,6 +35,7 @@ from tests import test_controls_secure_transport as secure_transport
 from tests.helpers import (
     ACCOUNT,
     ALL_USERS,
+    API_CALLS,
     OTHER_ACCOUNT_ID,
     REGION,
     ErrorResponses,
@@ -121,7 +122,7 @@ def test_a_policy_that_keeps_changing_is_left_as_it_is_and_reported_failed(
     bucket = make_bucket("always-edited")
     policies.put_policy(bucket, policies.policy(partner_read(bucket, "Partner0")))
     edited_every_time(bucket)
-    before_calls = dict(aws.API_CALLS)
+    before_calls = API_CALLS.snapshot()
 
     outcome = secure_transport.CASE.run(bucket)
 
@@ -312,7 +313,7 @@ def oversized(bucket: str) -> dict[str, Any]:
 def test_a_policy_over_the_limit_in_utf8_bytes_is_never_sent() -> None:
     bucket = make_bucket("oversized-bucket")
     desired = oversized(bucket)
-    before_calls = dict(aws.API_CALLS)
+    before_calls = API_CALLS.snapshot()
     with pytest.raises(OversizedPolicy, match=r"would be \d+ bytes, over S3's 20480"):
         PublicPolicy().apply(aws.client("s3", REGION), bucket, desired)
     assert calls_delta(before_calls) == {}

@@ -6,6 +6,8 @@ the CLI and the tests each start from a different module, so each is tried first
 
 from __future__ import annotations
 
+import ast
+import importlib
 import subprocess
 import sys
 from pathlib import Path
@@ -44,3 +46,44 @@ def test_every_module_imports_first() -> None:
     )
     assert ran.returncode == 0, ran.stderr
     assert ran.stdout.strip() == "", ran.stdout
+
+
+# What the tooling registers from outside (bucketwarden_tools.calls, .clients, .environment):
+# the runtime package, all the Lambda layer ships, holds none of it.
+TOOLING_HOOKS = (
+    "API_CALLS",
+    "CLIENT_HOOKS",
+    "strip_account_host_prefix",
+    "temporary_environment",
+)
+
+
+def test_the_runtime_package_defines_no_tooling_hooks() -> None:
+    defined = [
+        f"{name}.{hook}"
+        for name in modules()
+        for hook in TOOLING_HOOKS
+        if hasattr(importlib.import_module(name), hook)
+    ]
+    assert defined == []
+
+
+def imported_modules(path: Path) -> set[str]:
+    """Every module `path` imports, at its top or inside a function."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            found.add(node.module)
+    return found
+
+
+def test_the_runtime_package_imports_nothing_from_the_tooling() -> None:
+    tooling = {
+        f"{path.relative_to(PACKAGE.parent)}: {module}"
+        for path in sorted(PACKAGE.rglob("*.py"))
+        for module in imported_modules(path)
+        if module.split(".")[0] == "bucketwarden_tools"
+    }
+    assert tooling == set()

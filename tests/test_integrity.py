@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from bucketwarden import audit, aws, integrity
+from bucketwarden import audit, integrity
 from bucketwarden.exemptions import read_tags
 from bucketwarden.outcome import Outcome, Status, utc_now
 from bucketwarden.settings import Settings
@@ -23,6 +23,7 @@ from bucketwarden_tools.rollback import RollbackError
 from bucketwarden_tools.stack import DEFAULT_MAC_KEY
 from tests.helpers import (
     ALL_USERS,
+    API_CALLS,
     audit_items,
     calls_delta,
     create_table,
@@ -188,7 +189,7 @@ def test_records_that_cannot_raise_the_baseline_are_not_verified(audit_table: st
     weaker = lock_item("weaker", bucket, {"Mode": "GOVERNANCE", "Days": 2})
     # Older than the flap breaker's window, which needs every record it holds.
     forge({**weaker, "recorded_at": {"S": now_text(-timedelta(hours=2))}})
-    before = dict(aws.API_CALLS)
+    before = API_CALLS.snapshot()
 
     LOCK.run(bucket)  # configured GOVERNANCE 30 days: a 2-day record changes nothing
 
@@ -243,7 +244,7 @@ def test_a_genuine_hold_still_holds_and_costs_one_verification_per_process(
     versioned_bucket: str,
 ) -> None:
     forge(tagged(flap_item("hold", versioned_bucket, now_text())))
-    before = dict(aws.API_CALLS)
+    before = API_CALLS.snapshot()
 
     outcomes = [revert_and_deliver(versioned_bucket, n) for n in range(3)]
 

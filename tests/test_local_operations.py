@@ -10,7 +10,7 @@ import json
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import boto3
 import pytest
@@ -94,18 +94,8 @@ class RequestCapture:
             aws_secret_access_key="secret",
             config=Config(retries={"total_max_attempts": 1}),
         )
-        if service == "s3control":
-            made.meta.events.register("before-sign.s3-control", strip_account_prefix)
         self._clients[service, key, signing_region] = made
         return made
-
-
-def strip_account_prefix(request: Any, **_kwargs: Any) -> None:
-    """S3 Control puts the account id in front of the host; an IP endpoint has no such name."""
-    parts = urlsplit(request.url)
-    account, dot, host = parts.netloc.partition(".")
-    if dot and account.isdigit():
-        request.url = urlunsplit(parts._replace(netloc=host))
 
 
 @pytest.fixture(scope="module")

@@ -30,7 +30,6 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from bucketwarden import aws
 from bucketwarden.catalogue import controls_of
 from bucketwarden.controls.base import Evaluation, State
 from bucketwarden.controls.bucket_policy import as_list, wildcard_match
@@ -56,8 +55,8 @@ from bucketwarden.controls.secure_transport import (
     rules,
 )
 from bucketwarden.policy import statements
-from bucketwarden.settings import TLS_VERSIONS, Settings, mode_variable, temporary_environment
-from tests.helpers import calls_delta, handle, make_bucket, s3
+from bucketwarden.settings import TLS_VERSIONS, Settings, mode_variable
+from tests.helpers import API_CALLS, calls_delta, handle, make_bucket, s3, temporary_environment
 from tests.strategies import (
     BLOCK_PUBLIC_ACCESS_CONFIGURATIONS,
     BLOCK_PUBLIC_ACCESS_STATES,
@@ -521,7 +520,7 @@ def run(
 
 def run_again(event_name: str, bucket: str, controls: set[str], **environment: str) -> list[Any]:
     """The same event delivered once more: nothing is written."""
-    before = dict(aws.API_CALLS)
+    before = API_CALLS.snapshot()
     outcomes = run(event_name, bucket, controls, **environment)
     writes = [
         call for call in calls_delta(before) if call.split(".")[1].startswith(("Put", "Delete"))

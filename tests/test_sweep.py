@@ -42,6 +42,7 @@ from bucketwarden.sweep_handler import SAFETY_MARGIN_MS, TimeBudget, sweep
 from tests.conftest import ROOT
 from tests.helpers import (
     ACCOUNT,
+    API_CALLS,
     REGION,
     ErrorResponses,
     Inbox,
@@ -241,7 +242,7 @@ def test_sweep_fixes_drift_that_events_missed_and_sends_one_summary(
         }, control.id
 
     # The next day: nothing drifted, nothing written, and the summary says so.
-    before = dict(aws.API_CALLS)
+    before = API_CALLS.snapshot()
     again: list[Outcome] = []
     sweep(scheduled_event("next-day"), FakeContext(), on_outcomes=again.extend)
     assert set(verdicts(again).values()) == {"compliant"}
@@ -262,7 +263,7 @@ def test_notify_mode_reports_drift_and_counts_noncompliant_buckets(
         make_bucket(name)
     s3().put_bucket_versioning(Bucket="versioned", VersioningConfiguration={"Status": "Enabled"})
     capsys.readouterr()
-    before = dict(aws.API_CALLS)
+    before = API_CALLS.snapshot()
 
     outcomes: list[Outcome] = []
     sweep(scheduled_event("notify-only"), FakeContext(), on_outcomes=outcomes.extend)
@@ -303,7 +304,7 @@ def test_a_sweep_short_of_time_continues_and_judges_every_bucket_exactly_once(
     invocations = SelfInvocations().install()
     aws.client("s3").meta.events.register("after-call.s3.ListBuckets", name_regions_as_s3_does)
 
-    calls_before = dict(aws.API_CALLS)
+    calls_before = API_CALLS.snapshot()
     event: dict[str, Any] | None = scheduled_event("large-sweep")
     judged_by_invocation: list[Judged] = []
     results: list[dict[str, Any]] = []
@@ -478,7 +479,7 @@ def test_a_malformed_continuation_is_refused_with_the_reason_and_sweeps_nothing(
     make_bucket("unversioned")
     invocations = SelfInvocations().install()
     capsys.readouterr()
-    calls_before = dict(aws.API_CALLS)
+    calls_before = API_CALLS.snapshot()
     judged = Judged()
 
     result = sweep(event, FakeContext(), on_outcomes=judged)
@@ -693,7 +694,7 @@ def many_buckets_in_two_regions() -> list[str]:
 
 def test_more_unnamed_buckets_than_regions_are_named_by_a_listing_per_region() -> None:
     names = many_buckets_in_two_regions()
-    calls_before = dict(aws.API_CALLS)
+    calls_before = API_CALLS.snapshot()
 
     regions = list_bucket_regions(aws.client("s3"))
 

@@ -9,15 +9,10 @@ from __future__ import annotations
 
 import copy
 import datetime
-import ipaddress
 import json
-import threading
-from collections import Counter
-from collections.abc import Callable
 from decimal import Decimal
 from functools import cache
 from typing import TYPE_CHECKING, Any, Literal, overload
-from urllib.parse import urlsplit, urlunsplit
 
 import boto3
 from botocore.config import Config
@@ -66,58 +61,12 @@ REFUSED_DOCUMENT_CODES = frozenset(
     }
 )
 
-# Counts every API call made through clients from `client()`, by "service.Operation". The
-# benchmark reads it; it costs one dict update per call.
-API_CALLS: Counter[str] = Counter()
-
-
-_COUNTING = threading.Lock()  # the sweep calls from several threads
-
-
-def _count_call(model: Any, **_: Any) -> None:
-    with _COUNTING:
-        API_CALLS[f"{model.service_model.service_name}.{model.name}"] += 1
-
-
-def strip_account_host_prefix(request: Any, **_: Any) -> None:
-    """Undo S3 Control's `<account id>.` host prefix when the endpoint is an address.
-
-    botocore prefixes every S3 Control host with the account id, which is right for AWS
-    (`123456789012.s3-control.us-east-1.amazonaws.com`) but names no host for an emulator on
-    `127.0.0.1` or `localhost`.
-    """
-    parts = urlsplit(request.url)
-    label, _dot, rest = (parts.hostname or "").partition(".")
-    if not (label.isdigit() and _is_local_host(rest)):
-        return
-    netloc = rest if parts.port is None else f"{rest}:{parts.port}"
-    request.url = urlunsplit(parts._replace(netloc=netloc))
-
-
-def _is_local_host(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
-
 
 def new_client(service: str, **options: Any) -> Any:
-    """A boto3 client of its own session (sessions are not thread-safe), able to reach a local
-    endpoint: S3 Control clients get the account-id host prefix stripped for addresses."""
+    """A boto3 client of its own session (sessions are not thread-safe)."""
     # Any service by name: the stubs type `Session.client` only for literal names.
     session: Any = boto3.session.Session()
-    made = session.client(service, **options)
-    if service == "s3control":
-        made.meta.events.register("before-sign.s3-control", strip_account_host_prefix)
-    return made
-
-
-# Called with every client `client()` makes. The local mode adds one that names the calling
-# function on each request, as Lambda's credentials name it (the role session) in AWS.
-CLIENT_HOOKS: list[Callable[[Any], None]] = []
+    return session.client(service, **options)
 
 
 # The client's type follows the service's name, as in the boto3 stubs' own `boto3.client`.
@@ -138,18 +87,14 @@ def client(service: Literal["ssm"], region: str | None = None) -> SSMClient: ...
 @overload
 def client(service: Literal["sts"], region: str | None = None) -> STSClient: ...
 def client(service: str, region: str | None = None) -> Any:
-    """A cached boto3 client with adaptive retries and API-call counting."""
+    """A cached boto3 client with adaptive retries."""
     # One cache key however the region is passed: client("sns") is client("sns", None).
     return _cached_client(service, region)
 
 
 @cache
 def _cached_client(service: str, region: str | None) -> Any:
-    made = new_client(service, region_name=region, config=RETRY_CONFIG)
-    made.meta.events.register("before-call", _count_call)
-    for hook in CLIENT_HOOKS:
-        hook(made)
-    return made
+    return new_client(service, region_name=region, config=RETRY_CONFIG)
 
 
 class ReadOnce:

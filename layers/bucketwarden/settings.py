@@ -6,8 +6,7 @@ Every variable has a safe default so the CLI and tests work without a deployed s
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -204,18 +203,3 @@ class Settings:
             region=env.get("AWS_REGION", "").strip() or None,
             account_id=_account_id(env),
         )
-
-
-@contextmanager
-def temporary_environment(values: Mapping[str, str]) -> Iterator[None]:
-    """Set environment variables for a block and put the previous values back after it."""
-    saved = {name: os.environ.get(name) for name in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value

@@ -41,7 +41,6 @@ from functools import cache, partial
 from pathlib import Path
 from typing import Any
 
-import boto3
 from botocore.exceptions import ClientError
 
 from bucketwarden import aws
@@ -55,7 +54,10 @@ from bucketwarden.controls.secure_transport import INSECURE_TRANSPORT, rules
 from bucketwarden.events import as_eventbridge_event
 from bucketwarden.handler import process
 from bucketwarden.outcome import REPORTED
-from bucketwarden.settings import Settings, mode_variable, temporary_environment
+from bucketwarden.settings import Settings, mode_variable
+from bucketwarden_tools.calls import API_CALLS, count_api_calls, uncounted
+from bucketwarden_tools.clients import reach_local_endpoints
+from bucketwarden_tools.environment import temporary_environment
 from bucketwarden_tools.stack import create_table_like, find_mac_key
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -106,8 +108,8 @@ def _nothing(s3: Any, bucket: str) -> None:
 
 
 def _setup_client(service: str) -> Any:
-    """A client for setting scenarios up (not counted), S3 Control's able to reach the emulator."""
-    return aws.new_client(service, region_name=REGION)
+    """A client for setting scenarios up (not counted)."""
+    return uncounted(aws.new_client(service, region_name=REGION))
 
 
 def _acl(canned: str) -> Setup:
@@ -789,14 +791,14 @@ def create_stack() -> Stack:
     """The audit and idempotency tables and the topic, made with clients that are not counted."""
     # Unique names, so that the handler's cached idempotency store is built on today's client.
     suffix = uuid.uuid4().hex[:8]
-    dynamodb = boto3.client("dynamodb", region_name=REGION)
+    dynamodb = _setup_client("dynamodb")
     names = {}
     for role, logical_id in (("audit", "AuditTable"), ("idempotency", "IdempotencyTable")):
         name = f"bucketwarden-bench-{role}-{suffix}"
         create_table_like(dynamodb, name, logical_id)
         names[role] = name
-    topic = boto3.client("sns", region_name=REGION).create_topic(Name=f"bucketwarden-{suffix}")
-    kms = boto3.client("kms", region_name=REGION)
+    topic = _setup_client("sns").create_topic(Name=f"bucketwarden-{suffix}")
+    kms = _setup_client("kms")
     key = find_mac_key(f"alias/bucketwarden-bench-{suffix}", create=True, notes=[], kms=kms)
     return Stack(names["audit"], names["idempotency"], topic["TopicArn"], str(key))
 
@@ -868,7 +870,7 @@ class Run:
 @dataclass
 class Measurement:
     scenario: Scenario
-    calls: Counter[str]  # "service.Operation" → count, as bucketwarden.aws.API_CALLS counts
+    calls: Counter[str]  # "service.Operation" → count, as bucketwarden_tools.calls.API_CALLS counts
     audit_ops: Counter[str]  # operation → count on the audit table
     idempotency_ops: Counter[str]
     other_table_calls: Counter[tuple[str, str]]  # DynamoDB calls on neither table
@@ -964,7 +966,7 @@ def drifted_bucket(item: Scenario, prefix: str) -> str:
 def _run_once(item: Scenario, stack: Stack, trace_memory: bool) -> Run:
     event = make_event(item.event_name, drifted_bucket(item, "bw-bench"))
     watch_tables()
-    aws.API_CALLS.clear()
+    API_CALLS.clear()
     TABLE_CALLS.clear()
     peak = None
     # EMF metrics go to stdout, as in Lambda; here they would garble the tables.
@@ -981,7 +983,7 @@ def _run_once(item: Scenario, stack: Stack, trace_memory: bool) -> Run:
             peak = tracemalloc.get_traced_memory()[1]
             tracemalloc.stop()
     found = [(outcome["control"], str(outcome["status"])) for outcome in outcomes]
-    return Run(Counter(aws.API_CALLS), Counter(TABLE_CALLS), found, cpu * 1000, peak)
+    return Run(API_CALLS.snapshot(), Counter(TABLE_CALLS), found, cpu * 1000, peak)
 
 
 def measure(item: Scenario, stack: Stack, runs: int = 3) -> Measurement:
@@ -1323,7 +1325,9 @@ def emulated_aws(endpoint: str) -> Iterator[None]:
     }
     profile = os.environ.pop("AWS_PROFILE", None)
     with temporary_environment(fake):
-        aws.reset_clients()
+        count_api_calls()
+        reach_local_endpoints()
+        aws.reset_clients()  # made again, counted and able to reach the emulator
         try:
             yield
         finally:

@@ -36,7 +36,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import boto3
 from rich.console import Console
 from rich.table import Table
 
@@ -48,6 +47,7 @@ from bucketwarden.outcome import Outcome, Status
 from bucketwarden.settings import Settings
 from bucketwarden.sweep import Sweep, list_bucket_regions
 from bucketwarden_tools.bench import ACCOUNT, emulated_aws, moto_server_process
+from bucketwarden_tools.calls import API_CALLS, uncounted
 
 REGION = "us-east-1"
 SIZES = (500, 2000)
@@ -56,7 +56,7 @@ WORKERS = 16
 # Reads a bucket may cost besides one per surface: its location, and on drift its tags (for
 # exemptions) and its website (when anyone can read it).
 EXTRA_READS = {"s3.GetBucketLocation", "s3.GetBucketTagging", "s3.GetBucketWebsite"}
-# The reads of the bucket surfaces (one each), as aws.API_CALLS names them.
+# The reads of the bucket surfaces (one each), as bucketwarden_tools.calls.API_CALLS names them.
 SURFACE_READS = {
     "s3.GetPublicAccessBlock",
     "s3.GetBucketAcl",
@@ -158,10 +158,9 @@ class Population:
 def populate(endpoint: str, size: int, prefix: str) -> Population:
     """`size` compliant buckets, every fourth one drifted (set-up calls are not counted), in an
     account whose Block Public Access is on."""
-    s3 = boto3.client("s3", endpoint_url=endpoint, region_name=REGION)
-    aws.new_client("s3control", endpoint_url=endpoint, region_name=REGION).put_public_access_block(
-        AccountId=ACCOUNT, PublicAccessBlockConfiguration=ALL_ON
-    )
+    s3 = uncounted(aws.new_client("s3", endpoint_url=endpoint, region_name=REGION))
+    s3control = uncounted(aws.new_client("s3control", endpoint_url=endpoint, region_name=REGION))
+    s3control.put_public_access_block(AccountId=ACCOUNT, PublicAccessBlockConfiguration=ALL_ON)
     names = [f"{prefix}-{index:05d}" for index in range(size)]
     drifted = {
         name: list(DRIFTS)[(index // 4) % len(DRIFTS)]
@@ -232,7 +231,7 @@ def sweep(population: Population, server_pid: int | None = None) -> SweepFigures
     """A read-only sweep of the population, as `bucketwarden scan` runs it."""
     runner = Sweep(SETTINGS, CONTROLS, workers=WORKERS)
     outcomes: list[Outcome] = []
-    aws.API_CALLS.clear()
+    API_CALLS.clear()
     server_before = process_cpu_seconds(server_pid)
     client_before = own_cpu_seconds()
     started = time.perf_counter()
@@ -254,7 +253,7 @@ def sweep(population: Population, server_pid: int | None = None) -> SweepFigures
         if o.bucket in names and o.bucket not in population.drifted
         if o.status is not Status.COMPLIANT
     ]
-    calls = Counter(aws.API_CALLS)
+    calls = API_CALLS.snapshot()
     load = os.getloadavg()[0]
     return SweepFigures(
         len(listed),

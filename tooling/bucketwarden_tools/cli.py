@@ -53,6 +53,7 @@ def _quiet_runtime(verbose: bool) -> None:
 def use_endpoint(endpoint_url: str | None, region: str | None) -> None:
     """Point every AWS client at `endpoint_url` (an emulator) and pick the region."""
     from bucketwarden.aws import reset_clients
+    from bucketwarden_tools.clients import reach_local_endpoints
 
     if region:
         os.environ["AWS_DEFAULT_REGION"] = region
@@ -66,7 +67,8 @@ def use_endpoint(endpoint_url: str | None, region: str | None) -> None:
         configured = os.environ.get("AWS_ENDPOINT_URL")
         if configured and not _is_endpoint(configured):
             raise CliError(f"AWS_ENDPOINT_URL={configured!r}: {ENDPOINT_EXPECTED}")
-    reset_clients()
+    reach_local_endpoints()
+    reset_clients()  # made again, able to reach the endpoint
 
 
 ENDPOINT_EXPECTED = "expected a URL such as http://127.0.0.1:5000"

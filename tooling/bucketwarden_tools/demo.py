@@ -23,7 +23,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bucketwarden.controls.public_access_block import SETTINGS
-from bucketwarden.settings import temporary_environment
+from bucketwarden_tools.environment import temporary_environment
 from bucketwarden_tools.local.system import LocalSystem
 from bucketwarden_tools.report import STATUS_STYLES, change
 

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from bucketwarden_tools.clients import register_for_new_clients
 from bucketwarden_tools.delivery import invoke
 from bucketwarden_tools.routing import Route, load_handler, routes
 
@@ -46,9 +47,10 @@ def function_names(template: Path) -> list[str]:
     return [function_name(route) for route in routes(template)]
 
 
-def name_the_calling_function(client: Any) -> None:
-    """Make `client` name, on each request, the local function whose invocation makes it."""
-    client.meta.events.register("before-sign", _add_function_header)
+def name_the_calling_functions() -> None:
+    """Make every client made from now on name, on each request, the local function whose
+    invocation makes it (as Lambda's credentials name it, the role session, in AWS)."""
+    register_for_new_clients("before-sign", _add_function_header)
 
 
 def _add_function_header(request: Any, **_: Any) -> None:

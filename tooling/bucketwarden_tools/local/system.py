@@ -18,10 +18,11 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from bucketwarden import aws, integrity, metrics
+from bucketwarden import integrity, metrics
 from bucketwarden.aws import new_client, reset_clients
 from bucketwarden.settings import mode_variable
 from bucketwarden_tools import stack
+from bucketwarden_tools.clients import reach_local_endpoints
 from bucketwarden_tools.local import endpoint
 from bucketwarden_tools.local.cloudtrail import (
     ACCOUNT,
@@ -34,7 +35,7 @@ from bucketwarden_tools.local.functions import (
     FunctionRunner,
     Invocation,
     function_names,
-    name_the_calling_function,
+    name_the_calling_functions,
     take_messages,
 )
 from bucketwarden_tools.routing import DEFAULT_TEMPLATE
@@ -217,9 +218,9 @@ class LocalSystem:
         os.environ.pop("AWS_PROFILE", None)
         for control_id, mode in self.modes.items():
             os.environ[mode_variable(control_id)] = mode
-        if name_the_calling_function not in aws.CLIENT_HOOKS:
-            aws.CLIENT_HOOKS.append(name_the_calling_function)
-        reset_clients()
+        name_the_calling_functions()
+        reach_local_endpoints()
+        reset_clients()  # the functions' clients are made again, with both
 
     def _spawn(self, target: Callable[[], None], name: str) -> None:
         thread = threading.Thread(target=target, name=name, daemon=True)
