@@ -14,8 +14,9 @@ from typing import Any
 
 import pytest
 
-from bucketwarden import aws, notify
+from bucketwarden import aws, exemption_gate, notify
 from bucketwarden import engine as engine_module
+from bucketwarden import reporter as reporter_module
 from bucketwarden.catalogue import CONTROL_IDS
 from bucketwarden.exemptions import CHANGE_CONTROL
 from bucketwarden.outcome import Outcome
@@ -67,9 +68,12 @@ def records_of(control: str) -> list[dict[str, Any]]:
 
 
 def travel(monkeypatch: pytest.MonkeyPatch, days: float) -> None:
-    """The engine's clock (its decisions), `days` ahead; records keep their real times."""
+    """The clock of the engine, its exemption gate and its reporter (their decisions), `days`
+    ahead; records keep their real times."""
     ahead = datetime.now(UTC) + timedelta(days=days)
     monkeypatch.setattr(engine_module, "utc_now", lambda: ahead)
+    monkeypatch.setattr(exemption_gate, "utc_now", lambda: ahead)
+    monkeypatch.setattr(reporter_module, "utc_now", lambda: ahead)
 
 
 def as_subject(headline: str) -> str:

@@ -24,6 +24,7 @@ from bucketwarden_tools.stack import DEFAULT_MAC_KEY
 from tests.helpers import (
     ALL_USERS,
     audit_items,
+    audit_store,
     calls_delta,
     create_table,
     emitted_metrics,
@@ -98,7 +99,7 @@ def flap_item(audit_id: str, bucket: str, recorded_at: str) -> dict[str, Any]:
 
 def tagged(item: dict[str, Any]) -> dict[str, Any]:
     """The item as BucketWarden writes it: tagged with the stack's key."""
-    return integrity.sealed(item, DEFAULT_MAC_KEY)
+    return integrity.sealed(aws.client("kms"), item, DEFAULT_MAC_KEY)
 
 
 def forge(item: dict[str, Any]) -> None:
@@ -300,7 +301,8 @@ def test_a_forged_prior_attempt_is_not_taken_as_this_event_s_fix(audit_table: st
     audit_id = audit.audit_id_for(outcome)
     forge({**flap_item(audit_id, "b", now_text()), "status": {"S": "pending"}})
 
-    assert audit.prior_record(own_client("dynamodb"), AUDIT_TABLE, outcome, settings=KEYED) is None
+    store = audit_store(KEYED, AUDIT_TABLE, own_client("dynamodb"))
+    assert store.prior_record(outcome) is None
     assert len(markers()) == 1
 
 
