@@ -51,7 +51,7 @@ class Metrics:
         if self.sink is None:
             metric_set.flush_metrics()
         else:
-            self.sink(metric_set.serialize_metric_set())
+            self.sink(dict(metric_set.serialize_metric_set()))
 
     def emit(self, name: str, control: str) -> None:
         """Count one occurrence of `name` for `control` (e.g. LoopSuppressed, InvalidEvents)."""

@@ -220,7 +220,7 @@ class Sweep:
     # -- one subject --------------------------------------------------------------------------
 
     def check(self, controls: list[Control], subject: str, region: str | None) -> list[Outcome]:
-        """The engine's check, one surface at a time, so that a surface whose calls keep
+        """The controls on one subject, one surface at a time, so that a surface whose calls keep
         failing fails only its own controls: the event path raises for Lambda to retry the
         event, but the sweep has thousands of other subjects to judge and runs again anyway."""
         context = EventContext(None, region, found_by=FOUND_BY)
