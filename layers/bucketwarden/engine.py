@@ -234,24 +234,30 @@ class Engine:
             if not planned:
                 return
             # Recorded first, so that the read right before the write is the last call before it.
-            for step in planned:
-                self.reporter.write_ahead(step.outcome, desired)
+            self._write_ahead(planned, desired)
             last = judgement == MAX_JUDGEMENTS
             current = self._read_before_write(planned, api, subject, before, changes, last=last)
             if current is None:
                 self._remediate(planned, context, api, subject, desired)
                 return
-            # Judged again from the fresh read: the fix keeps the edit (each control computes
-            # the whole desired state from what it reads), and the outcome records it. The
-            # outcome keeps its audit id: the next write-ahead (or the final record) replaces
-            # this one, so no pending record is left of a fix that was never made.
             changes.append(f"{first.describe(before)} → {first.describe(current)}")
             before = current
-            self._join_surface(steps, context, subject)
-            for step in steps:
-                base = context.base(step.control, step.mode, subject)
-                step.reset(replace(base, audit_id=step.outcome.audit_id))
+            self._start_over(steps, context, subject)
         self._give_up(steps, first, changes, before)
+
+    def _write_ahead(self, planned: list[Step], desired: State) -> None:
+        for step in planned:
+            self.reporter.write_ahead(step.outcome, desired)
+
+    def _start_over(self, steps: list[Step], context: EventContext, subject: str) -> None:
+        """Judged again from the fresh read: the fix keeps the edit (each control computes the
+        whole desired state from what it reads), and the outcome records it. The outcome keeps
+        its audit id: the next write-ahead (or the final record) replaces this one, so no
+        pending record is left of a fix that was never made."""
+        self._join_surface(steps, context, subject)
+        for step in steps:
+            base = context.base(step.control, step.mode, subject)
+            step.reset(replace(base, audit_id=step.outcome.audit_id))
 
     def _read_before_write(
         self,
