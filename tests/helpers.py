@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from typing import Any
 
@@ -20,11 +20,15 @@ from botocore.exceptions import ClientError
 from moto.core import enable_iam_authentication
 from moto.core.botocore_stubber import MockRawResponse
 
-from bucketwarden import aws
-from bucketwarden.catalogue import controls_of
+from bucketwarden import aws, services
+from bucketwarden.audit import AuditStore
+from bucketwarden.catalogue import CONTROLS, controls_of
+from bucketwarden.controls.base import Control
 from bucketwarden.handler import process
 from bucketwarden.integrity import FORGED
-from bucketwarden.settings import mode_variable
+from bucketwarden.metrics import Metrics
+from bucketwarden.settings import Settings, mode_variable
+from bucketwarden.sweep import Sweep
 from bucketwarden_tools.calls import API_CALLS, uncounted
 from bucketwarden_tools.environment import temporary_environment
 from bucketwarden_tools.stack import DEFAULT_MAC_KEY, create_table_like, find_mac_key
@@ -42,6 +46,29 @@ ALL_USERS = "http://acs.amazonaws.com/groups/global/AllUsers"
 AUTHENTICATED_USERS = "http://acs.amazonaws.com/groups/global/AuthenticatedUsers"
 LOG_DELIVERY = "http://acs.amazonaws.com/groups/s3/LogDelivery"
 OTHER_ACCOUNT_ID = "b" * 64  # a cross-account canonical user id
+
+
+# -- the production pieces ---------------------------------------------------------------------
+
+
+def audit_store(
+    settings: Settings,
+    table: str | None = None,
+    dynamodb: Any = None,
+    metrics: Metrics | None = None,
+) -> AuditStore:
+    """The audit store the functions build (of `table` when named, else the settings')."""
+    if table is not None:
+        settings = replace(settings, audit_table=table)
+    return services.audit_store(settings, metrics or Metrics(), dynamodb)
+
+
+def sweeper(settings: Settings, controls: tuple[Control, ...] = CONTROLS, **options: Any) -> Sweep:
+    """A sweep with the reporter and store the sweep function builds for `settings`."""
+    metrics = Metrics()
+    store = services.audit_store(settings, metrics)
+    reporter = services.reporter(settings, store, metrics, sweep=True)
+    return Sweep(settings, controls, reporter=reporter, store=store, **options)
 
 
 # -- CloudTrail records ------------------------------------------------------------------------

@@ -7,7 +7,6 @@ from typing import Any
 
 import pytest
 
-from bucketwarden import audit
 from bucketwarden.controls.object_lock_retention import (
     NOT_ENABLED,
     ObjectLockRetention,
@@ -21,6 +20,7 @@ from bucketwarden_tools.stack import DEFAULT_MAC_KEY
 from tests.helpers import (
     API_CALLS,
     ControlCase,
+    audit_store,
     calls_delta,
     cloudtrail_record,
     create_table,
@@ -107,7 +107,7 @@ def recorded(bucket: str, rule: dict[str, Any], control: str = CASE.control) -> 
         "RecordedBaseline": None,
     }
     outcome = Outcome(bucket, control, Status.REMEDIATED, "earlier drift", before=None, after=after)
-    audit.record(own_client("dynamodb"), AUDIT_TABLE, outcome, settings=KEYED)
+    audit_store(KEYED, AUDIT_TABLE, own_client("dynamodb")).record(outcome)
 
 
 # -- drift -------------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from bucketwarden.catalogue import CONTROL_IDS
 from bucketwarden.exemptions import check, read_tags
 from bucketwarden.outcome import Outcome
 from bucketwarden.settings import Settings
-from bucketwarden.sweep import Sweep, controls_for
+from bucketwarden.sweep import controls_for
 from bucketwarden_tools.report import print_report
 from tests.helpers import (
     API_CALLS,
@@ -24,6 +24,7 @@ from tests.helpers import (
     handle,
     make_bucket,
     s3,
+    sweeper,
     tag_bucket,
 )
 
@@ -139,7 +140,7 @@ def _swept(bucket: str, *controls: str) -> dict[str, Any]:
     found: list[Outcome] = []
     settings = replace(Settings.from_env(CONTROL_IDS), dry_run=True)
     ran = controls_for(["versioning", *controls])
-    Sweep(settings, ran).run([bucket], on_outcomes=found.extend)
+    sweeper(settings, ran).run([bucket], on_outcomes=found.extend)
     [outcome] = [o.to_dict() for o in found if o.control == "versioning"]
     return outcome
 

@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 from botocore.config import Config
 
-from bucketwarden import aws, engine
+from bucketwarden import aws, engine, reporter
 from bucketwarden.catalogue import CONTROL_IDS, control
 from bucketwarden.handler import process
 from bucketwarden.outcome import REPORTED
@@ -697,7 +697,8 @@ def test_every_event_ends_fixed_reported_or_dead_lettered_and_nothing_is_done_tw
     record_property: Callable[[str, object], None],
 ) -> None:
     # A log line per outcome, kept by pytest for a report, costs time and memory here.
-    caplog.set_level(logging.WARNING, logger=engine.logger.name)
+    for module in (engine, reporter):
+        caplog.set_level(logging.WARNING, logger=module.logger.name)
     run = run_scenario(stack, monkeypatch)
 
     verdict = judge(run, stack)

@@ -18,6 +18,7 @@ from bucketwarden_tools.stack import DEFAULT_MAC_KEY
 from tests.helpers import (
     ACCOUNT,
     audit_items,
+    audit_store,
     create_table,
     emitted_metrics,
     handle,
@@ -159,7 +160,8 @@ def test_threshold_zero_never_holds() -> None:
 
 def test_no_audit_table_means_no_breaker() -> None:
     settings = Settings(audit_table=None)
-    assert not flap.check("b", "versioning", datetime.now(UTC), settings).hold
+    store = audit_store(settings)
+    assert not flap.check(store, "b", "versioning", datetime.now(UTC), settings).hold
 
 
 # -- end to end --------------------------------------------------------------------------------
@@ -189,7 +191,7 @@ def age_audit_records(minutes: int) -> None:
     for item in dynamodb.scan(TableName=AUDIT_TABLE)["Items"]:
         times = [name for name in RECORD_TIMES if name in item]
         earlier = {**item, **{name: {"S": _earlier(item[name]["S"], minutes)} for name in times}}
-        sealed = integrity.sealed(earlier, DEFAULT_MAC_KEY)
+        sealed = integrity.sealed(own_client("kms"), earlier, DEFAULT_MAC_KEY)
         dynamodb.put_item(TableName=AUDIT_TABLE, Item=sealed)
 
 

@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 
 from bucketwarden import engine as engine_module
-from bucketwarden import notify
+from bucketwarden import exemption_gate, notify
+from bucketwarden import reporter as reporter_module
 from bucketwarden.catalogue import CONTROL_IDS
 from bucketwarden.exemptions import CHANGE_CONTROL
 from bucketwarden.outcome import Outcome
@@ -68,9 +69,12 @@ def records_of(control: str) -> list[dict[str, Any]]:
 
 
 def travel(monkeypatch: pytest.MonkeyPatch, days: float) -> None:
-    """The engine's clock (its decisions), `days` ahead; records keep their real times."""
+    """The clock of the engine, its exemption gate and its reporter (their decisions), `days`
+    ahead; records keep their real times."""
     ahead = datetime.now(UTC) + timedelta(days=days)
     monkeypatch.setattr(engine_module, "utc_now", lambda: ahead)
+    monkeypatch.setattr(exemption_gate, "utc_now", lambda: ahead)
+    monkeypatch.setattr(reporter_module, "utc_now", lambda: ahead)
 
 
 def as_subject(headline: str) -> str:

@@ -87,3 +87,62 @@ def test_the_runtime_package_imports_nothing_from_the_tooling() -> None:
         if module.split(".")[0] == "bucketwarden_tools"
     }
     assert tooling == set()
+
+
+def module_imports(name: str) -> set[str]:
+    """The package's modules that `name` imports at its top level (type-only imports too: a
+    circle of those is a circle for the reader and the type checker). Imports inside functions
+    are left out: they are made when called, which is how a module avoids a circle on purpose."""
+    path = PACKAGE.parent / Path(*name.split("."))
+    source = path / "__init__.py" if path.is_dir() else path.with_suffix(".py")
+    tree = ast.parse(source.read_text())
+    statements = list(tree.body)
+    for statement in tree.body:
+        if isinstance(statement, ast.If):  # `if TYPE_CHECKING:`
+            statements += statement.body
+    found: set[str] = set()
+    for statement in statements:
+        if isinstance(statement, ast.ImportFrom) and statement.module:
+            base = statement.module
+            found.add(base)
+            found.update(f"{base}.{alias.name}" for alias in statement.names)
+        elif isinstance(statement, ast.Import):
+            found.update(alias.name for alias in statement.names)
+    known = set(modules())
+    return {module for module in found if module in known and module != name}
+
+
+def import_circle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One circle of the graph (its modules in import order), or None when there is none."""
+    done: set[str] = set()
+
+    def visit(name: str, path: list[str]) -> list[str] | None:
+        if name in path:
+            return [*path[path.index(name) :], name]
+        if name in done:
+            return None
+        for imported in sorted(graph[name]):
+            circle = visit(imported, [*path, name])
+            if circle:
+                return circle
+        done.add(name)
+        return None
+
+    for name in sorted(graph):
+        circle = visit(name, [])
+        if circle:
+            return circle
+    return None
+
+
+def test_the_runtime_package_has_no_import_circle() -> None:
+    graph = {name: module_imports(name) for name in modules()}
+    assert "bucketwarden.notify" in graph["bucketwarden.engine"]  # the graph is read
+    circle = import_circle(graph)
+    assert circle is None, " → ".join(circle or [])
+
+
+def test_a_circle_is_found_when_there_is_one() -> None:
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": set()}
+    assert import_circle(graph) == ["a", "b", "c", "a"]
+    assert import_circle({"a": {"b"}, "b": set()}) is None

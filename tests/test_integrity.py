@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from bucketwarden import audit, integrity
+from bucketwarden import audit, aws, integrity
 from bucketwarden.exemptions import read_tags
 from bucketwarden.outcome import Outcome, Status, utc_now
 from bucketwarden.settings import Settings
@@ -25,6 +25,7 @@ from tests.helpers import (
     ALL_USERS,
     API_CALLS,
     audit_items,
+    audit_store,
     calls_delta,
     create_table,
     emitted_metrics,
@@ -99,7 +100,7 @@ def flap_item(audit_id: str, bucket: str, recorded_at: str) -> dict[str, Any]:
 
 def tagged(item: dict[str, Any]) -> dict[str, Any]:
     """The item as BucketWarden writes it: tagged with the stack's key."""
-    return integrity.sealed(item, DEFAULT_MAC_KEY)
+    return integrity.sealed(aws.client("kms"), item, DEFAULT_MAC_KEY)
 
 
 def forge(item: dict[str, Any]) -> None:
@@ -301,7 +302,8 @@ def test_a_forged_prior_attempt_is_not_taken_as_this_event_s_fix(audit_table: st
     audit_id = audit.audit_id_for(outcome)
     forge({**flap_item(audit_id, "b", now_text()), "status": {"S": "pending"}})
 
-    assert audit.prior_record(own_client("dynamodb"), AUDIT_TABLE, outcome, settings=KEYED) is None
+    store = audit_store(KEYED, AUDIT_TABLE, own_client("dynamodb"))
+    assert store.prior_record(outcome) is None
     assert len(markers()) == 1
 
 

@@ -32,10 +32,9 @@ from bucketwarden.aws import reset_clients
 from bucketwarden.catalogue import CONTROL_IDS, control
 from bucketwarden.outcome import Outcome, Status
 from bucketwarden.settings import Settings
-from bucketwarden.sweep import Sweep
 from bucketwarden_tools.report import describe, summary_line
 from bucketwarden_tools.reports_html import COLUMNS, FINDINGS, PAGE_SIZE, render_html
-from tests.helpers import REGION, make_bucket, public_bucket, s3
+from tests.helpers import REGION, make_bucket, public_bucket, s3, sweeper
 
 TITLE = "Sweep of 123456789012"
 # Untrusted text in every place an outcome carries text: the page must show it, never run it.
@@ -227,9 +226,9 @@ def sweep_outcomes() -> list[dict[str, Any]]:
         found.extend(outcome.to_dict() for outcome in outcomes)
 
     settings = Settings.from_env(CONTROL_IDS, {})
-    Sweep(settings).run(["alpha-fixed"], on_outcomes=keep)
+    sweeper(settings).run(["alpha-fixed"], on_outcomes=keep)
     buckets = ["alpha-fixed", "bravo-public", "charlie-eu", "delta-drifted"]
-    Sweep(replace(settings, dry_run=True)).run(buckets, on_outcomes=keep)
+    sweeper(replace(settings, dry_run=True)).run(buckets, on_outcomes=keep)
     return found
 
 

@@ -18,7 +18,6 @@ from typing import Any
 
 import pytest
 
-from bucketwarden.audit import get_record
 from bucketwarden.catalogue import CONTROL_IDS, control
 from bucketwarden.controls.object_ownership import LOG_DELIVERY_SID
 from bucketwarden.exemptions import read_tags
@@ -51,6 +50,7 @@ from tests.helpers import (
     REGION,
     ControlCase,
     audit_items,
+    audit_store,
     create_table,
     denied,
     handle,
@@ -245,10 +245,10 @@ def test_rollback_restores_the_surface_exactly_and_the_service_leaves_it(
     assert again["status"] == "exempted", again
     assert case.read(subject) == drifted
     # Recorded: the rollback has a record, and the fix's record names it.
-    record = get_record(own_client("dynamodb"), table, fix["audit_id"], settings=KEYED)
+    record = audit_store(KEYED, table, own_client("dynamodb")).get_record(fix["audit_id"])
     assert record is not None
     assert record["rolled_back_by"] == line["rollback_audit_id"]
-    undo = get_record(own_client("dynamodb"), table, line["rollback_audit_id"], settings=KEYED)
+    undo = audit_store(KEYED, table, own_client("dynamodb")).get_record(line["rollback_audit_id"])
     assert undo is not None
     assert (undo["status"], undo["rolls_back"], undo["actor"]) == (
         "rolled-back",
@@ -764,7 +764,7 @@ def test_access_denied_on_the_restore_puts_the_tags_back(
     assert public_acl.acl(subject) == fix["after"]
     assert read_tags(s3(), subject) == TEAM_TAGS
     assert "rolled_back_by" not in (
-        get_record(own_client("dynamodb"), AUDIT_TABLE, fix["audit_id"], settings=KEYED) or {}
+        audit_store(KEYED, AUDIT_TABLE, own_client("dynamodb")).get_record(fix["audit_id"]) or {}
     )
 
 

@@ -31,7 +31,6 @@ from bucketwarden.catalogue import CONTROL_IDS, CONTROLS
 from bucketwarden.outcome import Outcome, Status
 from bucketwarden.settings import Settings, mode_variable
 from bucketwarden.sweep import (
-    Sweep,
     SweepSummary,
     Tally,
     controls_for,
@@ -55,6 +54,7 @@ from tests.helpers import (
     make_bucket,
     s3,
     subscribe_inbox,
+    sweeper,
 )
 from tests.test_controls_access_point import make_public, open_access_point
 
@@ -570,7 +570,7 @@ def test_workers_that_need_the_same_new_client_at_once_build_it_once() -> None:
     aws.reset_clients()  # also resets the cache's counts of hits and misses
 
     outcomes: list[Outcome] = []
-    Sweep(Settings(dry_run=True), controls_for(["versioning"]), workers=16).run(
+    sweeper(Settings(dry_run=True), controls_for(["versioning"]), workers=16).run(
         names, on_outcomes=outcomes.extend
     )
 
@@ -596,8 +596,8 @@ def test_the_next_chunk_starts_while_the_last_buckets_of_a_chunk_finish() -> Non
         "before-parameter-build.s3.GetBucketVersioning", on_read
     )
     outcomes: list[Outcome] = []
-    sweeper = Sweep(Settings(dry_run=True), controls_for(["versioning"]), workers=2, chunk=4)
-    result = sweeper.run(names, on_outcomes=outcomes.extend, regions=dict.fromkeys(names, REGION))
+    sweeping = sweeper(Settings(dry_run=True), controls_for(["versioning"]), workers=2, chunk=4)
+    result = sweeping.run(names, on_outcomes=outcomes.extend, regions=dict.fromkeys(names, REGION))
 
     assert last_of_first_chunk_saw_it == [True]
     assert [o.bucket for o in outcomes] == names  # reported in name order all the same
@@ -617,7 +617,7 @@ def test_a_bucket_deleted_after_the_listing_is_skipped(
     outcomes: list[Outcome] = []
     settings = Settings.from_env(CONTROL_IDS)
     regions = dict.fromkeys(listed, listed_region)
-    result = Sweep(settings).run(listed, regions=regions, on_outcomes=outcomes.extend)
+    result = sweeper(settings).run(listed, regions=regions, on_outcomes=outcomes.extend)
 
     assert verdicts(outcomes) == {
         ("kept", "bucket-public-access-block"): "remediated",

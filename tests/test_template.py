@@ -554,7 +554,7 @@ def test_a_failed_sweep_invocation_raises_an_alarm() -> None:
 def _emitted_dimensions(control_id: str, capsys: pytest.CaptureFixture[str]) -> dict[str, str]:
     """The dimensions of the RemediationFailures metric as the engine really prints it (EMF)."""
     capsys.readouterr()
-    metrics.emit("RemediationFailures", control_id)
+    metrics.Metrics().emit("RemediationFailures", control_id)
     (line,) = [line for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
     document = json.loads(line)
     (directive,) = document["_aws"]["CloudWatchMetrics"]

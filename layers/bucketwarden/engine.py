@@ -1,8 +1,12 @@
 """The engine: one CloudTrail record in, one outcome per control of the family out.
 
-parse → ignore failed calls and the service's own changes → fresh read → evaluate → exemption
-tags (read only when something is wrong; a sweep reads them always) → remediate or report per
-mode → verify by re-reading → audit record → SNS notification → metrics.
+parse → ignore failed calls and the service's own changes → fresh read → each control judges the
+state → its gates, in order (an earlier attempt's fix, compliant, exempted, notify only, held by
+the flap breaker) → the fixes of the surface combined, recorded ahead, written once → verify by
+re-reading → the reporter (audit record, notification, metrics: see reporter.py).
+
+The engine decides; what it records goes through the reporter and the audit store it is given,
+so that the event path, the sweep, a dry run and the local mode each pass their own.
 
 AccessDenied and a bucket deleted meanwhile become outcomes. Any other AWS error (throttling
 that outlived the adaptive retries, 5xx) is raised, so that Lambda retries the event and, after
@@ -13,39 +17,31 @@ from __future__ import annotations
 
 import re
 import time
-from dataclasses import dataclass, field, replace
-from datetime import date, datetime, timedelta
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any
 
 from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
 
-from bucketwarden import audit, exemptions, flap, grants, metrics, notify, website
-from bucketwarden.aws import (
-    GONE_CODES,
-    PlannedWrites,
-    ReadOnce,
-    client,
-    error_code,
-    error_message,
-    is_access_denied,
-    is_gone,
-    is_refused_document,
-    is_setup_error,
-)
+from bucketwarden import exemptions, flap, notify, website
+from bucketwarden.audit import PENDING, AuditStore
+from bucketwarden.aws import PlannedWrites, ReadOnce, client
 from bucketwarden.catalogue import controls_of
+from bucketwarden.context import EventContext, Step, classify, ignored
 from bucketwarden.controls.base import CannotFix, Control, Evaluation, State
 from bucketwarden.events import CloudTrailRecord, EventRejected, parse_record
-from bucketwarden.outcome import REPORTED, Outcome, Status, utc_now
-from bucketwarden.settings import ExemptionSource, Mode, Settings
+from bucketwarden.exemption_gate import ExemptionGate
+from bucketwarden.outcome import Outcome, Status, utc_now
+from bucketwarden.reporter import Reporter
+from bucketwarden.settings import Mode, Settings
+
+__all__ = ["Engine", "EventContext", "ignored", "surface_groups"]
 
 logger = Logger(service="bucketwarden", child=True)
 
 _REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
-# Exempted drift of one bucket and control is notified at most once in this period.
-DIGEST_PERIOD = timedelta(hours=24)
-# Exemption changes (granted, honoured or not, removed): counted as ExemptionChanges.
-CHANGE_STATUSES = frozenset({Status.EXEMPTED, Status.NONCOMPLIANT, Status.COMPLIANT})
 OWN_CHANGE = "change made by BucketWarden itself"
 # How many times a surface is judged when it keeps changing between the read and the write.
 MAX_JUDGEMENTS = 3
@@ -53,107 +49,53 @@ EARLIER_ATTEMPT = "(fixed by an earlier attempt at this event)"
 
 
 @dataclass
-class EventContext:
-    """Why controls run: one event (who changed what, when), or a sweep (no event at all)."""
+class Judged:
+    """One control's judgement of the state, as its gates see it."""
 
-    record: CloudTrailRecord | None
-    region: str | None
-    found_by: str = "event"
-    # An earlier attempt at this event ran (Lambda's retry, a second delivery after a failure):
-    # what it recorded may need finishing.
-    tried_before: bool = False
-    # Bucket tags read for exemption checks, by bucket: read once per event, on drift only; a
-    # sweep reads them for compliant subjects too (exemptions that would not be honoured).
-    tags: dict[str, dict[str, str]] = field(default_factory=dict)
-    # The sweep could not read them for a compliant check: its other compliant checks skip it.
-    tags_unreadable: bool = False
-    # Exemption records of a bucket (when each grant was first recorded): one Query per
-    # bucket and event, asked only for a grant without an end date.
-    grant_records: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
-    # Website configurations read when public access is about to be closed (same rule).
-    websites: dict[str, dict[str, Any] | None] = field(default_factory=dict)
-    # What an earlier attempt at the event recorded, by control (read once: see _prior_fix).
-    priors: dict[str, dict[str, Any] | None] = field(default_factory=dict)
-    # Answers to the surfaces' reads, shared by the controls until one of them writes.
-    reads: dict[tuple[str, str], Any] = field(default_factory=dict)
-
-    def base(self, control: Control, mode: Mode, subject: str | None) -> Outcome:
-        record = self.record
-        return Outcome(
-            bucket=subject,
-            control=control.id,
-            status=Status.COMPLIANT,
-            reason="",
-            event_id=record.eventID if record else None,
-            event_name=record.eventName if record else None,
-            event_time=record.eventTime if record else None,
-            actor=record.actor if record else None,
-            source_ip=record.sourceIPAddress if record else None,
-            region=self.region,
-            mode=mode.value,
-            scope=control.scope,
-            found_by=self.found_by,
-        )
+    step: Step
+    evaluation: Evaluation
+    context: EventContext
+    subject: str
+    # The state the control judged: the surface as read, with the fixes of the controls before.
+    state: State
 
     @property
-    def what(self) -> str:
-        return self.record.eventName if self.record else "the sweep"
-
-    @property
-    def changed_at(self) -> datetime | None:
-        return self.record.event_time if self.record else None
+    def outcome(self) -> Outcome:
+        return self.step.outcome
 
 
-@dataclass
-class Step:
-    """One control's part in a pass over a surface: its outcome so far and its planned fix."""
-
-    control: Control
-    mode: Mode
-    outcome: Outcome
-    evaluation: Evaluation | None = None
-    decided: bool = False
-    # The flap breaker's verdict on a planned fix: a public-exposure control is fixed anyway,
-    # and its fix may carry the escalation.
-    flap_verdict: flap.FlapVerdict | None = None
-
-    def decide(self, outcome: Outcome) -> None:
-        self.outcome = outcome
-        self.decided = True
-
-    def reset(self, outcome: Outcome) -> None:
-        """Start over from `outcome`: the surface is judged again."""
-        self.outcome = outcome
-        self.evaluation = None
-        self.decided = False
-
-
-def ignored(
-    reason: str, record: CloudTrailRecord | None = None, event_id: str | None = None
-) -> Outcome:
-    """An outcome for an event that asks nothing of any control."""
-    return Outcome(
-        bucket=record.bucket_name if record else None,
-        control=None,
-        status=Status.IGNORED,
-        reason=reason,
-        event_id=record.eventID if record else event_id,
-        event_name=record.eventName if record else None,
-        event_time=record.eventTime if record else None,
-        actor=record.actor if record else None,
-        source_ip=record.sourceIPAddress if record else None,
-    )
+# A gate gives the outcome that decides the control (it stops there), or None to go on.
+Gate = Callable[[Judged], Outcome | None]
 
 
 class Engine:
+    """Runs the controls of one family (or the sweep's) and hands each outcome to `reporter`;
+    `store` is the audit table it reads (earlier attempts, flap records, exemption grants)."""
+
     def __init__(
-        self, family: str, settings: Settings, controls: tuple[Control, ...] | None = None
+        self,
+        family: str,
+        settings: Settings,
+        reporter: Reporter,
+        store: AuditStore,
+        controls: tuple[Control, ...] | None = None,
     ) -> None:
         self.family = family
         self.controls = controls_of(family) if controls is None else controls
         self.settings = settings
-        # The sweep sends one summary instead of a notification per outcome.
-        self.notify_each = True
+        self.reporter = reporter
+        self.store = store
+        self.exemption_gate = ExemptionGate(settings, store, reporter)
+        # Checked in this order for each control that judged the state: the first gate that
+        # gives an outcome decides the control; past them all, its fix is planned.
+        self.gates: tuple[Gate, ...] = (
+            self._prior_attempt,
+            self._compliant,
+            self._exempted,
+            self._website_note,
+            self._notify_only,
+            self._flapping,
+        )
 
     # -- entry points -------------------------------------------------------------------------
 
@@ -165,7 +107,7 @@ class Engine:
             logger.warning(
                 "event rejected", extra={"event_id": rejected.event_id, "reason": rejected.reason}
             )
-            metrics.emit("InvalidEvents", "none")
+            self.reporter.count("InvalidEvents", "none")
             return [ignored(f"rejected: {rejected.reason}", event_id=rejected.event_id)]
         return self.handle_record(record)
 
@@ -175,27 +117,17 @@ class Engine:
         if skip:
             if skip == OWN_CHANGE:
                 for control in self._controls_for(record):
-                    metrics.emit("LoopSuppressed", control.id)
+                    self.reporter.count("LoopSuppressed", control.id)
             logger.info(skip, extra={"event_id": record.eventID, "event_name": record.eventName})
             return [ignored(skip, record)]
         region = record.awsRegion if _REGION.match(record.awsRegion or "") else None
         context = EventContext(record, region, tried_before=tried_before)
         if self._handles_exemption_change(record):
-            return [self._exemption_change(record, context)]
+            return [self.exemption_gate.change(record, context)]
         self._wait_for_baseline(record)
         outcomes: list[Outcome] = []
         for group in surface_groups(self._controls_for(record)):
             outcomes.extend(self.run_surface(group, context, group[0].subject(record)))
-        return outcomes
-
-    def check(
-        self, controls: list[Control], subject: str, region: str | None, found_by: str
-    ) -> list[Outcome]:
-        """Run `controls` on `subject` without an event (the sweep): same reads, fixes, reports."""
-        context = EventContext(None, region, found_by=found_by)
-        outcomes: list[Outcome] = []
-        for group in surface_groups(controls):
-            outcomes.extend(self.run_surface(group, context, subject))
         return outcomes
 
     def reason_to_skip(self, record: CloudTrailRecord) -> str | None:
@@ -254,36 +186,39 @@ class Engine:
         Each control judges the state the previous ones left, so their fixes combine into one
         desired state, written once and verified by one re-read.
         """
-        steps: list[Step] = []
-        for control in controls:
-            mode = self.settings.mode(control.id)
-            step = Step(control, mode, context.base(control, mode, subject))
-            if mode is Mode.OFF:
-                step.decide(
-                    replace(step.outcome, status=Status.IGNORED, reason=f"{control.id} is off")
-                )
-            elif subject is None:
-                reason = f"{context.what} names no {control.scope}"
-                step.decide(replace(step.outcome, status=Status.IGNORED, reason=reason))
-            steps.append(step)
+        steps = [self._step(control, context, subject) for control in controls]
         active = [step for step in steps if not step.decided]
         if active and subject is not None:
-            try:
-                self._evaluate_and_fix(active, context, subject)
-            except ClientError as error:
-                for step in active:
-                    if not step.decided:
-                        step.decide(self._classify(error, step.outcome))
-            except CannotFix as refusal:
-                for step in active:
-                    if not step.decided:
-                        reason = f"{step.outcome.reason}; not fixed: {refusal}"
-                        step.decide(replace(step.outcome, status=Status.FAILED, reason=reason))
+            self._judge_surface(active, context, subject)
         # Controls of the surface that joined when it changed under the fix (see _join_surface).
         steps.extend(step for step in active if all(step is not other for other in steps))
         for step in steps:
-            self.report(step.outcome)
+            self.reporter.report(step.outcome)
         return [step.outcome for step in steps]
+
+    def _step(self, control: Control, context: EventContext, subject: str | None) -> Step:
+        """A control's step, decided already when the control is off or there is no subject."""
+        mode = self.settings.mode(control.id)
+        step = Step(control, mode, context.base(control, mode, subject))
+        if mode is Mode.OFF:
+            why: str | None = f"{control.id} is off"
+        else:
+            why = f"{context.what} names no {control.scope}" if subject is None else None
+        if why:
+            step.decide(replace(step.outcome, status=Status.IGNORED, reason=why))
+        return step
+
+    def _judge_surface(self, steps: list[Step], context: EventContext, subject: str) -> None:
+        """Evaluate and fix; a call that failed, or a fix refused, decides the steps left."""
+        try:
+            self._evaluate_and_fix(steps, context, subject)
+        except ClientError as error:
+            for step in _undecided(steps):
+                step.decide(classify(error, step.outcome))
+        except CannotFix as refusal:
+            for step in _undecided(steps):
+                reason = f"{step.outcome.reason}; not fixed: {refusal}"
+                step.decide(replace(step.outcome, status=Status.FAILED, reason=reason))
 
     def _evaluate_and_fix(self, steps: list[Step], context: EventContext, subject: str) -> None:
         first = steps[0].control
@@ -300,27 +235,48 @@ class Engine:
                 return
             # Recorded first, so that the read right before the write is the last call before it.
             self._write_ahead(planned, desired)
-            if judgement == MAX_JUDGEMENTS and _closes_exposure(planned):
-                # Edits that keep coming must not keep a bucket open: the last judgement is
-                # written, and its outcomes say that an edit made meanwhile may be replaced.
-                _note_overridden(planned, first, len(changes))
-                self._remediate(planned, context, api, subject, desired)
-                return
-            current = self._changed_meanwhile(first, api, subject, before)
+            last = judgement == MAX_JUDGEMENTS
+            current = self._read_before_write(planned, api, subject, before, changes, last=last)
             if current is None:
                 self._remediate(planned, context, api, subject, desired)
                 return
-            # Judged again from the fresh read: the fix keeps the edit (each control computes
-            # the whole desired state from what it reads), and the outcome records it. The
-            # outcome keeps its audit id: the next write-ahead (or the final record) replaces
-            # this one, so no pending record is left of a fix that was never made.
             changes.append(f"{first.describe(before)} → {first.describe(current)}")
             before = current
-            self._join_surface(steps, context, subject)
-            for step in steps:
-                base = context.base(step.control, step.mode, subject)
-                step.reset(replace(base, audit_id=step.outcome.audit_id))
+            self._start_over(steps, context, subject)
         self._give_up(steps, first, changes, before)
+
+    def _write_ahead(self, planned: list[Step], desired: State) -> None:
+        for step in planned:
+            self.reporter.write_ahead(step.outcome, desired)
+
+    def _start_over(self, steps: list[Step], context: EventContext, subject: str) -> None:
+        """Judged again from the fresh read: the fix keeps the edit (each control computes the
+        whole desired state from what it reads), and the outcome records it. The outcome keeps
+        its audit id: the next write-ahead (or the final record) replaces this one, so no
+        pending record is left of a fix that was never made."""
+        self._join_surface(steps, context, subject)
+        for step in steps:
+            base = context.base(step.control, step.mode, subject)
+            step.reset(replace(base, audit_id=step.outcome.audit_id))
+
+    def _read_before_write(
+        self,
+        planned: list[Step],
+        api: Any,
+        subject: str,
+        judged: State,
+        changes: list[str],
+        *,
+        last: bool,
+    ) -> State | None:
+        """The surface as changed since it was judged, or None: write the fix now."""
+        control = planned[0].control
+        if last and _closes_exposure(planned):
+            # Edits that keep coming must not keep a bucket open: the last judgement is
+            # written, and its outcomes say that an edit made meanwhile may be replaced.
+            _note_overridden(planned, control, len(changes))
+            return None
+        return self._changed_meanwhile(control, api, subject, judged)
 
     def _join_surface(self, steps: list[Step], context: EventContext, subject: str) -> None:
         """Every control of the surface judges a state that changed under the fix.
@@ -343,8 +299,8 @@ class Engine:
     def _judge(
         self, steps: list[Step], context: EventContext, subject: str, before: State
     ) -> tuple[list[Step], State]:
-        """Each control judges the state the previous ones' fixes leave: the steps to fix, and
-        the desired state their fixes combine into."""
+        """Each control judges the state the previous ones' fixes leave, and its gates decide it
+        or let its fix through: the steps to fix, and the desired state their fixes make."""
         state = before
         planned: list[Step] = []
         for step in steps:
@@ -353,41 +309,85 @@ class Engine:
             step.outcome.before = before
             step.outcome.after = before
             step.outcome.reason = evaluation.reason
-            prior = self._prior_fix(context, step.outcome)
-            if prior and evaluation.compliant:
-                step.decide(self._confirmed(step.outcome, prior, context))
-                continue
-            if prior and prior["status"] == audit.PENDING:
-                # The earlier attempt read the state before anything was changed.
-                step.outcome.before = prior["before"]
-            if evaluation.compliant:
-                step.outcome.warnings.extend(
-                    self._unusable_exemption(step, context, subject, state)
-                )
-                step.decided = True
-                continue
-            exemption = self._exemption(step.control, context, subject, state)
-            if exemption.exempt:
-                reason = f"{evaluation.reason} ({exemption.note})"
-                step.decide(replace(step.outcome, status=Status.EXEMPTED, reason=reason))
-                continue
-            if exemption.note:
-                step.outcome.warnings.append(exemption.note)
-            if evaluation.public_read and step.control.checks_website:
-                step.outcome.warnings.extend(self._website_warning(step.control, context, subject))
-            if step.mode is Mode.NOTIFY or not evaluation.fixable:
-                step.decide(replace(step.outcome, status=Status.NONCOMPLIANT))
-                continue
-            # A dry run asks too (one read): it shows the hold a real run would keep.
-            verdict = self._flap_verdict(step.control, subject)
-            if verdict.hold:
-                step.decide(self._held(step.outcome, verdict))
+            decided = self._through_gates(Judged(step, evaluation, context, subject, state))
+            if decided is not None:
+                step.decide(decided)
                 continue
             step.evaluation = evaluation
-            step.flap_verdict = verdict
             state = evaluation.desired
             planned.append(step)
         return planned, state
+
+    def _through_gates(self, judged: Judged) -> Outcome | None:
+        """The outcome of the first gate that stops the control; None when all let it through."""
+        for gate in self.gates:
+            decided = gate(judged)
+            if decided is not None:
+                return decided
+        return None
+
+    # -- the gates, in their order ------------------------------------------------------------
+
+    def _prior_attempt(self, judged: Judged) -> Outcome | None:
+        """An earlier attempt at this event fixed it: its fix, found in place, is this one."""
+        prior = self._prior_fix(judged.context, judged.outcome)
+        if prior is None:
+            return None
+        if judged.evaluation.compliant:
+            return self._confirmed(judged.outcome, prior, judged.context)
+        if prior["status"] == PENDING:
+            # The earlier attempt read the state before anything was changed.
+            judged.outcome.before = prior["before"]
+        return None
+
+    def _compliant(self, judged: Judged) -> Outcome | None:
+        """Nothing wrong: compliant (a sweep also says when an exemption would not be honoured)."""
+        if not judged.evaluation.compliant:
+            return None
+        step = judged.step
+        gate = self.exemption_gate
+        notes = gate.unusable(step.control, judged.context, judged.subject, judged.state)
+        step.outcome.warnings.extend(notes)
+        return step.outcome
+
+    def _exempted(self, judged: Judged) -> Outcome | None:
+        """Drift that an exemption allows is reported, not fixed; one not honoured says why."""
+        step = judged.step
+        exemption = self.exemption_gate.exemption(
+            step.control, judged.context, judged.subject, judged.state
+        )
+        if exemption.exempt:
+            reason = f"{judged.evaluation.reason} ({exemption.note})"
+            return replace(step.outcome, status=Status.EXEMPTED, reason=reason)
+        if exemption.note:
+            step.outcome.warnings.append(exemption.note)
+        return None
+
+    def _website_note(self, judged: Judged) -> Outcome | None:
+        """Closing public read of a bucket that serves a website: say what stops working."""
+        control = judged.step.control
+        if judged.evaluation.public_read and control.checks_website:
+            notes = self._website_warning(control, judged.context, judged.subject)
+            judged.outcome.warnings.extend(notes)
+        return None
+
+    def _notify_only(self, judged: Judged) -> Outcome | None:
+        """Notify mode, or drift no fix can mend: noncompliant, reported."""
+        if judged.step.mode is Mode.NOTIFY or not judged.evaluation.fixable:
+            return replace(judged.outcome, status=Status.NONCOMPLIANT)
+        return None
+
+    def _flapping(self, judged: Judged) -> Outcome | None:
+        """Held by the flap breaker: reported, not fixed (a dry run asks too: one read shows
+        the hold a real run would keep). A public-exposure control is never held."""
+        step = judged.step
+        verdict = self._flap_verdict(step.control, judged.subject)
+        if verdict.hold:
+            return self._held(step.outcome, verdict)
+        step.flap_verdict = verdict
+        return None
+
+    # -- the fix ------------------------------------------------------------------------------
 
     def _changed_meanwhile(
         self, control: Control, api: Any, subject: str, judged: State
@@ -415,18 +415,6 @@ class Engine:
                 reason = f"{step.outcome.reason}; {why}"
                 step.decide(replace(step.outcome, status=Status.FAILED, reason=reason))
                 step.outcome.after = latest
-
-    def _write_ahead(self, planned: list[Step], desired: State) -> None:
-        """Record each planned fix as `pending` before it is made (see audit.write_ahead)."""
-        if self.settings.audit_table and not self.settings.dry_run:
-            for step in planned:
-                audit.write_ahead(
-                    client("dynamodb"),
-                    self.settings.audit_table,
-                    step.outcome,
-                    desired,
-                    settings=self.settings,
-                )
 
     def _remediate(
         self, planned: list[Step], context: EventContext, api: Any, subject: str, desired: State
@@ -470,16 +458,15 @@ class Engine:
 
         Read once per control: when the surface is judged again, this attempt's own write-ahead
         record is not an earlier attempt's."""
-        table = self.settings.audit_table
-        if not (context.tried_before and table):
+        if not (context.tried_before and self.store.table):
             return None
         if outcome.control not in context.priors:
-            context.priors[str(outcome.control)] = self._read_prior_fix(outcome, table)
+            context.priors[str(outcome.control)] = self._read_prior_fix(outcome)
         return context.priors[str(outcome.control)]
 
-    def _read_prior_fix(self, outcome: Outcome, table: str) -> dict[str, Any] | None:
-        prior = audit.prior_record(client("dynamodb"), table, outcome, settings=self.settings)
-        if prior and prior["status"] in {audit.PENDING, Status.REMEDIATED.value}:
+    def _read_prior_fix(self, outcome: Outcome) -> dict[str, Any] | None:
+        prior = self.store.prior_record(outcome)
+        if prior and prior["status"] in {PENDING, Status.REMEDIATED.value}:
             return prior
         return None
 
@@ -505,7 +492,9 @@ class Engine:
 
     def _flap_verdict(self, control: Control, subject: str) -> flap.FlapVerdict:
         never_hold = control.closes_public_exposure
-        return flap.check(subject, control.id, utc_now(), self.settings, never_hold=never_hold)
+        now = utc_now()
+        settings = self.settings
+        return flap.check(self.store, subject, control.id, now, settings, never_hold=never_hold)
 
     def _held(self, outcome: Outcome, verdict: flap.FlapVerdict) -> Outcome:
         reason = f"{outcome.reason}; {flap.held_reason(verdict, self.settings)}"
@@ -537,132 +526,6 @@ class Engine:
         warnings = [*fixed.warnings, flap.PUBLIC_ADVICE]
         return replace(fixed, flapping=True, escalation=message, warnings=warnings)
 
-    def _exemption(
-        self, control: Control, context: EventContext, subject: str, state: State
-    ) -> exemptions.ExemptionCheck:
-        bucket = control.exemption_bucket(subject, state)
-        if bucket is None:
-            return exemptions.ExemptionCheck(exempt=False)
-        if bucket not in context.tags:
-            context.tags[bucket] = exemptions.read_tags(client("s3", context.region), bucket)
-        today = utc_now().date()
-
-        def first_recorded(grant: exemptions.Grant) -> date:
-            return self._first_recorded(context, bucket, grant)
-
-        tags = context.tags[bucket]
-        by_tag = exemptions.check(tags, control.id, self.settings, today, first_recorded)
-        tags_only = self.settings.exemption_source is ExemptionSource.TAGS
-        if by_tag.exempt or tags_only or not self.settings.exemptions_parameter:
-            return by_tag
-        allowlist = exemptions.load_allowlist(self.settings.exemptions_parameter)
-        listed = exemptions.check_allowlist(
-            allowlist, bucket, control.id, self.settings, today, first_recorded=first_recorded
-        )
-        # The allowlist's verdict when it has one; else what the tags said (an invalid tag, say).
-        return listed if listed.exempt or listed.note else by_tag
-
-    def _grant_records(self, context: EventContext, bucket: str) -> list[dict[str, Any]]:
-        """The bucket's exemption records, oldest first (none without an audit table)."""
-        table = self.settings.audit_table
-        if bucket not in context.grant_records:
-            context.grant_records[bucket] = (
-                audit.grant_records(
-                    client("dynamodb"),
-                    table,
-                    bucket,
-                    exemptions.CHANGE_CONTROL,
-                    settings=self.settings,
-                )
-                if table
-                else []
-            )
-        return context.grant_records[bucket]
-
-    def _first_recorded(self, context: EventContext, bucket: str, grant: exemptions.Grant) -> date:
-        """When the audit table first recorded the grant; a grant never recorded (tagged before
-        BucketWarden watched, a tagging event lost, an allowlist entry) is recorded now, and
-        its days count from today."""
-        records = self._grant_records(context, bucket)
-        found = grants.first_recorded(records, grant)
-        if found:
-            return found
-        now = utc_now()
-        if self.settings.audit_table and not self.settings.dry_run:
-            self.report(self._grant_found(context, bucket, grant))
-        records.append({"after": grant.to_record(), "recorded_at": now.isoformat()})
-        return now.date()
-
-    def _grant_found(self, context: EventContext, bucket: str, grant: exemptions.Grant) -> Outcome:
-        # Not the drift's actor: who granted it is unknown (no tagging event was seen).
-        lapses = utc_now().date() + timedelta(days=self.settings.max_exemption_days)
-        found = grants.describe(grant.to_record())
-        reason = (
-            f"exemption found in effect and not recorded before ({found}), "
-            f"while judging {context.what}: first recorded now; without an end date it lapses on "
-            f"{lapses.isoformat()}"
-        )
-        return Outcome(
-            bucket=bucket,
-            control=exemptions.CHANGE_CONTROL,
-            status=Status.EXEMPTED,
-            reason=reason,
-            after=grant.to_record(),
-            region=context.region,
-            found_by=context.found_by,
-        )
-
-    def _exemption_change(self, record: CloudTrailRecord, context: EventContext) -> Outcome:
-        """A bucket tagging call: the bucket's tags, read fresh, against the last recorded grant.
-
-        A change of exemption (granted, changed, removed) is audited and notified with the
-        caller; a tagging call that leaves the exemption as it was is ignored, quietly.
-        """
-        bucket = str(record.bucket_name)
-        base = replace(
-            ignored("", record), control=exemptions.CHANGE_CONTROL, region=context.region
-        )
-        try:
-            tags = exemptions.read_tags(client("s3", context.region), bucket)
-            records = self._grant_records(context, bucket)
-        except ClientError as error:
-            outcome = self._classify(error, base)
-            self.report(outcome)
-            return outcome
-        previous = grants.last_tag_grant(records)
-        change = grants.judge_change(tags, previous, records, self.settings, utc_now().date())
-        if change is None:
-            return replace(base, reason="the tagging call changed no exemption")
-        outcome = replace(
-            base,
-            status=change.status,
-            reason=change.reason,
-            before=change.before,
-            after=change.after,
-            warnings=list(change.warnings),
-        )
-        self.report(outcome)
-        return outcome
-
-    def _unusable_exemption(
-        self, step: Step, context: EventContext, subject: str, state: State
-    ) -> list[str]:
-        """A sweep (no event) says, compliant or not, that an exemption would not be honoured
-        (no reason, expired, not a date): its owners learn it before a fix overrides it. Events
-        do not, to spare a tags read per compliant event."""
-        if context.record is not None or context.tags_unreadable:
-            return []
-        try:
-            exemption = self._exemption(step.control, context, subject, state)
-        except ClientError as error:
-            # Tags the sweep may not read (a bucket policy's Deny) change nothing for a compliant
-            # bucket: it stays compliant rather than failing on a read it did not need. A check
-            # that finds drift still reads them: it must know the exemption before a fix.
-            logger.info("tags not read", extra={"bucket": subject, "error": error_code(error)})
-            context.tags_unreadable = True
-            return []
-        return [exemption.note] if exemption.note and not exemption.exempt else []
-
     def _website_warning(self, control: Control, context: EventContext, bucket: str) -> list[str]:
         if bucket not in context.websites:
             s3 = client("s3", context.region)
@@ -670,82 +533,9 @@ class Engine:
         found = context.websites[bucket]
         return [website.website_note(found, control.id, self.settings)] if found else []
 
-    def _notice_due(self, outcome: Outcome) -> bool:
-        """Exempted drift is notified when its bucket and control had no notified exempted
-        drift in the last day (one Query); the notice counts the drifts of that day."""
-        table = self.settings.audit_table
-        drift = outcome.control != exemptions.CHANGE_CONTROL
-        if outcome.status is not Status.EXEMPTED or not drift or not table or not outcome.bucket:
-            return True
-        exempted = Status.EXEMPTED.value
-        outcome.audit_id = outcome.audit_id or audit.audit_id_for(outcome)
-        since = utc_now() - DIGEST_PERIOD
-        records = audit.recent_notices(
-            client("dynamodb"),
-            table,
-            outcome.bucket,
-            str(outcome.control),
-            since,
-            settings=self.settings,
-        )
-        # An earlier attempt at this very event is no earlier notice.
-        others = [
-            r for r in records if r.get("audit_id") != outcome.audit_id and r["status"] == exempted
-        ]
-        if any(r.get("notified") for r in others):
-            return False
-        if others:
-            outcome.warnings.append(
-                f"exempted drift of {outcome.control} on this bucket {len(others) + 1} times in "
-                "the last 24 hours; BucketWarden notifies it at most once a day (every drift "
-                "has its audit record)"
-            )
-        return True
 
-    @staticmethod
-    def _classify(error: ClientError, outcome: Outcome) -> Outcome:
-        code = error_code(error)
-        if is_gone(error):
-            reason = f"{GONE_CODES[code]} no longer exists"
-            return replace(outcome, status=Status.SKIPPED, reason=reason)
-        operation = getattr(error, "operation_name", "the call")
-        if is_access_denied(error):
-            reason = f"{code} on {operation}: BucketWarden's role may not do this"
-        elif is_setup_error(error):
-            reason = f"{code} on {operation}: {error_message(error) or 'check the settings'}"
-        elif is_refused_document(error):
-            reason = f"S3 refused {operation} ({code}: {error_message(error) or 'no message'})"
-        else:
-            raise error
-        if outcome.reason:
-            reason = f"{outcome.reason}; not fixed: {reason}"
-        return replace(outcome, status=Status.FAILED, reason=reason)
-
-    # -- reporting ----------------------------------------------------------------------------
-
-    def report(self, outcome: Outcome) -> None:
-        """Audit, notify and count one outcome (never in a dry run)."""
-        change = outcome.control == exemptions.CHANGE_CONTROL
-        if self.settings.dry_run or (outcome.status not in REPORTED and not change):
-            return
-        # A pair held by the flap breaker is escalated once, then only audited while the hold
-        # lasts; exempted drift of one pair is notified at most once a day. The record says
-        # whether it was notified (set before it is written: the digest reads it).
-        quiet_hold = outcome.flapping and not outcome.escalation
-        if self.settings.topic_arn and self.notify_each and not quiet_hold:
-            outcome.notified = self._notice_due(outcome)
-        if self.settings.audit_table:
-            audit.record(
-                client("dynamodb"), self.settings.audit_table, outcome, settings=self.settings
-            )
-        if outcome.notified and self.settings.topic_arn:
-            notify.publish(client("sns"), self.settings.topic_arn, outcome, self.settings)
-        if change and outcome.status in CHANGE_STATUSES:
-            metrics.emit("ExemptionChanges", exemptions.CHANGE_CONTROL)
-        else:
-            metrics.record(outcome)
-        log = logger.warning if outcome.status is Status.FAILED else logger.info
-        log("outcome", extra={"outcome": outcome.to_dict()})
+def _undecided(steps: list[Step]) -> list[Step]:
+    return [step for step in steps if not step.decided]
 
 
 def _note_changes(steps: list[Step], control: Control, changes: list[str]) -> None:

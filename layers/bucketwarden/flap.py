@@ -26,8 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from bucketwarden import audit
-from bucketwarden.aws import client
+from bucketwarden.audit import AuditStore
 from bucketwarden.outcome import Status, utc_now
 from bucketwarden.settings import Settings
 
@@ -122,17 +121,21 @@ def principal(actor: str) -> str:
 
 
 def check(
-    bucket: str, control: str, now: datetime, settings: Settings, *, never_hold: bool = False
+    store: AuditStore,
+    bucket: str,
+    control: str,
+    now: datetime,
+    settings: Settings,
+    *,
+    never_hold: bool = False,
 ) -> FlapVerdict:
     """Read the pair's records of the last window (one Query) and judge them. Without an audit
-    table there is no breaker, and no DynamoDB client is made. Only records whose integrity tag
+    table there is no breaker, and DynamoDB is not asked. Only records whose integrity tag
     verifies count: a forged `flapping` record, or one dated in the future, holds nothing."""
-    if settings.flap_threshold == 0 or not settings.audit_table:
+    if settings.flap_threshold == 0 or not store.table:
         return FlapVerdict(hold=False)
     since = now - timedelta(minutes=settings.flap_window_minutes)
-    dynamodb = client("dynamodb")
-    table = settings.audit_table
-    records = audit.recent(dynamodb, table, bucket, control, since, settings=settings)
+    records = store.recent(bucket, control, since)
     return judge(records, settings.flap_threshold, never_hold=never_hold, now=now)
 
 

@@ -16,10 +16,12 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
     IdempotencyAlreadyInProgressError,
 )
 
+from bucketwarden import services
 from bucketwarden.catalogue import CONTROL_IDS
 from bucketwarden.claims import claim_store
 from bucketwarden.engine import Engine, ignored
 from bucketwarden.events import EventRejected, parse_record
+from bucketwarden.metrics import Metrics
 from bucketwarden.settings import Settings
 
 Handler = Callable[[dict[str, Any], Any], list[dict[str, Any]]]
@@ -30,10 +32,13 @@ Answer = TypeVar("Answer")
 IDEMPOTENCY_TTL_SECONDS = 24 * 60 * 60
 
 
-def process(event: Any, family: str, lambda_context: Any = None) -> list[dict[str, Any]]:
-    """Handle one event for one family; returns the outcomes as dictionaries."""
+def process(
+    event: Any, family: str, lambda_context: Any = None, metrics: Metrics | None = None
+) -> list[dict[str, Any]]:
+    """Handle one event for one family; returns the outcomes as dictionaries. Metrics are
+    printed (EMF, as Lambda reads them) unless `metrics` publishes them elsewhere."""
     settings = Settings.from_env(CONTROL_IDS)
-    engine = Engine(family, settings)
+    engine = event_engine(family, settings, metrics or Metrics())
     try:
         record = parse_record(event)
     except EventRejected:
@@ -58,6 +63,12 @@ def process(event: Any, family: str, lambda_context: Any = None) -> list[dict[st
         return [ignored(reason, record).to_dict()]
 
 
+def event_engine(family: str, settings: Settings, metrics: Metrics) -> Engine:
+    """The engine of a family with the production audit store and reporter."""
+    store = services.audit_store(settings, metrics)
+    return Engine(family, settings, services.reporter(settings, store, metrics), store)
+
+
 def traced(
     handler: Callable[[dict[str, Any], Any], Answer],
 ) -> Callable[[dict[str, Any], Any], Answer]:
@@ -69,11 +80,30 @@ def traced(
     return tracer.capture_lambda_handler(handler, capture_response=False)
 
 
-def lambda_handler_for(family: str) -> Handler:
-    """The Lambda entry point of a family: structured logs with the request id, X-Ray tracing."""
-    logger = Logger(service="bucketwarden")
+class FamilyHandler:
+    """The Lambda entry point of a family: structured logs with the request id, X-Ray tracing.
 
-    def lambda_handler(event: dict[str, Any], context: Any) -> list[dict[str, Any]]:
-        return process(event, family, context)
+    Metrics are printed as EMF, which CloudWatch Logs reads in Lambda; `with_metrics` gives the
+    same entry point publishing them elsewhere (the local mode sends them to its CloudWatch).
+    """
 
-    return logger.inject_lambda_context(traced(lambda_handler), log_event=False)
+    def __init__(self, family: str, metrics: Metrics | None = None) -> None:
+        self.family = family
+        self.metrics = metrics
+        logger = Logger(service="bucketwarden")
+        self._entry = logger.inject_lambda_context(traced(self._handle), log_event=False)
+
+    def __call__(self, event: dict[str, Any], context: Any) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self._entry(event, context)
+        return result
+
+    def _handle(self, event: dict[str, Any], context: Any) -> list[dict[str, Any]]:
+        return process(event, self.family, context, self.metrics)
+
+    def with_metrics(self, metrics: Metrics) -> FamilyHandler:
+        return FamilyHandler(self.family, metrics)
+
+
+def lambda_handler_for(family: str) -> FamilyHandler:
+    """The Lambda entry point of a family (see FamilyHandler)."""
+    return FamilyHandler(family)

@@ -12,7 +12,7 @@ status, recorded_at, before, after, flapping, actor, event and fix times, ids, r
 DynamoDB's typed JSON ({"S": ...}, {"BOOL": ...}), keys sorted, compact, UTF-8. Its SHA-256 after
 a version label is the MAC's message: KMS takes at most 4096 bytes and a record can hold two
 policies of 20 KB. An attribute added, removed or changed after the tag was made fails it, so
-whatever changes a record re-tags it (see `audit.record_rollback`).
+whatever changes a record re-tags it (see the tooling's `audit_history.record_rollback`).
 
 A record is untrusted when it has no tag, its tag does not verify, or its `recorded_at` is not a
 time or lies more than CLOCK_SKEW ahead (a future record would match every "since" query). An
@@ -26,24 +26,22 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Final, TypeAlias
+from typing import Any
 
 from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
 
-from bucketwarden import metrics, notify
-from bucketwarden.aws import client, error_code
+from bucketwarden import notify
+from bucketwarden.aws import error_code
+from bucketwarden.metrics import Metrics
+from bucketwarden.notify import Notifier
 from bucketwarden.outcome import Outcome, Status, utc_now
 from bucketwarden.settings import Settings
-
-if TYPE_CHECKING:
-    from mypy_boto3_dynamodb import DynamoDBClient
-    from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef
 
 logger = Logger(service="bucketwarden", child=True)
 
 MAC = "mac"
-MAC_ALGORITHM: Final = "HMAC_SHA_256"
+MAC_ALGORITHM = "HMAC_SHA_256"
 # Bumped if the canonical form ever changes: a tag of one form never verifies another.
 LABEL = b"bucketwarden audit record v1\n"
 CLOCK_SKEW = timedelta(minutes=5)
@@ -55,8 +53,7 @@ FORGED_PREFIX = "forged-"
 # Verdicts kept per process: a warm function verifies a record once, not on every event.
 CACHE_LIMIT = 10_000
 
-# An audit record as DynamoDB holds it: attribute name → typed value ({"S": text}, {"BOOL": …}).
-Item: TypeAlias = "dict[str, AttributeValueTypeDef]"
+Item = dict[str, dict[str, Any]]
 
 # (key, digest of the item's content, its tag) → verified. Keyed on the content, not the id:
 # the same id and tag with other content must be verified again (and fail).
@@ -90,18 +87,16 @@ def warn_no_key() -> None:
         )
 
 
-def sealed(item: Item, key_id: str | None) -> Item:
+def sealed(kms: Any, item: Item, key_id: str | None) -> Item:
     """`item` with its tag (one GenerateMac); as it is without a key (it then drives nothing)."""
     if not key_id:
         warn_no_key()
         return item
-    response = client("kms").generate_mac(
-        KeyId=key_id, MacAlgorithm=MAC_ALGORITHM, Message=digest(item)
-    )
+    response = kms.generate_mac(KeyId=key_id, MacAlgorithm=MAC_ALGORITHM, Message=digest(item))
     return {**item, MAC: {"B": bytes(response["Mac"])}}
 
 
-def distrust(item: Item, key_id: str, now: datetime) -> str | None:
+def distrust(kms: Any, item: Item, key_id: str, now: datetime) -> str | None:
     """Why `item` may not drive a decision, or None when BucketWarden wrote it as it is."""
     late = _future(str((item.get("recorded_at") or {}).get("S", "")), now)
     if late:
@@ -109,7 +104,7 @@ def distrust(item: Item, key_id: str, now: datetime) -> str | None:
     tag = (item.get(MAC) or {}).get("B")
     if not tag:
         return "it carries no integrity tag"
-    if not _verifies(digest(item), bytes(tag), key_id):
+    if not _verifies(kms, digest(item), bytes(tag), key_id):
         return "its integrity tag does not verify: it was written or changed by someone else"
     return None
 
@@ -126,12 +121,12 @@ def _future(recorded_at: str, now: datetime) -> str | None:
     return None
 
 
-def _verifies(message: bytes, tag: bytes, key_id: str) -> bool:
+def _verifies(kms: Any, message: bytes, tag: bytes, key_id: str) -> bool:
     known = _verdicts.get((key_id, message, tag))
     if known is not None:
         return known
     try:
-        client("kms").verify_mac(KeyId=key_id, MacAlgorithm=MAC_ALGORITHM, Message=message, Mac=tag)
+        kms.verify_mac(KeyId=key_id, MacAlgorithm=MAC_ALGORITHM, Message=message, Mac=tag)
         verdict = True
     except ClientError as error:
         # Any other error (access denied, throttling) is raised: not knowing is not "forged".
@@ -147,46 +142,93 @@ def _verifies(message: bytes, tag: bytes, key_id: str) -> bool:
 NO_KEY = "no AUDIT_MAC_KEY is configured to verify audit records"
 
 
-def why_untrusted(
-    dynamodb: DynamoDBClient, table: str, item: Item, settings: Settings
-) -> str | None:
-    """Why `item` may not drive a decision (an untrusted record is reported), or None."""
-    if not settings.audit_mac_key:
-        warn_no_key()
-        return NO_KEY
-    why = distrust(item, settings.audit_mac_key, utc_now())
-    if why is not None:
-        report_untrusted(dynamodb, table, item, why, settings)
-    return why
+class ForgeryAlarm:
+    """What the first sighting of an untrusted record sets off: the ForgedRecords metric, and a
+    notification when there is a topic."""
+
+    def __init__(self, metrics: Metrics, notifier: Notifier | None) -> None:
+        self.metrics = metrics
+        self.notifier = notifier
+
+    def __call__(self, outcome: Outcome) -> None:
+        self.metrics.emit("ForgedRecords", _known_control(outcome.control))
+        if self.notifier is not None:
+            self.notifier.publish(outcome)
 
 
-def trusted(
-    dynamodb: DynamoDBClient, table: str, items: list[Item], settings: Settings
-) -> list[Item]:
-    """The items that may drive a decision; each other one is reported (once) and left out."""
-    return [item for item in items if why_untrusted(dynamodb, table, item, settings) is None]
+class Integrity:
+    """Tags the records of one audit table and verifies them, with the KMS client it is given;
+    an untrusted record is reported once (a marker record in the table, then `alarm`)."""
+
+    def __init__(
+        self, kms: Any, dynamodb: Any, table: str | None, settings: Settings, alarm: ForgeryAlarm
+    ) -> None:
+        self.kms = kms
+        self.dynamodb = dynamodb
+        self.table = table
+        self.settings = settings
+        self.alarm = alarm
+
+    def sealed(self, item: Item) -> Item:
+        return sealed(self.kms, item, self.settings.audit_mac_key)
+
+    def why_untrusted(self, item: Item) -> str | None:
+        """Why `item` may not drive a decision (an untrusted record is reported), or None."""
+        key = self.settings.audit_mac_key
+        if not key:
+            warn_no_key()
+            return NO_KEY
+        why = distrust(self.kms, item, key, utc_now())
+        if why is not None:
+            self.report_untrusted(item, why)
+        return why
+
+    def trusted(self, items: list[Item]) -> list[Item]:
+        """The items that may drive a decision; each other one is reported (once), left out."""
+        return [item for item in items if self.why_untrusted(item) is None]
+
+    def report_untrusted(self, item: Item, why: str) -> None:
+        """Log every sighting; count and notify the first (the marker record decides which)."""
+        audit_id = str((item.get("audit_id") or {}).get("S", ""))
+        logger.warning("untrusted audit record ignored", extra={"audit_id": audit_id, "why": why})
+        if audit_id in _reported:
+            return
+        outcome = _forged_outcome(item, audit_id, why)
+        first = self._write_marker(outcome, audit_id)
+        _reported.add(audit_id)
+        if first:
+            self.alarm(outcome)
+
+    def _write_marker(self, outcome: Outcome, audit_id: str) -> bool:
+        """Write the marker of an untrusted record unless it exists: True when this call did."""
+        now = utc_now().isoformat(timespec="milliseconds")
+        item: Item = {
+            "audit_id": {"S": marker_id(audit_id)},
+            "status": {"S": FORGED},
+            "recorded_at": {"S": now},
+            "found_by": {"S": "integrity-check"},
+            "reason": {"S": outcome.reason},
+            "forged_audit_id": {"S": audit_id[:1024]},
+        }
+        # Not `bucket`: the marker stays out of the bucket index, so no decision ever reads it.
+        for name, value in (("forged_bucket", outcome.bucket), ("forged_control", outcome.control)):
+            if value:
+                item[name] = {"S": value}
+        try:
+            self.dynamodb.put_item(
+                TableName=self.table,
+                Item=self.sealed(item),
+                ConditionExpression="attribute_not_exists(audit_id)",
+            )
+        except ClientError as error:
+            if error_code(error) != "ConditionalCheckFailedException":
+                raise
+            return False
+        return True
 
 
 def marker_id(audit_id: str) -> str:
     return FORGED_PREFIX + hashlib.sha256(audit_id.encode()).hexdigest()[:32]
-
-
-def report_untrusted(
-    dynamodb: DynamoDBClient, table: str, item: Item, why: str, settings: Settings
-) -> None:
-    """Log every sighting; count and notify the first (the marker record decides which)."""
-    audit_id = str((item.get("audit_id") or {}).get("S", ""))
-    logger.warning("untrusted audit record ignored", extra={"audit_id": audit_id, "why": why})
-    if audit_id in _reported:
-        return
-    outcome = _forged_outcome(item, audit_id, why)
-    first = _write_marker(dynamodb, table, outcome, audit_id, settings)
-    _reported.add(audit_id)
-    if not first:
-        return
-    metrics.emit("ForgedRecords", _known_control(outcome.control))
-    if settings.topic_arn:
-        notify.publish(client("sns"), settings.topic_arn, outcome, settings)
 
 
 def _text(item: Item, name: str) -> str | None:
@@ -221,33 +263,3 @@ def _forged_outcome(item: Item, audit_id: str, why: str) -> Outcome:
         f"BucketWarden ignored a forged audit record of {control or 'no control'} on {where}"
     )
     return outcome
-
-
-def _write_marker(
-    dynamodb: DynamoDBClient, table: str, outcome: Outcome, audit_id: str, settings: Settings
-) -> bool:
-    """Write the marker of an untrusted record unless it exists: True when this call wrote it."""
-    now = utc_now().isoformat(timespec="milliseconds")
-    item: Item = {
-        "audit_id": {"S": marker_id(audit_id)},
-        "status": {"S": FORGED},
-        "recorded_at": {"S": now},
-        "found_by": {"S": "integrity-check"},
-        "reason": {"S": outcome.reason},
-        "forged_audit_id": {"S": audit_id[:1024]},
-    }
-    # Not `bucket`: the marker stays out of the bucket index, so no decision ever reads it.
-    for name, value in (("forged_bucket", outcome.bucket), ("forged_control", outcome.control)):
-        if value:
-            item[name] = {"S": value}
-    try:
-        dynamodb.put_item(
-            TableName=table,
-            Item=sealed(item, settings.audit_mac_key),
-            ConditionExpression="attribute_not_exists(audit_id)",
-        )
-    except ClientError as error:
-        if error_code(error) != "ConditionalCheckFailedException":
-            raise
-        return False
-    return True

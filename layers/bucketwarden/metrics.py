@@ -16,9 +16,9 @@ from bucketwarden.outcome import Outcome, Status
 
 NAMESPACE = "BucketWarden"
 
-# Where metric sets go instead of stdout (CloudWatch Logs reads EMF there in Lambda). The local
-# mode points it at the emulator's CloudWatch.
-sink: Callable[[Mapping[str, Any]], None] | None = None
+# Where metric sets go instead of stdout (CloudWatch Logs reads EMF there in Lambda): the local
+# mode passes one that sends them to the emulator's CloudWatch.
+MetricSink = Callable[[dict[str, Any]], None]
 
 _COUNTS = {
     Status.REMEDIATED: ("Findings", "Remediations"),
@@ -26,32 +26,6 @@ _COUNTS = {
     Status.EXEMPTED: ("Findings", "Exemptions"),
     Status.FAILED: ("Findings", "RemediationFailures"),
 }
-
-
-def _publish(control: str, values: dict[str, tuple[float, MetricUnit]]) -> None:
-    metric_set = EphemeralMetrics(namespace=NAMESPACE)
-    metric_set.add_dimension(name="Control", value=control)
-    for name, (value, unit) in values.items():
-        metric_set.add_metric(name=name, unit=unit, value=value)
-    if sink is None:
-        metric_set.flush_metrics()
-    else:
-        sink(metric_set.serialize_metric_set())
-
-
-def emit(name: str, control: str) -> None:
-    """Count one occurrence of `name` for `control` (e.g. LoopSuppressed, InvalidEvents)."""
-    _publish(control, {name: (1, MetricUnit.Count)})
-
-
-def record(outcome: Outcome) -> None:
-    values = dict.fromkeys(_COUNTS.get(outcome.status, ()), (1.0, MetricUnit.Count))
-    if outcome.escalation:
-        values["FlapEscalations"] = (1.0, MetricUnit.Count)
-    if outcome.status is Status.REMEDIATED and outcome.time_to_remediate_ms is not None:
-        values["TimeToRemediate"] = (outcome.time_to_remediate_ms, MetricUnit.Milliseconds)
-    if values:
-        _publish(outcome.control or "none", values)
 
 
 # Compliance after a sweep, by the statuses of its outcomes: a remediated subject complies now;
@@ -63,12 +37,44 @@ _COMPLIANCE = {
 }
 
 
-def compliance(control: str, counts: Mapping[str, int]) -> None:
-    """One control's subjects after a sweep (buckets; the account or access points for their
-    controls), from its outcome `counts` by status. Zeros are sent too: a graph of
-    NoncompliantBuckets must fall to 0, not stop."""
-    values = {
-        name: (float(sum(counts.get(status.value, 0) for status in statuses)), MetricUnit.Count)
-        for name, statuses in _COMPLIANCE.items()
-    }
-    _publish(control, values)
+class Metrics:
+    """Publishes metric sets: printed as EMF (Lambda), or handed to `sink` when one is given."""
+
+    def __init__(self, sink: MetricSink | None = None) -> None:
+        self.sink = sink
+
+    def _publish(self, control: str, values: dict[str, tuple[float, MetricUnit]]) -> None:
+        metric_set = EphemeralMetrics(namespace=NAMESPACE)
+        metric_set.add_dimension(name="Control", value=control)
+        for name, (value, unit) in values.items():
+            metric_set.add_metric(name=name, unit=unit, value=value)
+        if self.sink is None:
+            metric_set.flush_metrics()
+        else:
+            self.sink(dict(metric_set.serialize_metric_set()))
+
+    def emit(self, name: str, control: str) -> None:
+        """Count one occurrence of `name` for `control` (e.g. LoopSuppressed, InvalidEvents)."""
+        self._publish(control, {name: (1, MetricUnit.Count)})
+
+    def record(self, outcome: Outcome) -> None:
+        values = dict.fromkeys(_COUNTS.get(outcome.status, ()), (1.0, MetricUnit.Count))
+        if outcome.escalation:
+            values["FlapEscalations"] = (1.0, MetricUnit.Count)
+        if outcome.status is Status.REMEDIATED and outcome.time_to_remediate_ms is not None:
+            values["TimeToRemediate"] = (outcome.time_to_remediate_ms, MetricUnit.Milliseconds)
+        if values:
+            self._publish(outcome.control or "none", values)
+
+    def compliance(self, control: str, counts: Mapping[str, int]) -> None:
+        """One control's subjects after a sweep (buckets; the account or access points for
+        their controls), from its outcome `counts` by status. Zeros are sent too: a graph of
+        NoncompliantBuckets must fall to 0, not stop."""
+        values = {
+            name: (
+                float(sum(counts.get(status.value, 0) for status in statuses)),
+                MetricUnit.Count,
+            )
+            for name, statuses in _COMPLIANCE.items()
+        }
+        self._publish(control, values)

@@ -12,7 +12,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import fields, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from botocore.exceptions import ClientError
 
@@ -21,9 +21,7 @@ from bucketwarden.exemptions import CHANGE_CONTROL, CHANGE_EVENTS
 from bucketwarden.grants import describe
 from bucketwarden.outcome import Outcome, Status
 from bucketwarden.settings import Settings
-
-if TYPE_CHECKING:
-    from bucketwarden.sweep import SweepSummary
+from bucketwarden.summary import SweepSummary
 
 SUBJECT_LIMIT = 100  # SNS refuses longer subjects
 
@@ -651,3 +649,18 @@ def publish_summary(sns: Any, topic_arn: str, summary: SweepSummary, settings: S
             "findings": {"DataType": "Number", "StringValue": str(summary.tally.findings)},
         },
     )
+
+
+class Notifier:
+    """Sends notifications to the stack's SNS topic, with the client it is given."""
+
+    def __init__(self, sns: Any, topic_arn: str, settings: Settings) -> None:
+        self.sns = sns
+        self.topic_arn = topic_arn
+        self.settings = settings
+
+    def publish(self, outcome: Outcome) -> None:
+        publish(self.sns, self.topic_arn, outcome, self.settings)
+
+    def publish_summary(self, summary: SweepSummary) -> None:
+        publish_summary(self.sns, self.topic_arn, summary, self.settings)

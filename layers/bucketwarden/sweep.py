@@ -20,25 +20,29 @@ it again.
 from __future__ import annotations
 
 import threading
-from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
+from bucketwarden.audit import AuditStore
 from bucketwarden.aws import GONE_CODES, client, error_code
 from bucketwarden.catalogue import CONTROLS
 from bucketwarden.controls.base import Control
 from bucketwarden.engine import Engine, EventContext, surface_groups
 from bucketwarden.outcome import Outcome, Status
+from bucketwarden.reporter import Reporter
 from bucketwarden.settings import Mode, Settings
+from bucketwarden.summary import NOT_FINDINGS, SWEEP_STATUSES, SweepSummary, Tally
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
-    from mypy_boto3_s3control import S3ControlClient
+
+# The summary's models, where callers of the sweep have always found them.
+__all__ = ["NOT_FINDINGS", "SWEEP_STATUSES", "Sweep", "SweepResult", "SweepSummary", "Tally"]
 
 FOUND_BY = "sweep"
 SWEEP_FAMILY = "sweep"
@@ -48,90 +52,9 @@ NOT_FOUND_CODES = frozenset({"NoSuchBucket"})
 # The largest ListBuckets page. Asking for a page size makes S3 name each bucket's region, and
 # accounts allowed more than 10,000 buckets must ask for pages.
 LIST_PAGE_SIZE = 10_000
-# Outcomes that are not findings: nothing was wrong, or nothing was judged.
-NOT_FINDINGS = frozenset({Status.COMPLIANT, Status.IGNORED, Status.SKIPPED})
-# What a sweep's outcomes can be (an enabled control is never "ignored"), findings first.
-SWEEP_STATUSES = (
-    Status.REMEDIATED,
-    Status.NONCOMPLIANT,
-    Status.EXEMPTED,
-    Status.FAILED,
-    Status.COMPLIANT,
-    Status.SKIPPED,
-)
-
 OutcomeSink = Callable[[list[Outcome]], None]
 
 _MAKING_CLIENTS = threading.Lock()
-
-
-@dataclass
-class Tally:
-    """Running totals of a sweep, carried from one invocation to the next."""
-
-    by_control: dict[str, Counter[str]] = field(default_factory=dict)
-    # Bucket → how many of its outcomes were findings (noncompliant, remediated, failed...).
-    findings_by_bucket: Counter[str] = field(default_factory=Counter)
-    subjects: int = 0
-    # Subjects with at least one finding (kept apart: findings_by_bucket may be trimmed).
-    flagged: int = 0
-    # Bucket → its compliant checks that carry a warning: an exemption that would not be
-    # honoured (no reason, expired), which no fix or finding reports yet.
-    warned_by_bucket: Counter[str] = field(default_factory=Counter)
-
-    def add(self, outcomes: Iterable[Outcome]) -> None:
-        for outcome in outcomes:
-            if outcome.control is None:
-                continue
-            self.by_control.setdefault(outcome.control, Counter())[outcome.status.value] += 1
-            if outcome.status is Status.COMPLIANT and outcome.warnings:
-                self.warned_by_bucket[str(outcome.bucket)] += 1
-            if outcome.status not in NOT_FINDINGS:
-                subject = str(outcome.bucket)
-                if subject not in self.findings_by_bucket:
-                    self.flagged += 1
-                self.findings_by_bucket[subject] += 1
-
-    @property
-    def findings(self) -> int:
-        return sum(
-            count
-            for counts in self.by_control.values()
-            for status, count in counts.items()
-            if Status(status) not in NOT_FINDINGS
-        )
-
-    def worst(self, count: int = 10) -> list[tuple[str, int]]:
-        return self.findings_by_bucket.most_common(count)
-
-    def to_dict(self, worst: int | None = None) -> dict[str, Any]:
-        """The totals as JSON; with `worst`, only that many subjects with the most findings.
-
-        Trimming loses nothing for a sweep carried from one invocation to the next: a subject
-        is judged in one invocation only, so its count is final and a subject left out could
-        never have climbed back among the worst.
-        """
-        kept = self.findings_by_bucket if worst is None else self.worst(worst)
-        warned = self.warned_by_bucket if worst is None else self.warned(worst)
-        return {
-            "by_control": {c: dict(counts) for c, counts in self.by_control.items()},
-            "findings_by_bucket": dict(kept),
-            "subjects": self.subjects,
-            "flagged": self.flagged,
-            "warned_by_bucket": dict(warned),
-        }
-
-    def warned(self, count: int = 10) -> list[tuple[str, int]]:
-        return self.warned_by_bucket.most_common(count)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any] | None) -> Tally:
-        data = data or {}
-        by_control = {c: Counter(counts) for c, counts in data.get("by_control", {}).items()}
-        findings = Counter(data.get("findings_by_bucket", {}))
-        flagged = data.get("flagged", len(findings))
-        warned = Counter(data.get("warned_by_bucket", {}))
-        return cls(by_control, findings, data.get("subjects", 0), flagged, warned)
 
 
 @dataclass(frozen=True)
@@ -141,54 +64,7 @@ class SweepResult:
     resume_after: str | None
 
 
-@dataclass(frozen=True)
-class SweepSummary:
-    """A whole sweep (every invocation of it): its one notification and its metrics."""
-
-    sweep_id: str
-    started_at: str
-    finished_at: str
-    invocations: int
-    # The controls the sweep ran, in catalogue order (each has a line, findings or not).
-    controls: tuple[str, ...]
-    tally: Tally
-    worst_count: int = 10
-
-    @property
-    def buckets(self) -> int:
-        return self.tally.subjects
-
-    def counts(self, control: str) -> dict[str, int]:
-        """Outcomes of one control by status, every status present (zeros included)."""
-        found = self.tally.by_control.get(control, Counter())
-        return {status.value: found.get(status.value, 0) for status in SWEEP_STATUSES}
-
-    def worst(self) -> list[tuple[str, int]]:
-        return self.tally.worst(self.worst_count)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "kind": "sweep-summary",
-            "sweep_id": self.sweep_id,
-            "started_at": self.started_at,
-            "finished_at": self.finished_at,
-            "invocations": self.invocations,
-            "buckets": self.buckets,
-            "findings": self.tally.findings,
-            "flagged": self.tally.flagged,
-            "by_control": {control: self.counts(control) for control in self.controls},
-            "worst": [{"subject": name, "findings": count} for name, count in self.worst()],
-            "exemption_warnings": [
-                {"bucket": name, "checks": count} for name, count in self.warned()
-            ],
-        }
-
-    def warned(self) -> list[tuple[str, int]]:
-        """Buckets whose compliant checks carry a warning (an exemption not honoured)."""
-        return self.tally.warned(self.worst_count)
-
-
-def list_bucket_regions(s3: S3Client) -> dict[str, str | None]:
+def list_bucket_regions(s3: Any) -> dict[str, str | None]:
     """Every bucket name, in order, with its region when the listing names it (else None).
 
     S3 names each bucket's region in ListBuckets. Where an endpoint does not (moto), and more
@@ -204,7 +80,7 @@ def list_bucket_regions(s3: S3Client) -> dict[str, str | None]:
     return dict(sorted(found.items()))
 
 
-def _listed_buckets(s3: S3Client, **filters: str) -> dict[str, str | None]:
+def _listed_buckets(s3: Any, **filters: str) -> dict[str, str | None]:
     pages = s3.get_paginator("list_buckets").paginate(
         PaginationConfig={"PageSize": LIST_PAGE_SIZE}, **filters
     )
@@ -215,11 +91,11 @@ def _listed_buckets(s3: S3Client, **filters: str) -> dict[str, str | None]:
     }
 
 
-def _partition_regions(s3: S3Client) -> list[str]:
+def _partition_regions(s3: Any) -> list[str]:
     return boto3.session.Session().get_available_regions("s3", partition_name=s3.meta.partition)
 
 
-def _regions_by_filter(s3: S3Client, regions: list[str], unnamed: set[str]) -> dict[str, str]:
+def _regions_by_filter(s3: Any, regions: list[str], unnamed: set[str]) -> dict[str, str]:
     """The regions of `unnamed` buckets, from a listing per region. None at all when a bucket
     is listed in two regions: the endpoint ignored the filter. A bucket in none (a region that
     cannot be listed, a bucket made since) keeps its GetBucketLocation."""
@@ -236,7 +112,7 @@ def _regions_by_filter(s3: S3Client, regions: list[str], unnamed: set[str]) -> d
     return named
 
 
-def list_buckets(s3: S3Client) -> list[str]:
+def list_buckets(s3: Any) -> list[str]:
     """Every bucket name, in order (paginated: S3 returns pages past 10,000 buckets)."""
     return list(list_bucket_regions(s3))
 
@@ -258,12 +134,13 @@ def account_id() -> str:
     return str(client("sts").get_caller_identity()["Account"])
 
 
-def access_point_arns(s3control: S3ControlClient, account: str) -> list[str]:
+def access_point_arns(s3control: Any, account: str) -> list[str]:
     arns: list[str] = []
     token: str | None = None
     while True:
-        more: dict[str, Any] = {"NextToken": token} if token else {}
-        page = s3control.list_access_points(AccountId=account, **more)
+        page = s3control.list_access_points(
+            AccountId=account, **({"NextToken": token} if token else {})
+        )
         arns += [point["AccessPointArn"] for point in page.get("AccessPointList", [])]
         token = page.get("NextToken")
         if not token:
@@ -290,15 +167,15 @@ class Sweep:
         settings: Settings,
         controls: tuple[Control, ...] = CONTROLS,
         *,
+        reporter: Reporter,
+        store: AuditStore,
         workers: int = 8,
         chunk: int | None = None,
-        notify_each: bool = False,
     ) -> None:
         enabled = tuple(c for c in controls if settings.mode(c.id) is not Mode.OFF)
         self.controls = enabled
-        self.engine = Engine(SWEEP_FAMILY, settings, enabled)
-        # One summary replaces a notification per finding (the event path has sent those).
-        self.engine.notify_each = notify_each
+        self.reporter = reporter
+        self.engine = Engine(SWEEP_FAMILY, settings, reporter, store, enabled)
         self.workers = max(1, workers)
         self.chunk = chunk or self.workers * 4
         self.by_scope = {
@@ -346,7 +223,7 @@ class Sweep:
     # -- one subject --------------------------------------------------------------------------
 
     def check(self, controls: list[Control], subject: str, region: str | None) -> list[Outcome]:
-        """The engine's check, one surface at a time, so that a surface whose calls keep
+        """The controls on one subject, one surface at a time, so that a surface whose calls keep
         failing fails only its own controls: the event path raises for Lambda to retry the
         event, but the sweep has thousands of other subjects to judge and runs again anyway."""
         context = EventContext(None, region, found_by=FOUND_BY)
@@ -379,7 +256,7 @@ class Sweep:
         reason = f"not checked: {cause} after retries; the next sweep tries again"
         outcomes = self._decided(controls, subject, region, Status.FAILED, reason)
         for outcome in outcomes:
-            self.engine.report(outcome)
+            self.reporter.report(outcome)
         return outcomes
 
     def _decided(

@@ -32,14 +32,17 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 )
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from bucketwarden import metrics, notify
+from bucketwarden import services
 from bucketwarden.aws import client
 from bucketwarden.catalogue import CONTROL_IDS, CONTROLS
 from bucketwarden.claims import claim_store
 from bucketwarden.handler import traced
+from bucketwarden.metrics import Metrics
 from bucketwarden.outcome import Status, utc_now
+from bucketwarden.reporter import Reporter
 from bucketwarden.settings import Settings
-from bucketwarden.sweep import OutcomeSink, Sweep, SweepSummary, Tally, list_bucket_regions
+from bucketwarden.summary import SweepSummary, Tally
+from bucketwarden.sweep import OutcomeSink, Sweep, list_bucket_regions
 
 logger = Logger(service="bucketwarden", child=True)
 
@@ -209,10 +212,13 @@ def sweep(
     *,
     workers: int = WORKERS,
     on_outcomes: OutcomeSink | None = None,
+    metrics: Metrics | None = None,
 ) -> dict[str, Any]:
     """One invocation of the sweep; returns what it did (continued, finished, duplicate, or
-    refused: a malformed continuation, answered without an exception so Lambda does not retry)."""
+    refused: a malformed continuation, answered without an exception so Lambda does not retry).
+    Metrics are printed (EMF) unless `metrics` publishes them elsewhere."""
     settings = Settings.from_env(CONTROL_IDS)
+    metrics = metrics or Metrics()
     try:
         progress = Progress.from_event(event)
     except ContinuationRefused as refused:
@@ -222,7 +228,7 @@ def sweep(
         )
         metrics.emit("InvalidEvents", "none")
         return {"status": "refused", "sweep_id": refused.sweep_id, "reason": refused.reason}
-    run = _Invocation(settings, progress, context, workers, on_outcomes)
+    run = _Invocation(settings, progress, context, workers, on_outcomes, metrics)
     if settings.dry_run or not settings.idempotency_table:
         return run.sweep()
     # The whole record is kept (not the event functions' claim only): a duplicate arriving
@@ -252,10 +258,15 @@ class _Invocation:
     context: Any
     workers: int
     on_outcomes: OutcomeSink | None
+    metrics: Metrics
 
     def sweep(self) -> dict[str, Any]:
         budget = TimeBudget.of(self.context)
-        sweeper = Sweep(self.settings, CONTROLS, workers=self.workers)
+        store = services.audit_store(self.settings, self.metrics)
+        reporter = services.reporter(self.settings, store, self.metrics, sweep=True)
+        sweeper = Sweep(
+            self.settings, CONTROLS, reporter=reporter, store=store, workers=self.workers
+        )
         regions = list_bucket_regions(client("s3"))
         progress = self.progress
         result = sweeper.run(
@@ -277,7 +288,7 @@ class _Invocation:
             tally=result.tally,
             worst_count=WORST_OFFENDERS,
         )
-        self.finish(summary)
+        self.finish(summary, reporter)
         return {"status": "finished", **summary.to_dict()}
 
     def hand_over(self, resume_after: str) -> dict[str, Any]:
@@ -289,22 +300,19 @@ class _Invocation:
         )
         return {"status": "continued", **payload}
 
-    def finish(self, summary: SweepSummary) -> None:
+    @staticmethod
+    def finish(summary: SweepSummary, reporter: Reporter) -> None:
         """The sweep's one notification and its compliance metrics (none in a dry run)."""
         logger.info("sweep finished", extra={"summary": summary.to_dict()})
-        if self.settings.dry_run:
-            return
-        for control in summary.controls:
-            metrics.compliance(control, summary.counts(control))
-        if self.settings.topic_arn:
-            notify.publish_summary(client("sns"), self.settings.topic_arn, summary, self.settings)
+        reporter.summarize(summary)
 
 
-def lambda_handler_for_sweep() -> SweepHandler:
-    """The sweep's Lambda entry point: structured logs with the request id, X-Ray tracing."""
+def lambda_handler_for_sweep(metrics: Metrics | None = None) -> SweepHandler:
+    """The sweep's Lambda entry point: structured logs with the request id, X-Ray tracing;
+    `metrics` when they go elsewhere than stdout (the local mode's)."""
     root_logger = Logger(service="bucketwarden")
 
     def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-        return sweep(event, context)
+        return sweep(event, context, metrics=metrics)
 
     return root_logger.inject_lambda_context(traced(lambda_handler), log_event=False)

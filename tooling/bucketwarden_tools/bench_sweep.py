@@ -39,11 +39,13 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from bucketwarden import aws
+from bucketwarden import aws, services
 from bucketwarden.catalogue import CONTROLS
 from bucketwarden.controls.public_access_block import SETTINGS as BLOCK_PUBLIC_ACCESS_SETTINGS
 from bucketwarden.controls.secure_transport import rules as tls_rules
+from bucketwarden.metrics import Metrics
 from bucketwarden.outcome import Outcome, Status
+from bucketwarden.reporter import DryRunReporter
 from bucketwarden.settings import Settings
 from bucketwarden.sweep import Sweep, list_bucket_regions
 from bucketwarden_tools.bench import ACCOUNT, emulated_aws, moto_server_process
@@ -229,7 +231,9 @@ class SweepFigures:
 
 def sweep(population: Population, server_pid: int | None = None) -> SweepFigures:
     """A read-only sweep of the population, as `bucketwarden scan` runs it."""
-    runner = Sweep(SETTINGS, CONTROLS, workers=WORKERS)
+    # Read-only: a dry run's reporter records nothing, and its store reads no audit table.
+    store = services.audit_store(SETTINGS, Metrics())
+    runner = Sweep(SETTINGS, CONTROLS, reporter=DryRunReporter(), store=store, workers=WORKERS)
     outcomes: list[Outcome] = []
     API_CALLS.clear()
     server_before = process_cpu_seconds(server_pid)

@@ -412,8 +412,10 @@ def _note_off_controls(settings: Any, controls: tuple[Control, ...], err: Consol
 
 
 def _sweep(args: argparse.Namespace, console: Console, err: Console, fix: bool) -> int:
+    from bucketwarden import services
     from bucketwarden.aws import client
     from bucketwarden.catalogue import CONTROL_IDS
+    from bucketwarden.metrics import Metrics
     from bucketwarden.settings import Settings
     from bucketwarden.sweep import Sweep, Tally, list_bucket_regions
 
@@ -444,7 +446,11 @@ def _sweep(args: argparse.Namespace, console: Console, err: Console, fix: bool) 
             outcomes.extend(outcome.to_dict() for outcome in found)
             show(tally.subjects)
 
-        Sweep(settings, controls).run(
+        # A scan or a dry run records nothing; `remediate` audits and counts its fixes.
+        metrics = Metrics()
+        store = services.audit_store(settings, metrics)
+        reporter = services.reporter(settings, store, metrics, sweep=True)
+        Sweep(settings, controls, reporter=reporter, store=store).run(
             buckets, on_outcomes=collect, tally=tally, region=args.region, regions=regions
         )
     _write_report(args, outcomes, controls, console=console, err=err)
@@ -706,7 +712,7 @@ def _history_table(records: list[dict[str, Any]]) -> Any:
     from rich.markup import escape
     from rich.table import Table
 
-    from bucketwarden.audit import when
+    from bucketwarden_tools.audit_history import when
     from bucketwarden_tools.report import STATUS_STYLES, change
 
     table = Table(title="audit records, newest first", show_lines=True, expand=False)
@@ -731,17 +737,17 @@ def _history_table(records: list[dict[str, Any]]) -> Any:
 def cmd_history(args: argparse.Namespace, console: Console, err: Console) -> int:
     from itertools import islice
 
-    from bucketwarden import audit
     from bucketwarden.aws import client
+    from bucketwarden_tools import audit_history
     from bucketwarden_tools.report import write_json_lines
 
     _connect(args)
     table = _audit_table(args)
     dynamodb = client("dynamodb")
     if args.bucket:
-        found = audit.bucket_records(dynamodb, table, args.bucket, args.control)
+        found = audit_history.bucket_records(dynamodb, table, args.bucket, args.control)
     else:
-        found = iter(audit.all_records(dynamodb, table, args.control))
+        found = iter(audit_history.all_records(dynamodb, table, args.control))
     records = list(islice(found, args.limit))
     if args.json:
         write_json_lines(records, sys.stdout)

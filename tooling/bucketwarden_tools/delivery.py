@@ -43,8 +43,9 @@ def _logs_to_stderr() -> None:
             handler.setStream(sys.stderr)
 
 
-def invoke(route: Route, event: dict[str, Any]) -> list[dict[str, Any]]:
-    handler = load_handler(route)
+def invoke(route: Route, event: dict[str, Any], handler: Any = None) -> list[dict[str, Any]]:
+    """Invoke the route's function (its handler as imported, unless `handler` is given)."""
+    handler = handler or load_handler(route)
     _logs_to_stderr()
     outcomes: list[dict[str, Any]] = handler(
         event, LambdaContextStub(function_name=f"bucketwarden-{route.folder}")

@@ -49,6 +49,7 @@ from bucketwarden.controls.object_ownership import grantee_name
 from bucketwarden.outcome import Status, utc_now
 from bucketwarden.policy import PolicyError, named_accounts
 from bucketwarden.settings import Settings
+from bucketwarden_tools import audit_history
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -117,13 +118,13 @@ def load(dynamodb: DynamoDBClient, table: str, audit_id: str, settings: Settings
     bucket, and a record someone else wrote could put any configuration there.
     """
     try:
-        item = audit.checked_record(dynamodb, table, audit_id, settings=settings)
+        item = audit_history.store(dynamodb, table, settings).checked_record(audit_id)
     except audit.UntrustedRecord as untrusted:
         raise RollbackError(f"{untrusted}: it is never rolled back") from untrusted
     if item is None:
         raise RollbackError(f"no audit record {audit_id!r} in table {table}")
     status = item.get("status")
-    if status == audit.ROLLED_BACK:
+    if status == audit_history.ROLLED_BACK:
         raise RollbackError(
             f"audit record {audit_id} records a rollback (of {item.get('rolls_back')}), not a "
             "fix: to undo a rollback, delete the exemption tags it set and BucketWarden fixes "
@@ -470,10 +471,10 @@ def siblings(
     if not others or not fix_time:
         return []
     found: list[Record] = []
-    for listed in audit.bucket_records(dynamodb, table, record.subject):
+    for listed in audit_history.bucket_records(dynamodb, table, record.subject):
         if not _same_write(listed, record, others):
             continue
-        item = audit.get_record(dynamodb, table, str(listed["audit_id"]), settings=settings)
+        item = audit_history.store(dynamodb, table, settings).get_record(str(listed["audit_id"]))
         if item is not None and _same_write(item, record, others):
             found.append(Record(item, control(str(item["control"]))))
     return found
@@ -546,7 +547,7 @@ def carry_out(found: Plan, dynamodb: DynamoDBClient, table: str, settings: Setti
         )
     try:
         ids = {
-            r.audit_id: audit.record_rollback(
+            r.audit_id: audit_history.record_rollback(
                 dynamodb,
                 table,
                 r.item,

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from bucketwarden.metrics import Metrics
 from bucketwarden_tools.clients import register_for_new_clients
 from bucketwarden_tools.delivery import invoke
 from bucketwarden_tools.routing import Route, load_handler, routes
@@ -104,6 +105,8 @@ class LocalFunction:
     route: Route
     queue_url: str
     dead_letter_url: str
+    # The function's entry point, publishing its metrics where the local mode reads them.
+    handler: Any
 
 
 class FunctionRunner:
@@ -116,8 +119,11 @@ class FunctionRunner:
         workers: int = 8,
         *,
         account_id: str | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.client = client
+        # Where the functions' metrics go (EMF on stdout without one, as in Lambda).
+        self.metrics = metrics
         self.template = template
         # The account whose events the rules match (`!Ref AWS::AccountId` in the template).
         self.account_id = account_id
@@ -134,7 +140,8 @@ class FunctionRunner:
         """Create each function's queues and rule, as `sam deploy` creates the real ones."""
         sqs, events = self.client("sqs"), self.client("events")
         for route in routes(self.template, self.account_id):
-            load_handler(route)  # import once, before worker threads race to do it
+            # Imported once, before worker threads race to do it.
+            handler = self._handler(route)
             name = function_name(route)
             queue_url = sqs.create_queue(QueueName=name)["QueueUrl"]
             dead_letter_url = sqs.create_queue(QueueName=f"{name}-dlq")["QueueUrl"]
@@ -144,8 +151,16 @@ class FunctionRunner:
             events.put_targets(
                 Rule=rule, Targets=[{"Id": route.folder, "Arn": arn["Attributes"]["QueueArn"]}]
             )
-            self.functions.append(LocalFunction(route, queue_url, dead_letter_url))
+            self.functions.append(LocalFunction(route, queue_url, dead_letter_url, handler))
         return self.functions
+
+    def _handler(self, route: Route) -> Any:
+        """The route's entry point, its metrics sent to this runner's `metrics` (a function
+        without `with_metrics` prints them)."""
+        handler = load_handler(route)
+        if self.metrics is None or not hasattr(handler, "with_metrics"):
+            return handler
+        return handler.with_metrics(self.metrics)
 
     def start(self) -> None:
         for function in self.functions:
@@ -205,7 +220,7 @@ class FunctionRunner:
             for attempt in range(route.max_retry_attempts + 1):
                 invocation.attempts = attempt + 1
                 try:
-                    invocation.outcomes = invoke(route, event)
+                    invocation.outcomes = invoke(route, event, function.handler)
                     invocation.error = None
                     break
                 except Exception as error:  # Lambda catches everything too

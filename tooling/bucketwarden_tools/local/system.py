@@ -18,8 +18,9 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from bucketwarden import integrity, metrics
+from bucketwarden import integrity
 from bucketwarden.aws import new_client, reset_clients
+from bucketwarden.metrics import Metrics
 from bucketwarden.settings import mode_variable
 from bucketwarden_tools import stack
 from bucketwarden_tools.clients import reach_local_endpoints
@@ -111,11 +112,15 @@ class LocalSystem:
         resources = stack.prepare(create_missing=True)  # the audit records' key too
         os.environ.update(resources.environment())
         integrity.forget()  # verdicts and reports of another endpoint's records
-        metrics.sink = self._metrics_to_cloudwatch
         self._spawn(self._send_metrics_every_second, "metrics")
         self._watch_notifications(str(resources.topic_arn))
         self.runner = FunctionRunner(
-            self.client, self.template, self._on_invocation, self._on_received, account_id=ACCOUNT
+            self.client,
+            self.template,
+            self._on_invocation,
+            self._on_received,
+            account_id=ACCOUNT,
+            metrics=Metrics(self._metrics_to_cloudwatch),
         )
         functions = self.runner.deploy()
         self._open_delivery.send("deliver")
@@ -140,7 +145,6 @@ class LocalSystem:
         if self.process and self.process.is_alive():
             self.process.kill()  # it ignores SIGTERM; its state is all in memory
             self.process.join(timeout=10)
-        metrics.sink = None
 
     def wait_until_idle(self, timeout: float = 30.0) -> bool:
         """Wait until every delivered event has been handled; False on timeout."""

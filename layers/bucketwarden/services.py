@@ -1,0 +1,47 @@
+"""The production pieces the handlers give the engine: the audit store and the reporter, built
+from the settings with the service's clients (aws.client). Other callers (the CLI, the local
+mode, tests) build the same pieces with clients or a metrics sink of their own.
+
+Clients are made only for what the settings use: no audit table, no DynamoDB or KMS client; no
+topic, no SNS client.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bucketwarden.audit import AuditStore
+from bucketwarden.aws import client
+from bucketwarden.integrity import ForgeryAlarm, Integrity
+from bucketwarden.metrics import Metrics
+from bucketwarden.notify import Notifier
+from bucketwarden.reporter import DryRunReporter, EventReporter, Reporter, SweepReporter
+from bucketwarden.settings import Settings
+
+
+def notifier(settings: Settings) -> Notifier | None:
+    """The stack's topic, or None when there is none."""
+    if not settings.topic_arn:
+        return None
+    return Notifier(client("sns"), settings.topic_arn, settings)
+
+
+def audit_store(settings: Settings, metrics: Metrics, dynamodb: Any = None) -> AuditStore:
+    """The stack's audit table (or none), its records tagged and verified with the stack's key;
+    read with `dynamodb` when given."""
+    table = settings.audit_table
+    dynamodb = dynamodb or (client("dynamodb") if table else None)
+    kms = client("kms") if table and settings.audit_mac_key else None
+    checks = Integrity(kms, dynamodb, table, settings, ForgeryAlarm(metrics, notifier(settings)))
+    return AuditStore(dynamodb, table, settings, checks)
+
+
+def reporter(
+    settings: Settings, store: AuditStore, metrics: Metrics, *, sweep: bool = False
+) -> Reporter:
+    """The reporter the settings call for: nothing recorded in a dry run; the sweep's (one
+    summary), or the event path's (a notification per outcome)."""
+    if settings.dry_run:
+        return DryRunReporter()
+    kind = SweepReporter if sweep else EventReporter
+    return kind(store, notifier(settings), metrics)
