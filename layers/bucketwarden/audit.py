@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
@@ -27,6 +27,9 @@ from bucketwarden.integrity import Integrity
 from bucketwarden.metrics import Metrics
 from bucketwarden.outcome import Outcome, Status, utc_now
 from bucketwarden.settings import Settings
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
 
 TEXT_FIELDS = (
     "bucket",
@@ -98,7 +101,7 @@ Relevant = Callable[[dict[str, Any]], bool]
 def decoded(item: integrity.Item) -> dict[str, Any]:
     """An item as plain values (text, flags), with `before` and `after` parsed from their JSON.
     The integrity tag is left out: it is checked on the item, never shown or compared."""
-    plain = {
+    plain: dict[str, Any] = {
         name: next(iter(value.values())) for name, value in item.items() if name != integrity.MAC
     }
     for side in ("before", "after"):
@@ -116,12 +119,29 @@ class AuditStore:
     and read, each read kept to the records whose integrity tag verifies."""
 
     def __init__(
-        self, dynamodb: Any, table: str | None, settings: Settings, integrity: Integrity
+        self,
+        dynamodb: DynamoDBClient | None,
+        table: str | None,
+        settings: Settings,
+        integrity: Integrity,
     ) -> None:
-        self.dynamodb = dynamodb
+        self._dynamodb = dynamodb
         self.table = table
         self.settings = settings
         self.integrity = integrity
+
+    @property
+    def dynamodb(self) -> DynamoDBClient:
+        if self._dynamodb is None:
+            raise RuntimeError("no audit table: this store has no DynamoDB client")
+        return self._dynamodb
+
+    @property
+    def table_name(self) -> str:
+        """The table's name; only asked by callers that have one (AUDIT_TABLE is set)."""
+        if not self.table:
+            raise RuntimeError("no audit table: AUDIT_TABLE is not set")
+        return self.table
 
     # -- writes -------------------------------------------------------------------------------
 
@@ -139,7 +159,7 @@ class AuditStore:
             # An earlier attempt's finished fix stays: a late second delivery of the event that
             # finds the bucket drifted again makes a fix (and a record) of its own.
             self.dynamodb.put_item(
-                TableName=self.table,
+                TableName=self.table_name,
                 Item=self.integrity.sealed(to_item(pending, outcome.audit_id, PENDING)),
                 ConditionExpression="attribute_not_exists(audit_id) OR #status <> :remediated",
                 ExpressionAttributeNames={"#status": "status"},
@@ -150,7 +170,7 @@ class AuditStore:
                 raise
             outcome.audit_id = str(uuid.uuid4())
             item = self.integrity.sealed(to_item(pending, outcome.audit_id, PENDING))
-            self.dynamodb.put_item(TableName=self.table, Item=item)
+            self.dynamodb.put_item(TableName=self.table_name, Item=item)
 
     def record(self, outcome: Outcome) -> bool:
         """Write the audit record (always True: every event's outcome has its own record).
@@ -162,7 +182,7 @@ class AuditStore:
         audit_id = outcome.audit_id or audit_id_for(outcome)
         outcome.audit_id = audit_id
         item = self.integrity.sealed(to_item(outcome, audit_id))
-        self.dynamodb.put_item(TableName=self.table, Item=item)
+        self.dynamodb.put_item(TableName=self.table_name, Item=item)
         return True
 
     # -- reads that drive decisions -----------------------------------------------------------
@@ -194,7 +214,7 @@ class AuditStore:
             values[":since"] = {"S": since.isoformat(timespec="milliseconds")}
         # Whole items: the integrity tag covers every attribute. (`bucket` is a reserved word.)
         pages = self.dynamodb.get_paginator("query").paginate(
-            TableName=self.table,
+            TableName=self.table_name,
             IndexName=BUCKET_INDEX,
             KeyConditionExpression=key,
             FilterExpression="#control = :control",
@@ -246,7 +266,7 @@ class AuditStore:
 
     def item(self, audit_id: str) -> dict[str, Any] | None:
         response = self.dynamodb.get_item(
-            TableName=self.table, Key={"audit_id": {"S": audit_id}}, ConsistentRead=True
+            TableName=self.table_name, Key={"audit_id": {"S": audit_id}}, ConsistentRead=True
         )
         item: dict[str, Any] | None = response.get("Item")
         return item
@@ -277,7 +297,7 @@ class AuditStore:
 
 
 def history(
-    dynamodb: Any,
+    dynamodb: DynamoDBClient,
     table: str,
     bucket: str,
     control: str,

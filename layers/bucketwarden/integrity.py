@@ -26,7 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Final, TypeAlias
 
 from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
@@ -38,10 +38,15 @@ from bucketwarden.notify import Notifier
 from bucketwarden.outcome import Outcome, Status, utc_now
 from bucketwarden.settings import Settings
 
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef
+    from mypy_boto3_kms import KMSClient
+
 logger = Logger(service="bucketwarden", child=True)
 
 MAC = "mac"
-MAC_ALGORITHM = "HMAC_SHA_256"
+MAC_ALGORITHM: Final = "HMAC_SHA_256"
 # Bumped if the canonical form ever changes: a tag of one form never verifies another.
 LABEL = b"bucketwarden audit record v1\n"
 CLOCK_SKEW = timedelta(minutes=5)
@@ -53,7 +58,7 @@ FORGED_PREFIX = "forged-"
 # Verdicts kept per process: a warm function verifies a record once, not on every event.
 CACHE_LIMIT = 10_000
 
-Item = dict[str, dict[str, Any]]
+Item: TypeAlias = "dict[str, AttributeValueTypeDef]"
 
 # (key, digest of the item's content, its tag) → verified. Keyed on the content, not the id:
 # the same id and tag with other content must be verified again (and fail).
@@ -87,16 +92,18 @@ def warn_no_key() -> None:
         )
 
 
-def sealed(kms: Any, item: Item, key_id: str | None) -> Item:
+def sealed(kms: KMSClient | None, item: Item, key_id: str | None) -> Item:
     """`item` with its tag (one GenerateMac); as it is without a key (it then drives nothing)."""
     if not key_id:
         warn_no_key()
         return item
+    if kms is None:
+        raise RuntimeError("AUDIT_MAC_KEY is set but no KMS client was given to tag records")
     response = kms.generate_mac(KeyId=key_id, MacAlgorithm=MAC_ALGORITHM, Message=digest(item))
     return {**item, MAC: {"B": bytes(response["Mac"])}}
 
 
-def distrust(kms: Any, item: Item, key_id: str, now: datetime) -> str | None:
+def distrust(kms: KMSClient, item: Item, key_id: str, now: datetime) -> str | None:
     """Why `item` may not drive a decision, or None when BucketWarden wrote it as it is."""
     late = _future(str((item.get("recorded_at") or {}).get("S", "")), now)
     if late:
@@ -121,7 +128,7 @@ def _future(recorded_at: str, now: datetime) -> str | None:
     return None
 
 
-def _verifies(kms: Any, message: bytes, tag: bytes, key_id: str) -> bool:
+def _verifies(kms: KMSClient, message: bytes, tag: bytes, key_id: str) -> bool:
     known = _verdicts.get((key_id, message, tag))
     if known is not None:
         return known
@@ -161,7 +168,12 @@ class Integrity:
     an untrusted record is reported once (a marker record in the table, then `alarm`)."""
 
     def __init__(
-        self, kms: Any, dynamodb: Any, table: str | None, settings: Settings, alarm: ForgeryAlarm
+        self,
+        kms: KMSClient | None,
+        dynamodb: DynamoDBClient | None,
+        table: str | None,
+        settings: Settings,
+        alarm: ForgeryAlarm,
     ) -> None:
         self.kms = kms
         self.dynamodb = dynamodb
@@ -172,13 +184,20 @@ class Integrity:
     def sealed(self, item: Item) -> Item:
         return sealed(self.kms, item, self.settings.audit_mac_key)
 
+    def _table(self) -> tuple[KMSClient, DynamoDBClient, str]:
+        """The clients and table name that verifying a record needs (it is read from a table)."""
+        if self.kms is None or self.dynamodb is None or not self.table:
+            raise RuntimeError("verifying audit records needs the table, and DynamoDB and KMS")
+        return self.kms, self.dynamodb, self.table
+
     def why_untrusted(self, item: Item) -> str | None:
         """Why `item` may not drive a decision (an untrusted record is reported), or None."""
         key = self.settings.audit_mac_key
         if not key:
             warn_no_key()
             return NO_KEY
-        why = distrust(self.kms, item, key, utc_now())
+        kms, _, _ = self._table()
+        why = distrust(kms, item, key, utc_now())
         if why is not None:
             self.report_untrusted(item, why)
         return why
@@ -214,9 +233,10 @@ class Integrity:
         for name, value in (("forged_bucket", outcome.bucket), ("forged_control", outcome.control)):
             if value:
                 item[name] = {"S": value}
+        _, dynamodb, table = self._table()
         try:
-            self.dynamodb.put_item(
-                TableName=self.table,
+            dynamodb.put_item(
+                TableName=table,
                 Item=self.sealed(item),
                 ConditionExpression="attribute_not_exists(audit_id)",
             )

@@ -12,7 +12,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import fields, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
@@ -22,6 +22,9 @@ from bucketwarden.grants import describe
 from bucketwarden.outcome import Outcome, Status
 from bucketwarden.settings import Settings
 from bucketwarden.summary import SweepSummary
+
+if TYPE_CHECKING:
+    from mypy_boto3_sns import SNSClient
 
 SUBJECT_LIMIT = 100  # SNS refuses longer subjects
 
@@ -457,7 +460,7 @@ PUBLISH_ATTEMPTS = 5
 PUBLISH_BACKOFF_SECONDS = 0.1
 
 
-def _publish(sns: Any, **request: Any) -> None:
+def _publish(sns: SNSClient, **request: Any) -> None:
     """Publish, retrying SNS's throttling with exponential backoff and full jitter."""
     for attempt in range(1, PUBLISH_ATTEMPTS + 1):
         try:
@@ -469,7 +472,7 @@ def _publish(sns: Any, **request: Any) -> None:
         time.sleep(random.uniform(0, PUBLISH_BACKOFF_SECONDS * 2**attempt))
 
 
-def publish(sns: Any, topic_arn: str, outcome: Outcome, settings: Settings) -> None:
+def publish(sns: SNSClient, topic_arn: str, outcome: Outcome, settings: Settings) -> None:
     _publish(
         sns,
         TopicArn=topic_arn,
@@ -636,7 +639,9 @@ def summary_message(summary: SweepSummary, settings: Settings) -> dict[str, str]
     return by_protocol(machine, email, summary_chatbot_message(summary, settings))
 
 
-def publish_summary(sns: Any, topic_arn: str, summary: SweepSummary, settings: Settings) -> None:
+def publish_summary(
+    sns: SNSClient, topic_arn: str, summary: SweepSummary, settings: Settings
+) -> None:
     """The sweep's one notification: totals per control and status, the worst subjects."""
     _publish(
         sns,
@@ -654,7 +659,7 @@ def publish_summary(sns: Any, topic_arn: str, summary: SweepSummary, settings: S
 class Notifier:
     """Sends notifications to the stack's SNS topic, with the client it is given."""
 
-    def __init__(self, sns: Any, topic_arn: str, settings: Settings) -> None:
+    def __init__(self, sns: SNSClient, topic_arn: str, settings: Settings) -> None:
         self.sns = sns
         self.topic_arn = topic_arn
         self.settings = settings

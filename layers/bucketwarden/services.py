@@ -8,7 +8,7 @@ topic, no SNS client.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from bucketwarden.audit import AuditStore
 from bucketwarden.aws import client
@@ -18,6 +18,9 @@ from bucketwarden.notify import Notifier
 from bucketwarden.reporter import DryRunReporter, EventReporter, Reporter, SweepReporter
 from bucketwarden.settings import Settings
 
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
 
 def notifier(settings: Settings) -> Notifier | None:
     """The stack's topic, or None when there is none."""
@@ -26,7 +29,9 @@ def notifier(settings: Settings) -> Notifier | None:
     return Notifier(client("sns"), settings.topic_arn, settings)
 
 
-def audit_store(settings: Settings, metrics: Metrics, dynamodb: Any = None) -> AuditStore:
+def audit_store(
+    settings: Settings, metrics: Metrics, dynamodb: DynamoDBClient | None = None
+) -> AuditStore:
     """The stack's audit table (or none), its records tagged and verified with the stack's key;
     read with `dynamodb` when given."""
     table = settings.audit_table

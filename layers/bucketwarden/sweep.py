@@ -40,6 +40,7 @@ from bucketwarden.summary import NOT_FINDINGS, SWEEP_STATUSES, SweepSummary, Tal
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3control import S3ControlClient
 
 # The summary's models, where callers of the sweep have always found them.
 __all__ = ["NOT_FINDINGS", "SWEEP_STATUSES", "Sweep", "SweepResult", "SweepSummary", "Tally"]
@@ -64,7 +65,7 @@ class SweepResult:
     resume_after: str | None
 
 
-def list_bucket_regions(s3: Any) -> dict[str, str | None]:
+def list_bucket_regions(s3: S3Client) -> dict[str, str | None]:
     """Every bucket name, in order, with its region when the listing names it (else None).
 
     S3 names each bucket's region in ListBuckets. Where an endpoint does not (moto), and more
@@ -80,7 +81,7 @@ def list_bucket_regions(s3: Any) -> dict[str, str | None]:
     return dict(sorted(found.items()))
 
 
-def _listed_buckets(s3: Any, **filters: str) -> dict[str, str | None]:
+def _listed_buckets(s3: S3Client, **filters: str) -> dict[str, str | None]:
     pages = s3.get_paginator("list_buckets").paginate(
         PaginationConfig={"PageSize": LIST_PAGE_SIZE}, **filters
     )
@@ -91,11 +92,11 @@ def _listed_buckets(s3: Any, **filters: str) -> dict[str, str | None]:
     }
 
 
-def _partition_regions(s3: Any) -> list[str]:
+def _partition_regions(s3: S3Client) -> list[str]:
     return boto3.session.Session().get_available_regions("s3", partition_name=s3.meta.partition)
 
 
-def _regions_by_filter(s3: Any, regions: list[str], unnamed: set[str]) -> dict[str, str]:
+def _regions_by_filter(s3: S3Client, regions: list[str], unnamed: set[str]) -> dict[str, str]:
     """The regions of `unnamed` buckets, from a listing per region. None at all when a bucket
     is listed in two regions: the endpoint ignored the filter. A bucket in none (a region that
     cannot be listed, a bucket made since) keeps its GetBucketLocation."""
@@ -112,7 +113,7 @@ def _regions_by_filter(s3: Any, regions: list[str], unnamed: set[str]) -> dict[s
     return named
 
 
-def list_buckets(s3: Any) -> list[str]:
+def list_buckets(s3: S3Client) -> list[str]:
     """Every bucket name, in order (paginated: S3 returns pages past 10,000 buckets)."""
     return list(list_bucket_regions(s3))
 
@@ -134,13 +135,12 @@ def account_id() -> str:
     return str(client("sts").get_caller_identity()["Account"])
 
 
-def access_point_arns(s3control: Any, account: str) -> list[str]:
+def access_point_arns(s3control: S3ControlClient, account: str) -> list[str]:
     arns: list[str] = []
     token: str | None = None
     while True:
-        page = s3control.list_access_points(
-            AccountId=account, **({"NextToken": token} if token else {})
-        )
+        more: dict[str, Any] = {"NextToken": token} if token else {}
+        page = s3control.list_access_points(AccountId=account, **more)
         arns += [point["AccessPointArn"] for point in page.get("AccessPointList", [])]
         token = page.get("NextToken")
         if not token:

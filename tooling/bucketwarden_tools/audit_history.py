@@ -88,7 +88,7 @@ def record_rollback(
     """
     audit_id = str(uuid.uuid4())
     recorded_at = utc_now().isoformat(timespec="milliseconds")
-    item: dict[str, dict[str, str]] = {
+    item: integrity.Item = {
         "audit_id": {"S": audit_id},
         "status": {"S": ROLLED_BACK},
         "recorded_at": {"S": recorded_at},
@@ -119,7 +119,7 @@ def _mark_rolled_back(records: AuditStore, original_id: str, marks: dict[str, An
         raise UntrustedRecord(f"audit record {original_id} was deleted during the rollback")
     marked = {**item, **marks}
     records.dynamodb.put_item(
-        TableName=records.table,
+        TableName=records.table_name,
         Item=records.integrity.sealed(marked),
         ConditionExpression="#mac = :verified",
         ExpressionAttributeNames={"#mac": integrity.MAC},
