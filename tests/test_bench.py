@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import json
+import subprocess
+import sys
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
@@ -116,40 +120,74 @@ def test_the_cold_start_covers_every_function() -> None:
     assert set(bench.COLD_EVENTS) == set(FAMILIES)
 
 
-def test_compliant_bucket_costs_one_read_and_no_report(stack: bench.Stack) -> None:
-    measured = bench.measure(bench.scenario("versioning", "already compliant"), stack, runs=1)
+def test_the_import_ratio_covers_every_function_of_the_template() -> None:
+    folders = {folder.name for folder in bench.function_folders()}
 
-    assert measured.statuses == ["compliant"]
-    assert measured.calls["s3.GetBucketVersioning"] == 1
-    assert measured.s3_calls == 1
-    assert (measured.audit_calls, measured.sns_publishes) == (0, 0)
+    assert folders == {*FAMILIES.values(), "sweep"}
 
 
-def test_import_time_goes_to_the_package_that_imported_it() -> None:
-    importtime = "\n".join(
-        [
-            "import time: self [us] | cumulative | imported package",
-            "import time:       500 |        500 | encodings",
-            "import time:       300 |        300 |     ssl",
-            "import time:      1000 |       1300 |   botocore.compat",
-            "import time:       200 |        200 |     re",
-            "import time:       400 |        600 |   pydantic",
-            "import time:        50 |       1950 | app",
-        ]
+def lambda_environment(folder: Path) -> dict[str, str]:
+    """The environment a cold-start child gets; importing reaches no endpoint."""
+    stack = bench.Stack("audit", "idempotency", "arn:aws:sns:us-east-1:123456789012:t", "key")
+    return bench.lambda_environment(folder, stack, "http://127.0.0.1:9")
+
+
+def test_a_functions_libraries_are_boto3_and_the_powertools_utilities_it_uses() -> None:
+    folder = bench.FUNCTIONS_DIR / FAMILIES["versioning"]
+
+    libraries = bench.libraries_of(folder, lambda_environment(folder))
+
+    packages = {name.split(".")[0] for name in libraries}
+    assert packages == {"aws_lambda_powertools", "boto3", "botocore", "pydantic"}
+    # Each name taken from a package counts with the module that defines it: EventBridgeModel
+    # is loaded by Powertools only when asked for.
+    assert "aws_lambda_powertools.utilities.parser.models.event_bridge" in libraries
+    assert "aws_lambda_powertools.utilities.idempotency" in libraries
+    assert bench.library_names(libraries) == (
+        "Powertools (idempotency, logging, metrics, parameters, parser, tracing), boto3, pydantic"
     )
 
-    assert bench.attribute_import_time(importtime) == [
-        ("botocore", 1.3),
-        ("pydantic", 0.6),
-        ("app", 0.05),
-    ]
+
+def test_the_function_and_its_libraries_are_imported_alternately_in_fresh_interpreters() -> None:
+    folder = bench.FUNCTIONS_DIR / "sweep"
+
+    measured = bench.import_ratio(folder, lambda_environment(folder), pairs=2)
+
+    assert measured.function == "sweep"
+    assert "pydantic" in measured.libraries  # the sweep's own payload models
+    assert (len(measured.function_ms), len(measured.libraries_ms)) == (2, 2)
+    assert measured.ratio == measured.function_median / measured.libraries_median
+    row = bench.ratio_row(measured)
+    assert row["kind"] == "import_ratio"
+    assert row["ratio_target"] == bench.MAX_IMPORT_RATIO == 1.15
 
 
-def test_every_scenario_ends_as_expected_within_its_budget(stack: bench.Stack) -> None:
-    # One stack for all (a fresh one costs more than a scenario); each scenario has its buckets.
-    failures = {
-        f"{item.control}/{item.drift}": bench.measure(item, stack, runs=1).failures()
-        for item in bench.SCENARIOS
+def test_a_function_whose_own_code_adds_more_than_the_target_fails() -> None:
+    within = bench.ImportRatio("versioning", ["boto3"], [114.0, 116.0], [100.0, 100.0])
+    beyond = bench.ImportRatio("versioning", ["boto3"], [110.0, 130.0], [100.0, 100.0])
+
+    assert (within.ratio, within.own_ms, within.failures()) == (1.15, 15.0, [])
+    assert beyond.failures() == ["import ratio 1.20 > 1.15"]
+    assert bench.ratio_row(beyond)["result"] == "FAIL"
+
+
+def test_the_event_models_are_built_on_the_first_parse_not_at_import() -> None:
+    record = {
+        "eventID": "5d2c1f3e-0000-4000-8000-000000000001",
+        "eventName": "PutBucketVersioning",
+        "eventSource": "s3.amazonaws.com",
+        "requestParameters": {"bucketName": "example-bucket"},
     }
+    code = (
+        "import json, sys\n"
+        "from bucketwarden import events\n"
+        "before = events.CloudTrailRecord.__pydantic_complete__\n"
+        "events.parse_record(sys.argv[1])\n"
+        "print(before, events.CloudTrailRecord.__pydantic_complete__)\n"
+    )
 
-    assert {name: found for name, found in failures.items() if found} == {}
+    done = subprocess.run(
+        [sys.executable, "-c", code, json.dumps(record)], capture_output=True, text=True, check=True
+    )
+
+    assert done.stdout.split() == ["False", "True"]
