@@ -1271,7 +1271,7 @@ def attribute_import_time(importtime: str, top: int = 8) -> list[tuple[str, floa
 # the function's own modules import (boto3, the Powertools utilities it uses, pydantic), each in
 # fresh interpreters, alternated in one loop so that the machine's noise falls on both alike.
 MAX_IMPORT_RATIO = 1.15
-IMPORT_PAIRS = 15
+IMPORT_PAIRS = 20
 
 # Runs `import app` once, recording each library module the function's own modules (app,
 # bucketwarden.*) import as they load, not theirs nor the standard library's, with the module
