@@ -148,7 +148,7 @@ def test_a_functions_libraries_are_boto3_and_the_powertools_utilities_it_uses() 
     )
 
 
-def test_the_function_and_its_libraries_are_imported_alternately_in_fresh_interpreters() -> None:
+def test_a_function_is_measured_in_pairs_against_its_libraries() -> None:
     folder = bench.FUNCTIONS_DIR / "sweep"
 
     measured = bench.import_ratio(folder, lambda_environment(folder), pairs=2)

@@ -1704,10 +1704,8 @@ def _ratio_table(ratios: list[ImportRatio], pairs: int) -> Any:
     )
     table.add_column("Function")
     table.add_column("Libraries it loads", min_width=40)
-    table.add_column("Libraries CPU ms", justify="right")
-    table.add_column("Function CPU ms", justify="right")
-    table.add_column("Own ms", justify="right")
-    table.add_column("Ratio", justify="right")
+    for figure in ("Libraries CPU ms", "Function CPU ms", "Own ms", "Ratio"):
+        table.add_column(figure, justify="right")
     table.add_column("Result")
     for r in ratios:
         table.add_row(
