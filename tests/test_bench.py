@@ -120,6 +120,45 @@ def test_the_cold_start_covers_every_function() -> None:
     assert set(bench.COLD_EVENTS) == set(FAMILIES)
 
 
+def test_compliant_bucket_costs_one_read_and_no_report(stack: bench.Stack) -> None:
+    measured = bench.measure(bench.scenario("versioning", "already compliant"), stack, runs=1)
+
+    assert measured.statuses == ["compliant"]
+    assert measured.calls["s3.GetBucketVersioning"] == 1
+    assert measured.s3_calls == 1
+    assert (measured.audit_calls, measured.sns_publishes) == (0, 0)
+
+
+def test_import_time_goes_to_the_package_that_imported_it() -> None:
+    importtime = "\n".join(
+        [
+            "import time: self [us] | cumulative | imported package",
+            "import time:       500 |        500 | encodings",
+            "import time:       300 |        300 |     ssl",
+            "import time:      1000 |       1300 |   botocore.compat",
+            "import time:       200 |        200 |     re",
+            "import time:       400 |        600 |   pydantic",
+            "import time:        50 |       1950 | app",
+        ]
+    )
+
+    assert bench.attribute_import_time(importtime) == [
+        ("botocore", 1.3),
+        ("pydantic", 0.6),
+        ("app", 0.05),
+    ]
+
+
+def test_every_scenario_ends_as_expected_within_its_budget(stack: bench.Stack) -> None:
+    # One stack for all (a fresh one costs more than a scenario); each scenario has its buckets.
+    failures = {
+        f"{item.control}/{item.drift}": bench.measure(item, stack, runs=1).failures()
+        for item in bench.SCENARIOS
+    }
+
+    assert {name: found for name, found in failures.items() if found} == {}
+
+
 def test_the_import_ratio_covers_every_function_of_the_template() -> None:
     folders = {folder.name for folder in bench.function_folders()}
 
