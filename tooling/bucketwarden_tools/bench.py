@@ -1782,7 +1782,9 @@ RATIO_NOTES = (
     "interpreters with the same environment and path, alternated in one loop (which goes first "
     "alternates too), so that the machine's load falls on both alike. Ratio and own ms are the "
     "medians of each pair's ratio and difference: what our code costs a cold start on top of "
-    "what it must load. The event models are built on the first parse, in the first event."
+    "what it must load. On a shared machine it still moves by a few hundredths from run to run "
+    "(--import-pairs takes more pairs). The event models are built on the first parse, in the "
+    "first event (about 1.5 ms there)."
 )
 
 BREAKDOWN_NOTE = (
