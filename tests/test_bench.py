@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import json
+import subprocess
+import sys
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
@@ -153,3 +157,79 @@ def test_every_scenario_ends_as_expected_within_its_budget(stack: bench.Stack) -
     }
 
     assert {name: found for name, found in failures.items() if found} == {}
+
+
+def test_the_import_ratio_covers_every_function_of_the_template() -> None:
+    folders = {folder.name for folder in bench.function_folders()}
+
+    assert folders == {*FAMILIES.values(), "sweep"}
+
+
+def lambda_environment(folder: Path) -> dict[str, str]:
+    """The environment a cold-start child gets; importing reaches no endpoint."""
+    stack = bench.Stack("audit", "idempotency", "arn:aws:sns:us-east-1:123456789012:t", "key")
+    return bench.lambda_environment(folder, stack, "http://127.0.0.1:9")
+
+
+def test_a_functions_libraries_are_boto3_and_the_powertools_utilities_it_uses() -> None:
+    folder = bench.FUNCTIONS_DIR / FAMILIES["versioning"]
+
+    libraries = bench.libraries_of(folder, lambda_environment(folder))
+
+    packages = {name.split(".")[0] for name in libraries}
+    assert packages == {"aws_lambda_powertools", "boto3", "botocore", "pydantic"}
+    # Each name taken from a package counts with the module that defines it: EventBridgeModel
+    # is loaded by Powertools only when asked for.
+    assert "aws_lambda_powertools.utilities.parser.models.event_bridge" in libraries
+    assert "aws_lambda_powertools.utilities.idempotency" in libraries
+    assert bench.library_names(libraries) == (
+        "Powertools (idempotency, logging, metrics, parameters, parser, tracing), boto3, pydantic"
+    )
+
+
+def test_a_function_is_measured_in_pairs_against_its_libraries() -> None:
+    folder = bench.FUNCTIONS_DIR / "sweep"
+
+    measured = bench.import_ratio(folder, lambda_environment(folder), pairs=2)
+
+    assert measured.function == "sweep"
+    assert "pydantic" in measured.libraries  # the sweep's own payload models
+    assert (len(measured.function_ms), len(measured.libraries_ms)) == (2, 2)
+    ratios = [f / lib for f, lib in zip(measured.function_ms, measured.libraries_ms, strict=True)]
+    assert min(ratios) <= measured.ratio <= max(ratios)
+    row = bench.ratio_row(measured)
+    assert row["kind"] == "import_ratio"
+    assert row["ratio_target"] == bench.MAX_IMPORT_RATIO == 1.15
+
+
+def test_a_function_whose_own_code_adds_more_than_the_target_fails() -> None:
+    # Each pair is judged on its own: a load that slowed both sides of a pair cancels out.
+    function_ms, libraries_ms = [115.0, 230.0, 100.0], [100.0, 200.0, 100.0]
+    within = bench.ImportRatio("versioning", ["boto3"], function_ms, libraries_ms)
+    beyond = bench.ImportRatio("versioning", ["boto3"], [120.0], [100.0])
+
+    assert (within.ratio, within.own_ms, within.failures()) == (1.15, 15.0, [])
+    assert beyond.failures() == ["import ratio 1.20 > 1.15"]
+    assert bench.ratio_row(beyond)["result"] == "FAIL"
+
+
+def test_the_event_models_are_built_on_the_first_parse_not_at_import() -> None:
+    record = {
+        "eventID": "5d2c1f3e-0000-4000-8000-000000000001",
+        "eventName": "PutBucketVersioning",
+        "eventSource": "s3.amazonaws.com",
+        "requestParameters": {"bucketName": "example-bucket"},
+    }
+    code = (
+        "import json, sys\n"
+        "from bucketwarden import events\n"
+        "before = events.CloudTrailRecord.__pydantic_complete__\n"
+        "events.parse_record(sys.argv[1])\n"
+        "print(before, events.CloudTrailRecord.__pydantic_complete__)\n"
+    )
+
+    done = subprocess.run(
+        [sys.executable, "-c", code, json.dumps(record)], capture_output=True, text=True, check=True
+    )
+
+    assert done.stdout.split() == ["False", "True"]

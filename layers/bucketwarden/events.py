@@ -29,6 +29,11 @@ _BUCKET_NAME = re.compile(r"^[a-zA-Z0-9.\-_]{1,255}$")
 # CloudTrail writes ISO 8601; some exported fixtures use "2024-01-01 00:00:00.000".
 _TIME_FORMATS = ("%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%dT%H:%M:%S.%fZ", "%Y-%m-%d %H:%M:%S.%f")
 
+# Every model keeps the fields it does not name. Its validator is built on its first use, not at
+# import: building them is most of what importing this module would cost a cold start (`make
+# bench` shows what the functions' own code adds to it), and the first event needs them anyway.
+_MODEL_CONFIG = ConfigDict(extra="allow", defer_build=True)
+
 
 class EventRejected(ValueError):
     """The input is not a CloudTrail S3 API call this service can act on."""
@@ -40,17 +45,17 @@ class EventRejected(ValueError):
 
 
 class SessionIssuer(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = _MODEL_CONFIG
     arn: str | None = None
 
 
 class SessionContext(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = _MODEL_CONFIG
     sessionIssuer: SessionIssuer | None = None
 
 
 class UserIdentity(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = _MODEL_CONFIG
     type: str | None = None
     arn: str | None = None
     accountId: str | None = None
@@ -92,7 +97,7 @@ class RequestParameters(TypedDict, total=False):
 class CloudTrailRecord(BaseModel):
     """One CloudTrail management event for an S3 (or S3 Control) API call."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = _MODEL_CONFIG
 
     eventID: str
     eventName: str
@@ -168,7 +173,7 @@ class S3ApiCallEvent(EventBridgeModel):
     format) and nothing is decided on them.
     """
 
-    model_config = ConfigDict(extra="allow")
+    model_config = _MODEL_CONFIG
     version: Any = None
     id: Any = None
     region: Any = None

@@ -81,7 +81,7 @@ class ContinuationRefused(ValueError):
 class CarriedTally(BaseModel):
     """Tally.to_dict as JSON carries it: counts per control and status, the worst subjects."""
 
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True, defer_build=True)
     by_control: dict[str, dict[str, _Count]]
     findings_by_bucket: dict[str, _Count]
     subjects: _Count
@@ -102,7 +102,7 @@ class CarriedTally(BaseModel):
 class Continuation(BaseModel):
     """The payload of Progress.handover, checked field by field before anything is swept."""
 
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True, defer_build=True)
     sweep_id: _Text
     started_at: _Text
     invocation: Annotated[int, Field(ge=1)]

@@ -11,7 +11,12 @@ the extras it names, each with its reason (printed under the table).
 Part 2 imports each functions/<folder>/app.py in a fresh interpreter with the environment Lambda
 sets, then handles one event in it: import time, first-event time and the child's peak RSS.
 
+Part 3 states the cold start as what our code adds: each function's import against the import
+of the libraries it loads (boto3, the Powertools utilities it uses, pydantic) alone, alternated
+in one loop of fresh interpreters, as a ratio (target ≤ 1.15).
+
     python -m bucketwarden_tools.bench [--json] [--check] [--runs N] [--skip-cold-start]
+                                       [--only-cold-start] [--import-pairs N]
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+import bucketwarden
 from bucketwarden import aws
 from bucketwarden.catalogue import FAMILIES, control, controls_of
 from bucketwarden.controls.access_logging import log_prefix
@@ -63,7 +69,7 @@ from bucketwarden_tools.stack import create_table_like, find_mac_key
 ROOT = Path(__file__).resolve().parents[2]
 EVENTS_DIR = ROOT / "events"
 FUNCTIONS_DIR = ROOT / "functions"
-PACKAGE_DIR = Path(__file__).resolve().parent
+PACKAGE_DIR = Path(bucketwarden.__file__).resolve().parent  # the runtime package the layer ships
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
 APPROVED_KEY = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"
@@ -1262,6 +1268,148 @@ def attribute_import_time(importtime: str, top: int = 8) -> list[tuple[str, floa
     return [(name, us / 1000) for name, us in per_package.most_common(top)]
 
 
+# -- part 3: what our code adds to import -----------------------------------------------------
+
+# The cold start our code is answerable for: `import app` against importing only the libraries
+# the function's own modules import (boto3, the Powertools utilities it uses, pydantic), each in
+# fresh interpreters, alternated in one loop so that the machine's noise falls on both alike.
+MAX_IMPORT_RATIO = 1.15
+IMPORT_PAIRS = 20
+
+# Runs `import app` once, recording each library module the function's own modules (app,
+# bucketwarden.*) import as they load, not theirs nor the standard library's, with the module
+# that defines each name they import from it. Prints the names, in import order.
+LIBRARIES_FINDER = r"""
+import builtins, json, sys
+
+OWN = ("app", "bucketwarden")
+found = {}
+real_import = builtins.__import__
+
+def recording_import(name, globals=None, locals=None, fromlist=(), level=0):
+    module = real_import(name, globals, locals, fromlist, level)
+    importer = (globals or {}).get("__name__", "").partition(".")[0]
+    top = name.partition(".")[0]
+    if level == 0 and importer in OWN and top not in OWN and top not in sys.stdlib_module_names:
+        found.setdefault(name)
+        for item in fromlist or ():
+            value = getattr(module, item, None)
+            # A submodule, or the module that defines the class or function imported (a
+            # package may load it only when the name is first asked for).
+            where = getattr(value, "__name__", None) if type(value) is type(sys) else None
+            where = where or getattr(value, "__module__", None) or ""
+            if where.partition(".")[0] == top:
+                found.setdefault(where)
+    return module
+
+builtins.__import__ = recording_import
+import app
+import bucketwarden
+assert bucketwarden.__file__.startswith(sys.argv[1]), f"engine from {bucketwarden.__file__}"
+print(json.dumps(list(found)))
+"""
+
+# Imports the modules named in argv[1:] in a fresh interpreter and prints the wall and CPU time
+# it took, start-up excluded. The same for both sides: `app`, or the libraries it loads. The
+# ratio is taken on CPU time: a process waiting for a core while others run adds wall time only.
+IMPORT_CHILD = r"""
+import importlib, json, sys, time
+
+wall, cpu = time.perf_counter(), time.process_time()
+for name in sys.argv[1:]:
+    importlib.import_module(name)
+wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+print(json.dumps({"import_ms": wall * 1000, "import_cpu_ms": cpu * 1000}))
+"""
+
+
+@dataclass
+class ImportRatio:
+    """`import app` against the import of the libraries it loads, paired run by run (CPU ms:
+    what the other processes of a shared machine disturb least)."""
+
+    function: str
+    libraries: list[str]
+    function_ms: list[float]
+    libraries_ms: list[float]
+
+    @property
+    def function_median(self) -> float:
+        return statistics.median(self.function_ms)
+
+    @property
+    def libraries_median(self) -> float:
+        return statistics.median(self.libraries_ms)
+
+    @property
+    def ratio(self) -> float:
+        """The median of the pairs' ratios: each pair ran side by side, under the same load."""
+        pairs = zip(self.function_ms, self.libraries_ms, strict=True)
+        return statistics.median(function / libraries for function, libraries in pairs)
+
+    @property
+    def own_ms(self) -> float:
+        """What the function's own modules add: the median of the pairs' differences."""
+        pairs = zip(self.function_ms, self.libraries_ms, strict=True)
+        return statistics.median(function - libraries for function, libraries in pairs)
+
+    def failures(self) -> list[str]:
+        if self.ratio <= MAX_IMPORT_RATIO:
+            return []
+        return [f"import ratio {self.ratio:.2f} > {MAX_IMPORT_RATIO:.2f}"]
+
+
+def function_folders() -> list[Path]:
+    """Every Lambda function of the template: functions/<folder>/app.py."""
+    return sorted(path.parent for path in FUNCTIONS_DIR.glob("*/app.py"))
+
+
+def _python(code: str, folder: Path, env: dict[str, str], *args: str) -> str:
+    """Run `code` in a fresh interpreter from the function's folder; return what it prints."""
+    done = subprocess.run(
+        [sys.executable, "-c", code, *args],
+        cwd=folder,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"{folder.name}: child failed ({done.returncode}):\n{done.stderr}")
+    return done.stdout.strip().splitlines()[-1]
+
+
+def libraries_of(folder: Path, env: dict[str, str]) -> list[str]:
+    """The libraries the function's own modules import when Lambda imports it."""
+    found: list[str] = json.loads(_python(LIBRARIES_FINDER, folder, env, str(layer_package_dir())))
+    return found
+
+
+def _import_cpu_ms(folder: Path, env: dict[str, str], modules: list[str]) -> float:
+    """CPU milliseconds of importing `modules` in a fresh interpreter, start-up excluded."""
+    return float(json.loads(_python(IMPORT_CHILD, folder, env, *modules))["import_cpu_ms"])
+
+
+def import_ratio(folder: Path, env: dict[str, str], pairs: int = IMPORT_PAIRS) -> ImportRatio:
+    """`pairs` fresh imports of app and as many of its libraries alone, alternated (and which
+    goes first alternated too), after one untimed import of each that warms the file cache."""
+    libraries = libraries_of(folder, env)
+    _import_cpu_ms(folder, env, libraries)
+    measured = ImportRatio(folder.name, libraries, function_ms=[], libraries_ms=[])
+    sides = [(["app"], measured.function_ms), (libraries, measured.libraries_ms)]
+    for run in range(pairs):
+        for modules, times in sides if run % 2 == 0 else reversed(sides):
+            times.append(_import_cpu_ms(folder, env, modules))
+    return measured
+
+
+def import_ratios(stack: Stack, endpoint: str, pairs: int = IMPORT_PAIRS) -> list[ImportRatio]:
+    return [
+        import_ratio(folder, lambda_environment(folder, stack, endpoint), pairs)
+        for folder in function_folders()
+    ]
+
+
 # -- the moto server --------------------------------------------------------------------------
 
 # moto settings for the server process (moto reads them on import): the bench's clients are
@@ -1420,6 +1568,23 @@ def cold_row(c: ColdStart) -> dict[str, Any]:
     }
 
 
+def ratio_row(r: ImportRatio) -> dict[str, Any]:
+    return {
+        "kind": "import_ratio",
+        "function": r.function,
+        "libraries": r.libraries,
+        "function_cpu_ms_median": round(r.function_median, 1),
+        "libraries_cpu_ms_median": round(r.libraries_median, 1),
+        "function_cpu_ms_runs": [round(v, 1) for v in r.function_ms],
+        "libraries_cpu_ms_runs": [round(v, 1) for v in r.libraries_ms],
+        "own_ms": round(r.own_ms, 1),
+        "ratio": round(r.ratio, 3),
+        "ratio_target": MAX_IMPORT_RATIO,
+        "result": "PASS" if not r.failures() else "FAIL",
+        "failures": r.failures(),
+    }
+
+
 def _ok(text: str, ok: bool) -> str:
     return f"[green]{text}[/]" if ok else f"[red]{text}[/]"
 
@@ -1514,6 +1679,53 @@ def _cold_table(colds: list[ColdStart], runs: int) -> Any:
     return table
 
 
+def library_names(libraries: list[str]) -> str:
+    """The libraries by package, Powertools by utility: "Powertools (logging, parser), boto3"."""
+    utilities: dict[str, set[str]] = {}
+    for name in libraries:
+        package, *inside = name.split(".")
+        package = "boto3" if package == "botocore" else package  # boto3's own half
+        found = utilities.setdefault(package, set())
+        if package == "aws_lambda_powertools" and inside:
+            found.add(inside[1] if inside[0] == "utilities" and len(inside) > 1 else inside[0])
+    return ", ".join(
+        f"Powertools ({', '.join(sorted(utilities[package]))})"
+        if package == "aws_lambda_powertools"
+        else package
+        for package in sorted(utilities)
+    )
+
+
+def _ratio_table(ratios: list[ImportRatio], pairs: int) -> Any:
+    from rich.table import Table
+
+    table = Table(
+        title=(
+            "What each function's own code adds to its import (fresh interpreters, "
+            f"medians of {pairs} pairs)"
+        ),
+        title_justify="left",
+        caption=f"Target: function / libraries ≤ {MAX_IMPORT_RATIO:.2f}.",
+        caption_justify="left",
+    )
+    table.add_column("Function")
+    table.add_column("Libraries it loads", min_width=40)
+    for figure in ("Libraries CPU ms", "Function CPU ms", "Own ms", "Ratio"):
+        table.add_column(figure, justify="right")
+    table.add_column("Result")
+    for r in ratios:
+        table.add_row(
+            r.function,
+            library_names(r.libraries),
+            f"{r.libraries_median:.0f}",
+            f"{r.function_median:.0f}",
+            f"{r.own_ms:.0f}",
+            _ok(f"{r.ratio:.2f}", r.ratio <= MAX_IMPORT_RATIO),
+            _styled_verdict(r.failures()),
+        )
+    return table
+
+
 def _breakdown_table(breakdown: list[tuple[str, float]], function: str) -> Any:
     from rich.table import Table
 
@@ -1568,6 +1780,19 @@ COLD_NOTES = (
     "would move their time into the first event, not remove it."
 )
 
+RATIO_NOTES = (
+    "Function: CPU time of `import app` (the cold-start table's Import CPU ms). Libraries: CPU "
+    "time of importing, alone, every library module the function's own modules import as "
+    "Lambda loads them (boto3, the Powertools utilities, pydantic; found by recording one "
+    "`import app`), with the module that defines each name they take from it. Both run in fresh "
+    "interpreters with the same environment and path, alternated in one loop (which goes first "
+    "alternates too), so that the machine's load falls on both alike. Ratio and own ms are the "
+    "medians of each pair's ratio and difference: what our code costs a cold start on top of "
+    "what it must load. On a shared machine it still moves by a few hundredths from run to run "
+    "(--import-pairs takes more pairs). The event models are built on the first parse, in the "
+    "first event (about 1.5 ms there)."
+)
+
 BREAKDOWN_NOTE = (
     "Self time of each module under python -X importtime, summed by top-level package; a "
     "standard-library module counts for the package that imported it. -X importtime inflates "
@@ -1578,19 +1803,25 @@ BREAKDOWN_NOTE = (
 def print_tables(
     measurements: list[Measurement],
     colds: list[ColdStart],
+    ratios: list[ImportRatio],
     breakdown: tuple[str, list[tuple[str, float]]] | None,
     args: argparse.Namespace,
 ) -> None:
     from rich.console import Console
 
     console = Console(width=None if sys.stdout.isatty() else 220)
-    console.print(_calls_table(measurements, args.runs))
-    console.print(NOTES, highlight=False)
-    console.print(budget_notes(measurements), highlight=False)
+    if measurements:
+        console.print(_calls_table(measurements, args.runs))
+        console.print(NOTES, highlight=False)
+        console.print(budget_notes(measurements), highlight=False)
     if colds:
         console.print()
         console.print(_cold_table(colds, args.cold_runs))
         console.print(COLD_NOTES, highlight=False)
+    if ratios:
+        console.print()
+        console.print(_ratio_table(ratios, args.import_pairs))
+        console.print(RATIO_NOTES, highlight=False)
     if breakdown:
         console.print()
         console.print(_breakdown_table(breakdown[1], breakdown[0]))
@@ -1608,6 +1839,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--cold-runs", type=int, default=5, help="fresh interpreters per function")
     parser.add_argument("--skip-cold-start", action="store_true", help="only part 1")
     parser.add_argument(
+        "--only-cold-start", action="store_true", help="only the cold start (parts 2 and 3)"
+    )
+    parser.add_argument(
+        "--import-pairs",
+        type=int,
+        default=IMPORT_PAIRS,
+        help="fresh imports of each function and of its libraries alone, alternated",
+    )
+    parser.add_argument(
         "--trace-aws-calls",
         action="store_true",
         help="cold start with the X-Ray SDK loaded (template parameter TraceAwsCalls=true)",
@@ -1621,8 +1861,10 @@ def main(argv: list[str] | None = None) -> int:
     TRACE_AWS_CALLS = args.trace_aws_calls
     with moto_server() as endpoint, emulated_aws(endpoint):
         stack = create_stack()
-        measurements = [measure(item, stack, args.runs) for item in SCENARIOS]
+        scenarios = [] if args.only_cold_start else SCENARIOS
+        measurements = [measure(item, stack, args.runs) for item in scenarios]
         colds: list[ColdStart] = []
+        ratios: list[ImportRatio] = []
         breakdown: tuple[str, list[tuple[str, float]]] | None = None
         if not args.skip_cold_start:
             colds = [cold_start(family, stack, endpoint, args.cold_runs) for family in FAMILIES]
@@ -1630,8 +1872,10 @@ def main(argv: list[str] | None = None) -> int:
                 slowest = max(colds, key=lambda c: c.import_median)
                 family = next(f for f, folder in FAMILIES.items() if folder == slowest.function)
                 breakdown = (slowest.function, import_breakdown(family, stack, endpoint))
+            ratios = import_ratios(stack, endpoint, args.import_pairs)
     if args.json:
         rows = [measurement_row(m) for m in measurements] + [cold_row(c) for c in colds]
+        rows += [ratio_row(r) for r in ratios]
         if breakdown:
             function, packages = breakdown
             rows += [
@@ -1641,8 +1885,8 @@ def main(argv: list[str] | None = None) -> int:
         for row in rows:
             print(json.dumps(row, ensure_ascii=False))
     else:
-        print_tables(measurements, colds, breakdown, args)
-    failed = any(m.failures() for m in measurements) or any(c.failures() for c in colds)
+        print_tables(measurements, colds, ratios, breakdown, args)
+    failed = any(item.failures() for group in (measurements, colds, ratios) for item in group)
     return 1 if args.check and failed else 0
 
 
