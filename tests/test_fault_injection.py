@@ -498,8 +498,11 @@ def judge_surfaces(run: Run, stack: Stack, verdict: Verdict) -> None:
         dead_lettered = not events_of[(bucket, control_id)] & handled
         if compliant_now(stack, bucket, control_id, settings):
             verdict.endings["remediated"] += 1
-            # A fix whose every attempt failed after the write keeps its write-ahead record.
-            pending = dead_lettered and statuses["pending"]
+            # A fix whose every attempt failed after the write keeps its write-ahead record, and
+            # its event is dead-lettered; a second event of the pair, handled after it, finds the
+            # surface fixed (compliant, nothing recorded).
+            some_dead_lettered = bool(events_of[(bucket, control_id)] - handled)
+            pending = some_dead_lettered and statuses["pending"]
             if not statuses["remediated"] and not pending:
                 verdict.problem(f"{where} was fixed without an audit record: {dict(statuses)}")
         elif dead_lettered:
