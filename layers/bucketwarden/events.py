@@ -10,11 +10,14 @@ from __future__ import annotations
 import json
 import re
 from datetime import UTC, datetime
-from typing import Any, TypedDict
+from typing import Any
 
 from aws_lambda_powertools.utilities.parser import BaseModel, ValidationError
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from pydantic import ConfigDict, Field, field_validator, with_config
+
+# pydantic accepts typing.TypedDict only from Python 3.12; the package supports 3.11.
+from typing_extensions import TypedDict
 
 S3_EVENT_SOURCES = frozenset({"s3.amazonaws.com"})
 API_CALL_DETAIL_TYPE = "AWS API Call via CloudTrail"
