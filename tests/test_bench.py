@@ -177,13 +177,20 @@ def test_a_functions_libraries_are_boto3_and_the_powertools_utilities_it_uses() 
     libraries = bench.libraries_of(folder, lambda_environment(folder))
 
     packages = {name.split(".")[0] for name in libraries}
-    assert packages == {"aws_lambda_powertools", "boto3", "botocore", "pydantic"}
+    assert packages == {
+        "aws_lambda_powertools",
+        "boto3",
+        "botocore",
+        "pydantic",
+        "typing_extensions",
+    }
     # Each name taken from a package counts with the module that defines it: EventBridgeModel
     # is loaded by Powertools only when asked for.
     assert "aws_lambda_powertools.utilities.parser.models.event_bridge" in libraries
     assert "aws_lambda_powertools.utilities.idempotency" in libraries
     assert bench.library_names(libraries) == (
-        "Powertools (idempotency, logging, metrics, parameters, parser, tracing), boto3, pydantic"
+        "Powertools (idempotency, logging, metrics, parameters, parser, tracing), boto3, pydantic, "
+        "typing_extensions"
     )
 
 
