@@ -44,7 +44,26 @@ def imported_names(source: Path, module: str) -> set[str]:
                 base = ".".join([*anchor, base] if base else anchor)
             names.add(base)
             names.update(f"{base}.{alias.name}" for alias in node.names)
+        elif _declares_controls(node):
+            names.update(_declared_control_modules(node))
     return names
+
+
+def _declares_controls(node: ast.AST) -> bool:
+    """The catalogue's DECLARED table: the modules it names are imported when first asked for."""
+    return (
+        isinstance(node, ast.AnnAssign)
+        and isinstance(node.target, ast.Name)
+        and node.target.id == "DECLARED"
+    )
+
+
+def _declared_control_modules(node: ast.AST) -> set[str]:
+    assert isinstance(node, ast.AnnAssign) and node.value is not None
+    declared: dict[str, tuple[str, str]] = ast.literal_eval(node.value)
+    return {
+        f"{RUNTIME_PACKAGE}.controls.{where.rpartition('.')[0]}" for _, where in declared.values()
+    }
 
 
 def runtime_closure(package_root: Path, entry_points: list[Path]) -> set[str]:

@@ -1,44 +1,46 @@
 """The one list of controls. template.yaml, the CLI, docs and tests all read it.
 
 Adding a control: write its module under controls/ (with its rollback contract, where the
-defaults do not fit), add an instance here, run `make template` (scripts/generate_template.py
+defaults do not fit), declare it here, run `make template` (scripts/generate_template.py
 writes each family's rule, role and alarms in template.yaml from this list), add its mode
 parameter and its actions to the sweep's role in template.yaml by hand (tests/test_template.py
 fails until the template agrees), a sample under events/, docs and tests: docs/architecture.md
 § Adding a control lists each.
+
+Controls are declared by module and class name, and a module is imported when its control is
+first asked for: a family's function then loads only its own family's controls at a cold start
+(`make bench` shows what the functions' own code adds to it). tests/test_catalogue.py checks
+every declaration against the class it names.
 """
 
 from __future__ import annotations
 
-from bucketwarden.controls.access_logging import AccessLogging
-from bucketwarden.controls.access_point import AccessPointPolicy
-from bucketwarden.controls.account_public_access_block import AccountPublicAccessBlock
+from functools import cache
+from importlib import import_module
+from typing import Any
+
 from bucketwarden.controls.base import Control
-from bucketwarden.controls.default_encryption import DefaultEncryption
-from bucketwarden.controls.object_lock_retention import ObjectLockRetention
-from bucketwarden.controls.object_ownership import ObjectOwnership
-from bucketwarden.controls.public_access_block import BucketPublicAccessBlock
-from bucketwarden.controls.public_acl import PublicAcl
-from bucketwarden.controls.public_policy import PublicPolicy
-from bucketwarden.controls.secure_transport import SecureTransport
-from bucketwarden.controls.versioning import Versioning
 from bucketwarden.exemptions import CHANGE_EVENTS, CHANGE_FAMILY
 
-# The engine runs a family's controls for an event in this order. Block Public Access comes
-# before the ACL, so that on CreateBucket public access is blocked first (the safe order).
-CONTROLS: tuple[Control, ...] = (
-    AccountPublicAccessBlock(),
-    BucketPublicAccessBlock(),
-    PublicAcl(),
-    ObjectOwnership(),
-    PublicPolicy(),
-    SecureTransport(),
-    AccessPointPolicy(),
-    DefaultEncryption(),
-    Versioning(),
-    AccessLogging(),
-    ObjectLockRetention(),
-)
+# Control id → (family, "module.Class" under bucketwarden.controls). The engine runs a family's
+# controls for an event in this order. Block Public Access comes before the ACL, so that on
+# CreateBucket public access is blocked first (the safe order).
+DECLARED: dict[str, tuple[str, str]] = {
+    "account-public-access-block": (
+        "public-access",
+        "account_public_access_block.AccountPublicAccessBlock",
+    ),
+    "bucket-public-access-block": ("public-access", "public_access_block.BucketPublicAccessBlock"),
+    "public-acl": ("public-access", "public_acl.PublicAcl"),
+    "object-ownership": ("public-access", "object_ownership.ObjectOwnership"),
+    "public-policy": ("public-access", "public_policy.PublicPolicy"),
+    "secure-transport": ("public-access", "secure_transport.SecureTransport"),
+    "access-point": ("public-access", "access_point.AccessPointPolicy"),
+    "default-encryption": ("encryption", "default_encryption.DefaultEncryption"),
+    "versioning": ("versioning", "versioning.Versioning"),
+    "access-logging": ("logging", "access_logging.AccessLogging"),
+    "object-lock-retention": ("object-lock", "object_lock_retention.ObjectLockRetention"),
+}
 
 # Family → the function folder (functions/<folder>/app.py) that runs its controls.
 FAMILIES: dict[str, str] = {
@@ -49,20 +51,35 @@ FAMILIES: dict[str, str] = {
     "object-lock": "object_lock",
 }
 
-CONTROL_IDS: tuple[str, ...] = tuple(control.id for control in CONTROLS)
+CONTROL_IDS: tuple[str, ...] = tuple(DECLARED)
+
+# Every control, in catalogue order (imports them all: for the sweep, the CLI and the tooling).
+CONTROLS: tuple[Control[Any], ...]
 
 
-def control(control_id: str) -> Control:
-    for candidate in CONTROLS:
-        if candidate.id == control_id:
-            return candidate
-    raise KeyError(f"unknown control {control_id!r}; known: {', '.join(CONTROL_IDS)}")
+def __getattr__(name: str) -> Any:
+    if name == "CONTROLS":
+        every = tuple(control(control_id) for control_id in CONTROL_IDS)
+        globals()["CONTROLS"] = every
+        return every
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def controls_of(family: str) -> tuple[Control, ...]:
+@cache
+def control(control_id: str) -> Control[Any]:
+    """The control of that id (one instance per id), its module imported on first use."""
+    if control_id not in DECLARED:
+        raise KeyError(f"unknown control {control_id!r}; known: {', '.join(CONTROL_IDS)}")
+    module, _, name = DECLARED[control_id][1].rpartition(".")
+    found: Control[Any] = getattr(import_module(f"bucketwarden.controls.{module}"), name)()
+    return found
+
+
+def controls_of(family: str) -> tuple[Control[Any], ...]:
+    """The family's controls in catalogue order; no other family's module is imported."""
     if family not in FAMILIES:
         raise KeyError(f"unknown family {family!r}; known: {', '.join(FAMILIES)}")
-    return tuple(c for c in CONTROLS if c.family == family)
+    return tuple(control(i) for i, (declared, _) in DECLARED.items() if declared == family)
 
 
 def trigger_events(family: str) -> tuple[str, ...]:

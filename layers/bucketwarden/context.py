@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
@@ -21,9 +21,11 @@ from bucketwarden.aws import (
     is_setup_error,
 )
 from bucketwarden.controls.base import Control, Evaluation
-from bucketwarden.events import CloudTrailRecord
 from bucketwarden.outcome import Outcome, Status
 from bucketwarden.settings import Mode
+
+if TYPE_CHECKING:  # the sweep parses no event and never loads the event models
+    from bucketwarden.events import CloudTrailRecord
 
 
 @dataclass

@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
@@ -31,11 +31,13 @@ from bucketwarden.aws import PlannedWrites, ReadOnce, client
 from bucketwarden.catalogue import controls_of
 from bucketwarden.context import EventContext, Step, classify, ignored
 from bucketwarden.controls.base import CannotFix, Control, Evaluation, State
-from bucketwarden.events import CloudTrailRecord, EventRejected, parse_record
 from bucketwarden.exemption_gate import ExemptionGate
 from bucketwarden.outcome import Outcome, Status, utc_now
 from bucketwarden.reporter import Reporter
 from bucketwarden.settings import Mode, Settings
+
+if TYPE_CHECKING:  # the sweep parses no event and never loads the event models
+    from bucketwarden.events import CloudTrailRecord
 
 __all__ = ["Engine", "EventContext", "ignored", "surface_groups"]
 
@@ -101,6 +103,9 @@ class Engine:
 
     def handle_event(self, event: Any) -> list[Outcome]:
         """Parse and handle one EventBridge event or bare CloudTrail record."""
+        # Imported here: the sweep, which parses no event, then never loads the event models.
+        from bucketwarden.events import EventRejected, parse_record
+
         try:
             record = parse_record(event)
         except EventRejected as rejected:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import date, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
@@ -21,10 +21,12 @@ from bucketwarden.audit import AuditStore
 from bucketwarden.aws import client, error_code
 from bucketwarden.context import EventContext, classify, ignored
 from bucketwarden.controls.base import Control, State
-from bucketwarden.events import CloudTrailRecord
 from bucketwarden.outcome import Outcome, Status, utc_now
 from bucketwarden.reporter import Reporter
 from bucketwarden.settings import ExemptionSource, Settings
+
+if TYPE_CHECKING:  # the sweep parses no event and never loads the event models
+    from bucketwarden.events import CloudTrailRecord
 
 logger = Logger(service="bucketwarden", child=True)
 

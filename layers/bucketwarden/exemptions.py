@@ -46,6 +46,8 @@ CHANGE_FAMILY = "public-access"
 
 @dataclass(frozen=True)
 class ExemptionCheck:
+    """Whether a bucket's exemption for a control is honoured, and why."""
+
     exempt: bool
     # Why it is or is not honoured; None when the bucket has no exemption for the control.
     note: str | None = None
@@ -188,6 +190,8 @@ ALLOWLIST_MAX_AGE_SECONDS = 300
 
 @dataclass(frozen=True)
 class AllowlistEntry:
+    """One entry of the central exemption allowlist (an SSM parameter a person deployed)."""
+
     patterns: tuple[str, ...]  # bucket name patterns (fnmatch: *, ?, [...])
     controls: frozenset[str]  # control ids, or {"all"}
     reason: str
@@ -206,6 +210,8 @@ class AllowlistEntry:
 
 @dataclass(frozen=True)
 class Allowlist:
+    """The central exemption allowlist as read, or why it could not be used."""
+
     entries: tuple[AllowlistEntry, ...] = ()
     # Why the parameter (or nothing of it) could not be used; reported with each finding.
     problem: str | None = None

@@ -36,6 +36,8 @@ DIGEST_INTERVAL = timedelta(hours=24)
 
 @dataclass(frozen=True)
 class FlapVerdict:
+    """Whether a (bucket, control) pair is flapping: hold its fixes, escalate, tell again."""
+
     hold: bool
     # The first hold of a streak, or the first flapping fix of a public-exposure control in the
     # window: the one that is escalated.

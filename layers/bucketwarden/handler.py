@@ -6,27 +6,25 @@ takes in Lambda.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
-from aws_lambda_powertools import Logger, Tracer
+from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.idempotency import idempotent_function
 from aws_lambda_powertools.utilities.idempotency.exceptions import (
     IdempotencyAlreadyInProgressError,
 )
 
 from bucketwarden import services
-from bucketwarden.catalogue import CONTROL_IDS
+from bucketwarden.catalogue import CONTROL_IDS, controls_of
 from bucketwarden.claims import claim_store
 from bucketwarden.engine import Engine, ignored
 from bucketwarden.events import EventRejected, parse_record
 from bucketwarden.metrics import Metrics
 from bucketwarden.settings import Settings
+from bucketwarden.tracing import traced
 
 Handler = Callable[[dict[str, Any], Any], list[dict[str, Any]]]
-# What a handler answers: a family's outcomes, the sweep's summary.
-Answer = TypeVar("Answer")
 
 # CloudTrail can deliver the same event more than once, minutes apart.
 IDEMPOTENCY_TTL_SECONDS = 24 * 60 * 60
@@ -69,17 +67,6 @@ def event_engine(family: str, settings: Settings, metrics: Metrics) -> Engine:
     return Engine(family, settings, services.reporter(settings, store, metrics), store)
 
 
-def traced(
-    handler: Callable[[dict[str, Any], Any], Answer],
-) -> Callable[[dict[str, Any], Any], Answer]:
-    # Powertools' Tracer loads the X-Ray SDK (half a second of cold start) even when
-    # POWERTOOLS_TRACE_DISABLED is set, so it is only created when tracing is wanted.
-    if os.environ.get("POWERTOOLS_TRACE_DISABLED", "").lower() in {"1", "true"}:
-        return handler
-    tracer = Tracer(service="bucketwarden")
-    return tracer.capture_lambda_handler(handler, capture_response=False)
-
-
 class FamilyHandler:
     """The Lambda entry point of a family: structured logs with the request id, X-Ray tracing.
 
@@ -90,6 +77,9 @@ class FamilyHandler:
     def __init__(self, family: str, metrics: Metrics | None = None) -> None:
         self.family = family
         self.metrics = metrics
+        # Every event needs the family's controls: load them at init (and an unknown family
+        # fails the deployment's first cold start, not its first event). No other family's.
+        controls_of(family)
         logger = Logger(service="bucketwarden")
         self._entry = logger.inject_lambda_context(traced(self._handle), log_event=False)
 

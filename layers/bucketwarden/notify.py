@@ -21,10 +21,11 @@ from bucketwarden.exemptions import CHANGE_CONTROL, CHANGE_EVENTS
 from bucketwarden.grants import describe
 from bucketwarden.outcome import Outcome, Status
 from bucketwarden.settings import Settings
-from bucketwarden.summary import SweepSummary
 
 if TYPE_CHECKING:
     from mypy_boto3_sns import SNSClient
+
+    from bucketwarden.summary import SweepSummary
 
 SUBJECT_LIMIT = 100  # SNS refuses longer subjects
 

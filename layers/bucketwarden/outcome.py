@@ -28,6 +28,8 @@ def utc_now() -> datetime:
 
 @dataclass
 class Outcome:
+    """What happened to one control on one subject: the unit of audit, notification and output."""
+
     bucket: str | None
     control: str | None
     status: Status

@@ -135,6 +135,8 @@ class Verdict:
 
 @dataclass(frozen=True)
 class _Check:
+    """Whether one condition restricts who a statement grants to, and what it says."""
+
     restricts: bool
     note: str
 

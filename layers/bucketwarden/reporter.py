@@ -13,7 +13,7 @@ handlers build the production ones (services.py), the CLI and the local mode the
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from aws_lambda_powertools import Logger
 
@@ -22,7 +22,10 @@ from bucketwarden.exemptions import CHANGE_CONTROL
 from bucketwarden.metrics import Metrics
 from bucketwarden.notify import Notifier
 from bucketwarden.outcome import REPORTED, Outcome, Status, utc_now
-from bucketwarden.summary import SweepSummary
+
+# The sweep's summary, only named here: event functions never load the sweep's modules.
+if TYPE_CHECKING:
+    from bucketwarden.summary import SweepSummary
 
 logger = Logger(service="bucketwarden", child=True)
 

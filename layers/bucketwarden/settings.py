@@ -85,6 +85,8 @@ def _account_id(env: Mapping[str, str]) -> str | None:
 
 @dataclass(frozen=True)
 class Settings:
+    """The stack's configuration, read once from the function's environment (template.yaml)."""
+
     modes: Mapping[str, Mode] = field(default_factory=dict)
     exempt_tag_key: str = "bucketwarden:exempt"
     encryption_baseline: str = "SSE-S3"

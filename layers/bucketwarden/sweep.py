@@ -60,6 +60,8 @@ _MAKING_CLIENTS = threading.Lock()
 
 @dataclass(frozen=True)
 class SweepResult:
+    """What one sweep pass did, and where the next invocation resumes."""
+
     tally: Tally
     # The last bucket done when the sweep stopped early; None when every bucket was done.
     resume_after: str | None

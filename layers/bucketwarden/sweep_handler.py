@@ -36,13 +36,13 @@ from bucketwarden import services
 from bucketwarden.aws import client
 from bucketwarden.catalogue import CONTROL_IDS, CONTROLS
 from bucketwarden.claims import claim_store
-from bucketwarden.handler import traced
 from bucketwarden.metrics import Metrics
 from bucketwarden.outcome import Status, utc_now
 from bucketwarden.reporter import Reporter
 from bucketwarden.settings import Settings
 from bucketwarden.summary import SweepSummary, Tally
 from bucketwarden.sweep import OutcomeSink, Sweep, list_bucket_regions
+from bucketwarden.tracing import traced
 
 logger = Logger(service="bucketwarden", child=True)
 

@@ -61,6 +61,8 @@ FIXED_AT_CREATION = "cannot be changed after creation: recreate the access point
 
 @dataclass(frozen=True)
 class AccessPointName:
+    """An access point as its ARN names it: the owning account and its name."""
+
     account: str
     name: str
 

@@ -33,6 +33,8 @@ class CannotFix(Exception):
 
 @dataclass(frozen=True)
 class Evaluation:
+    """A control's verdict on a state: compliant or not, why, and what the fix writes."""
+
     compliant: bool
     reason: str
     desired: State = None
