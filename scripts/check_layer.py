@@ -44,22 +44,15 @@ def imported_names(source: Path, module: str) -> set[str]:
                 base = ".".join([*anchor, base] if base else anchor)
             names.add(base)
             names.update(f"{base}.{alias.name}" for alias in node.names)
-        elif _declares_controls(node):
+        elif isinstance(node, ast.AnnAssign):
             names.update(_declared_control_modules(node))
     return names
 
 
-def _declares_controls(node: ast.AST) -> bool:
-    """The catalogue's DECLARED table: the modules it names are imported when first asked for."""
-    return (
-        isinstance(node, ast.AnnAssign)
-        and isinstance(node.target, ast.Name)
-        and node.target.id == "DECLARED"
-    )
-
-
-def _declared_control_modules(node: ast.AST) -> set[str]:
-    assert isinstance(node, ast.AnnAssign) and node.value is not None
+def _declared_control_modules(node: ast.AnnAssign) -> set[str]:
+    """The modules the catalogue's DECLARED table names: imported when first asked for."""
+    if not isinstance(node.target, ast.Name) or node.target.id != "DECLARED" or not node.value:
+        return set()
     declared: dict[str, tuple[str, str]] = ast.literal_eval(node.value)
     return {
         f"{RUNTIME_PACKAGE}.controls.{where.rpartition('.')[0]}" for _, where in declared.values()
