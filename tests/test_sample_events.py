@@ -22,7 +22,7 @@ from bucketwarden.exemptions import CHANGE_CONTROL, CHANGE_EVENTS
 from bucketwarden.handler import process
 from bucketwarden.settings import Settings
 from tests.conftest import EVENTS, s3_client
-from tests.helpers import ALL_USERS, LOG_DELIVERY, create_table, tag_bucket
+from tests.helpers import ALL_USERS, LOG_DELIVERY, audit_store, create_table, tag_bucket
 from tests.test_controls_access_logging import ENVIRONMENT as LOGGING_SETTINGS
 from tests.test_controls_access_logging import log_bucket
 from tests.test_controls_object_lock_retention import BASELINE as LOCK_BASELINE
@@ -137,7 +137,8 @@ def test_sample_drives_its_family_to_a_fix(
     settings = Settings.from_env(catalogue.CONTROL_IDS)
     for control in expected:
         subject = str(control.subject(record))
-        state = control.observe(aws.client(control.service, REGION), subject, settings)
+        records = audit_store(settings)
+        state = control.observe(aws.client(control.service, REGION), subject, settings, records)
         assert control.evaluate(state, settings).compliant, control.id
 
 

@@ -24,7 +24,6 @@ from botocore.exceptions import ClientError
 from bucketwarden import integrity
 from bucketwarden.aws import error_code
 from bucketwarden.integrity import Integrity
-from bucketwarden.metrics import Metrics
 from bucketwarden.outcome import Outcome, Status, utc_now
 from bucketwarden.settings import Settings
 
@@ -294,21 +293,3 @@ class AuditStore:
             return self.checked_record(audit_id)
         except UntrustedRecord:
             return None
-
-
-def history(
-    dynamodb: DynamoDBClient,
-    table: str,
-    bucket: str,
-    control: str,
-    *,
-    settings: Settings,
-    relevant: Relevant | None = None,
-) -> list[dict[str, Any]]:
-    """`AuditStore.history` for the controls, which read with the settings only (no store):
-    the production store of the table."""
-    from bucketwarden import services  # it builds stores: imported when asked
-
-    in_table = replace(settings, audit_table=table)
-    store = services.audit_store(in_table, Metrics(), dynamodb)
-    return store.history(bucket, control, relevant=relevant)

@@ -230,7 +230,7 @@ class Engine:
         # A dry run plans its writes: later reads answer what they would have set.
         reads = PlannedWrites if self.settings.dry_run else ReadOnce
         api = reads(client(first.service, context.region), context.reads)
-        before = first.observe(api, subject, self.settings)
+        before = first.observe(api, subject, self.settings, self.store)
         # Edits others made to the surface between the read and the write, as "was → is".
         changes: list[str] = []
         for judgement in range(1, MAX_JUDGEMENTS + 1):
@@ -404,7 +404,7 @@ class Engine:
         if not control.recheck_before_write or self.settings.dry_run:
             return None
         api.forget()
-        current = control.reread(api, subject, self.settings, judged)
+        current = control.reread(api, subject, self.settings, judged, self.store)
         return None if control.same(current, judged) else current
 
     @staticmethod
@@ -426,7 +426,8 @@ class Engine:
     ) -> None:
         last = planned[-1].control
         last.apply(api, subject, desired)
-        after: State = last.verify(api, subject, self.settings, planned[0].outcome.before)
+        before = planned[0].outcome.before
+        after: State = last.verify(api, subject, self.settings, before, self.store)
         fixed_at = utc_now()
         moved = self._changed_after_write(last, after, desired)
         for step in planned:

@@ -14,7 +14,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, cast
 
-from bucketwarden.controls.base import Control, Evaluation, State, without_metadata
+from bucketwarden.controls.base import (
+    Control,
+    Evaluation,
+    RecordReader,
+    State,
+    without_metadata,
+)
 from bucketwarden.settings import Settings
 
 if TYPE_CHECKING:
@@ -48,7 +54,9 @@ class AccessLogging(Control["S3Client"]):
     def read(self, s3: S3Client, bucket: str) -> State:
         return {"Bucket": bucket, **without_metadata(s3.get_bucket_logging(Bucket=bucket))}
 
-    def observe(self, s3: S3Client, bucket: str, settings: Settings) -> State:
+    def observe(
+        self, s3: S3Client, bucket: str, settings: Settings, records: RecordReader | None = None
+    ) -> State:
         # No target, no verdict to reach: spare the read (the engine reports this as compliant).
         if settings.log_target_bucket is None:
             return None

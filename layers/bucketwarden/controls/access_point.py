@@ -30,7 +30,7 @@ from botocore.exceptions import ClientError
 
 from bucketwarden.aws import error_code
 from bucketwarden.controls.account_public_access_block import account_of
-from bucketwarden.controls.base import Control, Evaluation, State
+from bucketwarden.controls.base import Control, Evaluation, RecordReader, State
 from bucketwarden.controls.bucket_policy import (
     parse_policy,
     policy_of,
@@ -150,7 +150,12 @@ class AccessPointPolicy(Control["S3ControlClient"]):
         }
 
     def reread(
-        self, s3control: S3ControlClient, arn: str, settings: Settings, judged: State
+        self,
+        s3control: S3ControlClient,
+        arn: str,
+        settings: Settings,
+        judged: State,
+        records: RecordReader | None = None,
     ) -> State:
         """Only the policy: nothing else of an access point can change after its creation."""
         return {**(judged or {}), "Policy": self._policy(s3control, parse_arn(arn))}

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypeVar
 
 from bucketwarden.settings import Settings
 
@@ -22,6 +22,21 @@ Api = TypeVar("Api")
 
 # The surface's configuration as S3 returns it (ResponseMetadata removed), JSON-serialisable.
 State = dict[str, Any] | None
+
+
+class RecordReader(Protocol):
+    """The audit records a control may read (the engine's `AuditStore`): only those whose
+    integrity tag verifies, so that no one but BucketWarden can move a recorded baseline."""
+
+    table: str | None
+
+    def history(
+        self,
+        bucket: str,
+        control: str,
+        *,
+        relevant: Callable[[dict[str, Any]], bool] | None = None,
+    ) -> list[dict[str, Any]]: ...
 
 
 class CannotFix(Exception):
@@ -112,18 +127,27 @@ class Control(ABC, Generic[Api]):
     def read(self, s3: Api, bucket: str) -> State:
         """Read the surface's current configuration (one S3 call)."""
 
-    def observe(self, s3: Api, bucket: str, settings: Settings) -> State:
+    def observe(
+        self, s3: Api, bucket: str, settings: Settings, records: RecordReader | None = None
+    ) -> State:
         """What `evaluate` judges: the surface as read, plus anything the settings point to.
 
         Most controls judge only the surface; one whose baseline is recorded elsewhere (the audit
-        table) overrides this and adds it to the state.
+        records, given as `records`) overrides this and adds it to the state.
         """
         return self.read(s3, bucket)
 
-    def verify(self, s3: Api, bucket: str, settings: Settings, before: State) -> State:
+    def verify(
+        self,
+        s3: Api,
+        bucket: str,
+        settings: Settings,
+        before: State,
+        records: RecordReader | None = None,
+    ) -> State:
         """The re-read after a fix. What `observe` added from elsewhere is as it was `before`
         (the fix changed only the surface), so only the surface is read again."""
-        return self.observe(s3, bucket, settings)
+        return self.observe(s3, bucket, settings, records)
 
     @abstractmethod
     def evaluate(self, state: State, settings: Settings) -> Evaluation:
@@ -133,9 +157,16 @@ class Control(ABC, Generic[Api]):
     def apply(self, s3: Api, bucket: str, desired: State) -> None:
         """Write `desired` to the surface (one S3 call)."""
 
-    def reread(self, s3: Api, subject: str, settings: Settings, judged: State) -> State:
+    def reread(
+        self,
+        s3: Api,
+        subject: str,
+        settings: Settings,
+        judged: State,
+        records: RecordReader | None = None,
+    ) -> State:
         """The surface read again right before a write, to compare with the state `judged`."""
-        return self.observe(s3, subject, settings)
+        return self.observe(s3, subject, settings, records)
 
     def same(self, found: State, expected: State) -> bool:
         """Does the surface as read say what `expected` says? (A read before the write against

@@ -25,9 +25,14 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from bucketwarden import audit
-from bucketwarden.aws import client, error_code
-from bucketwarden.controls.base import Control, Evaluation, State, without_metadata
+from bucketwarden.aws import error_code
+from bucketwarden.controls.base import (
+    Control,
+    Evaluation,
+    RecordReader,
+    State,
+    without_metadata,
+)
 from bucketwarden.settings import Settings
 
 if TYPE_CHECKING:
@@ -151,25 +156,29 @@ class ObjectLockRetention(Control["S3Client"]):
             configuration = without_metadata(response).get("ObjectLockConfiguration")
         return {"Configuration": configuration, "RecordedBaseline": None}
 
-    def observe(self, s3: S3Client, bucket: str, settings: Settings) -> State:
+    def observe(
+        self, s3: S3Client, bucket: str, settings: Settings, records: RecordReader | None = None
+    ) -> State:
         state = self.read(s3, bucket)
         # Without Object Lock there is nothing to compare, so the audit table is not asked.
-        if state and lock_enabled(state["Configuration"]) and settings.audit_table:
-            records = audit.history(
-                client("dynamodb"),
-                settings.audit_table,
-                bucket,
-                self.id,
-                settings=settings,
-                relevant=lambda record: raises_baseline(record, settings),
+        if state and lock_enabled(state["Configuration"]) and records and records.table:
+            found = records.history(
+                bucket, self.id, relevant=lambda record: raises_baseline(record, settings)
             )
-            rules = recorded_retentions(records)
+            rules = recorded_retentions(found)
             state["RecordedBaseline"] = strongest(
                 within_configured_mode(rule, settings) for rule in rules
             )
         return state
 
-    def verify(self, s3: S3Client, bucket: str, settings: Settings, before: State) -> State:
+    def verify(
+        self,
+        s3: S3Client,
+        bucket: str,
+        settings: Settings,
+        before: State,
+        records: RecordReader | None = None,
+    ) -> State:
         # The recorded baseline is the one just judged: the audit table is not asked again.
         state = self.read(s3, bucket)
         if state and before and "RecordedBaseline" in before:
