@@ -127,6 +127,9 @@ FAMILY = Block("""\
     Type: AWS::IAM::Role
     Properties:
 @{role_description}
+      # Named in an organization only: the member roles trust this name (their template cannot
+      # know a generated one). Named like the function (docs/organization.md).
+      RoleName: !If [IsOrganization, !Sub "${AWS::StackName}-@{family}", !Ref AWS::NoValue]
       AssumeRolePolicyDocument:
         Version: "2012-10-17"
         Statement:
@@ -188,6 +191,18 @@ FAMILY = Block("""\
               ArnEquals:
                 # The rule that SAM generates from @{Family}Function's S3ConfigChange event.
                 aws:SourceArn: !GetAtt @{Family}FunctionS3ConfigChange.Arn
+          - !If
+            - IsOrganization
+            - Sid: HubBusRuleDeadLetters
+              Effect: Allow
+              Principal:
+                Service: events.amazonaws.com
+              Action: sqs:SendMessage
+              Resource: !GetAtt @{Family}DeadLetterQueue.Arn
+              Condition:
+                ArnEquals:
+                  aws:SourceArn: !GetAtt @{Family}HubBusRule.Arn
+            - !Ref AWS::NoValue
           - Sid: DenyInsecureTransport
             Effect: Deny
             Principal: "*"
@@ -230,6 +245,13 @@ FAMILY = Block("""\
       Role: !GetAtt @{Family}Role.Arn
       LoggingConfig:
         LogGroup: !Ref @{Family}LogGroup
+      Environment:
+        Variables:
+          # The member role this function acts with in another account of the organization.
+          MEMBER_ROLE_NAME: !If
+            - IsOrganization
+            - !Sub ${MemberRoleName}-@{family}
+            - !Ref AWS::NoValue
       EventInvokeConfig:
         MaximumRetryAttempts: 2
         MaximumEventAgeInSeconds: 21600
@@ -253,6 +275,62 @@ FAMILY = Block("""\
               MaximumEventAgeInSeconds: 3600
             DeadLetterConfig:
               Arn: !GetAtt @{Family}DeadLetterQueue.Arn
+
+  # In an organization: the same calls made in the member accounts, which their forwarders
+  # (member/forwarder.yaml) send to the hub's bus. Only the organization may put events there
+  # (HubEventBusPolicy), and the function acts in an account only through its member role.
+  @{Family}HubBusRule:
+    Type: AWS::Events::Rule
+    Condition: IsOrganization
+    Properties:
+      Description: @{family} calls of the organization's member accounts, on the hub's bus
+      EventBusName: !Ref HubEventBus
+      EventPattern:
+        source: [aws.s3]
+        detail-type: [AWS API Call via CloudTrail]
+        detail:
+          eventSource: [s3.amazonaws.com]
+@{hub_event_names}
+      State: ENABLED
+      Targets:
+        - Id: @{family}
+          Arn: !GetAtt @{Family}Function.Arn
+          RetryPolicy:
+            MaximumRetryAttempts: 8
+            MaximumEventAgeInSeconds: 3600
+          DeadLetterConfig:
+            Arn: !GetAtt @{Family}DeadLetterQueue.Arn
+
+  @{Family}HubBusPermission:
+    Type: AWS::Lambda::Permission
+    Condition: IsOrganization
+    Properties:
+      Action: lambda:InvokeFunction
+      FunctionName: !Ref @{Family}Function
+      Principal: events.amazonaws.com
+      SourceArn: !GetAtt @{Family}HubBusRule.Arn
+
+  # In an organization: the @{family} member role of the organization's accounts, assumed only
+  # from the function itself (the role passed to any other function assumes nothing).
+  @{Family}MemberAccessPolicy:
+    Type: AWS::IAM::Policy
+    Condition: IsOrganization
+    Properties:
+      PolicyName: member-accounts
+      Roles:
+        - !Ref @{Family}Role
+      PolicyDocument:
+        Version: "2012-10-17"
+        Statement:
+          - Sid: AssumeMemberRole
+            Effect: Allow
+            Action: sts:AssumeRole
+            Resource: !Sub arn:${AWS::Partition}:iam::*:role/${MemberRoleName}-@{family}
+            Condition:
+              ArnEquals:
+                lambda:SourceFunctionArn: @{own_function_arn}
+              StringEquals:
+                aws:ResourceOrgID: !Ref OrganizationId
 
 @{alarms}""")
 
@@ -328,19 +406,19 @@ def statement(sid: str, actions: list[str], resource: str, comment: str, conditi
     )
 
 
-def event_names(family: str) -> str:
+def event_names(family: str, spaces: int = 16) -> str:
     """The rule's eventName list; the events that only audit exemption changes are marked."""
     names = trigger_events(family)
     own = {name for control in controls_of(family) for name in control.trigger_events}
     audited = [name for name in names if name not in own]
-    one_line = scalar("eventName", f"[{', '.join(names)}]", 16)
+    one_line = scalar("eventName", f"[{', '.join(names)}]", spaces)
     if not audited and "\n" not in one_line:
         return one_line
     items = [f"  - {name}" for name in names if name in own]
     if audited:
         items.append("  # Exemption changes: audited and notified with the caller.")
         items.extend(f"  - {name}" for name in audited)
-    return indent("\n".join(["eventName:", *items]), 16)
+    return indent("\n".join(["eventName:", *items]), spaces)
 
 
 def failures_alarm(control: Control) -> str:
@@ -389,6 +467,8 @@ def family_block(family: str) -> str:
         function_description=scalar("Description", FUNCTION_DESCRIPTIONS[family], 6),
         statements=role_statements(family),
         event_names=event_names(family),
+        hub_event_names=event_names(family, spaces=10),
+        own_function_arn=Block(OWN_FUNCTION_ARN).substitute(family=family),
         alarms="\n".join([*map(failures_alarm, controls), dead_letter_alarm(family)]),
     )
 
