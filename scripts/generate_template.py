@@ -374,26 +374,46 @@ def grouped(controls: Iterable[Control], writes: bool) -> dict[str, list[str]]:
     return groups
 
 
-def role_statements(family: str) -> str:
-    """The family role's S3 statements: reads and writes (from its own function only) per
-    resource; every bucket reader also reads the exemption tags, a website reader websites."""
-    controls = controls_of(family)
-    reads, writes = grouped(controls, writes=False), grouped(controls, writes=True)
+def control_reads(controls: Iterable[Control]) -> dict[str, list[str]]:
+    """The controls' reads by resource; every bucket reader also reads the exemption tags, a
+    website reader websites."""
+    controls = tuple(controls)
+    reads = grouped(controls, writes=False)
     if any(control.checks_website for control in controls):
         reads[BUCKETS].append(WEBSITE_READ_ACTION)
     reads[BUCKETS].append(EXEMPTION_READ_ACTION)
+    return reads
+
+
+def s3_statements(
+    reads: dict[str, list[str]],
+    writes: dict[str, list[str]],
+    write_condition: str,
+    write_comments: tuple[str, str] = (FIRST_WRITE_COMMENT, LATER_WRITE_COMMENT),
+) -> str:
+    """Reads and writes per resource as policy statements (unindented YAML); each write
+    statement carries `write_condition`, the first one `write_comments[0]`, the later ones the
+    second."""
     statements = []
-    write_comment = FIRST_WRITE_COMMENT
+    write_comment = write_comments[0]
     for resource, (read_sid, write_sid, read_comment) in STATEMENT_NAMES.items():
         if reads[resource]:
             statements.append(statement(read_sid, reads[resource], resource, read_comment, ""))
         if writes[resource]:
-            condition = OWN_FUNCTION_ONLY.substitute(family=family)
             statements.append(
-                statement(write_sid, writes[resource], resource, write_comment, condition)
+                statement(write_sid, writes[resource], resource, write_comment, write_condition)
             )
-            write_comment = LATER_WRITE_COMMENT
-    return indent("".join(statements).rstrip("\n"), 14)
+            write_comment = write_comments[1]
+    return "".join(statements).rstrip("\n")
+
+
+def role_statements(family: str) -> str:
+    """The family role's S3 statements: reads and writes (from its own function only) per
+    resource."""
+    controls = controls_of(family)
+    writes = grouped(controls, writes=True)
+    condition = OWN_FUNCTION_ONLY.substitute(family=family)
+    return indent(s3_statements(control_reads(controls), writes, condition), 14)
 
 
 def statement(sid: str, actions: list[str], resource: str, comment: str, condition: str) -> str:
