@@ -281,13 +281,15 @@ def forwarder_template() -> str:
     )
 
 
-def generated() -> dict[Path, str]:
-    return {ROLES: roles_template(), FORWARDER: forwarder_template()}
+def generated(directory: Path = MEMBER) -> dict[Path, str]:
+    return {
+        directory / ROLES.name: roles_template(),
+        directory / FORWARDER.name: forwarder_template(),
+    }
 
 
-def out_of_step(files: dict[Path, str] | None = None) -> list[Path]:
-    """The member templates whose text is not what this script writes."""
-    files = generated() if files is None else files
+def out_of_step(files: dict[Path, str]) -> list[Path]:
+    """The files whose text is not the one given (missing ones included)."""
     return [
         path
         for path, text in files.items()
@@ -295,19 +297,22 @@ def out_of_step(files: dict[Path, str] | None = None) -> list[Path]:
     ]
 
 
-def check() -> None:
-    stale = out_of_step()
+def check(directory: Path = MEMBER) -> None:
+    """Raise MemberTemplatesOutOfStep, naming the command that fixes it, unless the member
+    templates in `directory` are what this script writes."""
+    stale = out_of_step(generated(directory))
     if stale:
-        names = ", ".join(str(path.relative_to(ROOT)) for path in stale)
+        names = ", ".join(path.name for path in stale)
         raise MemberTemplatesOutOfStep(
-            f"{names} differ from what scripts/generate_member_templates.py writes from the"
-            f" catalogue: run `{COMMAND}` (and edit the generator, not the templates)"
+            f"{names} in {directory.name}/ differ from what scripts/generate_member_templates.py"
+            f" writes from the catalogue: run `{COMMAND}` (and edit the generator, not the"
+            " templates)"
         )
 
 
-def write() -> list[Path]:
-    """Write the member templates; the ones that changed."""
-    files = generated()
+def write(directory: Path = MEMBER) -> list[Path]:
+    """Write the member templates into `directory`; the ones that changed."""
+    files = generated(directory)
     changed = out_of_step(files)
     for path in changed:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -315,19 +320,19 @@ def write() -> list[Path]:
     return changed
 
 
-def main(arguments: list[str]) -> int:
+def main(arguments: list[str], directory: Path = MEMBER) -> int:
     if arguments not in ([], ["--check"]):
         print(__doc__.strip().splitlines()[2], file=sys.stderr)
         return 2
     if arguments:
         try:
-            check()
+            check(directory)
         except MemberTemplatesOutOfStep as error:
             print(error, file=sys.stderr)
             return 1
         print("member templates are in step with the catalogue")
         return 0
-    changed = write()
+    changed = write(directory)
     written = ", ".join(path.name for path in changed)
     print(f"member templates {'rewritten: ' + written if changed else 'already in step'}")
     return 0
