@@ -266,15 +266,8 @@ FAMILY = Block("""\
             Pattern:
               source: [aws.s3]
               account: [!Ref AWS::AccountId]
-              detail-type: [AWS API Call via CloudTrail]
-              detail:
-                eventSource: [s3.amazonaws.com]
-@{event_names}
-            RetryPolicy:
-              MaximumRetryAttempts: 8
-              MaximumEventAgeInSeconds: 3600
-            DeadLetterConfig:
-              Arn: !GetAtt @{Family}DeadLetterQueue.Arn
+@{rule_pattern}
+@{rule_delivery}
 
   # In an organization: the same calls made in the member accounts, which their forwarders
   # (member/forwarder.yaml) send to the hub's bus. Only the organization may put events there
@@ -287,19 +280,12 @@ FAMILY = Block("""\
       EventBusName: !Ref HubEventBus
       EventPattern:
         source: [aws.s3]
-        detail-type: [AWS API Call via CloudTrail]
-        detail:
-          eventSource: [s3.amazonaws.com]
-@{hub_event_names}
+@{hub_rule_pattern}
       State: ENABLED
       Targets:
         - Id: @{family}
           Arn: !GetAtt @{Family}Function.Arn
-          RetryPolicy:
-            MaximumRetryAttempts: 8
-            MaximumEventAgeInSeconds: 3600
-          DeadLetterConfig:
-            Arn: !GetAtt @{Family}DeadLetterQueue.Arn
+@{hub_rule_delivery}
 
   @{Family}HubBusPermission:
     Type: AWS::Lambda::Permission
@@ -333,6 +319,21 @@ FAMILY = Block("""\
                 aws:ResourceOrgID: !Ref OrganizationId
 
 @{alarms}""")
+
+
+# What a family's rules match besides the source (and, on the default bus, the account), and how
+# they deliver: the same on the default bus and, in an organization, on the hub's bus.
+RULE_PATTERN = Block("""\
+detail-type: [AWS API Call via CloudTrail]
+detail:
+  eventSource: [s3.amazonaws.com]
+@{event_names}""")
+RULE_DELIVERY = Block("""\
+RetryPolicy:
+  MaximumRetryAttempts: 8
+  MaximumEventAgeInSeconds: 3600
+DeadLetterConfig:
+  Arn: !GetAtt @{Family}DeadLetterQueue.Arn""")
 
 
 class TemplateOutOfStep(Exception):
@@ -426,7 +427,7 @@ def statement(sid: str, actions: list[str], resource: str, comment: str, conditi
     )
 
 
-def event_names(family: str, spaces: int = 16) -> str:
+def event_names(family: str, spaces: int) -> str:
     """The rule's eventName list; the events that only audit exemption changes are marked."""
     names = trigger_events(family)
     own = {name for control in controls_of(family) for name in control.trigger_events}
@@ -439,6 +440,12 @@ def event_names(family: str, spaces: int = 16) -> str:
         items.append("  # Exemption changes: audited and notified with the caller.")
         items.extend(f"  - {name}" for name in audited)
     return indent("\n".join(["eventName:", *items]), spaces)
+
+
+def rule_pattern(family: str, spaces: int) -> str:
+    """RULE_PATTERN at `spaces`; the event names laid out for the column they end up in."""
+    names = textwrap.dedent(event_names(family, spaces + 2))
+    return indent(RULE_PATTERN.substitute(event_names=indent(names, 2)), spaces)
 
 
 def failures_alarm(control: Control) -> str:
@@ -486,8 +493,10 @@ def family_block(family: str) -> str:
         role_description=scalar("Description", role_description, 6),
         function_description=scalar("Description", FUNCTION_DESCRIPTIONS[family], 6),
         statements=role_statements(family),
-        event_names=event_names(family),
-        hub_event_names=event_names(family, spaces=10),
+        rule_pattern=rule_pattern(family, 14),
+        rule_delivery=indent(RULE_DELIVERY.substitute(Family=camel(family)), 12),
+        hub_rule_pattern=rule_pattern(family, 8),
+        hub_rule_delivery=indent(RULE_DELIVERY.substitute(Family=camel(family)), 10),
         own_function_arn=Block(OWN_FUNCTION_ARN).substitute(family=family),
         alarms="\n".join([*map(failures_alarm, controls), dead_letter_alarm(family)]),
     )
