@@ -181,27 +181,10 @@ FAMILY = Block("""\
       PolicyDocument:
         Version: "2012-10-17"
         Statement:
-          - Sid: RuleDeadLetters
-            Effect: Allow
-            Principal:
-              Service: events.amazonaws.com
-            Action: sqs:SendMessage
-            Resource: !GetAtt @{Family}DeadLetterQueue.Arn
-            Condition:
-              ArnEquals:
-                # The rule that SAM generates from @{Family}Function's S3ConfigChange event.
-                aws:SourceArn: !GetAtt @{Family}FunctionS3ConfigChange.Arn
+@{rule_dead_letters}
           - !If
             - IsOrganization
-            - Sid: HubBusRuleDeadLetters
-              Effect: Allow
-              Principal:
-                Service: events.amazonaws.com
-              Action: sqs:SendMessage
-              Resource: !GetAtt @{Family}DeadLetterQueue.Arn
-              Condition:
-                ArnEquals:
-                  aws:SourceArn: !GetAtt @{Family}HubBusRule.Arn
+@{hub_rule_dead_letters}
             - !Ref AWS::NoValue
           - Sid: DenyInsecureTransport
             Effect: Deny
@@ -328,6 +311,17 @@ detail-type: [AWS API Call via CloudTrail]
 detail:
   eventSource: [s3.amazonaws.com]
 @{event_names}""")
+# The statement of the dead-letter queue's policy that lets one rule write to it.
+RULE_DEAD_LETTERS = Block("""\
+- Sid: @{sid}
+  Effect: Allow
+  Principal:
+    Service: events.amazonaws.com
+  Action: sqs:SendMessage
+  Resource: !GetAtt @{Family}DeadLetterQueue.Arn
+  Condition:
+    ArnEquals:
+@{comment}      aws:SourceArn: !GetAtt @{rule}.Arn""")
 RULE_DELIVERY = Block("""\
 RetryPolicy:
   MaximumRetryAttempts: 8
@@ -482,6 +476,31 @@ def dead_letter_alarm(family: str) -> str:
     )
 
 
+def rule_parts(family: str) -> dict[str, str]:
+    """The rules' pattern, delivery and dead-letter admission, on the default bus (SAM's rule
+    from the function's S3ConfigChange event) and, in an organization, on the hub's bus."""
+    function = f"{camel(family)}Function"
+    sam_rule = f"{function}S3ConfigChange"
+    sam_comment = f"      # The rule that SAM generates from {function}'s S3ConfigChange event.\n"
+    delivery = RULE_DELIVERY.substitute(Family=camel(family))
+    return {
+        "rule_pattern": rule_pattern(family, 14),
+        "rule_delivery": indent(delivery, 12),
+        "rule_dead_letters": indent(
+            dead_letters(family, "RuleDeadLetters", sam_rule, sam_comment), 10
+        ),
+        "hub_rule_pattern": rule_pattern(family, 8),
+        "hub_rule_delivery": indent(delivery, 10),
+        "hub_rule_dead_letters": indent(
+            dead_letters(family, "HubBusRuleDeadLetters", f"{camel(family)}HubBusRule", ""), 12
+        ),
+    }
+
+
+def dead_letters(family: str, sid: str, rule: str, comment: str) -> str:
+    return RULE_DEAD_LETTERS.substitute(sid=sid, Family=camel(family), rule=rule, comment=comment)
+
+
 def family_block(family: str) -> str:
     controls = controls_of(family)
     control_ids = ", ".join(control.id for control in controls)
@@ -493,10 +512,7 @@ def family_block(family: str) -> str:
         role_description=scalar("Description", role_description, 6),
         function_description=scalar("Description", FUNCTION_DESCRIPTIONS[family], 6),
         statements=role_statements(family),
-        rule_pattern=rule_pattern(family, 14),
-        rule_delivery=indent(RULE_DELIVERY.substitute(Family=camel(family)), 12),
-        hub_rule_pattern=rule_pattern(family, 8),
-        hub_rule_delivery=indent(RULE_DELIVERY.substitute(Family=camel(family)), 10),
+        **rule_parts(family),
         own_function_arn=Block(OWN_FUNCTION_ARN).substitute(family=family),
         alarms="\n".join([*map(failures_alarm, controls), dead_letter_alarm(family)]),
     )
