@@ -9,6 +9,7 @@ them against template.yaml as tests/test_template.py checks the hub against the 
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 import tomllib
@@ -17,6 +18,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 import yaml
 from moto.events.models import EventPattern
@@ -330,6 +332,10 @@ def rule() -> dict[str, Any]:
     return forwarder()["ForwardingRule"]["Properties"]
 
 
+def forwarded_names() -> list[str]:
+    return list(dict.fromkeys(name for family in FAMILIES for name in trigger_events(family)))
+
+
 @pytest.mark.parametrize("family", FAMILIES)
 def test_every_call_a_hub_rule_matches_is_forwarded(family: str) -> None:
     """Each of the family's calls in a member account passes the forwarder's rule and then the
@@ -423,3 +429,123 @@ def test_forwarder_forwards_everywhere_but_the_hubs_own_region(
     condition = load(FORWARDER)["Conditions"]["ForwardsToHub"]
     assert evaluate(condition, values) is forwards
     assert {resource["Condition"] for resource in forwarder().values()} == {"ForwardsToHub"}
+
+
+# ---------------------------------------------------------------- deployed (moto's CloudFormation)
+
+HUB_REGION = "us-east-1"
+MEMBER_REGION = "eu-west-1"
+
+
+def hub_session() -> boto3.Session:
+    """The hub account, through moto's cross-account credentials."""
+    credentials = boto3.client("sts").assume_role(
+        RoleArn=f"arn:aws:iam::{HUB_ACCOUNT}:role/setup", RoleSessionName="setup"
+    )["Credentials"]
+    return boto3.Session(
+        aws_access_key_id=credentials["AccessKeyId"],
+        aws_secret_access_key=credentials["SecretAccessKey"],
+        aws_session_token=credentials["SessionToken"],
+        region_name=HUB_REGION,
+    )
+
+
+def deploy(cloudformation: Any, path: Path, **parameters: str) -> None:
+    cloudformation.create_stack(
+        StackName=f"bucketwarden-{path.stem}",
+        TemplateBody=path.read_text(encoding="utf-8"),
+        Capabilities=["CAPABILITY_NAMED_IAM"],
+        Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()],
+    )
+    (stack,) = cloudformation.describe_stacks(StackName=f"bucketwarden-{path.stem}")["Stacks"]
+    assert stack["StackStatus"] == "CREATE_COMPLETE"
+
+
+def forwarder_parameters() -> dict[str, str]:
+    return {"HubAccountId": HUB_ACCOUNT, "HubRegion": HUB_REGION}
+
+
+def hub_family_queues(hub: boto3.Session) -> dict[str, str]:
+    """The hub's bus with each family's rule (the pattern of template.yaml) sending to a queue."""
+    events, sqs = hub.client("events"), hub.client("sqs")
+    bus = load(FORWARDER)["Parameters"]["HubEventBusName"]["Default"]
+    events.create_event_bus(Name=bus)
+    queues = {}
+    for family, pattern in hub_patterns().items():
+        queues[family] = sqs.create_queue(QueueName=family)["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=queues[family], AttributeNames=["QueueArn"])
+        events.put_rule(Name=family, EventBusName=bus, EventPattern=json.dumps(pattern))
+        events.put_targets(
+            Rule=family,
+            EventBusName=bus,
+            Targets=[{"Id": family, "Arn": arn["Attributes"]["QueueArn"]}],
+        )
+    return queues
+
+
+def received(sqs: Any, queue: str) -> list[str]:
+    names = []
+    while messages := sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages"):
+        names += [json.loads(m["Body"])["detail"]["eventName"] for m in messages]
+        for message in messages:
+            sqs.delete_message(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"])
+    return names
+
+
+@pytest.mark.usefixtures("aws")
+def test_a_member_accounts_calls_reach_each_familys_rule_on_the_hub_bus() -> None:
+    hub = hub_session()
+    queues = hub_family_queues(hub)
+    deploy(
+        boto3.client("cloudformation", region_name=MEMBER_REGION),
+        FORWARDER,
+        **forwarder_parameters(),
+    )
+
+    member_events = boto3.client("events", region_name=MEMBER_REGION)
+    # Every call any family handles, and two that none does.
+    for name in [*forwarded_names(), "GetBucketPolicy", "PutObject"]:
+        call = member_call(name, MEMBER_REGION)
+        entry = {"Source": call["source"], "DetailType": call["detail-type"]}
+        member_events.put_events(Entries=[{**entry, "Detail": json.dumps(call["detail"])}])
+
+    sqs = hub.client("sqs")
+    for family, queue in queues.items():
+        assert sorted(received(sqs, queue)) == sorted(trigger_events(family)), family
+
+
+@pytest.mark.usefixtures("aws")
+def test_the_forwarder_creates_nothing_in_the_hubs_own_region() -> None:
+    hub = hub_session()
+    deploy(hub.client("cloudformation"), FORWARDER, **forwarder_parameters())
+    assert hub.client("events").list_rules()["Rules"] == []
+    assert hub.client("iam").list_roles()["Roles"] == []
+    # The hub account's other regions forward as any member account's do.
+    deploy(
+        hub.client("cloudformation", region_name=MEMBER_REGION), FORWARDER, **forwarder_parameters()
+    )
+    (rule,) = hub.client("events", region_name=MEMBER_REGION).list_rules()["Rules"]
+    assert (
+        json.loads(rule["EventPattern"])
+        == forwarder()["ForwardingRule"]["Properties"]["EventPattern"]
+    )
+
+
+@pytest.mark.usefixtures("aws")
+def test_the_member_roles_deploy_with_their_names_trust_and_actions() -> None:
+    cloudformation = boto3.client("cloudformation", region_name=HUB_REGION)
+    deploy(cloudformation, ROLES, HubAccountId=HUB_ACCOUNT)
+
+    iam = boto3.client("iam")
+    for name, function in MEMBER_ROLES.items():
+        role = iam.get_role(RoleName=f"bucketwarden-member-{name}")["Role"]
+        (trust,) = role["AssumeRolePolicyDocument"]["Statement"]
+        assert trust["Principal"] == {"AWS": f"arn:aws:iam::{HUB_ACCOUNT}:root"}
+        hub_role = f"arn:aws:iam::{HUB_ACCOUNT}:role/bucketwarden-{name}"
+        assert trust["Condition"] == {"ArnEquals": {"aws:PrincipalArn": hub_role}}
+        (policy,) = iam.list_role_policies(RoleName=role["RoleName"])["PolicyNames"]
+        document = iam.get_role_policy(RoleName=role["RoleName"], PolicyName=policy)
+        # moto returns a role policy made by CloudFormation as the text of a Python dict.
+        statements = ast.literal_eval(str(document["PolicyDocument"]))["Statement"]
+        actions = {action for statement in statements for action in as_list(statement["Action"])}
+        assert actions == {action for action, _ in s3_grants(role_statements(role_id(function)))}
