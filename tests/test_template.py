@@ -302,7 +302,10 @@ def test_functions_receive_every_variable_the_engine_reads() -> None:
     # Dry run is for the CLI; a deployed function always acts. Lambda sets AWS_REGION itself
     # (a reserved variable, which a template may not set).
     expected = set(settings_variables()) - {"BUCKETWARDEN_DRY_RUN", "AWS_REGION"}
-    assert expected <= set(environment())
+    # Each function's own variables (MEMBER_ROLE_NAME, in an organization) join the global ones.
+    for function in FUNCTION_IDS:
+        own = properties(function).get("Environment", {}).get("Variables", {})
+        assert expected <= set(environment()) | set(own), function
     assert "BUCKETWARDEN_DRY_RUN" not in environment()
     assert "AWS_REGION" not in environment()
     assert ref_target(environment()["AUDIT_TABLE"], "!Ref") == "AuditTable"
