@@ -187,6 +187,13 @@ def test_the_organization_parameters_change_nothing_else() -> None:
                 s for s in document["Statement"] if s.get("Sid") != "HubBusRuleDeadLetters"
             ]
         assert other == resource, logical_id
+    # The functions' shared environment gains only the organization's id.
+    alone_globals = single_account().document["Globals"]
+    organized_globals = copy.deepcopy(organization().document["Globals"])
+    organized_globals["Function"]["Environment"]["Variables"].pop("ORGANIZATION_ID")
+    assert organized_globals == alone_globals
+    for output, value in single_account().document["Outputs"].items():
+        assert organization().document["Outputs"][output] == value, output
 
 
 # ---------------------------------------------------------------- organization: the hub's additions
