@@ -49,8 +49,10 @@ COMMAND = "make template"
 SWEEP = "sweep"
 # What the sweep does besides every control's reads: list the buckets and the access points,
 # and find a bucket's region when the listing does not say it (sweep.py).
-SWEEP_LISTING = {BUCKETS: ["s3:GetBucketLocation"], ANY_RESOURCE: ["s3:ListAllMyBuckets"]}
-SWEEP_ACCESS_POINT_LISTING = "s3:ListAccessPoints"
+SWEEP_LISTING = {
+    BUCKETS: ["s3:GetBucketLocation"],
+    ANY_RESOURCE: ["s3:ListAllMyBuckets", "s3:ListAccessPoints"],
+}
 # The CloudTrail events every rule matches (template.yaml's family rules say the same).
 EVENT_SOURCE = "s3.amazonaws.com"
 DETAIL_TYPE = "AWS API Call via CloudTrail"
@@ -66,7 +68,7 @@ HEADER = """\
 # Plain CloudFormation, no transform: service-managed StackSets deploy it (docs/organization.md).
 """
 
-HUB_STACK_PARAMETERS = Block("""\
+HUB_ACCOUNT_PARAMETER = Block("""\
   HubAccountId:
     Type: String
     AllowedPattern: ^\\d{12}$
@@ -223,10 +225,10 @@ class MemberTemplatesOutOfStep(Exception):
 
 
 def sweep_reads() -> dict[str, list[str]]:
+    """Every control's reads, the listing first (as in the hub's SweepRole)."""
     reads = control_reads(CONTROLS)
     for resource, actions in SWEEP_LISTING.items():
         reads[resource] = actions + reads[resource]
-    reads[ANY_RESOURCE].insert(1, SWEEP_ACCESS_POINT_LISTING)
     return reads
 
 
@@ -259,7 +261,7 @@ def roles_template() -> str:
     names = [*FAMILIES, SWEEP]
     return ROLES_TEMPLATE.substitute(
         header=HEADER,
-        hub_account=HUB_STACK_PARAMETERS.substitute(),
+        hub_account=HUB_ACCOUNT_PARAMETER.substitute(),
         roles="\n".join([*map(family_role, FAMILIES), sweep_role()]),
         outputs="".join(ROLE_OUTPUT.substitute(Name=camel(name)) for name in names),
     )
@@ -273,7 +275,7 @@ def forwarded_events() -> list[str]:
 def forwarder_template() -> str:
     return FORWARDER_TEMPLATE.substitute(
         header=HEADER,
-        hub_account=HUB_STACK_PARAMETERS.substitute(),
+        hub_account=HUB_ACCOUNT_PARAMETER.substitute(),
         detail_type=DETAIL_TYPE,
         event_source=EVENT_SOURCE,
         hub_bus=HUB_BUS,
