@@ -64,12 +64,15 @@ $(SAM):
 tools: $(SAM) ## SAM CLI and cfn-lint in their own environment (they pin boto3)
 
 # The family blocks of template.yaml (one function, role, queue, log group and alarms per family)
-# are written from the catalogue; tests/test_template_generated.py fails until they are.
-template: setup ## Write template.yaml's family blocks from the catalogue
+# are written from the catalogue, and so are the member account templates (member/);
+# tests/test_template_generated.py and tests/test_member_templates.py fail until they are.
+template: setup ## Write template.yaml's family blocks and the member templates from the catalogue
 	$(BIN)/python scripts/generate_template.py
+	$(BIN)/python scripts/generate_member_templates.py
 
-template-check: setup tools ## family blocks in step, sam validate --lint, cfn-lint on the translated template, sam build
+template-check: setup tools ## generated blocks and member templates in step, sam validate --lint, cfn-lint (translated hub, member templates), sam build
 	$(BIN)/python scripts/generate_template.py --check
+	$(BIN)/python scripts/generate_member_templates.py --check
 	PATH="$(dir $(PYTHON)):$$PATH" scripts/check-template $(TOOLS)/sam/bin
 
 # checkov and parliament in their own environment (checkov pins boto3 too). parliament still

@@ -1,10 +1,11 @@
 """Audit the IAM policies of a translated template with parliament (and its community auditors).
 
-Usage: SECURITY_PYTHON scripts/audit_iam_policies.py TRANSLATED_JSON CONFIG_YAML
+Usage: SECURITY_PYTHON scripts/audit_iam_policies.py TRANSLATED_JSON... CONFIG_YAML
 
-TRANSLATED_JSON is the template as aws-sam-translator translates it (scripts/translate_template.py),
-so the policies are the ones CloudFormation creates. Each role's inline policies, each managed
-policy and each queue, topic or bucket policy is one document. CloudFormation intrinsics (Ref,
+Each TRANSLATED_JSON is a template as aws-sam-translator translates it
+(scripts/translate_template.py), so the policies are the ones CloudFormation creates: the hub's,
+and the member templates'. Each role's inline policies, each managed policy and each queue, topic
+or bucket policy is one document. CloudFormation intrinsics (Ref,
 Fn::GetAtt, Fn::Sub, Fn::Join) become example ARNs of the right shape, so parliament can match
 actions to resource types. CONFIG_YAML is parliament's own configuration: the suppressions, each
 with its reason. Exit status 1 when a finding is left (or a suppression matches nothing), 2 when
@@ -35,7 +36,12 @@ PSEUDO_PARAMETERS = {
 }
 # Example values of parameters whose default is empty but which policies name (under a condition
 # that the parameter is set): a value the parameter's AllowedPattern accepts.
-EXAMPLE_PARAMETERS = {"ExemptionsParameterName": "/bucketwarden/exemptions"}
+EXAMPLE_PARAMETERS = {
+    "ExemptionsParameterName": "/bucketwarden/exemptions",
+    "OrganizationId": "o-a1b2c3d4e5",
+    "HubAccountId": "210987654321",
+    "HubRegion": "eu-west-1",
+}
 NO_VALUE = "AWS::NoValue"
 KEY_ID = "1234abcd-12ab-34cd-56ef-1234567890ab"
 SEVERITIES = ("MUTE", "INFO", "LOW", "MEDIUM", "HIGH", "CRITICAL")
@@ -243,16 +249,22 @@ def load_configuration(path: str) -> None:
     parliament.override_config(path)
 
 
+def read_documents(paths: list[str]) -> list[PolicyDocument]:
+    documents = []
+    for path in paths:
+        with open(path, encoding="utf-8") as handle:
+            documents += policy_documents(json.load(handle))
+    return documents
+
+
 def main(arguments: list[str]) -> int:
-    if len(arguments) != 2:
+    if len(arguments) < 2:
         print(__doc__.strip().splitlines()[2], file=sys.stderr)
         return 2
-    translated, configuration = arguments
+    *translated, configuration = arguments
     load_configuration(configuration)
-    with open(translated, encoding="utf-8") as handle:
-        template = json.load(handle)
     try:
-        documents = list(policy_documents(template))
+        documents = read_documents(translated)
     except UnsupportedIntrinsic as error:
         print(f"cannot spell out a policy for parliament: {error}", file=sys.stderr)
         return 2

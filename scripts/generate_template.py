@@ -127,6 +127,9 @@ FAMILY = Block("""\
     Type: AWS::IAM::Role
     Properties:
 @{role_description}
+      # Named in an organization only: the member roles trust this name (their template cannot
+      # know a generated one). Named like the function (docs/organization.md).
+      RoleName: !If [IsOrganization, !Sub "${AWS::StackName}-@{family}", !Ref AWS::NoValue]
       AssumeRolePolicyDocument:
         Version: "2012-10-17"
         Statement:
@@ -178,16 +181,11 @@ FAMILY = Block("""\
       PolicyDocument:
         Version: "2012-10-17"
         Statement:
-          - Sid: RuleDeadLetters
-            Effect: Allow
-            Principal:
-              Service: events.amazonaws.com
-            Action: sqs:SendMessage
-            Resource: !GetAtt @{Family}DeadLetterQueue.Arn
-            Condition:
-              ArnEquals:
-                # The rule that SAM generates from @{Family}Function's S3ConfigChange event.
-                aws:SourceArn: !GetAtt @{Family}FunctionS3ConfigChange.Arn
+@{rule_dead_letters}
+          - !If
+            - IsOrganization
+@{hub_rule_dead_letters}
+            - !Ref AWS::NoValue
           - Sid: DenyInsecureTransport
             Effect: Deny
             Principal: "*"
@@ -230,6 +228,13 @@ FAMILY = Block("""\
       Role: !GetAtt @{Family}Role.Arn
       LoggingConfig:
         LogGroup: !Ref @{Family}LogGroup
+      Environment:
+        Variables:
+          # The member role this function acts with in another account of the organization.
+          MEMBER_ROLE_NAME: !If
+            - IsOrganization
+            - !Sub ${MemberRoleName}-@{family}
+            - !Ref AWS::NoValue
       EventInvokeConfig:
         MaximumRetryAttempts: 2
         MaximumEventAgeInSeconds: 21600
@@ -244,17 +249,85 @@ FAMILY = Block("""\
             Pattern:
               source: [aws.s3]
               account: [!Ref AWS::AccountId]
-              detail-type: [AWS API Call via CloudTrail]
-              detail:
-                eventSource: [s3.amazonaws.com]
-@{event_names}
-            RetryPolicy:
-              MaximumRetryAttempts: 8
-              MaximumEventAgeInSeconds: 3600
-            DeadLetterConfig:
-              Arn: !GetAtt @{Family}DeadLetterQueue.Arn
+@{rule_pattern}
+@{rule_delivery}
+
+  # In an organization: the same calls made in the member accounts, which their forwarders
+  # (member/forwarder.yaml) send to the hub's bus. Only the organization may put events there
+  # (HubEventBusPolicy), and the function acts in an account only through its member role.
+  @{Family}HubBusRule:
+    Type: AWS::Events::Rule
+    Condition: IsOrganization
+    Properties:
+      Description: @{family} calls of the organization's member accounts, on the hub's bus
+      EventBusName: !Ref HubEventBus
+      EventPattern:
+        source: [aws.s3]
+@{hub_rule_pattern}
+      State: ENABLED
+      Targets:
+        - Id: @{family}
+          Arn: !GetAtt @{Family}Function.Arn
+@{hub_rule_delivery}
+
+  @{Family}HubBusPermission:
+    Type: AWS::Lambda::Permission
+    Condition: IsOrganization
+    Properties:
+      Action: lambda:InvokeFunction
+      FunctionName: !Ref @{Family}Function
+      Principal: events.amazonaws.com
+      SourceArn: !GetAtt @{Family}HubBusRule.Arn
+
+  # In an organization: the @{family} member role of the organization's accounts, assumed only
+  # from the function itself (the role passed to any other function assumes nothing).
+  @{Family}MemberAccessPolicy:
+    Type: AWS::IAM::Policy
+    Condition: IsOrganization
+    Properties:
+      PolicyName: member-accounts
+      Roles:
+        - !Ref @{Family}Role
+      PolicyDocument:
+        Version: "2012-10-17"
+        Statement:
+          - Sid: AssumeMemberRole
+            Effect: Allow
+            Action: sts:AssumeRole
+            Resource: !Sub arn:${AWS::Partition}:iam::*:role/${MemberRoleName}-@{family}
+            Condition:
+              ArnEquals:
+                lambda:SourceFunctionArn: @{own_function_arn}
+              StringEquals:
+                aws:ResourceOrgID: !Ref OrganizationId
 
 @{alarms}""")
+
+
+# What a family's rules match besides the source (and, on the default bus, the account), and how
+# they deliver: the same on the default bus and, in an organization, on the hub's bus.
+RULE_PATTERN = Block("""\
+detail-type: [AWS API Call via CloudTrail]
+detail:
+  eventSource: [s3.amazonaws.com]
+@{event_names}""")
+# The statement of the dead-letter queue's policy that lets one rule write to it.
+RULE_DEAD_LETTERS = Block("""\
+- Sid: @{sid}
+  Effect: Allow
+  Principal:
+    Service: events.amazonaws.com
+  Action: sqs:SendMessage
+  Resource: !GetAtt @{Family}DeadLetterQueue.Arn
+  Condition:
+    ArnEquals:
+@{comment}      aws:SourceArn: !GetAtt @{rule}.Arn""")
+RULE_DELIVERY = Block("""\
+RetryPolicy:
+  MaximumRetryAttempts: 8
+  MaximumEventAgeInSeconds: 3600
+DeadLetterConfig:
+  Arn: !GetAtt @{Family}DeadLetterQueue.Arn""")
 
 
 class TemplateOutOfStep(Exception):
@@ -296,26 +369,46 @@ def grouped(controls: Iterable[Control], writes: bool) -> dict[str, list[str]]:
     return groups
 
 
-def role_statements(family: str) -> str:
-    """The family role's S3 statements: reads and writes (from its own function only) per
-    resource; every bucket reader also reads the exemption tags, a website reader websites."""
-    controls = controls_of(family)
-    reads, writes = grouped(controls, writes=False), grouped(controls, writes=True)
+def control_reads(controls: Iterable[Control]) -> dict[str, list[str]]:
+    """The controls' reads by resource; every bucket reader also reads the exemption tags, a
+    website reader websites."""
+    controls = tuple(controls)
+    reads = grouped(controls, writes=False)
     if any(control.checks_website for control in controls):
         reads[BUCKETS].append(WEBSITE_READ_ACTION)
     reads[BUCKETS].append(EXEMPTION_READ_ACTION)
+    return reads
+
+
+def s3_statements(
+    reads: dict[str, list[str]],
+    writes: dict[str, list[str]],
+    write_condition: str,
+    write_comments: tuple[str, str] = (FIRST_WRITE_COMMENT, LATER_WRITE_COMMENT),
+) -> str:
+    """Reads and writes per resource as policy statements (unindented YAML); each write
+    statement carries `write_condition`, the first one `write_comments[0]`, the later ones the
+    second."""
     statements = []
-    write_comment = FIRST_WRITE_COMMENT
+    write_comment = write_comments[0]
     for resource, (read_sid, write_sid, read_comment) in STATEMENT_NAMES.items():
         if reads[resource]:
             statements.append(statement(read_sid, reads[resource], resource, read_comment, ""))
         if writes[resource]:
-            condition = OWN_FUNCTION_ONLY.substitute(family=family)
             statements.append(
-                statement(write_sid, writes[resource], resource, write_comment, condition)
+                statement(write_sid, writes[resource], resource, write_comment, write_condition)
             )
-            write_comment = LATER_WRITE_COMMENT
-    return indent("".join(statements).rstrip("\n"), 14)
+            write_comment = write_comments[1]
+    return "".join(statements).rstrip("\n")
+
+
+def role_statements(family: str) -> str:
+    """The family role's S3 statements: reads and writes (from its own function only) per
+    resource."""
+    controls = controls_of(family)
+    writes = grouped(controls, writes=True)
+    condition = OWN_FUNCTION_ONLY.substitute(family=family)
+    return indent(s3_statements(control_reads(controls), writes, condition), 14)
 
 
 def statement(sid: str, actions: list[str], resource: str, comment: str, condition: str) -> str:
@@ -328,19 +421,25 @@ def statement(sid: str, actions: list[str], resource: str, comment: str, conditi
     )
 
 
-def event_names(family: str) -> str:
+def event_names(family: str, spaces: int) -> str:
     """The rule's eventName list; the events that only audit exemption changes are marked."""
     names = trigger_events(family)
     own = {name for control in controls_of(family) for name in control.trigger_events}
     audited = [name for name in names if name not in own]
-    one_line = scalar("eventName", f"[{', '.join(names)}]", 16)
+    one_line = scalar("eventName", f"[{', '.join(names)}]", spaces)
     if not audited and "\n" not in one_line:
         return one_line
     items = [f"  - {name}" for name in names if name in own]
     if audited:
         items.append("  # Exemption changes: audited and notified with the caller.")
         items.extend(f"  - {name}" for name in audited)
-    return indent("\n".join(["eventName:", *items]), 16)
+    return indent("\n".join(["eventName:", *items]), spaces)
+
+
+def rule_pattern(family: str, spaces: int) -> str:
+    """RULE_PATTERN at `spaces`; the event names laid out for the column they end up in."""
+    names = textwrap.dedent(event_names(family, spaces + 2))
+    return indent(RULE_PATTERN.substitute(event_names=indent(names, 2)), spaces)
 
 
 def failures_alarm(control: Control) -> str:
@@ -377,6 +476,31 @@ def dead_letter_alarm(family: str) -> str:
     )
 
 
+def rule_parts(family: str) -> dict[str, str]:
+    """The rules' pattern, delivery and dead-letter admission, on the default bus (SAM's rule
+    from the function's S3ConfigChange event) and, in an organization, on the hub's bus."""
+    function = f"{camel(family)}Function"
+    sam_rule = f"{function}S3ConfigChange"
+    sam_comment = f"      # The rule that SAM generates from {function}'s S3ConfigChange event.\n"
+    delivery = RULE_DELIVERY.substitute(Family=camel(family))
+    return {
+        "rule_pattern": rule_pattern(family, 14),
+        "rule_delivery": indent(delivery, 12),
+        "rule_dead_letters": indent(
+            dead_letters(family, "RuleDeadLetters", sam_rule, sam_comment), 10
+        ),
+        "hub_rule_pattern": rule_pattern(family, 8),
+        "hub_rule_delivery": indent(delivery, 10),
+        "hub_rule_dead_letters": indent(
+            dead_letters(family, "HubBusRuleDeadLetters", f"{camel(family)}HubBusRule", ""), 12
+        ),
+    }
+
+
+def dead_letters(family: str, sid: str, rule: str, comment: str) -> str:
+    return RULE_DEAD_LETTERS.substitute(sid=sid, Family=camel(family), rule=rule, comment=comment)
+
+
 def family_block(family: str) -> str:
     controls = controls_of(family)
     control_ids = ", ".join(control.id for control in controls)
@@ -388,7 +512,8 @@ def family_block(family: str) -> str:
         role_description=scalar("Description", role_description, 6),
         function_description=scalar("Description", FUNCTION_DESCRIPTIONS[family], 6),
         statements=role_statements(family),
-        event_names=event_names(family),
+        **rule_parts(family),
+        own_function_arn=Block(OWN_FUNCTION_ARN).substitute(family=family),
         alarms="\n".join([*map(failures_alarm, controls), dead_letter_alarm(family)]),
     )
 

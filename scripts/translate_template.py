@@ -5,7 +5,9 @@ Usage: TOOLS_PYTHON scripts/translate_template.py TEMPLATE OUTPUT_JSON
 TOOLS_PYTHON is the interpreter of the virtualenv that holds SAM CLI (`make tools` creates
 .tools/sam), which brings aws-sam-translator. scripts/check-template lints the output with
 cfn-lint and scripts/security-check scans it with checkov and parliament, so both checks judge
-the same translation, the one CloudFormation deploys.
+the same translation, the one CloudFormation deploys. A plain CloudFormation template (no
+Transform, as the member templates of member/) is written as it is, in JSON with the intrinsics
+in their long form, for the same checks.
 """
 
 from __future__ import annotations
@@ -47,6 +49,8 @@ def translate(source: str) -> dict[str, Any]:
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
     with open(source, encoding="utf-8") as handle:
         template = yaml_parse(handle.read())
+    if "Transform" not in template:
+        return dict(template)
     return transform(as_packaged(template), {}, NoManagedPolicies())
 
 

@@ -204,7 +204,8 @@ def test_undeliverable_events_reach_the_family_dead_letter_queue(family: str) ->
     assert properties(function_id(family))["EventInvokeConfig"]["MaximumRetryAttempts"] == 2
 
     statements = as_list(properties(queue + "Policy")["PolicyDocument"]["Statement"])
-    (send,) = [s for s in statements if s["Effect"] == "Allow"]
+    # The hub bus rule's statement (organization only) is under !If: tests/test_organization_hub.py.
+    (send,) = [s for s in statements if s.get("Effect") == "Allow"]
     assert send["Principal"] == {"Service": "events.amazonaws.com"}
     assert send["Action"] == "sqs:SendMessage"
     # SAM names the generated rule <FunctionId><EventName>; only that rule may write.
@@ -243,7 +244,11 @@ def test_sweep_runs_on_the_schedule_parameter_or_not_at_all() -> None:
     # The sweep reacts to no CloudTrail event: the schedule is its only trigger.
     assert "Events" not in properties(SWEEP_FUNCTION)
 
-    (permission,) = of_type("AWS::Lambda::Permission").values()
+    (permission,) = [
+        permission
+        for permission in of_type("AWS::Lambda::Permission").values()
+        if permission["Properties"]["FunctionName"] == {"!Ref": SWEEP_FUNCTION}
+    ]
     assert permission["Condition"] == "SweepScheduled"
     assert permission["Properties"]["Principal"] == "events.amazonaws.com"
     assert ref_target(permission["Properties"]["FunctionName"], "!Ref") == SWEEP_FUNCTION
@@ -297,7 +302,10 @@ def test_functions_receive_every_variable_the_engine_reads() -> None:
     # Dry run is for the CLI; a deployed function always acts. Lambda sets AWS_REGION itself
     # (a reserved variable, which a template may not set).
     expected = set(settings_variables()) - {"BUCKETWARDEN_DRY_RUN", "AWS_REGION"}
-    assert expected <= set(environment())
+    # Each function's own variables (MEMBER_ROLE_NAME, in an organization) join the global ones.
+    for function in FUNCTION_IDS:
+        own = properties(function).get("Environment", {}).get("Variables", {})
+        assert expected <= set(environment()) | set(own), function
     assert "BUCKETWARDEN_DRY_RUN" not in environment()
     assert "AWS_REGION" not in environment()
     assert ref_target(environment()["AUDIT_TABLE"], "!Ref") == "AuditTable"
