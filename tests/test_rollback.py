@@ -21,6 +21,7 @@ import pytest
 from bucketwarden.catalogue import CONTROL_IDS, control
 from bucketwarden.controls.object_ownership import LOG_DELIVERY_SID
 from bucketwarden.exemptions import read_tags
+from bucketwarden.outcome import utc_now
 from bucketwarden.settings import Settings
 from bucketwarden_tools import cli
 from bucketwarden_tools.rollback import (
@@ -72,8 +73,16 @@ EXEMPT_UNTIL = "bucketwarden:exempt-until"
 # Tags of the team that owns the bucket: a rollback must keep every one of them.
 TEAM_TAGS = {"team": "analytics", "cost-center": "cc-42"}
 CALLER = "arn:aws:sts::123456789012:user/moto"  # who moto says the caller is
-# The rollback's exemption ends a week from today by default.
-IN_A_WEEK = (date.today() + timedelta(days=7)).isoformat()
+
+
+def a_week_from_today() -> set[str]:
+    """When the rollback's exemption ends by default: a week from today (UTC), for a rollback
+    that ran moments ago, perhaps just before midnight."""
+    now = utc_now()
+    return {
+        (moment.date() + timedelta(days=7)).isoformat()
+        for moment in (now - timedelta(minutes=1), now)
+    }
 
 
 @dataclass
@@ -231,8 +240,8 @@ def test_rollback_restores_the_surface_exactly_and_the_service_leaves_it(
     assert (line["bucket"], line["control"]) == (subject, case.control)
     assert line["before"] == fix["after"]
     # The exemption: the control's id and who rolled back what, the team's tags all kept.
-    reason = f"rolled back {fix['audit_id']} on {date.today().isoformat()} by {CALLER}"
-    until = (date.today() + timedelta(days=7)).isoformat()
+    reason = f"rolled back {fix['audit_id']} on {utc_now().date().isoformat()} by {CALLER}"
+    until = (utc_now().date() + timedelta(days=7)).isoformat()
     exemption = {EXEMPT: case.control, EXEMPT_REASON: reason, EXEMPT_UNTIL: until}
     assert read_tags(s3(), bucket) == {**TEAM_TAGS, **exemption}
     assert line["exemption"] == {
@@ -452,7 +461,7 @@ def test_an_existing_exemption_gains_the_control_and_keeps_its_reason(
     assert tags[EXEMPT_REASON].startswith(f"archive bucket - rolled back {fix['audit_id']} on ")
     assert {k: tags[k] for k in TEAM_TAGS} == TEAM_TAGS
     # It had no end: it has the rollback's now (no exemption the rollback touches is endless).
-    assert tags[EXEMPT_UNTIL] == IN_A_WEEK
+    assert tags[EXEMPT_UNTIL] in a_week_from_today()
     assert public_acl.acl(subject) == drifted
 
 
@@ -466,7 +475,7 @@ def test_a_lapsed_exemption_is_replaced_not_revived(bucketwarden: Callable[..., 
     assert ran.code == 0, ran.err
     tags = read_tags(s3(), subject)
     assert tags[EXEMPT] == "public-acl"
-    assert tags[EXEMPT_UNTIL] == IN_A_WEEK  # the lapsed date is replaced by ours
+    assert tags[EXEMPT_UNTIL] in a_week_from_today()  # the lapsed date is replaced by ours
     assert tags[EXEMPT_REASON].startswith("rolled back ")
     [line] = ran.lines
     assert any(
@@ -477,7 +486,7 @@ def test_a_lapsed_exemption_is_replaced_not_revived(bucketwarden: Callable[..., 
 
 def test_an_earlier_end_date_is_kept_and_named(bucketwarden: Callable[..., Ran]) -> None:
     subject, _, fix = fixed(versioning.CASE)
-    tomorrow = (date.today() + timedelta(days=1)).isoformat()
+    tomorrow = (utc_now().date() + timedelta(days=1)).isoformat()
     tag_bucket(subject, {EXEMPT: "encryption", EXEMPT_REASON: "archive", EXEMPT_UNTIL: tomorrow})
 
     ran = bucketwarden("rollback", fix["audit_id"], "--json")
@@ -493,13 +502,13 @@ def test_a_later_end_date_is_brought_forward_to_the_rollbacks(
 ) -> None:
     subject, _, fix = fixed(versioning.CASE)
     # Within MaxExemptionDays (365 by default), so the exemption is in effect.
-    later = (date.today() + timedelta(days=200)).isoformat()
+    later = (utc_now().date() + timedelta(days=200)).isoformat()
     tag_bucket(subject, {EXEMPT: "encryption", EXEMPT_REASON: "archive", EXEMPT_UNTIL: later})
 
     ran = bucketwarden("rollback", fix["audit_id"], "--json", "--exempt-days", "30")
 
     assert ran.code == 0, ran.err
-    in_30_days = (date.today() + timedelta(days=30)).isoformat()
+    in_30_days = (utc_now().date() + timedelta(days=30)).isoformat()
     assert read_tags(s3(), subject)[EXEMPT_UNTIL] == in_30_days
     [line] = ran.lines
     assert any(
@@ -538,7 +547,7 @@ def test_the_exempt_tag_key_follows_the_settings(
     tags = read_tags(s3(), subject)
     assert tags["acme:skip"] == "public-acl"
     assert tags["acme:skip-reason"].startswith("rolled back ")
-    assert tags["acme:skip-until"] == IN_A_WEEK
+    assert tags["acme:skip-until"] in a_week_from_today()
     assert EXEMPT not in tags
 
 
@@ -1009,7 +1018,7 @@ def test_exempt_days_sets_the_end_of_the_exemption(bucketwarden: Callable[..., R
     ran = bucketwarden("rollback", fix["audit_id"], "--exempt-days", "1")
 
     assert ran.code == 0, ran.err
-    tomorrow = (date.today() + timedelta(days=1)).isoformat()
+    tomorrow = (utc_now().date() + timedelta(days=1)).isoformat()
     assert read_tags(s3(), subject)[EXEMPT_UNTIL] == tomorrow
     assert f"the exemption ends after {tomorrow}" in ran.printed
 
