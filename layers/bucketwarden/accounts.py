@@ -29,6 +29,7 @@ from botocore.exceptions import ClientError
 
 from bucketwarden.aws import RETRY_CONFIG, client, error_code, error_message, new_client
 from bucketwarden.outcome import utc_now
+from bucketwarden.settings import ROLE_NAME, Settings
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -36,8 +37,7 @@ if TYPE_CHECKING:
     from mypy_boto3_sts import STSClient
 
 ACCOUNT_ID = re.compile(r"^\d{12}$")
-# IAM's rules for a role name and for a role session name.
-ROLE_NAME = re.compile(r"^[\w+=,.@-]{1,64}$")
+# IAM's rule for a role session name (a role name's is settings.ROLE_NAME).
 SESSION_NAME = re.compile(r"^[\w+=,.@-]{2,64}$")
 # Role chaining (a Lambda function's role assuming another) allows an hour at most.
 SESSION_SECONDS = 3600
@@ -55,6 +55,13 @@ UNAVAILABLE_CODES = frozenset(
         "RegionDisabledException",
     }
 )
+
+# The member role of the sweep is `<MemberRoleName>-sweep`; the families' are named after them.
+SWEEP_ROLE_SUFFIX = "sweep"
+# The session name outside Lambda (the CLI's replay), where no function names it.
+DEFAULT_SESSION_NAME = "bucketwarden"
+# Set on a member role's clients: the account they act in (see acting_account).
+_ACTING_ACCOUNT = "bucketwarden_acting_account"
 
 Clock = Callable[[], datetime]
 
@@ -90,6 +97,25 @@ def member_role_names(role_name: str, suffixes: tuple[str, ...]) -> tuple[str, .
         if prefix != role_name and prefix:
             return tuple(f"{prefix}-{other}" for other in suffixes)
     return (role_name,)
+
+
+def acting_account(api: Any) -> str | None:
+    """The member account a client made here acts in; None for the hub's own clients (whose
+    account STS tells). A control that names the bucket owner's account in what it writes
+    (a bucket policy's aws:SourceAccount) asks this first."""
+    account = getattr(api, _ACTING_ACCOUNT, None)
+    return account if isinstance(account, str) else None
+
+
+def account_access(settings: Settings) -> AccountAccess | None:
+    """The hub function's access to member accounts in organization mode; None otherwise (every
+    client is the hub's own, as in a single-account stack)."""
+    if not settings.organization_mode:
+        return None
+    session_name = settings.function_name or DEFAULT_SESSION_NAME
+    return AccountAccess(
+        settings.account_id, settings.member_role_name, client("sts"), session_name
+    )
 
 
 @dataclass
@@ -146,12 +172,19 @@ class AccountAccess:
         if self.role_name is None or account is None or account == self._home():
             return client(service, region)  # type: ignore[call-overload]  # any named service
         session = self._session(account)
-        with self._lock:
+        with self._account_lock(account):
             made = session.clients.get((service, region))
             if made is None:
                 made = _client_with(service, region, session.credentials)
+                setattr(made, _ACTING_ACCOUNT, account)
                 session.clients[(service, region)] = made
             return made
+
+    def reach(self, account: str | None) -> None:
+        """Assume `account`'s member role now, if it needs one (MemberRoleUnavailable when it
+        cannot be): the engine learns it once per event, before it reads anything."""
+        if self.is_member(account):
+            self._session(str(account))
 
     def is_member(self, account: str | None) -> bool:
         """Whether `account`'s clients come from its member role (organization mode only)."""
