@@ -13,11 +13,14 @@ is asserted, and a refusal is made by IAM policy on the hub's caller).
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
-from bucketwarden import audit, aws
+from bucketwarden import audit, aws, notify
+from bucketwarden.accounts import AccountAccess
+from bucketwarden.controls.object_ownership import _owner_account
 from bucketwarden.engine import OWN_CHANGE
 from bucketwarden.events import parse_record
 from bucketwarden.handler import event_engine, process
@@ -412,3 +415,70 @@ def test_records_with_and_without_an_account_verify_and_a_changed_account_does_n
     )
     with pytest.raises(audit.UntrustedRecord):
         store.checked_record(str(new.audit_id))
+
+
+# -- what the controls name as the bucket's account -------------------------------------------
+
+
+def member_key(account: str) -> str:
+    return f"arn:aws:kms:{REGION}:{account}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+
+
+@pytest.mark.parametrize(
+    ("key_account", "status"), [(MEMBER, "compliant"), (OTHER_MEMBER, "remediated")]
+)
+@pytest.mark.usefixtures("hub")
+def test_a_members_own_kms_key_is_the_accounts_and_another_accounts_is_not(
+    monkeypatch: pytest.MonkeyPatch, key_account: str, status: str
+) -> None:
+    # The encryption function's role; the key is judged against the member's account, not
+    # the hub's (whose keys a member's bucket does not use).
+    monkeypatch.setenv("MEMBER_ROLE_NAME", "bucketwarden-member-encryption")
+    member_s3 = member_client("s3")
+    member_s3.create_bucket(Bucket=BUCKET)
+    rule = {
+        "ApplyServerSideEncryptionByDefault": {
+            "SSEAlgorithm": "aws:kms",
+            "KMSMasterKeyID": member_key(key_account),
+        }
+    }
+    member_s3.put_bucket_encryption(
+        Bucket=BUCKET, ServerSideEncryptionConfiguration={"Rules": [rule]}
+    )
+    event = member_event()
+    event["detail"]["eventName"] = "PutBucketEncryption"
+    outcome = only(process(event, "encryption"))
+    assert (outcome["status"], outcome["account"]) == (status, MEMBER), outcome
+    if status == "remediated":
+        assert f"in another account ({OTHER_MEMBER}), not {MEMBER}" in outcome["reason"]
+
+
+def test_a_member_roles_client_names_its_account_for_the_log_delivery_statement() -> None:
+    accounts = AccountAccess(ACCOUNT, MEMBER_ROLE, aws.client("sts"), FUNCTION)
+    before = API_CALLS.snapshot()
+    assert _owner_account(accounts.client("s3", MEMBER, REGION)) == MEMBER
+    assert "sts.GetCallerIdentity" not in calls_delta(before)
+    assert _owner_account(accounts.client("s3", ACCOUNT, REGION)) == ACCOUNT
+
+
+# -- notifications -----------------------------------------------------------------------------
+
+
+def test_notifications_name_the_account_escaped() -> None:
+    found = Outcome(
+        "b",
+        "versioning",
+        Status.REMEDIATED,
+        "versioning is Suspended",
+        region=REGION,
+        account=MEMBER,
+        mode="remediate",
+    )
+    settings = Settings()
+    assert f"Bucket: b ({REGION}, account {MEMBER})" in notify.email_text(found, settings)
+    card = notify.chatbot_message(found, settings)
+    assert f"*Account:* {MEMBER}\n" in card["content"]["description"]
+    # Whatever a record could claim is shown literally.
+    claimed = notify.chatbot_message(replace(found, account="<!channel>"), settings)
+    assert "*Account:* &lt;!channel&gt;" in claimed["content"]["description"]
+    assert "account" not in notify.email_text(replace(found, account=None), settings).lower()
