@@ -482,3 +482,44 @@ def test_notifications_name_the_account_escaped() -> None:
     claimed = notify.chatbot_message(replace(found, account="<!channel>"), settings)
     assert "*Account:* &lt;!channel&gt;" in claimed["content"]["description"]
     assert "account" not in notify.email_text(replace(found, account=None), settings).lower()
+
+
+# -- exemption changes in a member account ----------------------------------------------------
+
+
+@pytest.mark.usefixtures("hub")
+def test_an_exemption_granted_in_a_member_is_read_there_and_audited_in_the_hub(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("MEMBER_ROLE_NAME", "bucketwarden-member-public-access")
+    member_s3 = member_client("s3")
+    member_s3.create_bucket(Bucket=BUCKET)
+    tags = [
+        {"Key": "bucketwarden:exempt", "Value": "public-acl"},
+        {"Key": "bucketwarden:exempt-reason", "Value": "a public website"},
+    ]
+    member_s3.put_bucket_tagging(Bucket=BUCKET, Tagging={"TagSet": tags})
+    event = member_event()
+    event["detail"]["eventName"] = "PutBucketTagging"
+
+    outcome = only(process(event, "public-access"))
+
+    assert (outcome["status"], outcome["account"]) == ("exempted", MEMBER), outcome
+    [record] = audit_items(AUDIT_TABLE)
+    assert (record["status"], record["account"]) == ("exempted", MEMBER)
+
+
+@pytest.mark.usefixtures("hub")
+def test_an_exemption_change_in_a_member_whose_role_is_unavailable_fails(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    role = "bucketwarden-member-public-access"
+    monkeypatch.setenv("MEMBER_ROLE_NAME", role)
+    event = member_event()
+    event["detail"]["eventName"] = "PutBucketTagging"
+    with denied(monkeypatch, "sts:AssumeRole", resource=f"arn:aws:iam::{MEMBER}:role/{role}"):
+        outcome = only(process(event, "public-access"))
+    assert (outcome["status"], outcome["account"]) == ("failed", MEMBER)
+    assert f"the member role of account {MEMBER} is unavailable" in outcome["reason"]
+    [record] = audit_items(AUDIT_TABLE)
+    assert record["status"] == "failed"
