@@ -360,6 +360,17 @@ class ErrorResponses:
         return self
 
 
+class AssumeRoleRequests:
+    """The AssumeRole requests an STS client sent (a `provide-client-params` hook on it)."""
+
+    def __init__(self, sts: Any) -> None:
+        self.sent: list[dict[str, Any]] = []
+        sts.meta.events.register("provide-client-params.sts.AssumeRole", self)
+
+    def __call__(self, params: dict[str, Any], **_: Any) -> None:
+        self.sent.append(dict(params))
+
+
 def calls_delta(before: Mapping[str, int]) -> dict[str, int]:
     """API calls made through the engine's clients since `before` (an `API_CALLS.snapshot()`)."""
     return API_CALLS.since(before)

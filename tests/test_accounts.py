@@ -21,7 +21,15 @@ from bucketwarden.accounts import (
 )
 from bucketwarden.outcome import utc_now
 from bucketwarden_tools.calls import API_CALLS
-from tests.helpers import ACCOUNT, REGION, ErrorResponses, calls_delta, denied, own_client
+from tests.helpers import (
+    ACCOUNT,
+    REGION,
+    AssumeRoleRequests,
+    ErrorResponses,
+    calls_delta,
+    denied,
+    own_client,
+)
 
 pytestmark = pytest.mark.usefixtures("aws")
 
@@ -39,17 +47,6 @@ class Clock:
 
     def __call__(self) -> datetime:
         return self.now
-
-
-class AssumeRoleRequests:
-    """A `provide-client-params` hook on the STS client: the AssumeRole requests it was sent."""
-
-    def __init__(self, sts: Any) -> None:
-        self.sent: list[dict[str, Any]] = []
-        sts.meta.events.register("provide-client-params.sts.AssumeRole", self)
-
-    def __call__(self, params: dict[str, Any], **_: Any) -> None:
-        self.sent.append(dict(params))
 
 
 def access(

@@ -31,6 +31,7 @@ from bucketwarden_tools.calls import API_CALLS, uncounted
 from tests.helpers import (
     ACCOUNT,
     REGION,
+    AssumeRoleRequests,
     audit_items,
     audit_store,
     calls_delta,
@@ -127,17 +128,6 @@ def hub(aws: None, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AUDIT_TABLE", create_table(AUDIT_TABLE, "audit_id"))
 
 
-class AssumeRoleRequests:
-    """What the engine asks STS (a `provide-client-params` hook on its STS client)."""
-
-    def __init__(self) -> None:
-        self.sent: list[dict[str, Any]] = []
-        aws.client("sts").meta.events.register("provide-client-params.sts.AssumeRole", self)
-
-    def __call__(self, params: dict[str, Any], **_: Any) -> None:
-        self.sent.append(dict(params))
-
-
 def versioning(client: Any, bucket: str = BUCKET) -> str | None:
     return client.get_bucket_versioning(Bucket=bucket).get("Status")
 
@@ -152,7 +142,7 @@ def test_an_event_of_a_member_is_fixed_there_with_its_role_and_reported_by_the_h
     inbox = subscribe_inbox(monkeypatch)
     member_with_role()
     member_s3 = suspended_bucket()
-    requests = AssumeRoleRequests()
+    requests = AssumeRoleRequests(aws.client("sts"))
     before = API_CALLS.snapshot()
 
     outcome = only(process(member_event(), FAMILY))
