@@ -28,6 +28,7 @@ from bucketwarden.metrics import Metrics
 from bucketwarden.outcome import Outcome, Status
 from bucketwarden.settings import ConfigError, Settings
 from bucketwarden_tools.calls import API_CALLS, uncounted
+from bucketwarden_tools.delivery import LambdaContextStub
 from tests.helpers import (
     ACCOUNT,
     REGION,
@@ -170,19 +171,33 @@ def test_an_event_of_a_member_is_fixed_there_with_its_role_and_reported_by_the_h
 
 @pytest.mark.usefixtures("hub")
 def test_a_warm_function_assumes_a_members_role_once() -> None:
+    # Each invocation builds its engine (handler.process): the credentials outlive it.
     member_with_role()
     member_s3 = suspended_bucket()
-    engine = event_engine(FAMILY, Settings.from_env(("versioning",)), Metrics())
     before = API_CALLS.snapshot()
     for event_id in ("evt-1", "evt-2", "evt-3"):
         member_s3.put_bucket_versioning(
             Bucket=BUCKET, VersioningConfiguration={"Status": "Suspended"}
         )
-        [outcome] = engine.handle_event(member_event(event_id=event_id))
-        assert outcome.status is Status.REMEDIATED
+        outcome = only(process(member_event(event_id=event_id), FAMILY))
+        assert outcome["status"] == "remediated"
     made = calls_delta(before)
     assert made["sts.AssumeRole"] == 1
     assert made["s3.PutBucketVersioning"] == 3
+
+
+@pytest.mark.usefixtures("hub")
+def test_an_in_process_invocation_names_the_session_after_its_context(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The local mode runs functions in-process: only the context names the function.
+    monkeypatch.delenv("AWS_LAMBDA_FUNCTION_NAME")
+    member_with_role()
+    suspended_bucket()
+    requests = AssumeRoleRequests(aws.client("sts"))
+    context = LambdaContextStub(function_name="bucketwarden-versioning-local")
+    assert only(process(member_event(), FAMILY, context))["status"] == "remediated"
+    assert [sent["RoleSessionName"] for sent in requests.sent] == ["bucketwarden-versioning-local"]
 
 
 @pytest.mark.usefixtures("hub")

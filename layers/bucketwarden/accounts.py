@@ -23,6 +23,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import cache
 from typing import TYPE_CHECKING, Any, Literal, overload
 
 from botocore.exceptions import ClientError
@@ -109,13 +110,25 @@ def acting_account(api: Any) -> str | None:
 
 def account_access(settings: Settings) -> AccountAccess | None:
     """The hub function's access to member accounts in organization mode; None otherwise (every
-    client is the hub's own, as in a single-account stack)."""
+    client is the hub's own, as in a single-account stack).
+
+    One per process for the same settings: a handler builds its engine for each event, and a
+    warm function must keep its members' credentials between events. A new STS client (after
+    aws.reset_clients) makes a new one, with credentials of its own.
+    """
     if not settings.organization_mode:
         return None
     session_name = settings.function_name or DEFAULT_SESSION_NAME
-    return AccountAccess(
-        settings.account_id, settings.member_role_name, client("sts"), session_name
+    return _shared_access(
+        client("sts"), settings.account_id, str(settings.member_role_name), session_name
     )
+
+
+@cache
+def _shared_access(
+    sts: STSClient, home_account: str | None, role_name: str, session_name: str
+) -> AccountAccess:
+    return AccountAccess(home_account, role_name, sts, session_name)
 
 
 @dataclass
