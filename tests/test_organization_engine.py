@@ -294,10 +294,14 @@ def test_a_record_account_that_is_not_an_account_id_is_ignored() -> None:
     assert calls_delta(before) == {}
 
 
-def test_a_single_account_stack_still_ignores_another_accounts_record(
-    monkeypatch: pytest.MonkeyPatch,
+@pytest.mark.parametrize("organization", [None, ORGANIZATION])
+def test_a_stack_without_a_member_role_still_ignores_another_accounts_record(
+    monkeypatch: pytest.MonkeyPatch, organization: str | None
 ) -> None:
+    # Without MEMBER_ROLE_NAME (a single-account stack, or an organization's id alone).
     monkeypatch.setenv("ACCOUNT_ID", ACCOUNT)
+    if organization:
+        monkeypatch.setenv("ORGANIZATION_ID", organization)
     member_with_role()
     member_s3 = suspended_bucket()
     before = API_CALLS.snapshot()
