@@ -17,6 +17,7 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
 from bucketwarden import audit, aws, notify
 from bucketwarden.accounts import AccountAccess
@@ -44,6 +45,7 @@ from tests.helpers import (
     only,
     own_client,
     s3,
+    s3_control_host,
     subscribe_inbox,
 )
 
@@ -532,3 +534,41 @@ def test_an_exemption_change_in_a_member_whose_role_is_unavailable_fails(
     assert f"the member role of account {MEMBER} is unavailable" in outcome["reason"]
     [record] = audit_items(AUDIT_TABLE)
     assert record["status"] == "failed"
+
+
+# -- a member's account-level Block Public Access ----------------------------------------------
+
+
+@pytest.mark.usefixtures("hub")
+def test_a_members_account_block_public_access_is_fixed_in_that_account(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("MEMBER_ROLE_NAME", "bucketwarden-member-public-access")
+    all_off = dict.fromkeys(
+        ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets"),
+        False,
+    )
+    member_s3control = member_client("s3control")
+    member_s3control.put_public_access_block(
+        AccountId=MEMBER, PublicAccessBlockConfiguration=all_off
+    )
+    event = member_event(
+        request_parameters={
+            "PublicAccessBlockConfiguration": all_off,
+            "Host": s3_control_host(MEMBER),
+        }
+    )
+    event["detail"]["eventName"] = "PutAccountPublicAccessBlock"
+
+    outcome = only(process(event, "public-access"))
+
+    assert (outcome["status"], outcome["bucket"], outcome["account"]) == (
+        "remediated",
+        MEMBER,
+        MEMBER,
+    )
+    fixed = member_s3control.get_public_access_block(AccountId=MEMBER)
+    assert all(fixed["PublicAccessBlockConfiguration"].values())
+    # The hub's own account was neither read nor written.
+    with pytest.raises(ClientError):
+        own_client("s3control").get_public_access_block(AccountId=ACCOUNT)
