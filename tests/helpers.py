@@ -292,8 +292,9 @@ def metric_names(stdout: str, control: str) -> list[str]:
 
 
 @contextmanager
-def denied(monkeypatch: pytest.MonkeyPatch, *actions: str) -> Iterator[None]:
-    """Run the engine as an IAM user that may do all but `actions`, with moto enforcing IAM.
+def denied(monkeypatch: pytest.MonkeyPatch, *actions: str, resource: str = "*") -> Iterator[None]:
+    """Run the engine as an IAM user that may do all but `actions` (on `resource`), with moto
+    enforcing IAM.
 
     moto answers the denied call with a real AccessDenied error response.
     """
@@ -303,7 +304,7 @@ def denied(monkeypatch: pytest.MonkeyPatch, *actions: str) -> Iterator[None]:
         "Version": "2012-10-17",
         "Statement": [
             {"Effect": "Allow", "Action": "*", "Resource": "*"},
-            {"Effect": "Deny", "Action": list(actions), "Resource": "*"},
+            {"Effect": "Deny", "Action": list(actions), "Resource": resource},
         ],
     }
     iam.put_user_policy(
@@ -329,21 +330,23 @@ class ErrorResponses:
     pointed at a host moto does not serve: like a throttled request in S3, it changes nothing.
     """
 
-    def __init__(self, status: int, code: str, times: int) -> None:
+    def __init__(self, status: int, code: str, times: int, *, query_protocol: bool = False) -> None:
         self.status = status
         self.code = code
         self.times = times
         self.sent = 0
+        # Query-protocol services (STS, IAM) wrap the error in an ErrorResponse element.
+        self.query_protocol = query_protocol
 
     def __call__(self, request: Any, **_: Any) -> AWSResponse | None:
         self.sent += 1
         if self.sent > self.times:
             return None
         request.url = "https://refused.invalid/"
-        body = (
-            '<?xml version="1.0" encoding="UTF-8"?>'
-            f"<Error><Code>{self.code}</Code><Message>injected</Message></Error>"
-        ).encode()
+        error = f"<Error><Code>{self.code}</Code><Message>injected</Message></Error>"
+        if self.query_protocol:
+            error = f"<ErrorResponse>{error}</ErrorResponse>"
+        body = ('<?xml version="1.0" encoding="UTF-8"?>' + error).encode()
         return AWSResponse(request.url, self.status, {}, MockRawResponse(body))
 
     def install(
@@ -355,6 +358,17 @@ class ErrorResponses:
         prefix = made.meta.service_model.service_id.hyphenize()
         made.meta.events.register_first(f"before-send.{prefix}.{operation}", self)
         return self
+
+
+class AssumeRoleRequests:
+    """The AssumeRole requests an STS client sent (a `provide-client-params` hook on it)."""
+
+    def __init__(self, sts: Any) -> None:
+        self.sent: list[dict[str, Any]] = []
+        sts.meta.events.register("provide-client-params.sts.AssumeRole", self)
+
+    def __call__(self, params: dict[str, Any], **_: Any) -> None:
+        self.sent.append(dict(params))
 
 
 def calls_delta(before: Mapping[str, int]) -> dict[str, int]:

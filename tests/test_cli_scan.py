@@ -123,6 +123,8 @@ def test_scan_finds_every_drift_remediate_fixes_it_and_a_second_scan_finds_none(
     assert {o["status"] for o in outcomes} == {"noncompliant", "compliant"}
     assert {o["found_by"] for o in outcomes} == {"sweep"}
     assert {o["region"] for o in outcomes if o["bucket"] == VERSIONING_BUCKET} == {OTHER_REGION}
+    # Every line names the account it is about (the caller's, asked of STS once).
+    assert {o["account"] for o in outcomes} == {ACCOUNT}
     [versioning] = [
         o for o in outcomes if (o["bucket"], o["control"]) == (VERSIONING_BUCKET, "versioning")
     ]

@@ -299,15 +299,17 @@ def test_no_mode_without_a_control() -> None:
 
 
 def test_functions_receive_every_variable_the_engine_reads() -> None:
-    # Dry run is for the CLI; a deployed function always acts. Lambda sets AWS_REGION itself
-    # (a reserved variable, which a template may not set).
-    expected = set(settings_variables()) - {"BUCKETWARDEN_DRY_RUN", "AWS_REGION"}
-    # Each function's own variables (MEMBER_ROLE_NAME, in an organization) join the global ones.
+    # Dry run is for the CLI; a deployed function always acts. Lambda sets AWS_REGION and
+    # AWS_LAMBDA_FUNCTION_NAME itself (reserved variables, which a template may not set).
+    reserved = {"AWS_REGION", "AWS_LAMBDA_FUNCTION_NAME"}
+    expected = set(settings_variables()) - {"BUCKETWARDEN_DRY_RUN", *reserved}
+    # Each function's own variables (MEMBER_ROLE_NAME and ORGANIZATION_ID, in an organization)
+    # join the global ones.
     for function in FUNCTION_IDS:
         own = properties(function).get("Environment", {}).get("Variables", {})
         assert expected <= set(environment()) | set(own), function
     assert "BUCKETWARDEN_DRY_RUN" not in environment()
-    assert "AWS_REGION" not in environment()
+    assert not reserved & set(environment())
     assert ref_target(environment()["AUDIT_TABLE"], "!Ref") == "AuditTable"
     assert ref_target(environment()["IDEMPOTENCY_TABLE"], "!Ref") == "IdempotencyTable"
     assert ref_target(environment()["NOTIFICATION_TOPIC_ARN"], "!Ref") == "NotificationTopic"

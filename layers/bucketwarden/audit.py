@@ -42,6 +42,9 @@ TEXT_FIELDS = (
     "fix_time",
     "found_by",
     "mode",
+    # Where the subject is (absent from records written before organization mode: the tag
+    # covers the attributes a record has, so those still verify).
+    "account",
     "region",
     # What `bucket` names: a bucket, an account or an access point (its ARN).
     "scope",

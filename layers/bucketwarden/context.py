@@ -6,13 +6,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 from botocore.exceptions import ClientError
 
 from bucketwarden import flap
+from bucketwarden.accounts import AccountAccess
 from bucketwarden.aws import (
     GONE_CODES,
+    client,
     error_code,
     error_message,
     is_access_denied,
@@ -24,7 +26,11 @@ from bucketwarden.controls.base import Control, Evaluation
 from bucketwarden.outcome import Outcome, Status
 from bucketwarden.settings import Mode
 
-if TYPE_CHECKING:  # the sweep parses no event and never loads the event models
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3control import S3ControlClient
+
+    # The sweep parses no event and never loads the event models.
     from bucketwarden.events import CloudTrailRecord
 
 
@@ -35,6 +41,10 @@ class EventContext:
     record: CloudTrailRecord | None
     region: str | None
     found_by: str = "event"
+    # The account the subject is in (the record's, else the hub's; None when unknown), and how
+    # to reach it: None, the hub's own clients (a single-account stack, the sweep of the hub).
+    account: str | None = None
+    accounts: AccountAccess | None = None
     # An earlier attempt at this event ran (Lambda's retry, a second delivery after a failure):
     # what it recorded may need finishing.
     tried_before: bool = False
@@ -65,11 +75,22 @@ class EventContext:
             event_time=record.eventTime if record else None,
             actor=record.actor if record else None,
             source_ip=record.sourceIPAddress if record else None,
+            account=self.account,
             region=self.region,
             mode=mode.value,
             scope=control.scope,
             found_by=self.found_by,
         )
+
+    @overload
+    def client(self, service: Literal["s3"]) -> S3Client: ...
+    @overload
+    def client(self, service: Literal["s3control"]) -> S3ControlClient: ...
+    def client(self, service: Literal["s3", "s3control"]) -> Any:
+        """A client of `service` acting in the subject's account and region."""
+        if self.accounts is None:
+            return client(service, self.region)
+        return self.accounts.client(service, self.account, self.region)
 
     @property
     def what(self) -> str:
@@ -118,6 +139,7 @@ def ignored(
         event_time=record.eventTime if record else None,
         actor=record.actor if record else None,
         source_ip=record.sourceIPAddress if record else None,
+        account=record.recipient_account if record else None,
     )
 
 

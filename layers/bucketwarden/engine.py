@@ -26,9 +26,17 @@ from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
 
 from bucketwarden import exemptions, flap, notify, website
+from bucketwarden.accounts import (
+    SWEEP_ROLE_SUFFIX,
+    AccountAccess,
+    MemberRoleUnavailable,
+    account_access,
+    is_account_id,
+    member_role_names,
+)
 from bucketwarden.audit import PENDING, AuditStore
-from bucketwarden.aws import PlannedWrites, ReadOnce, client
-from bucketwarden.catalogue import controls_of
+from bucketwarden.aws import PlannedWrites, ReadOnce
+from bucketwarden.catalogue import FAMILIES, controls_of
 from bucketwarden.context import EventContext, Step, classify, ignored
 from bucketwarden.controls.base import CannotFix, Control, Evaluation, State
 from bucketwarden.exemption_gate import ExemptionGate
@@ -44,6 +52,8 @@ __all__ = ["Engine", "EventContext", "ignored", "surface_groups"]
 logger = Logger(service="bucketwarden", child=True)
 
 _REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
+# An IAM role's ARN without a path (the member roles have none): partition, account, name.
+_ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::(\d{12}):role/([\w+=,.@-]+)$")
 OWN_CHANGE = "change made by BucketWarden itself"
 # How many times a surface is judged when it keeps changing between the read and the write.
 MAX_JUDGEMENTS = 3
@@ -72,7 +82,11 @@ Gate = Callable[[Judged], Outcome | None]
 
 class Engine:
     """Runs the controls of one family (or the sweep's) and hands each outcome to `reporter`;
-    `store` is the audit table it reads (earlier attempts, flap records, exemption grants)."""
+    `store` is the audit table it reads (earlier attempts, flap records, exemption grants).
+
+    In organization mode (settings.member_role_name) an event of a member account is acted on
+    there with clients from `accounts` (made from the settings when not given); the reporter
+    and the store stay the hub's."""
 
     def __init__(
         self,
@@ -81,12 +95,15 @@ class Engine:
         reporter: Reporter,
         store: AuditStore,
         controls: tuple[Control, ...] | None = None,
+        *,
+        accounts: AccountAccess | None = None,
     ) -> None:
         self.family = family
         self.controls = controls_of(family) if controls is None else controls
         self.settings = settings
         self.reporter = reporter
         self.store = store
+        self.accounts = accounts or account_access(settings)
         self.exemption_gate = ExemptionGate(settings, store, reporter)
         # Checked in this order for each control that judged the state: the first gate that
         # gives an outcome decides the control; past them all, its fix is planned.
@@ -126,7 +143,19 @@ class Engine:
             logger.info(skip, extra={"event_id": record.eventID, "event_name": record.eventName})
             return [ignored(skip, record)]
         region = record.awsRegion if _REGION.match(record.awsRegion or "") else None
-        context = EventContext(record, region, tried_before=tried_before)
+        account = record.recipient_account or self.settings.account_id
+        context = EventContext(record, region, tried_before=tried_before, account=account)
+        if self.accounts is not None and self.accounts.is_member(account):
+            context.accounts = self.accounts
+            try:
+                self.accounts.reach(account)
+            except MemberRoleUnavailable as unavailable:
+                return self._unreachable(record, context, unavailable)
+            # The member's own keys are judged as the account's (default-encryption).
+            return self._in_account(str(account))._act(record, context)
+        return self._act(record, context)
+
+    def _act(self, record: CloudTrailRecord, context: EventContext) -> list[Outcome]:
         if self._handles_exemption_change(record):
             return [self.exemption_gate.change(record, context)]
         self._wait_for_baseline(record)
@@ -135,10 +164,42 @@ class Engine:
             outcomes.extend(self.run_surface(group, context, group[0].subject(record)))
         return outcomes
 
+    def _in_account(self, account: str) -> Engine:
+        """This engine judging a member account's subjects: the settings name that account as
+        the one whose KMS keys are its own; the reporter and the store stay the hub's."""
+        settings = replace(self.settings, account_id=account)
+        return Engine(
+            self.family, settings, self.reporter, self.store, self.controls, accounts=self.accounts
+        )
+
+    def _unreachable(
+        self, record: CloudTrailRecord, context: EventContext, unavailable: MemberRoleUnavailable
+    ) -> list[Outcome]:
+        """The member role cannot be assumed: each control the event asks for fails with the
+        reason, reported (audited, notified, counted) by the hub, and nothing is raised, as a
+        retry would meet the same role (the next event or sweep tries again)."""
+        reason = f"not checked: the member role of account {unavailable.account} is unavailable"
+        reason = f"{reason} ({unavailable.reason})"
+        self.reporter.count_account("MemberRoleUnavailable", unavailable.account)
+        if self._handles_exemption_change(record):
+            base = replace(ignored("", record), control=exemptions.CHANGE_CONTROL)
+            outcome = replace(base, status=Status.FAILED, reason=reason, region=context.region)
+            self.reporter.report(outcome)
+            return [outcome]
+        outcomes: list[Outcome] = []
+        for control in self._controls_for(record):
+            step = self._step(control, context, control.subject(record))
+            if not step.decided:
+                step.decide(replace(step.outcome, status=Status.FAILED, reason=reason))
+            self.reporter.report(step.outcome)
+            outcomes.append(step.outcome)
+        return outcomes
+
     def reason_to_skip(self, record: CloudTrailRecord) -> str | None:
         """Why the event asks nothing of this family's controls, or None when it does."""
-        # Another account's record, or a call that failed: nothing to look at.
-        unusable = record.not_for(self.settings.account_id) or _failed_call(record)
+        # Another account's record (outside organization mode), or a call that failed: nothing
+        # to look at.
+        unusable = self._account_to_skip(record) or _failed_call(record)
         if unusable:
             return unusable
         if self._handles_exemption_change(record):
@@ -152,6 +213,17 @@ class Engine:
             return f"{record.eventName} names no {controls[0].scope}"
         if self._is_own_change(record):
             return OWN_CHANGE
+        return None
+
+    def _account_to_skip(self, record: CloudTrailRecord) -> str | None:
+        """Why the record's account is not acted on: another account's, in a single-account
+        stack; one that is not an account id, in organization mode. (An envelope whose account
+        is not the record's never gets here: see events.parse_record.)"""
+        if not self.settings.organization_mode:
+            return record.not_for(self.settings.account_id)
+        claimed = record.recipient_account
+        if claimed is not None and not is_account_id(claimed):
+            return f"the record's account {claimed!r} is not an AWS account id"
         return None
 
     def _handles_exemption_change(self, record: CloudTrailRecord) -> bool:
@@ -171,9 +243,24 @@ class Engine:
         allowed only from its own function: see template.yaml).
         """
         identity = record.userIdentity
-        if identity.issuer_arn not in self.settings.service_role_arns:
+        role = identity.issuer_arn
+        if role not in self.settings.service_role_arns and not self._is_member_role(role, record):
             return False
-        return identity.session_name(identity.issuer_arn) in self.settings.service_function_names
+        return identity.session_name(role) in self.settings.service_function_names
+
+    def _is_member_role(self, role: str | None, record: CloudTrailRecord) -> bool:
+        """In organization mode: `role` is one of the member roles (any family's, or the
+        sweep's) in the account the record is for. Its session must still be named after one
+        of the service's functions, as the hub assumes it (see accounts.py)."""
+        name = self.settings.member_role_name
+        found = _ROLE_ARN.match(role or "")
+        if name is None or found is None:
+            return False
+        account, role_name = found.groups()
+        ours = member_role_names(name, (*FAMILIES, SWEEP_ROLE_SUFFIX))
+        return role_name in ours and account == (
+            record.recipient_account or self.settings.account_id
+        )
 
     def _wait_for_baseline(self, record: CloudTrailRecord) -> None:
         # Infrastructure-as-code configures a bucket in the calls after CreateBucket; judging it
@@ -229,7 +316,7 @@ class Engine:
         first = steps[0].control
         # A dry run plans its writes: later reads answer what they would have set.
         reads = PlannedWrites if self.settings.dry_run else ReadOnce
-        api = reads(client(first.service, context.region), context.reads)
+        api = reads(context.client(first.service), context.reads)
         before = first.observe(api, subject, self.settings, self.store)
         # Edits others made to the surface between the read and the write, as "was → is".
         changes: list[str] = []
@@ -534,7 +621,7 @@ class Engine:
 
     def _website_warning(self, control: Control, context: EventContext, bucket: str) -> list[str]:
         if bucket not in context.websites:
-            s3 = client("s3", context.region)
+            s3 = context.client("s3")
             context.websites[bucket] = website.read_website(s3, bucket)
         found = context.websites[bucket]
         return [website.website_note(found, control.id, self.settings)] if found else []

@@ -18,7 +18,7 @@ from botocore.exceptions import ClientError
 
 from bucketwarden import exemptions, grants
 from bucketwarden.audit import AuditStore
-from bucketwarden.aws import client, error_code
+from bucketwarden.aws import error_code
 from bucketwarden.context import EventContext, classify, ignored
 from bucketwarden.controls.base import Control, State
 from bucketwarden.outcome import Outcome, Status, utc_now
@@ -47,7 +47,7 @@ class ExemptionGate:
         if bucket is None:
             return exemptions.ExemptionCheck(exempt=False)
         if bucket not in context.tags:
-            context.tags[bucket] = exemptions.read_tags(client("s3", context.region), bucket)
+            context.tags[bucket] = exemptions.read_tags(context.client("s3"), bucket)
         today = utc_now().date()
 
         def first_recorded(grant: exemptions.Grant) -> date:
@@ -95,7 +95,7 @@ class ExemptionGate:
             ignored("", record), control=exemptions.CHANGE_CONTROL, region=context.region
         )
         try:
-            tags = exemptions.read_tags(client("s3", context.region), bucket)
+            tags = exemptions.read_tags(context.client("s3"), bucket)
             records = self._grant_records(context, bucket)
         except ClientError as error:
             outcome = classify(error, base)

@@ -1,5 +1,9 @@
 """CloudWatch metrics in Embedded Metric Format: one metric set per outcome, dimension `Control`.
 
+In an organization, only what concerns a member account as a whole (its member role cannot be
+assumed: MemberRoleUnavailable) has the dimension `Account` instead: a metric per account and
+control would multiply the custom metrics (and their cost) by the number of accounts.
+
 EphemeralMetrics keeps no state between sets, so each outcome's metrics carry its own control,
 and POWERTOOLS_METRICS_DISABLED silences them (the CLI does, as its output is the report).
 At the end of a sweep, one set per control gives the account's compliance.
@@ -43,9 +47,12 @@ class Metrics:
     def __init__(self, sink: MetricSink | None = None) -> None:
         self.sink = sink
 
-    def _publish(self, control: str, values: dict[str, tuple[float, MetricUnit]]) -> None:
+    def _publish(
+        self, of: str, values: dict[str, tuple[float, MetricUnit]], dimension: str = "Control"
+    ) -> None:
+        """Publish `values` for `of`, the value of `dimension` (a control, or an account)."""
         metric_set = EphemeralMetrics(namespace=NAMESPACE)
-        metric_set.add_dimension(name="Control", value=control)
+        metric_set.add_dimension(name=dimension, value=of)
         for name, (value, unit) in values.items():
             metric_set.add_metric(name=name, unit=unit, value=value)
         if self.sink is None:
@@ -56,6 +63,10 @@ class Metrics:
     def emit(self, name: str, control: str) -> None:
         """Count one occurrence of `name` for `control` (e.g. LoopSuppressed, InvalidEvents)."""
         self._publish(control, {name: (1, MetricUnit.Count)})
+
+    def emit_account(self, name: str, account: str) -> None:
+        """Count one occurrence of `name` for a member `account` (dimension `Account`)."""
+        self._publish(account, {name: (1, MetricUnit.Count)}, dimension="Account")
 
     def record(self, outcome: Outcome) -> None:
         values = dict.fromkeys(_COUNTS.get(outcome.status, ()), (1.0, MetricUnit.Count))

@@ -60,6 +60,7 @@ OUTSIDER_FIELDS = (
     "event_time",
     "event_name",
     "event_id",
+    "account",
     "region",
     "escalation",
 )
@@ -126,6 +127,14 @@ def _noun_and_name(outcome: Outcome) -> tuple[str, str]:
 def _labelled_subject(outcome: Outcome) -> str:
     noun, name = _noun_and_name(outcome)
     return f"{noun.capitalize()}: {name}"
+
+
+def _located(outcome: Outcome) -> str:
+    """ "Bucket: NAME (REGION)", and the account it is in when known ("..., account ID")."""
+    where = ", ".join(
+        part for part in (outcome.region, outcome.account and f"account {outcome.account}") if part
+    )
+    return _labelled_subject(outcome) + (f" ({where})" if where else "")
 
 
 def subject_name(outcome: Outcome) -> str:
@@ -227,7 +236,7 @@ def email_text(outcome: Outcome, settings: Settings) -> str:
         headline(outcome) + ".",
         "",
         f"What was wrong: {outcome.reason}",
-        _labelled_subject(outcome) + (f" ({outcome.region})" if outcome.region else ""),
+        _located(outcome),
         f"Control: {outcome.control} (mode {outcome.mode})",
         f"Outcome: {outcome.status.value}",
         f"Changed by: {_who(outcome)}",
@@ -247,10 +256,16 @@ def email_text(outcome: Outcome, settings: Settings) -> str:
     return "\n".join(lines)
 
 
+def _account_line(outcome: Outcome) -> str:
+    """The chat card's account line (an organization's cards come from many accounts)."""
+    return f"*Account:* {outcome.account}\n" if outcome.account else ""
+
+
 def chatbot_message(outcome: Outcome, settings: Settings | None = None) -> dict[str, Any]:
     outcome = _shown(outcome, chat_text)
     description = (
-        f"*What was wrong:* {outcome.reason}\n*Changed by:* {_who(outcome)}\n"
+        f"*What was wrong:* {outcome.reason}\n{_account_line(outcome)}"
+        f"*Changed by:* {_who(outcome)}\n"
         f"*Outcome:* {outcome.status.value} (mode {outcome.mode})"
     )
     key = (settings or Settings()).exempt_tag_key
@@ -429,7 +444,7 @@ def change_email_text(outcome: Outcome, settings: Settings) -> str:
     lines = [
         headline(outcome) + ".",
         "",
-        _labelled_subject(outcome) + (f" ({outcome.region})" if outcome.region else ""),
+        _located(outcome),
         *_change_lines(outcome, email_value),
         "",
         f"Every change of the tags {key}, {settings.exempt_reason_key} and "
@@ -442,7 +457,7 @@ def change_email_text(outcome: Outcome, settings: Settings) -> str:
 
 def change_chatbot_message(outcome: Outcome) -> dict[str, Any]:
     outcome = _shown(outcome, chat_text)
-    description = "\n".join(
+    description = _account_line(outcome) + "\n".join(
         f"*{line.replace(': ', ':* ', 1)}" for line in _change_lines(outcome, chat_text)
     )
     steps = ["Check that the exemption is wanted; delete its tags to end it"]

@@ -41,6 +41,8 @@ class Outcome:
     event_time: str | None = None
     actor: str | None = None
     source_ip: str | None = None
+    # Where the subject is: its account (the hub's or a member's) and region; None when unknown.
+    account: str | None = None
     region: str | None = None
     mode: str | None = None
     # What `bucket` names: a bucket, an account ("account") or an access point ("access-point").

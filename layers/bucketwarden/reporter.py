@@ -41,6 +41,9 @@ class Reporter(Protocol):
     def count(self, name: str, control: str) -> None:
         """Count one occurrence of `name` (LoopSuppressed, InvalidEvents) for `control`."""
 
+    def count_account(self, name: str, account: str) -> None:
+        """Count one occurrence of `name` (MemberRoleUnavailable) for a member `account`."""
+
     def write_ahead(self, outcome: Outcome, planned: Any) -> None:
         """Record a fix about to be made (`planned` is the state it writes)."""
 
@@ -55,6 +58,9 @@ class DryRunReporter:
     """Records nothing: a dry run shows what it would do, and leaves no trace."""
 
     def count(self, name: str, control: str) -> None:
+        return None
+
+    def count_account(self, name: str, account: str) -> None:
         return None
 
     def write_ahead(self, outcome: Outcome, planned: Any) -> None:
@@ -80,6 +86,9 @@ class EventReporter:
 
     def count(self, name: str, control: str) -> None:
         self.metrics.emit(name, control)
+
+    def count_account(self, name: str, account: str) -> None:
+        self.metrics.emit_account(name, account)
 
     def write_ahead(self, outcome: Outcome, planned: Any) -> None:
         """Record the fix as `pending` before it is made (see AuditStore.write_ahead)."""

@@ -6,9 +6,14 @@ Every variable has a safe default so the CLI and tests work without a deployed s
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+
+# IAM's rule for a role name, and the form of an organization's id.
+ROLE_NAME = re.compile(r"^[\w+=,.@-]{1,64}$")
+_ORGANIZATION_ID = re.compile(r"^o-[a-z0-9]{10,32}$")
 
 # TLS versions S3 accepts as a minimum in `s3:TlsVersion` conditions ("" turns the rule off).
 TLS_VERSIONS = ("", "1.2", "1.3")
@@ -83,6 +88,26 @@ def _account_id(env: Mapping[str, str]) -> str | None:
     return raw or None
 
 
+def _organization(env: Mapping[str, str], account_id: str | None) -> tuple[str | None, str | None]:
+    """MEMBER_ROLE_NAME and ORGANIZATION_ID, checked. A member role is assumed only by a hub
+    that knows its organization and its own account (whose events it handles with its own
+    role): without them, acting in other accounts would be a mistake, not a mode."""
+    role = env.get("MEMBER_ROLE_NAME", "").strip() or None
+    organization = env.get("ORGANIZATION_ID", "").strip() or None
+    if role is not None and not ROLE_NAME.match(role):
+        raise ConfigError(f"MEMBER_ROLE_NAME={role!r}: expected an IAM role name")
+    if organization is not None and not _ORGANIZATION_ID.match(organization):
+        raise ConfigError(
+            f"ORGANIZATION_ID={organization!r}: expected an organization id (o-, then 10 to 32 "
+            "lowercase letters or digits)"
+        )
+    if role is not None and organization is None:
+        raise ConfigError("MEMBER_ROLE_NAME needs ORGANIZATION_ID")
+    if role is not None and account_id is None:
+        raise ConfigError("MEMBER_ROLE_NAME needs ACCOUNT_ID (the hub's account)")
+    return role, organization
+
+
 @dataclass(frozen=True)
 class Settings:
     """The stack's configuration, read once from the function's environment (template.yaml)."""
@@ -133,6 +158,19 @@ class Settings:
     # of other accounts are not acted on, and KMS keys are judged against it. None when unknown
     # (the CLI outside a stack asks STS where it needs it).
     account_id: str | None = None
+    # Organization mode (issue 14): the member role this function assumes to act in a member
+    # account (`<MemberRoleName>-<family>`), and the organization. None: single account, and
+    # events of other accounts are ignored as before.
+    member_role_name: str | None = None
+    organization_id: str | None = None
+    # The function's name (AWS_LAMBDA_FUNCTION_NAME, which Lambda sets): the session name of
+    # the member roles it assumes, so that its changes in a member account are recognised.
+    function_name: str | None = None
+
+    @property
+    def organization_mode(self) -> bool:
+        """Events of member accounts are acted on there, with the member role."""
+        return self.member_role_name is not None
 
     def mode(self, control_id: str) -> Mode:
         return self.modes.get(control_id, Mode.REMEDIATE)
@@ -176,6 +214,8 @@ class Settings:
             )
         lock_days = _whole_number(env, "OBJECT_LOCK_DAYS", 0, maximum=36500)
         parameter = env.get("EXEMPTIONS_PARAMETER", "").strip() or None
+        account_id = _account_id(env)
+        member_role_name, organization_id = _organization(env, account_id)
         if lock_mode and lock_days < 1:
             raise ConfigError(f"OBJECT_LOCK_MODE={lock_mode} needs OBJECT_LOCK_DAYS of at least 1")
         return cls(
@@ -203,5 +243,8 @@ class Settings:
             exemption_source=_exemption_source(env, parameter),
             max_exemption_days=_whole_number(env, "MAX_EXEMPTION_DAYS", 365, maximum=36500),
             region=env.get("AWS_REGION", "").strip() or None,
-            account_id=_account_id(env),
+            account_id=account_id,
+            member_role_name=member_role_name,
+            organization_id=organization_id,
+            function_name=env.get("AWS_LAMBDA_FUNCTION_NAME", "").strip() or None,
         )

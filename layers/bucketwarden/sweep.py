@@ -178,6 +178,8 @@ class Sweep:
         self.controls = enabled
         self.reporter = reporter
         self.engine = Engine(SWEEP_FAMILY, settings, reporter, store, enabled)
+        # The account its outcomes name: the stack's (ACCOUNT_ID; None when unknown).
+        self.account = settings.account_id
         self.workers = max(1, workers)
         self.chunk = chunk or self.workers * 4
         self.by_scope = {
@@ -194,6 +196,8 @@ class Sweep:
         if not controls and not points:
             return []
         account = account_id()
+        # Asked of STS here anyway: the outcomes after it name the account too.
+        self.account = self.account or account
         outcomes = self.check(controls, account, region) if controls else []
         if points:
             for arn in access_point_arns(client("s3control", region), account):
@@ -228,7 +232,7 @@ class Sweep:
         """The controls on one subject, one surface at a time, so that a surface whose calls keep
         failing fails only its own controls: the event path raises for Lambda to retry the
         event, but the sweep has thousands of other subjects to judge and runs again anyway."""
-        context = EventContext(None, region, found_by=FOUND_BY)
+        context = EventContext(None, region, found_by=FOUND_BY, account=self.account)
         outcomes: list[Outcome] = []
         for group in surface_groups(controls):
             try:
@@ -269,7 +273,7 @@ class Sweep:
         status: Status,
         reason: str,
     ) -> list[Outcome]:
-        context = EventContext(None, region, found_by=FOUND_BY)
+        context = EventContext(None, region, found_by=FOUND_BY, account=self.account)
         settings = self.engine.settings
         return [
             replace(context.base(c, settings.mode(c.id), subject), status=status, reason=reason)

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from botocore.exceptions import ClientError
 
+from bucketwarden.accounts import acting_account
 from bucketwarden.aws import client, error_code
 from bucketwarden.controls.base import CannotFix, Control, Evaluation, State, without_metadata
 from bucketwarden.controls.bucket_policy import (
@@ -275,7 +276,11 @@ def _owner_account(s3: S3Client) -> str:
     """The caller's account, which owns the bucket: only the owner may write a bucket policy.
 
     GetCallerIdentity needs no IAM permission. The ACL names the owner by canonical id only.
+    A member role's client names its account itself (the hub's STS would name the hub).
     """
+    member = acting_account(s3)
+    if member is not None:
+        return member
     sts = client("sts", s3.meta.region_name)
     return str(sts.get_caller_identity()["Account"])
 
