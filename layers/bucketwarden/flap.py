@@ -22,9 +22,8 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from bucketwarden.audit import AuditStore
 from bucketwarden.outcome import Status, utc_now
@@ -34,8 +33,7 @@ from bucketwarden.settings import Settings
 DIGEST_INTERVAL = timedelta(hours=24)
 
 
-@dataclass(frozen=True)
-class FlapVerdict:
+class FlapVerdict(NamedTuple):
     """Whether a (bucket, control) pair is flapping: hold its fixes, escalate, tell again."""
 
     hold: bool

@@ -10,9 +10,8 @@ start the clock again; a new reason is a new grant, and its change is audited an
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from bucketwarden.exemptions import Grant, check, tag_grant
 from bucketwarden.outcome import Status
@@ -37,8 +36,7 @@ def last_tag_grant(records: list[dict[str, Any]]) -> dict[str, Any] | None:
     return None
 
 
-@dataclass(frozen=True)
-class Change:
+class Change(NamedTuple):
     """What a bucket tagging call did to the bucket's exemption, as judged from fresh tags."""
 
     verb: str  # granted, changed, removed

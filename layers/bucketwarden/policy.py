@@ -16,7 +16,7 @@ import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 Context = Literal["bucket", "access-point"]
 CONTEXTS: tuple[Context, ...] = ("bucket", "access-point")
@@ -67,8 +67,7 @@ class PolicyError(ValueError):
     """The document is not a policy: it cannot be judged."""
 
 
-@dataclass(frozen=True)
-class Reason:
+class Reason(NamedTuple):
     """Why one statement is public: which statement, which principal, which condition."""
 
     statement: str  # its Sid, else "#n" (numbered from 1)
@@ -115,8 +114,7 @@ class StatementResult:
     reason: Reason | None = None
 
 
-@dataclass(frozen=True)
-class Verdict:
+class Verdict(NamedTuple):
     """A policy's verdict: public if any statement is; one reason per public statement."""
 
     public: bool
@@ -133,8 +131,7 @@ class Verdict:
         return {"public": self.public, "reasons": [r.as_dict() for r in self.reasons]}
 
 
-@dataclass(frozen=True)
-class _Check:
+class _Check(NamedTuple):
     """Whether one condition restricts who a statement grants to, and what it says."""
 
     restricts: bool

@@ -23,8 +23,7 @@ tags this account cannot read, so such an access point has no exemption but the 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from botocore.exceptions import ClientError
 
@@ -59,8 +58,7 @@ _PARTITIONS = (("cn-", "aws-cn"), ("us-gov-", "aws-us-gov"))
 FIXED_AT_CREATION = "cannot be changed after creation: recreate the access point"
 
 
-@dataclass(frozen=True)
-class AccessPointName:
+class AccessPointName(NamedTuple):
     """An access point as its ARN names it: the owning account and its name."""
 
     account: str

@@ -10,7 +10,7 @@ import json
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Literal, NamedTuple, Protocol, TypeVar
 
 from bucketwarden.settings import Settings
 
@@ -59,8 +59,7 @@ class Evaluation:
     public_read: bool = False
 
 
-@dataclass(frozen=True)
-class RestoreTarget:
+class RestoreTarget(NamedTuple):
     """What a rollback writes to get a state back, and what the surface must read back as."""
 
     desired: State  # what the control's `apply` writes

@@ -16,8 +16,8 @@ nobody can upload objects encrypted with a key S3 never holds (a known ransomwar
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, cast
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 from botocore.exceptions import ClientError
 
@@ -48,8 +48,7 @@ def _key_id(key: str) -> str:
     return key.removeprefix("key/")
 
 
-@dataclass(frozen=True)
-class KmsKey:
+class KmsKey(NamedTuple):
     """A KMS key reference: `key/ID` or `alias/NAME`, and the account its ARN names (None for a
     bare id or alias, which S3 resolves in the bucket's own account)."""
 

@@ -26,8 +26,7 @@ restores. With BucketOwnerEnforced the ACL is not read, since S3 then keeps it o
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 from botocore.exceptions import ClientError
 
@@ -95,8 +94,7 @@ def _described(grants: list[dict[str, Any]], owner_id: str | None) -> str:
     return ", ".join(f"{g.get('Permission')} to {grantee_name(g, owner_id)}" for g in grants)
 
 
-@dataclass(frozen=True)
-class AclGrants:
+class AclGrants(NamedTuple):
     """A bucket ACL's grants by what disabling ACLs does to them."""
 
     owner: dict[str, Any]

@@ -14,9 +14,8 @@ S3 refuses policies over 20 KB: when the rule would not fit, it is reported, not
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import Any, NamedTuple
 
 from bucketwarden.controls.base import Evaluation, State
 from bucketwarden.controls.bucket_policy import (
@@ -112,8 +111,7 @@ def bucket_resources(bucket_arn: str) -> tuple[str, str]:
     return bucket_arn, f"{bucket_arn}/*"
 
 
-@dataclass(frozen=True)
-class Rule:
+class Rule(NamedTuple):
     """One Deny the policy must hold: its fixed Sid, its condition, how to recognise it."""
 
     sid: str
