@@ -65,6 +65,10 @@ _ACTING_ACCOUNT = "bucketwarden_acting_account"
 
 Clock = Callable[[], datetime]
 
+# The function instance's AccountAccess (see account_access): its key, its STS client, itself.
+_SHARED: dict[str, tuple[tuple[str | None, str | None, str], Any, AccountAccess]] = {}
+_SHARING = threading.Lock()
+
 
 class MemberRoleUnavailable(Exception):
     """The member role of `account` cannot be assumed; `reason` says why (STS's code and
@@ -113,9 +117,17 @@ def account_access(settings: Settings) -> AccountAccess | None:
     if not settings.organization_mode:
         return None
     session_name = settings.function_name or DEFAULT_SESSION_NAME
-    return AccountAccess(
-        settings.account_id, settings.member_role_name, client("sts"), session_name
-    )
+    sts = client("sts")
+    key = (settings.account_id, settings.member_role_name, session_name)
+    with _SHARING:
+        # One per function instance: a warm instance's next event or sweep invocation reuses
+        # the credentials it holds (no STS call). A new STS client (aws.reset_clients: another
+        # endpoint, other credentials) makes a new one.
+        shared = _SHARED.get("instance")
+        if shared is None or shared[0] != key or shared[1] is not sts:
+            made = AccountAccess(settings.account_id, settings.member_role_name, sts, session_name)
+            shared = _SHARED["instance"] = (key, sts, made)
+        return shared[2]
 
 
 @dataclass
