@@ -139,6 +139,11 @@ def by_account(outcomes: Iterable[dict[str, Any]]) -> dict[str, list[dict[str, A
     return grouped
 
 
+def several_accounts(outcomes: Iterable[dict[str, Any]]) -> bool:
+    """Whether the outcomes name more than one account (outcomes naming none do not count)."""
+    return len({o.get("account") for o in outcomes if o.get("account")}) > 1
+
+
 def account_line(account: str, outcomes: list[dict[str, Any]]) -> str:
     """One account's totals, or why it was not swept (its only line has no control)."""
     if not any(o.get("control") for o in outcomes):
@@ -151,15 +156,16 @@ def print_report(
 ) -> None:
     """A sweep for people: every finding with its before → after, counts per control, a total.
     Outcomes of several accounts: the findings account by account, and a line per account."""
+    grouped = several_accounts(outcomes)
     accounts = by_account(outcomes)
-    if len(accounts) > 1:
+    if grouped:
         for account, found in accounts.items():
             _print_findings(found, console, f"account {account}" + (f": {title}" if title else ""))
     else:
         _print_findings(outcomes, console, title)
     if any(o.get("control") for o in outcomes):
         console.print(control_table(outcomes))
-    if len(accounts) > 1:
+    if grouped:
         for account, found in accounts.items():
             console.print(escape(account_line(account, found)), highlight=False)
     console.print(summary_line(outcomes), highlight=False)

@@ -22,6 +22,7 @@ from bucketwarden_tools.report import (
     account_line,
     by_account,
     change,
+    several_accounts,
     status_counts,
     summary_line,
 )
@@ -312,10 +313,6 @@ def severity_order(outcome: dict[str, Any]) -> tuple[int, str, tuple[int, str]]:
     status = str(outcome.get("status"))
     rank = STATUS_ORDER.index(status) if status in STATUS_ORDER else len(STATUS_ORDER)
     return rank, str(outcome.get("bucket") or ""), catalogue_position(outcome.get("control"))
-
-
-def several_accounts(outcomes: list[dict[str, Any]]) -> bool:
-    return len(by_account(outcomes)) > 1
 
 
 def columns(outcomes: list[dict[str, Any]]) -> tuple[str, ...]:
