@@ -26,18 +26,19 @@ import pytest
 from botocore.awsrequest import AWSResponse
 from moto.core.botocore_stubber import MockRawResponse
 
-from bucketwarden import aws
+from bucketwarden import aws, notify
 from bucketwarden.org_sweep import (
     FAN_OUT,
     AccountResult,
+    SweepPlan,
     combined,
     configured_accounts,
     next_in_lane,
     organization_accounts,
 )
 from bucketwarden.outcome import Outcome, Status
-from bucketwarden.settings import ConfigError
-from bucketwarden.summary import Tally
+from bucketwarden.settings import ConfigError, Settings
+from bucketwarden.summary import SweepSummary, Tally
 from bucketwarden.sweep_handler import sweep
 from tests.helpers import (
     ACCOUNT,
@@ -421,3 +422,93 @@ def test_the_organization_summary_puts_the_worst_accounts_first() -> None:
     ]
     assert (tally.findings, tally.flagged, tally.subjects, invocations) == (7, 7, 12, 5)
     assert tally.worst(1)[0][1] == 1
+
+
+def test_without_an_idempotency_table_the_accounts_are_swept_in_turn_in_one_invocation(
+    hub: Inbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No table to plan in (a dry run, a stack without one): one invocation, one summary."""
+    monkeypatch.delenv("IDEMPOTENCY_TABLE")
+    monkeypatch.setenv("ACCOUNT_IDS", f"{MEMBER},{DENIED}")
+    unversioned(MEMBER, "member-data")
+    RefusedRoles(DENIED).install()
+    invocations = SelfInvocations().install()
+    judged: list[Outcome] = []
+
+    result = sweep(scheduled_event("in-turn"), FakeContext(), on_outcomes=judged.extend)
+
+    assert not invocations.requests
+    assert result["status"] == "finished"
+    assert [(line["account"], line["status"]) for line in result["accounts"]] == [
+        (DENIED, "unavailable"),
+        (MEMBER, "swept"),
+        (ACCOUNT, "swept"),
+    ]
+    assert [(o.account, o.bucket) for o in judged] == [(MEMBER, "member-data")]
+    assert len(hub.receive()) == 1
+
+
+# -- exactly once: the plan's conditional writes -----------------------------------------------
+
+
+def plan_of(owner: str) -> SweepPlan:
+    return SweepPlan(IDEMPOTENCY_TABLE, owner)
+
+
+def test_only_the_write_that_finishes_the_last_account_publishes_and_a_retry_of_it_may_again(
+    hub: Inbox,
+) -> None:
+    accounts = (ACCOUNT, MEMBER, DENIED)
+    assert plan_of("starter").create("s", "2024-05-02T03:00:00+00:00", accounts) == accounts
+    # A second start of the same sweep keeps the plan it finds.
+    assert plan_of("again").create("s", "2024-05-02T03:00:00+00:00", (MEMBER,)) == accounts
+
+    assert plan_of("first").finish("s", account_result(ACCOUNT, 1), 10) is False
+    # Another delivery finishing the same account is not its first writer: nothing to do.
+    assert plan_of("duplicate").finish("s", account_result(ACCOUNT, 1), 10) is False
+    assert plan_of("second").finish("s", account_result(MEMBER, 2), 10) is False
+    assert plan_of("last").finish("s", account_result(DENIED, 0, "refused"), 10) is True
+    # Lambda's retry of the last (its request id again, after a failed publish) publishes.
+    assert plan_of("last").finish("s", account_result(DENIED, 0, "refused"), 10) is True
+    # No other invocation does, even one finishing an account again.
+    assert plan_of("late").finish("s", account_result(MEMBER, 2), 10) is False
+
+    results = plan_of("last").results("s", accounts)
+    assert [(r.account, r.tally.findings, r.unavailable) for r in results] == [
+        (ACCOUNT, 1, None),
+        (MEMBER, 2, None),
+        (DENIED, 0, "refused"),
+    ]
+
+
+def test_the_organization_summary_reads_well_in_email_and_chat() -> None:
+    tally, lines, invocations = combined(
+        [
+            account_result(MEMBER, 2),
+            account_result(DENIED, 0, unavailable="cannot assume <role> (AccessDenied: no)"),
+        ]
+    )
+    summary = SweepSummary(
+        sweep_id="org",
+        started_at="2024-05-02T03:00:00+00:00",
+        finished_at="2024-05-02T03:09:00+00:00",
+        invocations=invocations,
+        controls=("versioning",),
+        tally=tally,
+        accounts=lines,
+    )
+    message = notify.summary_message(summary, Settings())
+
+    email = message["email"]
+    assert email.startswith(
+        "BucketWarden sweep: 2 findings on 2 buckets in 2 accounts (1 not reached).\n"
+    )
+    assert (
+        "Accounts, worst first:\n"
+        f"{DENIED}  not reached: cannot assume <role> (AccessDenied: no)\n"
+        f"{MEMBER}  2 findings on 2 of 3 buckets\n"
+    ) in email
+    chat = json.loads(message["https"])["content"]["description"]
+    assert f"*Accounts, worst first:* `{DENIED}` (not reached), `{MEMBER}` (2)" in chat
+    machine = json.loads(message["sqs"])
+    assert [line["account"] for line in machine["accounts"]] == [DENIED, MEMBER]

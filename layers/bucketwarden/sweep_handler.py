@@ -40,6 +40,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from bucketwarden import services
 from bucketwarden.accounts import ACCOUNT_ID, MemberRoleUnavailable, account_access
+from bucketwarden.audit import AuditStore
 from bucketwarden.aws import client
 from bucketwarden.catalogue import CONTROL_IDS, CONTROLS
 from bucketwarden.claims import claim_store
@@ -434,8 +435,9 @@ class _Invocation:
         reporter = services.reporter(self.settings, store, self.metrics, sweep=True)
         results = []
         for account in accounts:
-            found = self.account_result(account, reporter)
-            assert isinstance(found, AccountResult)  # no time budget: never handed over
+            found = self.account_result(account, reporter, store)
+            if not isinstance(found, AccountResult):  # no time budget: never handed over
+                raise RuntimeError(f"account {account} stopped at {found} with no deadline")
             results.append(found)
         summary = self.organization_summary(results)
         self.finish(summary, reporter)
@@ -445,13 +447,17 @@ class _Invocation:
         """Sweep one account from where it stands: hand over, or record it done."""
         store = services.audit_store(self.settings, self.metrics)
         reporter = services.reporter(self.settings, store, self.metrics, sweep=True)
-        found = self.account_result(account, reporter, TimeBudget.of(self.context))
+        found = self.account_result(account, reporter, store, TimeBudget.of(self.context))
         if not isinstance(found, AccountResult):
             return self.hand_over(found)
         return self.account_done(found, reporter)
 
     def account_result(
-        self, account: str, reporter: Reporter, budget: TimeBudget | None = None
+        self,
+        account: str,
+        reporter: Reporter,
+        store: AuditStore,
+        budget: TimeBudget | None = None,
     ) -> AccountResult | str:
         """The account's result, or the last bucket done when time ran short. An account whose
         member role cannot be assumed is a result too (reported in the summary, counted), and
@@ -473,7 +479,7 @@ class _Invocation:
             self.settings,
             CONTROLS,
             reporter=reporter,
-            store=services.audit_store(self.settings, self.metrics),
+            store=store,
             workers=self.workers,
             account=account,
             accounts=access,
