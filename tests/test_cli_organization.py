@@ -259,3 +259,15 @@ def test_one_accounts_reports_are_as_before(bucketwarden: Runner, tmp_path: Path
     assert 'id="accounts"' not in page
     table_ran = bucketwarden("scan", *VERSIONING)
     assert f"account {ACCOUNT}" not in table_ran.printed
+
+
+@pytest.mark.usefixtures("organization")
+def test_buckets_named_are_looked_for_in_every_account_swept(bucketwarden: Runner) -> None:
+    accounts = ("--accounts", f"{ACCOUNT},{MEMBER}")
+    ran = bucketwarden("scan", *accounts, "--bucket", "member-bucket", *VERSIONING, "--json")
+    assert ran.code == 0, ran.err
+    assert [(line["account"], line["bucket"]) for line in ran.lines] == [(MEMBER, "member-bucket")]
+
+    typo = bucketwarden("scan", *accounts, "--bucket", "member-bucket", "--bucket", "membr")
+    assert typo.code == 2
+    assert "error: no bucket named 'membr' in the accounts swept" in typo.said
