@@ -27,6 +27,8 @@ from botocore.awsrequest import AWSResponse
 from moto.core.botocore_stubber import MockRawResponse
 
 from bucketwarden import aws, notify
+from bucketwarden.accounts import account_access
+from bucketwarden.handler import process
 from bucketwarden.org_sweep import (
     FAN_OUT,
     AccountResult,
@@ -40,6 +42,7 @@ from bucketwarden.outcome import Outcome, Status
 from bucketwarden.settings import ConfigError, Settings
 from bucketwarden.summary import SweepSummary, Tally
 from bucketwarden.sweep_handler import sweep
+from tests import test_organization_engine as engine_tests
 from tests.helpers import (
     ACCOUNT,
     API_CALLS,
@@ -512,3 +515,33 @@ def test_the_organization_summary_reads_well_in_email_and_chat() -> None:
     assert f"*Accounts, worst first:* `{DENIED}` (not reached), `{MEMBER}` (2)" in chat
     machine = json.loads(message["sqs"])
     assert [line["account"] for line in machine["accounts"]] == [DENIED, MEMBER]
+
+
+# -- one AccountAccess per function instance ---------------------------------------------------
+
+
+def test_a_warm_function_instance_assumes_a_members_role_once_across_invocations(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each Lambda invocation builds its engine anew (handler.process): the member role's
+    credentials are the instance's, so the second event of the member costs no STS call."""
+    monkeypatch.setenv("ACCOUNT_ID", ACCOUNT)
+    monkeypatch.setenv("ORGANIZATION_ID", ORGANIZATION)
+    monkeypatch.setenv("MEMBER_ROLE_NAME", engine_tests.MEMBER_ROLE)
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", engine_tests.FUNCTION)
+    member_s3 = engine_tests.suspended_bucket()
+    assumed = []
+    for event_id in ("cold", "warm"):
+        member_s3.put_bucket_versioning(
+            Bucket=engine_tests.BUCKET, VersioningConfiguration={"Status": "Suspended"}
+        )
+        before = API_CALLS.snapshot()
+        [outcome] = process(engine_tests.member_event(event_id=event_id), engine_tests.FAMILY)
+        assert outcome["status"] == "remediated"
+        assumed.append(calls_delta(before).get("sts.AssumeRole", 0))
+    assert assumed == [1, 0]
+    settings = Settings.from_env(())
+    kept = account_access(settings)
+    assert kept is account_access(settings)
+    aws.reset_clients()  # another endpoint or credentials: another access, holding nothing
+    assert account_access(settings) is not kept
