@@ -4,6 +4,7 @@ assumed once per account and kept until shortly before they expire."""
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -16,10 +17,12 @@ from bucketwarden.accounts import (
     SESSION_SECONDS,
     AccountAccess,
     MemberRoleUnavailable,
+    account_access,
     member_role_names,
     role_arn,
 )
 from bucketwarden.outcome import utc_now
+from bucketwarden.settings import Settings
 from bucketwarden_tools.calls import API_CALLS
 from tests.helpers import (
     ACCOUNT,
@@ -228,3 +231,17 @@ def test_member_role_names_are_the_set_the_role_belongs_to() -> None:
     )
     assert member_role_names("custom", suffixes) == ("custom",)
     assert member_role_names("-sweep", suffixes) == ("-sweep",)
+
+
+def test_the_settings_access_is_none_outside_organization_mode_and_shared_within() -> None:
+    assert account_access(Settings()) is None
+    settings = Settings(account_id=ACCOUNT, member_role_name=ROLE, organization_id="o-abcdefghij")
+    shared = account_access(settings)
+    assert shared is not None
+    assert account_access(settings) is shared
+    assert shared.session_name == "bucketwarden"  # outside Lambda
+    named = account_access(replace(settings, function_name=FUNCTION))
+    assert named is not None
+    assert named.session_name == FUNCTION
+    aws.reset_clients()  # a new endpoint or credentials: new credentials too
+    assert account_access(settings) is not shared

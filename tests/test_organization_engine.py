@@ -17,6 +17,7 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
 from bucketwarden import audit, aws, notify
 from bucketwarden.accounts import AccountAccess
@@ -28,6 +29,7 @@ from bucketwarden.metrics import Metrics
 from bucketwarden.outcome import Outcome, Status
 from bucketwarden.settings import ConfigError, Settings
 from bucketwarden_tools.calls import API_CALLS, uncounted
+from bucketwarden_tools.delivery import LambdaContextStub
 from tests.helpers import (
     ACCOUNT,
     REGION,
@@ -43,6 +45,7 @@ from tests.helpers import (
     only,
     own_client,
     s3,
+    s3_control_host,
     subscribe_inbox,
 )
 
@@ -170,19 +173,33 @@ def test_an_event_of_a_member_is_fixed_there_with_its_role_and_reported_by_the_h
 
 @pytest.mark.usefixtures("hub")
 def test_a_warm_function_assumes_a_members_role_once() -> None:
+    # Each invocation builds its engine (handler.process): the credentials outlive it.
     member_with_role()
     member_s3 = suspended_bucket()
-    engine = event_engine(FAMILY, Settings.from_env(("versioning",)), Metrics())
     before = API_CALLS.snapshot()
     for event_id in ("evt-1", "evt-2", "evt-3"):
         member_s3.put_bucket_versioning(
             Bucket=BUCKET, VersioningConfiguration={"Status": "Suspended"}
         )
-        [outcome] = engine.handle_event(member_event(event_id=event_id))
-        assert outcome.status is Status.REMEDIATED
+        outcome = only(process(member_event(event_id=event_id), FAMILY))
+        assert outcome["status"] == "remediated"
     made = calls_delta(before)
     assert made["sts.AssumeRole"] == 1
     assert made["s3.PutBucketVersioning"] == 3
+
+
+@pytest.mark.usefixtures("hub")
+def test_an_in_process_invocation_names_the_session_after_its_context(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The local mode runs functions in-process: only the context names the function.
+    monkeypatch.delenv("AWS_LAMBDA_FUNCTION_NAME")
+    member_with_role()
+    suspended_bucket()
+    requests = AssumeRoleRequests(aws.client("sts"))
+    context = LambdaContextStub(function_name="bucketwarden-versioning-local")
+    assert only(process(member_event(), FAMILY, context))["status"] == "remediated"
+    assert [sent["RoleSessionName"] for sent in requests.sent] == ["bucketwarden-versioning-local"]
 
 
 @pytest.mark.usefixtures("hub")
@@ -279,10 +296,14 @@ def test_a_record_account_that_is_not_an_account_id_is_ignored() -> None:
     assert calls_delta(before) == {}
 
 
-def test_a_single_account_stack_still_ignores_another_accounts_record(
-    monkeypatch: pytest.MonkeyPatch,
+@pytest.mark.parametrize("organization", [None, ORGANIZATION])
+def test_a_stack_without_a_member_role_still_ignores_another_accounts_record(
+    monkeypatch: pytest.MonkeyPatch, organization: str | None
 ) -> None:
+    # Without MEMBER_ROLE_NAME (a single-account stack, or an organization's id alone).
     monkeypatch.setenv("ACCOUNT_ID", ACCOUNT)
+    if organization:
+        monkeypatch.setenv("ORGANIZATION_ID", organization)
     member_with_role()
     member_s3 = suspended_bucket()
     before = API_CALLS.snapshot()
@@ -513,3 +534,41 @@ def test_an_exemption_change_in_a_member_whose_role_is_unavailable_fails(
     assert f"the member role of account {MEMBER} is unavailable" in outcome["reason"]
     [record] = audit_items(AUDIT_TABLE)
     assert record["status"] == "failed"
+
+
+# -- a member's account-level Block Public Access ----------------------------------------------
+
+
+@pytest.mark.usefixtures("hub")
+def test_a_members_account_block_public_access_is_fixed_in_that_account(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("MEMBER_ROLE_NAME", "bucketwarden-member-public-access")
+    all_off = dict.fromkeys(
+        ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets"),
+        False,
+    )
+    member_s3control = member_client("s3control")
+    member_s3control.put_public_access_block(
+        AccountId=MEMBER, PublicAccessBlockConfiguration=all_off
+    )
+    event = member_event(
+        request_parameters={
+            "PublicAccessBlockConfiguration": all_off,
+            "Host": s3_control_host(MEMBER),
+        }
+    )
+    event["detail"]["eventName"] = "PutAccountPublicAccessBlock"
+
+    outcome = only(process(event, "public-access"))
+
+    assert (outcome["status"], outcome["bucket"], outcome["account"]) == (
+        "remediated",
+        MEMBER,
+        MEMBER,
+    )
+    fixed = member_s3control.get_public_access_block(AccountId=MEMBER)
+    assert all(fixed["PublicAccessBlockConfiguration"].values())
+    # The hub's own account was neither read nor written.
+    with pytest.raises(ClientError):
+        own_client("s3control").get_public_access_block(AccountId=ACCOUNT)

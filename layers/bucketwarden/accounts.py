@@ -23,6 +23,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import cache
 from typing import TYPE_CHECKING, Any, Literal, overload
 
 from botocore.exceptions import ClientError
@@ -64,10 +65,6 @@ DEFAULT_SESSION_NAME = "bucketwarden"
 _ACTING_ACCOUNT = "bucketwarden_acting_account"
 
 Clock = Callable[[], datetime]
-
-# The function instance's AccountAccess (see account_access): its key, its STS client, itself.
-_SHARED: dict[str, tuple[tuple[str | None, str | None, str], Any, AccountAccess]] = {}
-_SHARING = threading.Lock()
 
 
 class MemberRoleUnavailable(Exception):
@@ -113,21 +110,25 @@ def acting_account(api: Any) -> str | None:
 
 def account_access(settings: Settings) -> AccountAccess | None:
     """The hub function's access to member accounts in organization mode; None otherwise (every
-    client is the hub's own, as in a single-account stack)."""
+    client is the hub's own, as in a single-account stack).
+
+    One per process for the same settings: a handler builds its engine for each event, and a
+    warm function must keep its members' credentials between events. A new STS client (after
+    aws.reset_clients) makes a new one, with credentials of its own.
+    """
     if not settings.organization_mode:
         return None
     session_name = settings.function_name or DEFAULT_SESSION_NAME
-    sts = client("sts")
-    key = (settings.account_id, settings.member_role_name, session_name)
-    with _SHARING:
-        # One per function instance: a warm instance's next event or sweep invocation reuses
-        # the credentials it holds (no STS call). A new STS client (aws.reset_clients: another
-        # endpoint, other credentials) makes a new one.
-        shared = _SHARED.get("instance")
-        if shared is None or shared[0] != key or shared[1] is not sts:
-            made = AccountAccess(settings.account_id, settings.member_role_name, sts, session_name)
-            shared = _SHARED["instance"] = (key, sts, made)
-        return shared[2]
+    return _shared_access(
+        client("sts"), settings.account_id, str(settings.member_role_name), session_name
+    )
+
+
+@cache
+def _shared_access(
+    sts: STSClient, home_account: str | None, role_name: str, session_name: str
+) -> AccountAccess:
+    return AccountAccess(home_account, role_name, sts, session_name)
 
 
 @dataclass

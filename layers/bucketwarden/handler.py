@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any, TypeVar
 
 from aws_lambda_powertools import Logger, Tracer
@@ -38,6 +39,10 @@ def process(
     """Handle one event for one family; returns the outcomes as dictionaries. Metrics are
     printed (EMF, as Lambda reads them) unless `metrics` publishes them elsewhere."""
     settings = Settings.from_env(CONTROL_IDS)
+    # Lambda sets AWS_LAMBDA_FUNCTION_NAME; an in-process invocation (the local mode) names the
+    # function in its context only. The name is the session name of the member roles it assumes.
+    function_name = settings.function_name or getattr(lambda_context, "function_name", None)
+    settings = replace(settings, function_name=function_name)
     engine = event_engine(family, settings, metrics or Metrics())
     try:
         record = parse_record(event)
