@@ -27,7 +27,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -282,6 +282,10 @@ def sweep(
     Metrics are printed (EMF) unless `metrics` publishes them elsewhere."""
     settings = Settings.from_env(CONTROL_IDS)
     check_configuration(settings)
+    # As handler.process: in process (the local mode) the context names the function, whose
+    # name is the session name of the member roles it assumes.
+    function_name = settings.function_name or getattr(context, "function_name", None)
+    settings = replace(settings, function_name=function_name)
     metrics = metrics or Metrics()
     try:
         progress = Progress.from_event(event)
