@@ -38,10 +38,11 @@ fuzz: setup ## Long property-based and fuzz run (hypothesis profile "fuzz")
 demo: setup ## Make buckets drift on an embedded AWS and watch them fixed
 	$(BIN)/bucketwarden demo
 
-bench: setup ## API calls, CPU, memory and import time per control; local drift-to-fix latency; sweep scale
+bench: setup ## API calls, CPU, memory and import time per control; local drift-to-fix latency; sweep scale; an organization's sweep
 	$(BIN)/python -m bucketwarden_tools.bench
 	$(BIN)/python -m bucketwarden_tools.bench_local
 	$(BIN)/python -m bucketwarden_tools.bench_sweep
+	$(BIN)/python -m bucketwarden_tools.bench_org_sweep
 
 # mypy's settings (both packages and functions/, typed boto3 clients) are in pyproject.toml.
 lint: setup ## ruff lint and format check; mypy type check of both packages

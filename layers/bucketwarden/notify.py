@@ -517,12 +517,51 @@ def _count(number: int, noun: str) -> str:
 
 
 def summary_headline(summary: SweepSummary) -> str:
-    """ "BucketWarden sweep: 7 findings on 4 buckets" (or "no findings on 2000 buckets")."""
+    """ "BucketWarden sweep: 7 findings on 4 buckets" (or "no findings on 2000 buckets"); an
+    organization's adds "in 12 accounts" and how many were not reached."""
     findings = summary.tally.findings
     if not findings:
-        return f"BucketWarden sweep: no findings on {_count(summary.buckets, 'bucket')}"
-    flagged = _count(summary.tally.flagged, "bucket")
-    return f"BucketWarden sweep: {_count(findings, 'finding')} on {flagged}"
+        headline = f"BucketWarden sweep: no findings on {_count(summary.buckets, 'bucket')}"
+    else:
+        flagged = _count(summary.tally.flagged, "bucket")
+        headline = f"BucketWarden sweep: {_count(findings, 'finding')} on {flagged}"
+    return headline + _accounts_phrase(summary)
+
+
+def _accounts_phrase(summary: SweepSummary) -> str:
+    if not summary.accounts:
+        return ""
+    unreached = len(summary.unavailable())
+    return f" in {_count(len(summary.accounts), 'account')}" + (
+        f" ({unreached} not reached)" if unreached else ""
+    )
+
+
+# Accounts named in an organization's summary, worst first (its JSON names them all).
+SUMMARY_ACCOUNTS = 20
+
+
+def _account_lines(summary: SweepSummary) -> list[str]:
+    """An organization's accounts, worst first, for email: findings, or why not reached."""
+    lines = []
+    for line in summary.accounts[:SUMMARY_ACCOUNTS]:
+        if line.reason is not None:
+            lines.append(f"{line.account}  not reached: {email_value(line.reason)}")
+        else:
+            buckets = f"{line.flagged} of {_count(line.subjects, 'bucket')}"
+            lines.append(f"{line.account}  {_count(line.findings, 'finding')} on {buckets}")
+    more = len(summary.accounts) - SUMMARY_ACCOUNTS
+    return lines + ([f"... and {_count(more, 'more account')}"] if more > 0 else [])
+
+
+def _accounts_inline(summary: SweepSummary) -> str:
+    """An organization's accounts, worst first, on one line: for chat."""
+    return ", ".join(
+        f"`{line.account}` (not reached)"
+        if line.reason is not None
+        else f"`{line.account}` ({line.findings})"
+        for line in summary.accounts[:SUMMARY_ACCOUNTS]
+    )
 
 
 def summary_subject(summary: SweepSummary) -> str:
@@ -577,6 +616,8 @@ def summary_email_text(summary: SweepSummary, settings: Settings) -> str:
         "",
         *_STATUS_MEANINGS,
     ]
+    if summary.accounts:
+        lines += ["", "Accounts, worst first:", *_account_lines(summary)]
     if worst:
         lines += ["", "Most findings:", *_ranked_lines(worst)]
     warned = summary.warned()
@@ -621,6 +662,11 @@ def summary_chatbot_message(summary: SweepSummary, settings: Settings) -> dict[s
         [
             _scope_line(summary),
             *findings,
+            *(
+                [f"*Accounts, worst first:* {_accounts_inline(summary)}"]
+                if summary.accounts
+                else []
+            ),
             *([f"*Most findings:* {worst}"] if worst else []),
             *([f"*{_EXEMPTION_WARNING}:* {warned}"] if warned else []),
         ]

@@ -85,6 +85,17 @@ class Tally:
     def warned(self, count: int = 10) -> list[tuple[str, int]]:
         return self.warned_by_bucket.most_common(count)
 
+    def merge(self, other: Tally) -> None:
+        """Add another account's totals (an organization's summary): subjects are distinct
+        across accounts (bucket names are global; accounts and access point ARNs name theirs),
+        so the worst of each account's kept worst are the organization's worst."""
+        for control, counts in other.by_control.items():
+            self.by_control.setdefault(control, Counter()).update(counts)
+        self.findings_by_bucket.update(other.findings_by_bucket)
+        self.warned_by_bucket.update(other.warned_by_bucket)
+        self.subjects += other.subjects
+        self.flagged += other.flagged
+
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> Tally:
         data = data or {}
@@ -93,6 +104,41 @@ class Tally:
         flagged = data.get("flagged", len(findings))
         warned = Counter(data.get("warned_by_bucket", {}))
         return cls(by_control, findings, data.get("subjects", 0), flagged, warned)
+
+
+# An account of an organization's sweep: swept, or not reached (its member role missing or
+# refusing the hub).
+SWEPT = "swept"
+UNAVAILABLE = "unavailable"
+
+
+@dataclass(frozen=True)
+class AccountLine:
+    """One account in an organization's summary."""
+
+    account: str
+    status: str
+    findings: int = 0
+    flagged: int = 0
+    subjects: int = 0
+    reason: str | None = None
+
+    def rank(self) -> tuple[int, int, int, str]:
+        """Worst first: an account not reached (nothing is known of it, and its role needs a
+        person), then the most findings, then the most subjects with findings."""
+        return (0 if self.status == UNAVAILABLE else 1, -self.findings, -self.flagged, self.account)
+
+    def to_dict(self) -> dict[str, Any]:
+        line: dict[str, Any] = {
+            "account": self.account,
+            "status": self.status,
+            "findings": self.findings,
+            "flagged": self.flagged,
+            "subjects": self.subjects,
+        }
+        if self.reason is not None:
+            line["reason"] = self.reason
+        return line
 
 
 @dataclass(frozen=True)
@@ -107,6 +153,9 @@ class SweepSummary:
     controls: tuple[str, ...]
     tally: Tally
     worst_count: int = 10
+    # An organization's sweep: every account, worst first (see AccountLine.rank); empty for a
+    # single account's.
+    accounts: tuple[AccountLine, ...] = ()
 
     @property
     def buckets(self) -> int:
@@ -135,7 +184,11 @@ class SweepSummary:
             "exemption_warnings": [
                 {"bucket": name, "checks": count} for name, count in self.warned()
             ],
+            **({"accounts": [line.to_dict() for line in self.accounts]} if self.accounts else {}),
         }
+
+    def unavailable(self) -> list[AccountLine]:
+        return [line for line in self.accounts if line.status == UNAVAILABLE]
 
     def warned(self) -> list[tuple[str, int]]:
         """Buckets whose compliant checks carry a warning (an exemption not honoured)."""

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
+from bucketwarden.accounts import AccountAccess
 from bucketwarden.audit import AuditStore
 from bucketwarden.aws import GONE_CODES, client, error_code
 from bucketwarden.catalogue import CONTROLS
@@ -173,13 +174,23 @@ class Sweep:
         store: AuditStore,
         workers: int = 8,
         chunk: int | None = None,
+        account: str | None = None,
+        accounts: AccountAccess | None = None,
     ) -> None:
         enabled = tuple(c for c in controls if settings.mode(c.id) is not Mode.OFF)
         self.controls = enabled
         self.reporter = reporter
-        self.engine = Engine(SWEEP_FAMILY, settings, reporter, store, enabled)
-        # The account its outcomes name: the stack's (ACCOUNT_ID; None when unknown).
-        self.account = settings.account_id
+        # A member account of an organization (`account`, reached through `accounts`) is swept
+        # with its member role's clients, and judged with the settings naming it as the account
+        # (its own KMS keys are its account's), as the engine judges a member's event.
+        self.member = accounts is not None and accounts.is_member(account)
+        self.accounts = accounts if self.member else None
+        if self.member:
+            settings = replace(settings, account_id=account)
+        self.engine = Engine(SWEEP_FAMILY, settings, reporter, store, enabled, accounts=accounts)
+        # The account its outcomes name: the one given, else the stack's (ACCOUNT_ID; None when
+        # unknown).
+        self.account = account or settings.account_id
         self.workers = max(1, workers)
         self.chunk = chunk or self.workers * 4
         self.by_scope = {
@@ -195,12 +206,13 @@ class Sweep:
         points = self.by_scope["access-point"]
         if not controls and not points:
             return []
-        account = account_id()
+        # A member's account is the one named; the hub's own is asked of STS, as before.
+        account = str(self.account) if self.member else account_id()
         # Asked of STS here anyway: the outcomes after it name the account too.
         self.account = self.account or account
         outcomes = self.check(controls, account, region) if controls else []
         if points:
-            for arn in access_point_arns(client("s3control", region), account):
+            for arn in access_point_arns(self.client("s3control", region), account):
                 outcomes += self.check(points, arn, _arn_region(arn))
         return outcomes
 
@@ -216,15 +228,24 @@ class Sweep:
             return []
         if region is None:
             try:
-                region = bucket_region(shared_client("s3"), bucket)
+                region = bucket_region(self.client("s3"), bucket)
             except ClientError as error:
                 if error_code(error) in NOT_FOUND_CODES:
                     return self.gone(controls, bucket)
                 return self.not_checked(controls, bucket, None, error)
             except BotoCoreError as error:
                 return self.not_checked(controls, bucket, None, error)
-        shared_client("s3", region)  # the engine's client for the region, built once
+        self.client("s3", region)  # the engine's client for the region, built once
         return self.check(controls, bucket, region)
+
+    def client(self, service: Literal["s3", "s3control"], region: str | None = None) -> Any:
+        """A client of the swept account: the member role's for a member (AccountAccess makes
+        each once, under the account's lock), else the hub's own, built by one worker only."""
+        if self.accounts is not None:
+            return self.accounts.client(service, self.account, region)
+        if service == "s3":
+            return shared_client("s3", region)
+        return client(service, region)
 
     # -- one subject --------------------------------------------------------------------------
 
@@ -232,7 +253,9 @@ class Sweep:
         """The controls on one subject, one surface at a time, so that a surface whose calls keep
         failing fails only its own controls: the event path raises for Lambda to retry the
         event, but the sweep has thousands of other subjects to judge and runs again anyway."""
-        context = EventContext(None, region, found_by=FOUND_BY, account=self.account)
+        context = EventContext(
+            None, region, found_by=FOUND_BY, account=self.account, accounts=self.accounts
+        )
         outcomes: list[Outcome] = []
         for group in surface_groups(controls):
             try:

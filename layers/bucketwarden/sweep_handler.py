@@ -14,6 +14,12 @@ An event that carries any of a continuation's fields is a continuation and must 
 a partial or mistyped payload (a hand-made invoke, an edited dead-letter message) is refused
 with the reason, not run as a new sweep (a duplicate) and not raised (Lambda would retry it in
 vain, then dead-letter it).
+
+In organization mode (org_sweep.py) the scheduled invocation plans the sweep and starts its
+first accounts; each account is then swept by invocations of its own (an account's start, then
+its continuations, each naming the account and claimed under it), and the invocation that
+finishes the last account publishes the organization's one summary. A payload naming an account
+that the sweep's plan does not list is refused.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -33,13 +39,24 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from bucketwarden import services
+from bucketwarden.accounts import ACCOUNT_ID, MemberRoleUnavailable, account_access
+from bucketwarden.audit import AuditStore
 from bucketwarden.aws import client
 from bucketwarden.catalogue import CONTROL_IDS, CONTROLS
 from bucketwarden.claims import claim_store
 from bucketwarden.metrics import Metrics
+from bucketwarden.org_sweep import (
+    FAN_OUT,
+    AccountResult,
+    SweepPlan,
+    check_configuration,
+    combined,
+    next_in_lane,
+    sweep_accounts,
+)
 from bucketwarden.outcome import Status, utc_now
 from bucketwarden.reporter import Reporter
-from bucketwarden.settings import Settings
+from bucketwarden.settings import Mode, Settings
 from bucketwarden.summary import SweepSummary, Tally
 from bucketwarden.sweep import OutcomeSink, Sweep, list_bucket_regions
 from bucketwarden.tracing import traced
@@ -62,11 +79,15 @@ IDEMPOTENCY_TTL_SECONDS = 24 * 60 * 60
 SweepHandler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
 
-# The fields of the payload one invocation hands to the next (Progress.handover).
+# The fields of the payload one invocation hands to the next (Progress.handover), besides the
+# `account` of an organization's sweep (which a scheduled event's envelope has too).
 CONTINUATION_FIELDS = frozenset({"sweep_id", "started_at", "invocation", "resume_after", "tally"})
+# What an account's first invocation is given (Progress.account_start).
+ACCOUNT_START_FIELDS = frozenset({"sweep_id", "started_at", "account"})
 _STATUSES = frozenset(status.value for status in Status)
 _Count = Annotated[int, Field(ge=0)]
 _Text = Annotated[str, Field(min_length=1)]
+_AccountId = Annotated[str, Field(pattern=ACCOUNT_ID.pattern)]
 
 
 class ContinuationRefused(ValueError):
@@ -108,15 +129,35 @@ class Continuation(BaseModel):
     invocation: Annotated[int, Field(ge=1)]
     resume_after: _Text
     tally: CarriedTally
+    # The member (or hub) account this continuation sweeps, in an organization's sweep.
+    account: _AccountId | None = None
 
     @field_validator("started_at")
     @classmethod
     def _iso_time(cls, value: str) -> str:
-        try:
-            datetime.fromisoformat(value)
-        except ValueError:
-            raise ValueError("must be an ISO 8601 date and time") from None
-        return value
+        return _iso_time(value)
+
+
+def _iso_time(value: str) -> str:
+    try:
+        datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError("must be an ISO 8601 date and time") from None
+    return value
+
+
+class AccountStart(BaseModel):
+    """The payload that starts one account of an organization's sweep (Progress.account_start)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, defer_build=True)
+    sweep_id: _Text
+    started_at: _Text
+    account: _AccountId
+
+    @field_validator("started_at")
+    @classmethod
+    def _iso_time(cls, value: str) -> str:
+        return _iso_time(value)
 
 
 def _refusal(error: ValidationError) -> str:
@@ -137,6 +178,8 @@ class Progress:
     invocation: int = 1
     resume_after: str | None = None
     tally: Tally = field(default_factory=Tally)
+    # The account swept, in an organization's sweep (None: the stack's own, as ever).
+    account: str | None = None
 
     @classmethod
     def from_event(cls, event: Any) -> Progress:
@@ -151,6 +194,9 @@ class Progress:
             sweep_id = str(event.get("id") or uuid.uuid4())
             return cls(sweep_id=sweep_id, started_at=utc_now().isoformat())
         try:
+            if "account" in event and event.keys() <= ACCOUNT_START_FIELDS:
+                start = AccountStart.model_validate(dict(event))
+                return cls(start.sweep_id, start.started_at, account=start.account)
             payload = Continuation.model_validate(dict(event))
         except ValidationError as error:
             named = event.get("sweep_id")
@@ -163,6 +209,7 @@ class Progress:
             invocation=payload.invocation,
             resume_after=payload.resume_after,
             tally=Tally.from_dict(payload.tally.model_dump()),
+            account=payload.account,
         )
 
     def handover(self, resume_after: str) -> dict[str, Any]:
@@ -173,7 +220,23 @@ class Progress:
             "invocation": self.invocation + 1,
             "resume_after": resume_after,
             "tally": self.tally.to_dict(worst=WORST_OFFENDERS),
+            **({"account": self.account} if self.account is not None else {}),
         }
+
+    def account_start(self, account: str) -> dict[str, Any]:
+        """The payload of `account`'s first invocation in this organization's sweep."""
+        return {"sweep_id": self.sweep_id, "started_at": self.started_at, "account": account}
+
+    def claim_key(self) -> tuple[str, dict[str, Any]]:
+        """The idempotency key of this invocation and its path: an account's invocations are
+        claimed under the account too."""
+        if self.account is None:
+            return "[sweep_id, invocation]", {
+                "sweep_id": self.sweep_id,
+                "invocation": self.invocation,
+            }
+        key = {"sweep_id": self.sweep_id, "account": self.account, "invocation": self.invocation}
+        return "[sweep_id, account, invocation]", key
 
 
 @dataclass
@@ -218,9 +281,15 @@ def sweep(
     refused: a malformed continuation, answered without an exception so Lambda does not retry).
     Metrics are printed (EMF) unless `metrics` publishes them elsewhere."""
     settings = Settings.from_env(CONTROL_IDS)
+    check_configuration(settings)
+    # As handler.process: in process (the local mode) the context names the function, whose
+    # name is the session name of the member roles it assumes.
+    function_name = settings.function_name or getattr(context, "function_name", None)
+    settings = replace(settings, function_name=function_name)
     metrics = metrics or Metrics()
     try:
         progress = Progress.from_event(event)
+        planned = _planned_accounts(settings, progress, context)
     except ContinuationRefused as refused:
         logger.error(
             "sweep continuation refused, nothing swept",
@@ -228,25 +297,52 @@ def sweep(
         )
         metrics.emit("InvalidEvents", "none")
         return {"status": "refused", "sweep_id": refused.sweep_id, "reason": refused.reason}
-    run = _Invocation(settings, progress, context, workers, on_outcomes, metrics)
+    run = _Invocation(settings, progress, context, workers, on_outcomes, metrics, planned)
     if settings.dry_run or not settings.idempotency_table:
-        return run.sweep()
+        return run.start()
     # The whole record is kept (not the event functions' claim only): a duplicate arriving
     # after the invocation finished must not sweep again either.
-    key_path = "[sweep_id, invocation]"
+    key_path, key = progress.claim_key()
     table = settings.idempotency_table
     store, config = claim_store(table, context, key_path, IDEMPOTENCY_TTL_SECONDS, True)
 
     @idempotent_function(data_keyword_argument="key", persistence_store=store, config=config)
     def claim(key: dict[str, Any]) -> dict[str, Any]:
-        return run.sweep()
+        return run.start()
 
-    key = {"sweep_id": progress.sweep_id, "invocation": progress.invocation}
     try:
         return dict(claim(key=key))
     except IdempotencyAlreadyInProgressError:
         logger.warning("duplicate delivery of a sweep invocation", extra=key)
         return {**key, "status": "duplicate"}
+
+
+def _owner(context: Any) -> str:
+    """This invocation (Lambda's retry of it has the same request id)."""
+    return str(getattr(context, "aws_request_id", None) or uuid.uuid4())
+
+
+def _planned_accounts(
+    settings: Settings, progress: Progress, context: Any
+) -> tuple[str, ...] | None:
+    """The accounts of the sweep an account's invocation belongs to (None for a single
+    account's sweep). ContinuationRefused when the payload names an account the plan does not
+    list: only the hub's own function writes the plan, in the hub's table."""
+    account = progress.account
+    if account is None:
+        return None
+    if not settings.organization_mode:
+        reason = f"account {account}: this stack sweeps only its own account"
+        raise ContinuationRefused(reason, progress.sweep_id)
+    table = settings.idempotency_table
+    if table and not settings.dry_run:
+        planned = SweepPlan(table, _owner(context)).accounts(progress.sweep_id)
+    else:
+        planned = sweep_accounts(settings)
+    if planned is None or account not in planned:
+        reason = f"account {account} is not among the accounts of sweep {progress.sweep_id}"
+        raise ContinuationRefused(reason, progress.sweep_id)
+    return planned
 
 
 @dataclass
@@ -259,6 +355,17 @@ class _Invocation:
     workers: int
     on_outcomes: OutcomeSink | None
     metrics: Metrics
+    # An organization's sweep: its plan's accounts, in order (None for a single account's).
+    planned: tuple[str, ...] | None = None
+
+    def start(self) -> dict[str, Any]:
+        """An account's invocation, an organization's start, or a single account's sweep."""
+        if self.progress.account is not None:
+            return self.sweep_account(self.progress.account)
+        new_sweep = self.progress.resume_after is None and self.progress.invocation == 1
+        if self.settings.organization_mode and new_sweep:
+            return self.start_organization()
+        return self.sweep()
 
     def sweep(self) -> dict[str, Any]:
         budget = TimeBudget.of(self.context)
@@ -299,6 +406,136 @@ class _Invocation:
             extra={key: payload[key] for key in ("sweep_id", "invocation", "resume_after")},
         )
         return {"status": "continued", **payload}
+
+    # -- an organization ----------------------------------------------------------------------
+
+    def _plan(self) -> SweepPlan | None:
+        """The sweep's plan in the idempotency table; None where there is none (a dry run, the
+        CLI): the accounts are then swept one after the other in this invocation."""
+        table = self.settings.idempotency_table
+        if not table or self.settings.dry_run:
+            return None
+        return SweepPlan(table, _owner(self.context))
+
+    def start_organization(self) -> dict[str, Any]:
+        """Plan the sweep and start its first FAN_OUT accounts, one invocation each."""
+        accounts = sweep_accounts(self.settings)
+        plan = self._plan()
+        if plan is None:
+            return self.sweep_in_turn(accounts)
+        progress = self.progress
+        planned = plan.create(progress.sweep_id, progress.started_at, accounts)
+        for account in planned[:FAN_OUT]:
+            invoke_async(self.context.invoked_function_arn, progress.account_start(account))
+        logger.info(
+            "organization sweep started",
+            extra={"sweep_id": progress.sweep_id, "accounts": len(planned), "at_once": FAN_OUT},
+        )
+        return {"status": "started", "sweep_id": progress.sweep_id, "accounts": len(planned)}
+
+    def sweep_in_turn(self, accounts: tuple[str, ...]) -> dict[str, Any]:
+        """Every account in this invocation, then the summary (no plan to share the work)."""
+        store = services.audit_store(self.settings, self.metrics)
+        reporter = services.reporter(self.settings, store, self.metrics, sweep=True)
+        results = []
+        for account in accounts:
+            found = self.account_result(account, reporter, store)
+            if not isinstance(found, AccountResult):  # no time budget: never handed over
+                raise RuntimeError(f"account {account} stopped at {found} with no deadline")
+            results.append(found)
+        summary = self.organization_summary(results)
+        self.finish(summary, reporter)
+        return {"status": "finished", **summary.to_dict()}
+
+    def sweep_account(self, account: str) -> dict[str, Any]:
+        """Sweep one account from where it stands: hand over, or record it done."""
+        store = services.audit_store(self.settings, self.metrics)
+        reporter = services.reporter(self.settings, store, self.metrics, sweep=True)
+        found = self.account_result(account, reporter, store, TimeBudget.of(self.context))
+        if not isinstance(found, AccountResult):
+            return self.hand_over(found)
+        return self.account_done(found, reporter)
+
+    def account_result(
+        self,
+        account: str,
+        reporter: Reporter,
+        store: AuditStore,
+        budget: TimeBudget | None = None,
+    ) -> AccountResult | str:
+        """The account's result, or the last bucket done when time ran short. An account whose
+        member role cannot be assumed is a result too (reported in the summary, counted), and
+        the sweep goes on with the others."""
+        access = account_access(self.settings)
+        progress = self.progress if self.progress.account == account else None
+        try:
+            if access is not None:
+                access.reach(account)
+        except MemberRoleUnavailable as unavailable:
+            logger.warning(
+                "member account not swept: its member role is unavailable",
+                extra={"account": account, "reason": unavailable.reason},
+            )
+            reporter.count_account("MemberRoleUnavailable", account)
+            invocations = progress.invocation if progress else 1
+            return AccountResult(account, invocations=invocations, unavailable=unavailable.reason)
+        sweeper = Sweep(
+            self.settings,
+            CONTROLS,
+            reporter=reporter,
+            store=store,
+            workers=self.workers,
+            account=account,
+            accounts=access,
+        )
+        regions = list_bucket_regions(sweeper.client("s3"))
+        result = sweeper.run(
+            list(regions),
+            resume_after=progress.resume_after if progress else None,
+            out_of_time=budget.out_of_time if budget else lambda: False,
+            on_outcomes=self.on_outcomes,
+            tally=progress.tally if progress else Tally(),
+            regions=regions,
+        )
+        if result.resume_after is not None:
+            return result.resume_after
+        return AccountResult(account, result.tally, progress.invocation if progress else 1)
+
+    def account_done(self, result: AccountResult, reporter: Reporter) -> dict[str, Any]:
+        """Record the account's result, start the next account of its lane, and publish the
+        summary when this was the sweep's last account."""
+        plan = self._plan()
+        planned = self.planned or ()
+        if plan is None:  # a dry run's account payload: nothing shared to record it in
+            return {"status": "account-finished", **result.line().to_dict()}
+        publishes = plan.finish(self.progress.sweep_id, result, WORST_OFFENDERS)
+        following = next_in_lane(planned, result.account)
+        if following is not None:
+            payload = self.progress.account_start(following)
+            invoke_async(self.context.invoked_function_arn, payload)
+        if not publishes:
+            return {
+                "status": "account-finished",
+                "sweep_id": self.progress.sweep_id,
+                **result.line().to_dict(),
+            }
+        summary = self.organization_summary(plan.results(self.progress.sweep_id, planned))
+        self.finish(summary, reporter)
+        return {"status": "finished", **summary.to_dict()}
+
+    def organization_summary(self, results: list[AccountResult]) -> SweepSummary:
+        tally, lines, invocations = combined(results)
+        enabled = [c.id for c in CONTROLS if self.settings.mode(c.id) is not Mode.OFF]
+        return SweepSummary(
+            sweep_id=self.progress.sweep_id,
+            started_at=self.progress.started_at,
+            finished_at=utc_now().isoformat(),
+            invocations=invocations,
+            controls=tuple(enabled),
+            tally=tally,
+            worst_count=WORST_OFFENDERS,
+            accounts=lines,
+        )
 
     @staticmethod
     def finish(summary: SweepSummary, reporter: Reporter) -> None:

@@ -31,6 +31,7 @@ import resource
 import sys
 import time
 from collections import Counter
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -157,12 +158,20 @@ class Population:
     drifted: dict[str, str]  # bucket → the control whose surface was made to drift
 
 
-def populate(endpoint: str, size: int, prefix: str) -> Population:
+def populate(
+    endpoint: str,
+    size: int,
+    prefix: str,
+    account: str = ACCOUNT,
+    credentials: Mapping[str, str] | None = None,
+) -> Population:
     """`size` compliant buckets, every fourth one drifted (set-up calls are not counted), in an
-    account whose Block Public Access is on."""
-    s3 = uncounted(aws.new_client("s3", endpoint_url=endpoint, region_name=REGION))
-    s3control = uncounted(aws.new_client("s3control", endpoint_url=endpoint, region_name=REGION))
-    s3control.put_public_access_block(AccountId=ACCOUNT, PublicAccessBlockConfiguration=ALL_ON)
+    account whose Block Public Access is on: the default credentials' account, or `account`
+    with `credentials` of it."""
+    made = {"endpoint_url": endpoint, "region_name": REGION, **(credentials or {})}
+    s3 = uncounted(aws.new_client("s3", **made))
+    s3control = uncounted(aws.new_client("s3control", **made))
+    s3control.put_public_access_block(AccountId=account, PublicAccessBlockConfiguration=ALL_ON)
     names = [f"{prefix}-{index:05d}" for index in range(size)]
     drifted = {
         name: list(DRIFTS)[(index // 4) % len(DRIFTS)]

@@ -412,12 +412,9 @@ def _note_off_controls(settings: Any, controls: tuple[Control, ...], err: Consol
 
 
 def _sweep(args: argparse.Namespace, console: Console, err: Console, fix: bool) -> int:
-    from bucketwarden import services
-    from bucketwarden.aws import client
     from bucketwarden.catalogue import CONTROL_IDS
-    from bucketwarden.metrics import Metrics
     from bucketwarden.settings import Settings
-    from bucketwarden.sweep import Sweep, Tally, list_bucket_regions
+    from bucketwarden_tools.organization import selected_accounts
 
     args.format = args.format or "table"
     _check_report_target(args)
@@ -433,29 +430,116 @@ def _sweep(args: argparse.Namespace, console: Console, err: Console, fix: bool) 
             err.print("[dim]note:[/] no audit table (--audit-table): changes are not recorded")
     controls = _selected_controls(args)
     _note_off_controls(settings, controls, err)
-    s3 = client("s3")
+    accounts = selected_accounts(args, _organizations)
+    if accounts is None:
+        outcomes = _sweep_account(args, settings, controls, err, fix)
+    else:
+        outcomes = _sweep_accounts(args, settings, controls, err, fix, accounts=accounts)
+    _write_report(args, outcomes, controls, console=console, err=err)
+    failing = any(o["status"] in FAILING_STATUSES for o in outcomes)
+    return EXIT_FINDINGS if args.fail_on_findings and failing else EXIT_OK
+
+
+def _organizations() -> Any:
+    from bucketwarden.aws import client
+
+    return client("organizations")  # type: ignore[call-overload]  # not among the typed ones
+
+
+def _sweep_account(
+    args: argparse.Namespace,
+    settings: Any,
+    controls: tuple[Control, ...],
+    err: Console,
+    fix: bool,
+    *,
+    account: str | None = None,
+    access: Any = None,
+) -> list[dict[str, Any]]:
+    """One account's outcomes: the caller's own (no `access`), or `account` through `access`."""
+    from bucketwarden import services
+    from bucketwarden.metrics import Metrics
+    from bucketwarden.sweep import Sweep, Tally, list_bucket_regions
+
+    # A scan or a dry run records nothing; `remediate` audits and counts its fixes.
+    metrics = Metrics()
+    store = services.audit_store(settings, metrics)
+    reporter = services.reporter(settings, store, metrics, sweep=True)
+    sweeper = Sweep(
+        settings, controls, reporter=reporter, store=store, account=account, accounts=access
+    )
+    s3 = sweeper.client("s3")
     # S3 names each bucket's region in the listing, which saves a GetBucketLocation per bucket.
     regions = list_bucket_regions(s3)
-    buckets = _named_buckets(s3, args.buckets) if args.buckets else sorted(regions)
+    if account is not None and args.buckets:
+        buckets = sorted(set(args.buckets) & regions.keys())  # checked in _named_in_accounts
+    else:
+        buckets = _named_buckets(s3, args.buckets) if args.buckets else sorted(regions)
     outcomes: list[dict[str, Any]] = []
     tally = Tally()
     verb = "remediating" if fix else "scanning"
-    with _progress(err, verb, len(buckets)) as show:
+    with _progress(err, f"{verb} {account or ''}".rstrip(), len(buckets)) as show:
 
         def collect(found: list[Any]) -> None:
             outcomes.extend(outcome.to_dict() for outcome in found)
             show(tally.subjects)
 
-        # A scan or a dry run records nothing; `remediate` audits and counts its fixes.
-        metrics = Metrics()
-        store = services.audit_store(settings, metrics)
-        reporter = services.reporter(settings, store, metrics, sweep=True)
-        Sweep(settings, controls, reporter=reporter, store=store).run(
-            buckets, on_outcomes=collect, tally=tally, region=args.region, regions=regions
+        sweeper.run(buckets, on_outcomes=collect, tally=tally, region=args.region, regions=regions)
+    return outcomes
+
+
+def _sweep_accounts(
+    args: argparse.Namespace,
+    settings: Any,
+    controls: tuple[Control, ...],
+    err: Console,
+    fix: bool,
+    *,
+    accounts: tuple[str, ...],
+) -> list[dict[str, Any]]:
+    """Each account in turn, its outcomes together (the reports group them by account). An
+    account whose role cannot be assumed is a failed line, and the others are swept."""
+    from rich.markup import escape
+
+    from bucketwarden.accounts import AccountAccess, MemberRoleUnavailable
+    from bucketwarden.aws import client
+    from bucketwarden_tools.organization import SESSION_NAME, unavailable_outcome
+
+    sts = client("sts")
+    home = str(sts.get_caller_identity()["Account"])
+    access = AccountAccess(home, args.role_name, sts, SESSION_NAME)
+    reachable: list[str] = []
+    outcomes: list[dict[str, Any]] = []
+    for account in accounts:
+        try:
+            access.reach(account)
+            reachable.append(account)
+        except MemberRoleUnavailable as unavailable:
+            err.print(
+                f"[bold yellow]warning:[/] account {account} not swept: "
+                f"{escape(unavailable.reason)}"
+            )
+            outcomes.append(unavailable_outcome(account, unavailable.reason))
+    if args.buckets:
+        _named_in_accounts(args.buckets, reachable, access)
+    for account in reachable:
+        outcomes += _sweep_account(
+            args, settings, controls, err, fix, account=account, access=access
         )
-    _write_report(args, outcomes, controls, console=console, err=err)
-    failing = any(o["status"] in FAILING_STATUSES for o in outcomes)
-    return EXIT_FINDINGS if args.fail_on_findings and failing else EXIT_OK
+    order = {account: position for position, account in enumerate(accounts)}
+    return sorted(outcomes, key=lambda o: order.get(str(o.get("account")), len(order)))
+
+
+def _named_in_accounts(names: list[str], accounts: list[str], access: Any) -> None:
+    """Every bucket named is in one of the accounts (a typo must not pass as "all fine")."""
+    from bucketwarden.sweep import list_buckets
+
+    found: set[str] = set()
+    for account in accounts:
+        found.update(list_buckets(access.client("s3", account, None)))
+    missing = sorted(set(names) - found)
+    if missing:
+        raise CliError(f"no bucket named {missing[0]!r} in the accounts swept")
 
 
 def _title(args: argparse.Namespace) -> str:
@@ -482,6 +566,8 @@ SWEEP_EXIT_CODES = (
 
 def _sweep_arguments(command: argparse.ArgumentParser) -> None:
     """The selection and report options that `scan` and `remediate` share."""
+    from bucketwarden_tools.organization import account_arguments
+
     _endpoint_argument(command)
     command.add_argument(
         "--region", help="region of the first calls (default: AWS_DEFAULT_REGION or us-east-1)"
@@ -520,8 +606,9 @@ def _sweep_arguments(command: argparse.ArgumentParser) -> None:
     command.add_argument(
         "--fail-on-findings",
         action="store_true",
-        help="exit 1 when anything is noncompliant or failed",
+        help="exit 1 when anything is noncompliant or failed (an account not reached included)",
     )
+    account_arguments(command, assumes_roles=True)
 
 
 # -- rollback and history -------------------------------------------------------------------
@@ -739,16 +826,18 @@ def cmd_history(args: argparse.Namespace, console: Console, err: Console) -> int
 
     from bucketwarden.aws import client
     from bucketwarden_tools import audit_history
+    from bucketwarden_tools.organization import of_accounts, selected_accounts
     from bucketwarden_tools.report import write_json_lines
 
     _connect(args)
     table = _audit_table(args)
     dynamodb = client("dynamodb")
+    accounts = selected_accounts(args, _organizations)
     if args.bucket:
         found = audit_history.bucket_records(dynamodb, table, args.bucket, args.control)
     else:
         found = iter(audit_history.all_records(dynamodb, table, args.control))
-    records = list(islice(found, args.limit))
+    records = list(islice(of_accounts(found, accounts), args.limit))
     if args.json:
         write_json_lines(records, sys.stdout)
     elif records:
@@ -774,6 +863,8 @@ def _audit_arguments(command: argparse.ArgumentParser) -> None:
 
 def _audit_commands(commands: Any) -> None:
     """`rollback` and `history`: the commands that read the audit table."""
+    from bucketwarden_tools.organization import account_arguments
+
     rollback = commands.add_parser(
         "rollback",
         help="put a fixed configuration back as its audit record says it was",
@@ -822,10 +913,13 @@ def _audit_commands(commands: Any) -> None:
         help="list audit records, newest first",
         description=(
             "List the audit table's records, newest first: a bucket's (its index) or every "
-            "record (a scan), optionally of one control only. Status `pending`: a fix recorded "
-            "before it was made whose event was dead-lettered before its result was known."
+            "record (a scan), optionally of one control only, of some accounts only (--accounts, "
+            "--organization: the hub's table names each record's account). Status `pending`: a "
+            "fix recorded before it was made whose event was dead-lettered before its result "
+            "was known."
         ),
     )
+    account_arguments(history, assumes_roles=False)
     history.add_argument(
         "--bucket",
         type=_nonblank,
@@ -916,7 +1010,11 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "Read every bucket (each in its own region), the account's Block Public Access and "
             "every access point, and judge them with the controls. Read-only: nothing is "
-            "changed, audited or notified. Findings show the fix that remediate would make."
+            "changed, audited or notified. Findings show the fix that remediate would make. "
+            "--accounts or --organization sweep several accounts: the caller's own with its "
+            "credentials, the others with --role-name assumed there; an account whose role "
+            "cannot be assumed is reported (failed) and the others are swept; the reports "
+            "group the outcomes by account."
         ),
         epilog=SWEEP_EXIT_CODES,
     )
@@ -929,7 +1027,8 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "Sweep as scan does and fix each finding whose control is in remediate mode "
             "(MODE_<CONTROL> variables; default remediate), verified by reading again. "
-            "--dry-run prints the exact changes (before → after) and makes none."
+            "--dry-run prints the exact changes (before → after) and makes none. --accounts "
+            "and --organization as for scan."
         ),
         epilog=SWEEP_EXIT_CODES,
     )

@@ -131,15 +131,49 @@ def control_table(outcomes: list[dict[str, Any]]) -> Table:
     return table
 
 
+def by_account(outcomes: Iterable[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """The outcomes of each account, accounts in the order they come (the sweep's order)."""
+    grouped: dict[str, list[dict[str, Any]]] = {}
+    for outcome in outcomes:
+        grouped.setdefault(str(outcome.get("account") or "-"), []).append(outcome)
+    return grouped
+
+
+def several_accounts(outcomes: Iterable[dict[str, Any]]) -> bool:
+    """Whether the outcomes name more than one account (outcomes naming none do not count)."""
+    return len({o.get("account") for o in outcomes if o.get("account")}) > 1
+
+
+def account_line(account: str, outcomes: list[dict[str, Any]]) -> str:
+    """One account's totals, or why it was not swept (its only line has no control)."""
+    if not any(o.get("control") for o in outcomes):
+        return f"account {account}: {outcomes[0].get('reason')}"
+    return f"account {account}: {summary_line(outcomes)}"
+
+
 def print_report(
     outcomes: list[dict[str, Any]], console: Console, title: str | None = None
 ) -> None:
-    """A sweep for people: every finding with its before → after, counts per control, a total."""
+    """A sweep for people: every finding with its before → after, counts per control, a total.
+    Outcomes of several accounts: the findings account by account, and a line per account."""
+    grouped = several_accounts(outcomes)
+    accounts = by_account(outcomes)
+    if grouped:
+        for account, found in accounts.items():
+            _print_findings(found, console, f"account {account}" + (f": {title}" if title else ""))
+    else:
+        _print_findings(outcomes, console, title)
+    if any(o.get("control") for o in outcomes):
+        console.print(control_table(outcomes))
+    if grouped:
+        for account, found in accounts.items():
+            console.print(escape(account_line(account, found)), highlight=False)
+    console.print(summary_line(outcomes), highlight=False)
+
+
+def _print_findings(outcomes: list[dict[str, Any]], console: Console, title: str | None) -> None:
     findings = [o for o in outcomes if is_noteworthy(o)]
     if findings:
         console.print(outcome_table(findings, title))
     else:
-        console.print(f"[bold green]no findings[/]{f' ({title})' if title else ''}")
-    if any(o.get("control") for o in outcomes):
-        console.print(control_table(outcomes))
-    console.print(summary_line(outcomes), highlight=False)
+        console.print(f"[bold green]no findings[/]{f' ({escape(title)})' if title else ''}")

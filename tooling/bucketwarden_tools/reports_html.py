@@ -17,7 +17,15 @@ from typing import Any
 
 from bucketwarden.catalogue import CONTROL_IDS, control
 from bucketwarden.outcome import REPORTED, Status
-from bucketwarden_tools.report import STATUS_ORDER, change, status_counts, summary_line
+from bucketwarden_tools.report import (
+    STATUS_ORDER,
+    account_line,
+    by_account,
+    change,
+    several_accounts,
+    status_counts,
+    summary_line,
+)
 
 # Stacking order in the chart (good to bad, then not checked) and each status's colour.
 STATUS_COLOURS: dict[str, str] = {
@@ -144,6 +152,7 @@ def render_html(outcomes: list[dict[str, Any]], title: str = "BucketWarden repor
         "<h2>Statuses per control</h2>",
         summary_chart(outcomes),
         legend(statuses_of(outcomes)),
+        *accounts_section(outcomes),
         "<h2>Outcomes</h2>",
         status_filter(outcomes),
         outcome_table(outcomes),
@@ -306,25 +315,51 @@ def severity_order(outcome: dict[str, Any]) -> tuple[int, str, tuple[int, str]]:
     return rank, str(outcome.get("bucket") or ""), catalogue_position(outcome.get("control"))
 
 
-def outcome_table(outcomes: list[dict[str, Any]]) -> str:
-    headers = "".join(
-        f'<th scope="col"><button type="button">{name}</button></th>' for name in COLUMNS
+def columns(outcomes: list[dict[str, Any]]) -> tuple[str, ...]:
+    """COLUMNS, after an account column when the outcomes are of several accounts."""
+    return ("account", *COLUMNS) if several_accounts(outcomes) else COLUMNS
+
+
+def accounts_section(outcomes: list[dict[str, Any]]) -> list[str]:
+    """Several accounts: a line per account (its totals, or why it was not swept)."""
+    if not several_accounts(outcomes):
+        return []
+    items = "".join(
+        f"<li>{escape(account_line(account, found))}</li>"
+        for account, found in by_account(outcomes).items()
     )
-    ordered = sorted(outcomes, key=severity_order)
-    rows = "\n".join(table_row(o, hidden=index >= PAGE_SIZE) for index, o in enumerate(ordered))
+    return ["<h2>Accounts</h2>", f'<ul id="accounts">{items}</ul>']
+
+
+def outcome_table(outcomes: list[dict[str, Any]]) -> str:
+    shown = columns(outcomes)
+    headers = "".join(
+        f'<th scope="col"><button type="button">{name}</button></th>' for name in shown
+    )
+    grouped = "account" in shown
+    # Grouped by account (in the sweep's order), most urgent first within each.
+    position = {account: index for index, account in enumerate(by_account(outcomes))}
+    ordered = sorted(
+        outcomes,
+        key=lambda o: (position[str(o.get("account") or "-")] if grouped else 0, severity_order(o)),
+    )
+    rows = "\n".join(
+        table_row(o, hidden=index >= PAGE_SIZE, account=grouped) for index, o in enumerate(ordered)
+    )
     return (
         f'<div class="table-frame"><table id="findings" data-page-size="{PAGE_SIZE}">'
         f"<thead><tr>{headers}</tr></thead>\n<tbody>\n{rows}\n</tbody></table></div>"
     )
 
 
-def table_row(outcome: dict[str, Any], *, hidden: bool = False) -> str:
+def table_row(outcome: dict[str, Any], *, hidden: bool = False, account: bool = False) -> str:
     """One outcome; cells hold bare text (no padding) because sorting compares cell texts."""
     status = str(outcome.get("status"))
     control_id = str(outcome.get("control") or "")
     warnings = outcome.get("warnings") or []
     notes = "".join(f"<li>{escape(str(warning))}</li>" for warning in warnings)
     cells = (
+        *([f"<td>{escape(str(outcome.get('account') or ''))}</td>"] if account else []),
         f'<td title="{escape(str(outcome.get("scope") or ""))}">'
         f"{escape(str(outcome.get('bucket') or ''))}</td>",
         f'<td title="{escape(control_title(control_id))}">{escape(control_id)}</td>',

@@ -129,7 +129,16 @@ def result(outcome: dict[str, Any], rule_index: int) -> dict[str, Any]:
         "partialFingerprints": {FINGERPRINT: f"{subject_arn(outcome)}|{outcome['control']}"},
         "properties": {
             key: outcome.get(key)
-            for key in ("status", "region", "mode", "found_by", "before", "after", "audit_id")
+            for key in (
+                "status",
+                "account",
+                "region",
+                "mode",
+                "found_by",
+                "before",
+                "after",
+                "audit_id",
+            )
             if outcome.get(key) is not None
         },
     }
@@ -141,7 +150,11 @@ def result(outcome: dict[str, Any], rule_index: int) -> dict[str, Any]:
 
 
 def sarif_log(outcomes: Iterable[dict[str, Any]], controls: Iterable[Control]) -> dict[str, Any]:
-    """The log of one sweep: `controls` are those that ran (each a rule, findings or not)."""
+    """The log of one sweep: `controls` are those that ran (each a rule, findings or not).
+    Results come account by account (as the sweep gives them) and name their account; an
+    account that could not be swept is a notification of the run (no control judged it)."""
+    outcomes = list(outcomes)
+    unreached = [o for o in outcomes if not o.get("control") and o.get("status") == "failed"]
     outcomes = [o for o in outcomes if o.get("control")]
     rule_ids = dict.fromkeys([c.id for c in controls] + [str(o["control"]) for o in outcomes])
     rules = [rule(catalogue.control(rule_id)) for rule_id in rule_ids]
@@ -151,11 +164,25 @@ def sarif_log(outcomes: Iterable[dict[str, Any]], controls: Iterable[Control]) -
     driver = {"name": TOOL_NAME, "version": tool_version(), "rules": rules}
     run = {
         "tool": {"driver": driver},
-        "invocations": [{"executionSuccessful": True}],
+        "invocations": [_invocation(unreached)],
         "results": results,
         "properties": {"statusCounts": dict(sorted(counts.items()))},
     }
     return {"$schema": SARIF_SCHEMA, "version": SARIF_VERSION, "runs": [run]}
+
+
+def _invocation(unreached: list[dict[str, Any]]) -> dict[str, Any]:
+    invocation: dict[str, Any] = {"executionSuccessful": True}
+    if unreached:
+        invocation["toolExecutionNotifications"] = [
+            {
+                "level": "error",
+                "message": {"text": f"account {o.get('account')}: {o.get('reason')}"},
+                "locations": [_location(o)],
+            }
+            for o in unreached
+        ]
+    return invocation
 
 
 def write_sarif(
