@@ -66,7 +66,8 @@ def process(
 def event_engine(family: str, settings: Settings, metrics: Metrics) -> Engine:
     """The engine of a family with the production audit store and reporter."""
     store = services.audit_store(settings, metrics)
-    return Engine(family, settings, services.reporter(settings, store, metrics), store)
+    reporter = services.reporter(settings, store, metrics)
+    return Engine(family, settings, reporter, store, organization=services.organization())
 
 
 def traced(
