@@ -44,8 +44,8 @@ from tests.helpers import (
     only,
     own_client,
     s3_control_host,
-    s3control,
 )
+from tests.test_controls_account_public_access_block import account_block
 from tests.test_exemption_allowlist import PARAMETER, put_allowlist
 from tests.test_organization_engine import (
     MEMBER,
@@ -488,16 +488,23 @@ def test_a_mode_entry_turns_a_control_off_in_an_account(monkeypatch: pytest.Monk
     assert status_of(member_s3, "member-retired") == "Suspended"
 
 
-def test_a_compliant_subject_asks_for_no_mode(monkeypatch: pytest.MonkeyPatch) -> None:
+def piloted(monkeypatch: pytest.MonkeyPatch, status: str) -> dict[str, Any]:
+    """A single-account stack whose allowlist puts versioning in notify mode in its own
+    account, and the event of a bucket whose versioning is `status`."""
+    monkeypatch.setenv("ACCOUNT_ID", ACCOUNT)
     monkeypatch.setenv("EXEMPTIONS_PARAMETER", PARAMETER)
     notify = {"accounts": ACCOUNT, "controls": "versioning", "mode": "notify", "reason": "pilot"}
     put_allowlist({"modes": [notify]})
-    own_client("s3").create_bucket(Bucket="compliant")
+    own_client("s3").create_bucket(Bucket="hub-bucket")
     own_client("s3").put_bucket_versioning(
-        Bucket="compliant", VersioningConfiguration={"Status": "Enabled"}
+        Bucket="hub-bucket", VersioningConfiguration={"Status": status}
     )
+    return eventbridge_event(cloudtrail_record("PutBucketVersioning", "hub-bucket"))
+
+
+def test_a_compliant_subject_asks_for_no_mode(monkeypatch: pytest.MonkeyPatch) -> None:
+    event = piloted(monkeypatch, "Enabled")
     before = API_CALLS.snapshot()
-    event = eventbridge_event(cloudtrail_record("PutBucketVersioning", "compliant"))
     outcome = only(process(event, "versioning"))
     assert outcome["status"] == "compliant"
     assert "ssm.GetParameter" not in calls_delta(before)
@@ -506,16 +513,7 @@ def test_a_compliant_subject_asks_for_no_mode(monkeypatch: pytest.MonkeyPatch) -
 def test_a_single_account_stack_takes_modes_for_its_own_account(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv("ACCOUNT_ID", ACCOUNT)
-    monkeypatch.setenv("EXEMPTIONS_PARAMETER", PARAMETER)
-    notify = {"accounts": ACCOUNT, "controls": "versioning", "mode": "notify", "reason": "pilot"}
-    put_allowlist({"modes": [notify]})
-    own_client("s3").create_bucket(Bucket="hub-bucket")
-    own_client("s3").put_bucket_versioning(
-        Bucket="hub-bucket", VersioningConfiguration={"Status": "Suspended"}
-    )
-    event = eventbridge_event(cloudtrail_record("PutBucketVersioning", "hub-bucket"))
-    outcome = only(process(event, "versioning"))
+    outcome = only(process(piloted(monkeypatch, "Suspended"), "versioning"))
     assert (outcome["status"], outcome["mode"]) == ("noncompliant", "notify")
     assert load_allowlist(PARAMETER).modes[0].reason == "pilot"
 
@@ -556,14 +554,6 @@ class PublicAccessBlockRequests:
         self.accounts.append(str(params["AccountId"]))
 
 
-def hub_block(account: str) -> dict[str, bool] | None:
-    try:
-        answer = s3control().get_public_access_block(AccountId=account)
-    except s3control().exceptions.NoSuchPublicAccessBlockConfiguration:
-        return None
-    return dict(answer["PublicAccessBlockConfiguration"])
-
-
 @pytest.mark.usefixtures("hub")
 def test_the_account_block_of_a_member_is_fixed_there_with_its_id(
     monkeypatch: pytest.MonkeyPatch,
@@ -594,7 +584,7 @@ def test_the_account_block_of_a_member_is_fixed_there_with_its_id(
     # Written once, in the member account, and the hub's own account was left alone.
     assert calls_delta(before)["s3control.PutPublicAccessBlock"] == 1
     assert puts.accounts == [MEMBER]
-    assert hub_block(ACCOUNT) is None
+    assert account_block(ACCOUNT) is None  # the hub's own
 
 
 @pytest.mark.usefixtures("hub")
