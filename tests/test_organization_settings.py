@@ -16,6 +16,9 @@ import pytest
 from botocore import handlers
 
 from bucketwarden import aws
+from bucketwarden.catalogue import CONTROL_IDS
+from bucketwarden.context import EventContext
+from bucketwarden.controls.account_public_access_block import AccountPublicAccessBlock
 from bucketwarden.exemptions import (
     Allowlist,
     ModeChoice,
@@ -36,6 +39,7 @@ from bucketwarden.settings import Mode, Settings
 from tests.helpers import (
     ACCOUNT,
     API_CALLS,
+    REGION,
     AssumeRoleRequests,
     calls_delta,
     cloudtrail_record,
@@ -44,6 +48,7 @@ from tests.helpers import (
     only,
     own_client,
     s3_control_host,
+    sweeper,
 )
 from tests.test_controls_account_public_access_block import account_block
 from tests.test_exemption_allowlist import PARAMETER, put_allowlist
@@ -521,6 +526,7 @@ def test_a_single_account_stack_takes_modes_for_its_own_account(
 # -- account-public-access-block in a member account ---------------------------------------------
 
 PUBLIC_ACCESS_ROLE = "bucketwarden-member-public-access"
+SWEEP_ROLE = "bucketwarden-member-sweep"
 ALL_OFF = dict.fromkeys(
     ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets"), False
 )
@@ -597,3 +603,43 @@ def test_an_account_subject_that_is_not_the_account_acted_in_is_left_alone() -> 
     assert outcome["status"] == "ignored"
     assert outcome["reason"] == f"the account {MEMBER} is not in account {ACCOUNT}, acted on here"
     assert "s3control.PutPublicAccessBlock" not in calls_delta(before)
+
+
+@pytest.mark.usefixtures("hub")
+def test_the_sweeps_account_surface_acts_on_the_member_it_is_given(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The sweep of a member judges the member's account block with the sweep's member role:
+    the control takes the account from its subject, never from the hub's identity."""
+    monkeypatch.setenv("MEMBER_ROLE_NAME", SWEEP_ROLE)
+    monkeypatch.setenv("EXEMPTIONS_PARAMETER", PARAMETER)
+    # The other member's account block is only reported: its mode is notify in the allowlist.
+    notify = {"accounts": OTHER_MEMBER, "controls": "all", "mode": "notify", "reason": "pilot"}
+    put_allowlist({"modes": [notify]})
+    for account in (MEMBER, OTHER_MEMBER):
+        member_client("s3control", account).put_public_access_block(
+            AccountId=account, PublicAccessBlockConfiguration=ALL_OFF
+        )
+    settings = Settings.from_env(CONTROL_IDS)
+    engine = sweeper(settings, (AccountPublicAccessBlock(),)).engine
+    puts = PublicAccessBlockRequests(monkeypatch)
+    roles = AssumeRoleRequests(aws.client("sts"))
+
+    def sweep_account(account: str) -> dict[str, Any]:
+        context = EventContext(
+            None, REGION, found_by="sweep", account=account, accounts=engine.accounts
+        )
+        [outcome] = engine.run_surface(list(engine.controls), context, account)
+        return outcome.to_dict()
+
+    fixed, reported = sweep_account(MEMBER), sweep_account(OTHER_MEMBER)
+
+    assert (fixed["status"], fixed["account"], fixed["bucket"]) == ("remediated", MEMBER, MEMBER)
+    assert (reported["status"], reported["mode"]) == ("noncompliant", "notify")
+    assert puts.accounts == [MEMBER]
+    assert [request["RoleArn"] for request in roles.sent] == [
+        f"arn:aws:iam::{account}:role/{SWEEP_ROLE}" for account in (MEMBER, OTHER_MEMBER)
+    ]
+    answer = member_client("s3control").get_public_access_block(AccountId=MEMBER)
+    assert all(answer["PublicAccessBlockConfiguration"].values())
+    assert account_block(ACCOUNT) is None  # the hub's own
