@@ -41,6 +41,7 @@ from tests.helpers import (
     API_CALLS,
     REGION,
     AssumeRoleRequests,
+    audit_items,
     calls_delta,
     cloudtrail_record,
     denied,
@@ -53,6 +54,7 @@ from tests.helpers import (
 from tests.test_controls_account_public_access_block import account_block
 from tests.test_exemption_allowlist import PARAMETER, put_allowlist
 from tests.test_organization_engine import (
+    AUDIT_TABLE,
     MEMBER,
     OTHER_MEMBER,
     hub,  # noqa: F401 - the organization mode fixture, used by name
@@ -439,7 +441,7 @@ def test_a_sandbox_ou_in_notify_mode_is_reported_there_and_fixed_elsewhere(
 
 
 @pytest.mark.usefixtures("allowlisted")
-def test_an_exemption_scoped_to_an_account_holds_there_only(organized: Organized) -> None:
+def test_an_exemption_scoped_to_an_account_holds_there_only() -> None:
     entry = {"buckets": "*", "controls": "versioning", "reason": "legacy", "accounts": MEMBER}
     put_allowlist({"exemptions": [entry]})
     member_s3 = drifted(MEMBER, "member-legacy")
@@ -455,6 +457,10 @@ def test_an_exemption_scoped_to_an_account_holds_there_only(organized: Organized
     assert status_of(member_s3, "member-legacy") == "Suspended"
     assert fixed["status"] == "remediated"
     assert status_of(other_s3, "other-legacy") == "Enabled"
+    # The grant, first met now, is recorded in the hub for the member's account.
+    [grant] = [item for item in audit_items(AUDIT_TABLE) if item["control"] == "exemption"]
+    assert (grant["bucket"], grant["account"]) == ("member-legacy", MEMBER)
+    assert grant["after"]["source"] == f"allowlist {PARAMETER} entry 1 (account {MEMBER})"
 
 
 @pytest.mark.usefixtures("allowlisted")

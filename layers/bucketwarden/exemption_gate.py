@@ -192,6 +192,7 @@ class ExemptionGate:
             status=Status.EXEMPTED,
             reason=reason,
             after=grant.to_record(),
+            account=context.account,
             region=context.region,
             found_by=context.found_by,
         )
