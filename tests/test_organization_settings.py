@@ -649,3 +649,26 @@ def test_the_sweeps_account_surface_acts_on_the_member_it_is_given(
     answer = member_client("s3control").get_public_access_block(AccountId=MEMBER)
     assert all(answer["PublicAccessBlockConfiguration"].values())
     assert account_block(ACCOUNT) is None  # the hub's own
+
+
+# -- kept for the function instance ---------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("allowlisted")
+def test_warm_invocations_assume_a_role_and_ask_ous_once(organized: Organized) -> None:
+    """The handler makes an engine per event; the member's credentials and OUs outlive it."""
+    put_allowlist({"modes": [{**_SANDBOX_MODE, "organizational_units": organized.sandbox}]})
+    member_s3 = drifted(organized.sandboxed, "sandboxed-bucket")
+    before = API_CALLS.snapshot()
+    for event_id in ("evt-1", "evt-2"):
+        member_s3.put_bucket_versioning(
+            Bucket="sandboxed-bucket", VersioningConfiguration={"Status": "Suspended"}
+        )
+        event = event_of(organized.sandboxed, "sandboxed-bucket")
+        outcome = only(
+            process({**event, "detail": {**event["detail"], "eventID": event_id}}, "versioning")
+        )
+        assert outcome["status"] == "noncompliant"
+    made = calls_delta(before)
+    assert made["sts.AssumeRole"] == 1
+    assert made["organizations.ListParents"] == 3  # one chain: team OU, sandbox OU, root

@@ -67,7 +67,14 @@ def event_engine(family: str, settings: Settings, metrics: Metrics) -> Engine:
     """The engine of a family with the production audit store and reporter."""
     store = services.audit_store(settings, metrics)
     reporter = services.reporter(settings, store, metrics)
-    return Engine(family, settings, reporter, store, organization=services.organization())
+    return Engine(
+        family,
+        settings,
+        reporter,
+        store,
+        accounts=services.member_access(settings),
+        organization=services.organization(),
+    )
 
 
 def traced(

@@ -11,6 +11,7 @@ from __future__ import annotations
 from functools import cache
 from typing import TYPE_CHECKING
 
+from bucketwarden.accounts import DEFAULT_SESSION_NAME, AccountAccess
 from bucketwarden.audit import AuditStore
 from bucketwarden.aws import client
 from bucketwarden.integrity import ForgeryAlarm, Integrity
@@ -29,6 +30,25 @@ def organization() -> Organization:
     """The hub's view of its organization, kept for the function instance: the OUs of an
     account are asked once an hour, not once per event (`organization.cache_clear()` forgets)."""
     return hub_organization()
+
+
+def member_access(settings: Settings) -> AccountAccess | None:
+    """The function's access to member accounts, kept for the function instance (handlers make
+    an engine per event): a member role is assumed once an hour per account, not once per
+    event. None outside organization mode."""
+    if not settings.organization_mode:
+        return None
+    return _kept_access(settings.account_id, str(settings.member_role_name), settings.function_name)
+
+
+@cache
+def _kept_access(home: str | None, role: str, function: str | None) -> AccountAccess:
+    return AccountAccess(home, role, client("sts"), function or DEFAULT_SESSION_NAME)
+
+
+def forget_member_access() -> None:
+    """Forget the kept member credentials (after the endpoint or the credentials change)."""
+    _kept_access.cache_clear()
 
 
 def notifier(settings: Settings) -> Notifier | None:
