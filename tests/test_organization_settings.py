@@ -297,7 +297,7 @@ def test_an_ou_that_cannot_be_told_does_not_exempt_and_says_why(
     )
     # moto words AccessDenied as the 403 of an XML body; AWS answers AccessDeniedException.
     assert "not authorized to perform: organizations:ListParents" in refused.note
-    assert "the hub must be the management account or a delegated administrator" in refused.note
+    assert "only the management account or a delegated administrator may ask" in refused.note
 
 
 def test_a_later_entry_decides_when_an_earlier_ou_cannot_be_told() -> None:

@@ -24,8 +24,9 @@ from aws_lambda_powertools.utilities.parameters import SSMProvider
 from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
 from botocore.exceptions import ClientError
 
+from bucketwarden.accounts import ACCOUNT_ID
 from bucketwarden.aws import client, error_code
-from bucketwarden.organization import ACCOUNT_ID, UNIT_ID, PlacementLookup, Scope, no_organization
+from bucketwarden.organization import UNIT_ID, PlacementLookup, Scope, no_organization
 from bucketwarden.settings import ExemptionSource, Mode, Settings
 
 if TYPE_CHECKING:

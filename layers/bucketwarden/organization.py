@@ -23,12 +23,12 @@ from typing import TYPE_CHECKING
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from bucketwarden.accounts import ACCOUNT_ID
 from bucketwarden.aws import client, error_code, error_message
 
 if TYPE_CHECKING:
     from mypy_boto3_organizations import OrganizationsClient
 
-ACCOUNT_ID = re.compile(r"^\d{12}$")
 # Organizations' pattern for an organizational unit's id.
 UNIT_ID = re.compile(r"^ou-[0-9a-z]{4,32}-[a-z0-9]{8,32}$")
 # How long an account's OUs, or the failure to learn them, are kept (seconds).
@@ -50,7 +50,7 @@ class Placement:
     problem: str | None = None
 
 
-# Who answers an account's placement: an Organization's `placement`, or NO_ORGANIZATION.
+# Who answers an account's placement: an Organization's `placement`, or no_organization.
 PlacementLookup = Callable[[str], Placement]
 
 
@@ -99,7 +99,8 @@ class Organization:
             cause = str(error)
         problem = (
             f"the organizational units of account {account} are unknown (ListParents: {cause}); "
-            "the hub must be the management account or a delegated administrator"
+            "only the management account or a delegated administrator may ask, for the "
+            "organization's accounts"
         )
         return Placement(account, problem=problem)
 
