@@ -147,6 +147,12 @@ def exempts(found: Allowlist, account: str | None, placement: Callable[[str], Pl
 
 
 SITE = {"buckets": "site-*", "controls": "public-acl", "reason": "static website SEC-142"}
+SANDBOX_MODE = {
+    "organizational_units": [SANDBOX_OU],
+    "controls": "versioning",
+    "mode": "notify",
+    "reason": SANDBOX_REASON,
+}
 
 
 # -- parsing: scopes and modes, checked strictly ------------------------------------------------
@@ -172,15 +178,7 @@ def test_entries_and_modes_name_accounts_and_units() -> None:
     [mode] = found.modes
     assert (mode.mode, mode.controls) == (Mode.NOTIFY, {"versioning", "access-logging"})
     # A document of modes alone is an allowlist that exempts nothing.
-    assert allowlist({"modes": [{**_SANDBOX_MODE}]}).entries == ()
-
-
-_SANDBOX_MODE = {
-    "organizational_units": [SANDBOX_OU],
-    "controls": "versioning",
-    "mode": "notify",
-    "reason": SANDBOX_REASON,
-}
+    assert allowlist({"modes": [SANDBOX_MODE]}).entries == ()
 
 
 @pytest.mark.parametrize(
@@ -196,10 +194,10 @@ _SANDBOX_MODE = {
             {"exemptions": [{**SITE, "organizational_units": "r-ab12"}]},
             "'organizational_units' holds 'r-ab12', which is not an organizational unit id",
         ),
-        ({"modes": [{**_SANDBOX_MODE, "mode": "fix"}]}, "modes entry 1: 'mode' 'fix' is not one"),
-        ({"modes": [{**_SANDBOX_MODE, "controls": "versoning"}]}, "unknown control 'versoning'"),
-        ({"modes": [{**_SANDBOX_MODE, "reason": " "}]}, "modes entry 1: 'reason' must say why"),
-        ({"modes": [{**_SANDBOX_MODE, "until": "2027-01-01"}]}, "unknown key 'until'"),
+        ({"modes": [{**SANDBOX_MODE, "mode": "fix"}]}, "modes entry 1: 'mode' 'fix' is not one"),
+        ({"modes": [{**SANDBOX_MODE, "controls": "versoning"}]}, "unknown control 'versoning'"),
+        ({"modes": [{**SANDBOX_MODE, "reason": " "}]}, "modes entry 1: 'reason' must say why"),
+        ({"modes": [{**SANDBOX_MODE, "until": "2027-01-01"}]}, "unknown key 'until'"),
         ({"modes": {"versioning": "notify"}}, 'expected "modes": [...]'),
         (
             {"modes": [{"controls": "all", "mode": "off", "reason": "everything"}]},
@@ -379,7 +377,7 @@ def test_a_mode_entry_never_raises_the_stacks_mode() -> None:
 
 def test_a_mode_for_an_ou_that_cannot_be_told_keeps_the_stacks() -> None:
     chosen = scoped_mode(
-        modes(_SANDBOX_MODE), "versioning", Mode.REMEDIATE, SETTINGS, account=MEMBER
+        modes(SANDBOX_MODE), "versioning", Mode.REMEDIATE, SETTINGS, account=MEMBER
     )
     assert (chosen.mode, chosen.by) == (Mode.REMEDIATE, None)
     assert chosen.warning == (
@@ -423,7 +421,7 @@ def status_of(member_s3: Any, bucket: str) -> str | None:
 def test_a_sandbox_ou_in_notify_mode_is_reported_there_and_fixed_elsewhere(
     organized: Organized,
 ) -> None:
-    put_allowlist({"modes": [{**_SANDBOX_MODE, "organizational_units": organized.sandbox}]})
+    put_allowlist({"modes": [{**SANDBOX_MODE, "organizational_units": organized.sandbox}]})
     sandboxed_s3 = drifted(organized.sandboxed, "sandboxed-bucket")
     outside_s3 = drifted(organized.outside, "outside-bucket")
 
@@ -468,7 +466,7 @@ def test_an_ou_the_hub_cannot_tell_exempts_nothing_in_the_engine() -> None:
     # No organization: Organizations does not know the member, so its OUs are unknown.
     entry = {"buckets": "*", "controls": "versioning", "reason": "sandbox"}
     scoped = {**entry, "organizational_units": SANDBOX_OU}
-    put_allowlist({"exemptions": [scoped], "modes": [_SANDBOX_MODE]})
+    put_allowlist({"exemptions": [scoped], "modes": [SANDBOX_MODE]})
     member_s3 = drifted(MEMBER, "member-unknown")
     before = API_CALLS.snapshot()
 
@@ -657,7 +655,7 @@ def test_the_sweeps_account_surface_acts_on_the_member_it_is_given(
 @pytest.mark.usefixtures("allowlisted")
 def test_warm_invocations_assume_a_role_and_ask_ous_once(organized: Organized) -> None:
     """The handler makes an engine per event; the member's credentials and OUs outlive it."""
-    put_allowlist({"modes": [{**_SANDBOX_MODE, "organizational_units": organized.sandbox}]})
+    put_allowlist({"modes": [{**SANDBOX_MODE, "organizational_units": organized.sandbox}]})
     member_s3 = drifted(organized.sandboxed, "sandboxed-bucket")
     before = API_CALLS.snapshot()
     for event_id in ("evt-1", "evt-2"):
