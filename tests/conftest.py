@@ -91,7 +91,6 @@ def aws_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     reset_clients()
     integrity.forget()
     services.organization.cache_clear()
-    services.forget_member_access()
     yield
     reset_clients()
 

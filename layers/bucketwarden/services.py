@@ -23,6 +23,7 @@ from bucketwarden.settings import Settings
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_sts import STSClient
 
 
 @cache
@@ -35,20 +36,18 @@ def organization() -> Organization:
 def member_access(settings: Settings) -> AccountAccess | None:
     """The function's access to member accounts, kept for the function instance (handlers make
     an engine per event): a member role is assumed once an hour per account, not once per
-    event. None outside organization mode."""
+    event. None outside organization mode. Kept per STS client too, so that clients made
+    afresh (aws.reset_clients, a new endpoint) start afresh here."""
     if not settings.organization_mode:
         return None
-    return _kept_access(settings.account_id, str(settings.member_role_name), settings.function_name)
+    role = str(settings.member_role_name)
+    session = settings.function_name or DEFAULT_SESSION_NAME
+    return _kept_access(settings.account_id, role, session, client("sts"))
 
 
 @cache
-def _kept_access(home: str | None, role: str, function: str | None) -> AccountAccess:
-    return AccountAccess(home, role, client("sts"), function or DEFAULT_SESSION_NAME)
-
-
-def forget_member_access() -> None:
-    """Forget the kept member credentials (after the endpoint or the credentials change)."""
-    _kept_access.cache_clear()
+def _kept_access(home: str | None, role: str, session: str, sts: STSClient) -> AccountAccess:
+    return AccountAccess(home, role, sts, session)
 
 
 def notifier(settings: Settings) -> Notifier | None:
