@@ -56,6 +56,7 @@ from tests.test_exemption_allowlist import PARAMETER, put_allowlist
 from tests.test_organization_engine import (
     AUDIT_TABLE,
     MEMBER,
+    MEMBER_ROLE,
     OTHER_MEMBER,
     hub,  # noqa: F401 - the organization mode fixture, used by name
     member_client,
@@ -481,6 +482,34 @@ def test_an_ou_the_hub_cannot_tell_exempts_nothing_in_the_engine() -> None:
         assert f"the organizational units of account {MEMBER} are unknown" in note
     # Asked once: the exemption's lookup answers the mode's too.
     assert calls_delta(before)["organizations.ListParents"] == 1
+
+
+@pytest.mark.usefixtures("allowlisted")
+def test_a_hub_denied_listparents_fixes_a_sandboxed_account(
+    monkeypatch: pytest.MonkeyPatch, organized: Organized
+) -> None:
+    """In a real organization, a hub that may not ask ListParents exempts nothing by OU."""
+    entry = {"buckets": "*", "controls": "versioning", "reason": "sandbox"}
+    put_allowlist({"exemptions": [{**entry, "organizational_units": organized.sandbox}]})
+    member_s3 = drifted(organized.sandboxed, "sandboxed-bucket")
+    # The member role may act on the member's buckets (moto enforces IAM on it, here).
+    allow_all = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}],
+    }
+    member_client("iam", organized.sandboxed).put_role_policy(
+        RoleName=MEMBER_ROLE, PolicyName="s3", PolicyDocument=json.dumps(allow_all)
+    )
+    with denied(monkeypatch, "organizations:ListParents"):
+        fixed = only(process(event_of(organized.sandboxed, "sandboxed-bucket"), "versioning"))
+    assert fixed["status"] == "remediated"
+    assert status_of(member_s3, "sandboxed-bucket") == "Enabled"
+    [note] = fixed["warnings"]
+    assert note.startswith(
+        f"exemption not applied: allowlist {PARAMETER} entry 1 (organizational unit "
+        f"{organized.sandbox}): the organizational units of account {organized.sandboxed} are "
+        "unknown (ListParents: "
+    )
 
 
 @pytest.mark.usefixtures("allowlisted")
