@@ -22,6 +22,7 @@ if TYPE_CHECKING:  # the boto3 stubs are a development tool: the layer does not 
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_kms import KMSClient
     from mypy_boto3_lambda import LambdaClient
+    from mypy_boto3_organizations import OrganizationsClient
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_s3control import S3ControlClient
     from mypy_boto3_sns import SNSClient
@@ -76,6 +77,8 @@ def client(service: Literal["dynamodb"], region: str | None = None) -> DynamoDBC
 def client(service: Literal["kms"], region: str | None = None) -> KMSClient: ...
 @overload
 def client(service: Literal["lambda"], region: str | None = None) -> LambdaClient: ...
+@overload
+def client(service: Literal["organizations"], region: str | None = None) -> OrganizationsClient: ...
 @overload
 def client(service: Literal["s3"], region: str | None = None) -> S3Client: ...
 @overload

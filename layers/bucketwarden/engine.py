@@ -40,6 +40,7 @@ from bucketwarden.catalogue import FAMILIES, controls_of
 from bucketwarden.context import EventContext, Step, classify, ignored
 from bucketwarden.controls.base import CannotFix, Control, Evaluation, State
 from bucketwarden.exemption_gate import ExemptionGate
+from bucketwarden.organization import Organization, hub_organization
 from bucketwarden.outcome import Outcome, Status, utc_now
 from bucketwarden.reporter import Reporter
 from bucketwarden.settings import Mode, Settings
@@ -86,7 +87,8 @@ class Engine:
 
     In organization mode (settings.member_role_name) an event of a member account is acted on
     there with clients from `accounts` (made from the settings when not given); the reporter
-    and the store stay the hub's."""
+    and the store stay the hub's. `organization` tells the OUs of an account, for allowlist
+    entries scoped to them (a handler passes one kept for the function instance)."""
 
     def __init__(
         self,
@@ -97,6 +99,7 @@ class Engine:
         controls: tuple[Control, ...] | None = None,
         *,
         accounts: AccountAccess | None = None,
+        organization: Organization | None = None,
     ) -> None:
         self.family = family
         self.controls = controls_of(family) if controls is None else controls
@@ -104,7 +107,8 @@ class Engine:
         self.reporter = reporter
         self.store = store
         self.accounts = accounts or account_access(settings)
-        self.exemption_gate = ExemptionGate(settings, store, reporter)
+        self.organization = organization or hub_organization()
+        self.exemption_gate = ExemptionGate(settings, store, reporter, self.organization)
         # Checked in this order for each control that judged the state: the first gate that
         # gives an outcome decides the control; past them all, its fix is planned.
         self.gates: tuple[Gate, ...] = (
@@ -169,7 +173,13 @@ class Engine:
         the one whose KMS keys are its own; the reporter and the store stay the hub's."""
         settings = replace(self.settings, account_id=account)
         return Engine(
-            self.family, settings, self.reporter, self.store, self.controls, accounts=self.accounts
+            self.family,
+            settings,
+            self.reporter,
+            self.store,
+            self.controls,
+            accounts=self.accounts,
+            organization=self.organization,
         )
 
     def _unreachable(
@@ -294,11 +304,24 @@ class Engine:
         step = Step(control, mode, context.base(control, mode, subject))
         if mode is Mode.OFF:
             why: str | None = f"{control.id} is off"
+        elif subject is None:
+            why = f"{context.what} names no {control.scope}"
         else:
-            why = f"{context.what} names no {control.scope}" if subject is None else None
+            why = self._elsewhere(control, context, subject)
         if why:
             step.decide(replace(step.outcome, status=Status.IGNORED, reason=why))
         return step
+
+    def _elsewhere(self, control: Control, context: EventContext, subject: str) -> str | None:
+        """In organization mode, why a subject whose name says its account (an account id, an
+        access point's ARN) is not acted on: another account than the one whose clients the
+        context gives. None when it is that account's, or its name says none."""
+        named = control.subject_account(subject)
+        if not self.settings.organization_mode or named is None or context.account is None:
+            return None
+        if named == context.account:
+            return None
+        return f"the {control.scope} {subject} is not in account {context.account}, acted on here"
 
     def _judge_surface(self, steps: list[Step], context: EventContext, subject: str) -> None:
         """Evaluate and fix; a call that failed, or a fix refused, decides the steps left."""
@@ -464,10 +487,28 @@ class Engine:
         return None
 
     def _notify_only(self, judged: Judged) -> Outcome | None:
-        """Notify mode, or drift no fix can mend: noncompliant, reported."""
-        if judged.step.mode is Mode.NOTIFY or not judged.evaluation.fixable:
-            return replace(judged.outcome, status=Status.NONCOMPLIANT)
+        """Notify mode (the stack's, or the allowlist's in the account), or drift no fix can
+        mend: noncompliant, reported. Off in the account: ignored."""
+        step = judged.step
+        self._account_mode(step, judged.context)
+        if step.mode is Mode.OFF:
+            reason = f"{step.outcome.reason}; not acted on: {step.control.id} is off here"
+            return replace(step.outcome, status=Status.IGNORED, reason=reason)
+        if step.mode is Mode.NOTIFY or not judged.evaluation.fixable:
+            return replace(step.outcome, status=Status.NONCOMPLIANT)
         return None
+
+    def _account_mode(self, step: Step, context: EventContext) -> None:
+        """The allowlist's mode for the control in the subject's account, when it lowers the
+        stack's: the step and its outcome take it, and the reason names the entry."""
+        choice = self.exemption_gate.mode(step.control, context, step.mode)
+        outcome = step.outcome
+        if choice.warning and choice.warning not in outcome.warnings:
+            outcome.warnings.append(choice.warning)
+        if choice.by is not None and choice.mode is not step.mode:
+            step.mode = choice.mode
+            outcome.mode = choice.mode.value
+            outcome.reason = f"{outcome.reason} ({choice.by})"
 
     def _flapping(self, judged: Judged) -> Outcome | None:
         """Held by the flap breaker: reported, not fixed (a dry run asks too: one read shows

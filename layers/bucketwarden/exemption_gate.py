@@ -1,10 +1,11 @@
-"""The exemption gate: is drift of a control on a subject exempted, and what did a bucket
-tagging call change?
+"""The exemption gate: is drift of a control on a subject exempted, which mode does the
+allowlist give the control in the subject's account, and what did a bucket tagging call change?
 
 Tags are read once per bucket and event (on drift only; a sweep reads them always, to say which
 exemptions would not be honoured), then the allowlist when the settings name one. A grant
 without an end date counts its days from its first audit record (grants.py): a grant found in
-effect and never recorded is recorded now, through the reporter.
+effect and never recorded is recorded now, through the reporter. Allowlist entries scoped to
+organizational units ask `organization` (injected) which OUs hold the account.
 """
 
 from __future__ import annotations
@@ -21,9 +22,10 @@ from bucketwarden.audit import AuditStore
 from bucketwarden.aws import error_code
 from bucketwarden.context import EventContext, classify, ignored
 from bucketwarden.controls.base import Control, State
+from bucketwarden.organization import Organization, PlacementLookup, no_organization
 from bucketwarden.outcome import Outcome, Status, utc_now
 from bucketwarden.reporter import Reporter
-from bucketwarden.settings import ExemptionSource, Settings
+from bucketwarden.settings import ExemptionSource, Mode, Settings
 
 if TYPE_CHECKING:  # the sweep parses no event and never loads the event models
     from bucketwarden.events import CloudTrailRecord
@@ -32,12 +34,22 @@ logger = Logger(service="bucketwarden", child=True)
 
 
 class ExemptionGate:
-    """Exemptions by tag and allowlist, their grants' records, and exemption changes."""
+    """Exemptions by tag and allowlist, the allowlist's modes per account, their grants'
+    records, and exemption changes. Without `organization`, no entry scoped to an OU applies."""
 
-    def __init__(self, settings: Settings, store: AuditStore, reporter: Reporter) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        store: AuditStore,
+        reporter: Reporter,
+        organization: Organization | None = None,
+    ) -> None:
         self.settings = settings
         self.store = store
         self.reporter = reporter
+        self.placement: PlacementLookup = (
+            organization.placement if organization is not None else no_organization
+        )
 
     def exemption(
         self, control: Control, context: EventContext, subject: str, state: State
@@ -60,10 +72,37 @@ class ExemptionGate:
             return by_tag
         allowlist = exemptions.load_allowlist(self.settings.exemptions_parameter)
         listed = exemptions.check_allowlist(
-            allowlist, bucket, control.id, self.settings, today, first_recorded=first_recorded
+            allowlist,
+            bucket,
+            control.id,
+            self.settings,
+            today,
+            first_recorded=first_recorded,
+            account=context.account,
+            placement=self.placement,
         )
         # The allowlist's verdict when it has one; else what the tags said (an invalid tag, say).
         return listed if listed.exempt or listed.note else by_tag
+
+    def mode(
+        self, control: Control, context: EventContext, stack_mode: Mode
+    ) -> exemptions.ModeChoice:
+        """The control's mode in the subject's account: the allowlist's modes may lower the
+        stack's there (asked on drift only, so a compliant subject costs no lookup). With
+        ExemptionSource `tags` the parameter is not read at all, its modes included."""
+        parameter = self.settings.exemptions_parameter
+        tags_only = self.settings.exemption_source is ExemptionSource.TAGS
+        if not parameter or tags_only or stack_mode is Mode.OFF:
+            return exemptions.ModeChoice(stack_mode)
+        allowlist = exemptions.load_allowlist(parameter)
+        return exemptions.scoped_mode(
+            allowlist,
+            control.id,
+            stack_mode,
+            self.settings,
+            account=context.account,
+            placement=self.placement,
+        )
 
     def unusable(
         self, control: Control, context: EventContext, subject: str, state: State
@@ -155,6 +194,7 @@ class ExemptionGate:
             status=Status.EXEMPTED,
             reason=reason,
             after=grant.to_record(),
+            account=context.account,
             region=context.region,
             found_by=context.found_by,
         )

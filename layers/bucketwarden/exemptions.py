@@ -1,9 +1,11 @@
 """Exemptions by bucket tag (`<key>` = all | control ids, `<key>-reason`, `<key>-until`) and by
-a central allowlist in an SSM parameter (bucket name patterns → controls, reason, until).
+a central allowlist in an SSM parameter (bucket name patterns → controls, reason, until; scoped
+to accounts and organizational units or not), which also holds modes per account or OU.
 
 An exemption is honoured only from a source `ExemptionSource` allows, with a reason, and within
 `MaxExemptionDays`: an end date further away is not honoured, and without an end date it lapses
-that many days after the audit table first recorded it. A broken allowlist exempts nothing: its
+that many days after the audit table first recorded it. A broken allowlist (a key it does not
+know, an id that is not one, a mode that is not one) exempts nothing and changes no mode: its
 problem is reported and the bucket is judged as any other.
 """
 
@@ -13,7 +15,7 @@ import fnmatch
 import json
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from functools import cache
 from typing import TYPE_CHECKING, Any
@@ -22,8 +24,10 @@ from aws_lambda_powertools.utilities.parameters import SSMProvider
 from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
 from botocore.exceptions import ClientError
 
+from bucketwarden.accounts import ACCOUNT_ID
 from bucketwarden.aws import client, error_code
-from bucketwarden.settings import ExemptionSource, Settings
+from bucketwarden.organization import UNIT_ID, PlacementLookup, Scope, no_organization
+from bucketwarden.settings import ExemptionSource, Mode, Settings
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -188,6 +192,16 @@ def _open_ended(
 ALLOWLIST_MAX_AGE_SECONDS = 300
 
 
+# The keys the allowlist knows. Any other is refused, with the whole parameter: a misspelt
+# `accounts` would otherwise make an entry meant for one account apply to every account.
+DOCUMENT_KEYS = frozenset({"exemptions", "modes"})
+SCOPE_KEYS = ("accounts", "organizational_units")
+ENTRY_KEYS = frozenset({"buckets", "controls", "reason", "until", *SCOPE_KEYS})
+MODE_KEYS = frozenset({"controls", "mode", "reason", *SCOPE_KEYS})
+# How much each mode does: an allowlist entry may ask as much as the stack's mode, or less.
+_STRENGTH = {Mode.OFF: 0, Mode.NOTIFY: 1, Mode.REMEDIATE: 2}
+
+
 @dataclass(frozen=True)
 class AllowlistEntry:
     """One entry of the central exemption allowlist (an SSM parameter a person deployed)."""
@@ -197,6 +211,8 @@ class AllowlistEntry:
     reason: str
     until: str
     number: int  # its position in the list, from 1, to name it in notes
+    # The accounts and OUs it is for (none named: every account).
+    scope: Scope = field(default_factory=Scope)
 
     def grant(self, where: str) -> Grant:
         controls = tuple(sorted(self.controls))
@@ -209,41 +225,161 @@ class AllowlistEntry:
 
 
 @dataclass(frozen=True)
+class ModeEntry:
+    """The mode of some controls in some accounts or OUs (never in every account: the stack's
+    parameters say that)."""
+
+    scope: Scope
+    controls: frozenset[str]  # control ids, or {"all"}
+    mode: Mode
+    reason: str
+    number: int
+
+    def covers(self, control_id: str) -> bool:
+        return "all" in self.controls or control_id in self.controls
+
+
+@dataclass(frozen=True)
 class Allowlist:
     """The central exemption allowlist as read, or why it could not be used."""
 
     entries: tuple[AllowlistEntry, ...] = ()
     # Why the parameter (or nothing of it) could not be used; reported with each finding.
     problem: str | None = None
+    modes: tuple[ModeEntry, ...] = ()
 
 
-def _names(value: Any, field_name: str, number: int) -> tuple[str, ...]:
+@dataclass(frozen=True)
+class ModeChoice:
+    """A control's mode in an account: `by` names the allowlist entry that set it (None: the
+    stack's); `warning` says why an entry that would have was not applied."""
+
+    mode: Mode
+    by: str | None = None
+    warning: str | None = None
+
+
+def _names(value: Any, field_name: str, where: str) -> tuple[str, ...]:
     names = [value] if isinstance(value, str) else value
     if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
-        raise ValueError(f"entry {number}: {field_name!r} must be a name or a list of names")
+        raise ValueError(f"{where}: {field_name!r} must be a name or a list of names")
     return tuple(name.strip() for name in names)
 
 
-def _entry(raw: Any, number: int) -> AllowlistEntry:
+def _known_keys(raw: dict[str, Any], known: frozenset[str], where: str) -> None:
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ValueError(
+            f"{where}: unknown key {', '.join(map(repr, unknown))} "
+            f"(known: {', '.join(sorted(known))})"
+        )
+
+
+def _ids(raw: dict[str, Any], field_name: str, where: str, what: str) -> frozenset[str]:
+    """The account or OU ids an entry names under `field_name` (none when it has no such key)."""
+    if field_name not in raw:
+        return frozenset()
+    pattern = ACCOUNT_ID if field_name == "accounts" else UNIT_ID
+    ids = _names(raw[field_name], field_name, where)
+    wrong = next((found for found in ids if not pattern.match(found)), None)
+    if wrong is not None:
+        raise ValueError(f"{where}: {field_name!r} holds {wrong!r}, which is not {what}")
+    return frozenset(ids)
+
+
+def _scope(raw: dict[str, Any], where: str) -> Scope:
+    return Scope(
+        accounts=_ids(raw, "accounts", where, "a 12-digit AWS account id"),
+        units=_ids(raw, "organizational_units", where, "an organizational unit id (ou-...)"),
+    )
+
+
+def _object(raw: Any, known: frozenset[str], where: str) -> dict[str, Any]:
     if not isinstance(raw, dict):
-        raise ValueError(f"entry {number}: expected an object")
+        raise ValueError(f"{where}: expected an object")
+    _known_keys(raw, known, where)
+    return raw
+
+
+def _entry(raw: Any, number: int) -> AllowlistEntry:
+    where = f"entry {number}"
+    found = _object(raw, ENTRY_KEYS, where)
     return AllowlistEntry(
-        patterns=_names(raw.get("buckets"), "buckets", number),
-        controls=frozenset(n.lower() for n in _names(raw.get("controls"), "controls", number)),
-        reason=str(raw.get("reason") or "").strip(),
-        until=str(raw.get("until") or "").strip(),
+        patterns=_names(found.get("buckets"), "buckets", where),
+        controls=frozenset(n.lower() for n in _names(found.get("controls"), "controls", where)),
+        reason=str(found.get("reason") or "").strip(),
+        until=str(found.get("until") or "").strip(),
+        number=number,
+        scope=_scope(found, where),
+    )
+
+
+def _mode_entry(raw: Any, number: int) -> ModeEntry:
+    where = f"modes entry {number}"
+    found = _object(raw, MODE_KEYS, where)
+    scope = _scope(found, where)
+    if scope.everywhere:
+        raise ValueError(
+            f"{where}: name 'accounts' or 'organizational_units' (the stack's parameters set "
+            "the mode of every account)"
+        )
+    reason = found.get("reason")
+    if not isinstance(reason, str) or not reason.strip():
+        raise ValueError(f"{where}: 'reason' must say why")
+    return ModeEntry(
+        scope=scope,
+        controls=_control_ids(found.get("controls"), where),
+        mode=_mode(found.get("mode"), where),
+        reason=reason.strip(),
         number=number,
     )
 
 
-def parse_allowlist(text: str, name: str) -> Allowlist:
-    """The allowlist: {"exemptions": [{"buckets", "controls", "reason", "until"}, ...]}."""
+def _control_ids(value: Any, where: str) -> frozenset[str]:
+    # Imported here: the catalogue imports this module (the exemption change events).
+    from bucketwarden.catalogue import CONTROL_IDS
+
+    controls = frozenset(n.lower() for n in _names(value, "controls", where))
+    unknown = sorted(controls - {"all", *CONTROL_IDS})
+    if unknown:
+        raise ValueError(f"{where}: unknown control {', '.join(map(repr, unknown))}")
+    return controls
+
+
+def _mode(value: Any, where: str) -> Mode:
     try:
-        document = json.loads(text)
-        raw = document.get("exemptions") if isinstance(document, dict) else document
-        if not isinstance(raw, list):
-            raise ValueError('expected {"exemptions": [...]}')
-        return Allowlist(tuple(_entry(item, n) for n, item in enumerate(raw, start=1)))
+        return Mode(value.strip().lower() if isinstance(value, str) else value)
+    except ValueError:
+        allowed = ", ".join(m.value for m in Mode)
+        raise ValueError(f"{where}: 'mode' {value!r} is not one of {allowed}") from None
+
+
+def _sections(document: Any) -> tuple[list[Any], list[Any]]:
+    """The exemptions and the modes (either may be left out; a bare list is the exemptions)."""
+    if isinstance(document, list):
+        return document, []
+    if not isinstance(document, dict):
+        raise ValueError('expected {"exemptions": [...]}')
+    _known_keys(document, DOCUMENT_KEYS, "the document")
+    exemptions = document.get("exemptions", [] if "modes" in document else None)
+    modes = document.get("modes", [])
+    if not isinstance(exemptions, list):
+        raise ValueError('expected {"exemptions": [...]}')
+    if not isinstance(modes, list):
+        raise ValueError('expected "modes": [...]')
+    return exemptions, modes
+
+
+def parse_allowlist(text: str, name: str) -> Allowlist:
+    """The allowlist: {"exemptions": [{"buckets", "controls", "reason", "until", "accounts",
+    "organizational_units"}, ...], "modes": [{"accounts", "organizational_units", "controls",
+    "mode", "reason"}, ...]}. Anything it does not know rejects the whole of it."""
+    try:
+        exemptions, modes = _sections(json.loads(text))
+        return Allowlist(
+            entries=tuple(_entry(item, n) for n, item in enumerate(exemptions, start=1)),
+            modes=tuple(_mode_entry(item, n) for n, item in enumerate(modes, start=1)),
+        )
     except ValueError as error:  # json.JSONDecodeError is a ValueError
         return Allowlist(problem=f"exemption allowlist {name} ignored: {error}")
 
@@ -263,6 +399,12 @@ def load_allowlist(name: str) -> Allowlist:
     return parse_allowlist(str(text), name)
 
 
+def _where(settings: Settings, kind: str, number: int, scope: Scope) -> str:
+    """An entry as notes name it: `allowlist NAME entry 2 (account 111122223333)`."""
+    scoped = "" if scope.everywhere else f" ({scope.describe()})"
+    return f"allowlist {settings.exemptions_parameter} {kind} {number}{scoped}"
+
+
 def check_allowlist(
     allowlist: Allowlist,
     bucket: str,
@@ -271,13 +413,72 @@ def check_allowlist(
     today: date,
     *,
     first_recorded: FirstRecorded | None = None,
+    account: str | None = None,
+    placement: PlacementLookup = no_organization,
 ) -> ExemptionCheck:
+    """The first entry for the bucket and control whose scope covers `account` decides. An
+    entry whose scope cannot be told (the account's OUs unknown) does not exempt: the note
+    says why, unless a later entry decides."""
     if allowlist.problem:
         return ExemptionCheck(False, allowlist.problem)
-    entry = next((e for e in allowlist.entries if e.matches(bucket, control_id)), None)
-    if entry is None:
-        return ExemptionCheck(False)
-    where = f"allowlist {settings.exemptions_parameter} entry {entry.number}"
+    unverified: str | None = None
+    for entry in allowlist.entries:
+        if not entry.matches(bucket, control_id):
+            continue
+        where = _where(settings, "entry", entry.number, entry.scope)
+        reach = entry.scope.reach(account, placement)
+        if reach.applies:
+            return _listed(entry, where, settings, today, first_recorded)
+        if reach.problem and unverified is None:
+            unverified = f"exemption not applied: {where}: {reach.problem}"
+    return ExemptionCheck(False, unverified)
+
+
+def _listed(
+    entry: AllowlistEntry,
+    where: str,
+    settings: Settings,
+    today: date,
+    first_recorded: FirstRecorded | None,
+) -> ExemptionCheck:
     if not entry.reason:
         return ExemptionCheck(False, f"exemption ignored: {where} has no reason")
     return honoured(entry.grant(where), settings, today, first_recorded, f"{where} until")
+
+
+def scoped_mode(
+    allowlist: Allowlist,
+    control_id: str,
+    stack_mode: Mode,
+    settings: Settings,
+    *,
+    account: str | None,
+    placement: PlacementLookup = no_organization,
+) -> ModeChoice:
+    """`control_id`'s mode in `account`: the first modes entry for the control whose scope
+    covers the account, when it asks no more than the stack's mode; else the stack's."""
+    if allowlist.problem:
+        return ModeChoice(stack_mode, warning=allowlist.problem)
+    unverified: str | None = None
+    for entry in allowlist.modes:
+        if not entry.covers(control_id):
+            continue
+        where = _where(settings, "modes entry", entry.number, entry.scope)
+        reach = entry.scope.reach(account, placement)
+        if reach.applies:
+            return _chosen(entry, where, stack_mode)
+        if reach.problem and unverified is None:
+            unverified = f"mode not applied: {where}: {reach.problem}"
+    return ModeChoice(stack_mode, warning=unverified)
+
+
+def _chosen(entry: ModeEntry, where: str, stack_mode: Mode) -> ModeChoice:
+    # The stack's mode is the most BucketWarden does: an entry cannot turn on what a person
+    # deploying the stack left in notify or off (and an OU that cannot be told falls back to it).
+    if _STRENGTH[entry.mode] > _STRENGTH[stack_mode]:
+        warning = (
+            f"mode not applied: {where} asks {entry.mode.value}, more than this stack's "
+            f"{stack_mode.value}; an entry may only lower a control's mode"
+        )
+        return ModeChoice(stack_mode, warning=warning)
+    return ModeChoice(entry.mode, by=f"{entry.mode.value} by {where}: {entry.reason}")

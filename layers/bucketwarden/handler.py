@@ -17,6 +17,7 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 )
 
 from bucketwarden import services
+from bucketwarden.accounts import account_access
 from bucketwarden.catalogue import CONTROL_IDS, controls_of
 from bucketwarden.claims import claim_store
 from bucketwarden.engine import Engine, ignored
@@ -69,7 +70,15 @@ def process(
 def event_engine(family: str, settings: Settings, metrics: Metrics) -> Engine:
     """The engine of a family with the production audit store and reporter."""
     store = services.audit_store(settings, metrics)
-    return Engine(family, settings, services.reporter(settings, store, metrics), store)
+    reporter = services.reporter(settings, store, metrics)
+    return Engine(
+        family,
+        settings,
+        reporter,
+        store,
+        accounts=account_access(settings),
+        organization=services.organization(),
+    )
 
 
 class FamilyHandler:

@@ -81,7 +81,7 @@ def sweep_accounts(settings: Settings, env: Mapping[str, str] | None = None) -> 
     if not settings.organization_mode or settings.account_id is None:
         raise ConfigError(f"{ACCOUNT_IDS_VARIABLE} needs MEMBER_ROLE_NAME and ACCOUNT_ID")
     if configured is None:
-        organizations = client("organizations")  # type: ignore[call-overload]  # untyped here
+        organizations = client("organizations")
         configured = tuple(organization_accounts(organizations))
     return tuple(sorted({*configured, settings.account_id}))
 

@@ -8,6 +8,7 @@ topic, no SNS client.
 
 from __future__ import annotations
 
+from functools import cache
 from typing import TYPE_CHECKING
 
 from bucketwarden.audit import AuditStore
@@ -15,11 +16,19 @@ from bucketwarden.aws import client
 from bucketwarden.integrity import ForgeryAlarm, Integrity
 from bucketwarden.metrics import Metrics
 from bucketwarden.notify import Notifier
+from bucketwarden.organization import Organization, hub_organization
 from bucketwarden.reporter import DryRunReporter, EventReporter, Reporter, SweepReporter
 from bucketwarden.settings import Settings
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
+
+
+@cache
+def organization() -> Organization:
+    """The hub's view of its organization, kept for the function instance: the OUs of an
+    account are asked once an hour, not once per event (`organization.cache_clear()` forgets)."""
+    return hub_organization()
 
 
 def notifier(settings: Settings) -> Notifier | None:

@@ -443,7 +443,7 @@ def _sweep(args: argparse.Namespace, console: Console, err: Console, fix: bool) 
 def _organizations() -> Any:
     from bucketwarden.aws import client
 
-    return client("organizations")  # type: ignore[call-overload]  # not among the typed ones
+    return client("organizations")
 
 
 def _sweep_account(
