@@ -28,6 +28,7 @@ ORGANIZATION_RESOURCES = {
     "HubEventBus",
     "HubEventBusPolicy",
     "SweepMemberAccessPolicy",
+    "OrganizationalUnitsPolicy",
     *(
         f"{camel(family)}{suffix}"
         for family in FAMILIES
@@ -35,7 +36,13 @@ ORGANIZATION_RESOURCES = {
     ),
 }
 ORGANIZATION_OUTPUTS = {"HubEventBusName", "HubEventBusArn"}
-ORGANIZATION_NAMES = ("OrganizationId", "MemberRoleName", "HubEventBus", "HubBusRule")
+ORGANIZATION_NAMES = (
+    "OrganizationId",
+    "MemberRoleName",
+    "AccountIds",
+    "HubEventBus",
+    "HubBusRule",
+)
 
 
 class Processed:
@@ -174,13 +181,15 @@ def test_without_an_organization_nothing_depends_on_the_organization_parameters(
 
 def test_the_organization_parameters_change_nothing_else() -> None:
     """Every resource present in both stacks is the same but for the organization's additions:
-    role names, MEMBER_ROLE_NAME, the dead-letter queues' admission of the hub bus rules."""
+    role names, MEMBER_ROLE_NAME (and the sweep's ACCOUNT_IDS), the dead-letter queues' admission
+    of the hub bus rules."""
     alone, organized = single_account().resources, organization().resources
     for logical_id, resource in alone.items():
         other = copy.deepcopy(organized[logical_id])
         other["Properties"].pop("RoleName", None)
         variables = other["Properties"].get("Environment", {}).get("Variables", {})
         variables.pop("MEMBER_ROLE_NAME", None)
+        variables.pop("ACCOUNT_IDS", None)
         document = other["Properties"].get("PolicyDocument", {})
         if "Statement" in document:
             document["Statement"] = [
@@ -294,3 +303,17 @@ def test_in_an_organization_each_function_role_is_named_and_told_its_member_role
     assert variables["MEMBER_ROLE_NAME"] == {"!Sub": f"${{MemberRoleName}}-{member_role}"}
     # The role is named like its function: one rule for the member templates' HubStackName.
     assert role["RoleName"] == hub.properties(function)["FunctionName"]
+
+
+def test_in_an_organization_the_sweep_is_told_its_accounts_and_every_function_reads_ous() -> None:
+    sweep = organization().properties("SweepFunction")["Environment"]["Variables"]
+    assert sweep["ACCOUNT_IDS"] == {"!Ref": "AccountIds"}
+    policy = organization().properties("OrganizationalUnitsPolicy")
+    roles = {role["!Ref"] for role in policy["Roles"]}
+    assert roles == {f"{camel(family)}Role" for family in FAMILIES} | {"SweepRole"}
+    [statement] = policy["PolicyDocument"]["Statement"]
+    assert statement["Action"] == "organizations:ListParents"
+    # In this organization only: its accounts and OUs.
+    assert all("${OrganizationId}" in resource["!Sub"] for resource in statement["Resource"])
+    rule = template()["Rules"]["AccountIdsNeedOrganization"]
+    assert rule["RuleCondition"] == {"!Not": [{"!Equals": [{"!Ref": "AccountIds"}, ""]}]}
