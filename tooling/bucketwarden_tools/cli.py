@@ -230,12 +230,26 @@ def _mode_setting(text: str) -> tuple[str, str]:
     return control_id, mode
 
 
+def _account_count(text: str) -> int:
+    try:
+        count = int(text)
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a number of accounts, 1 or more")
+    return count
+
+
 def cmd_local(args: argparse.Namespace, console: Console, err: Console) -> int:
     from bucketwarden_tools.local.console import LiveConsole
     from bucketwarden_tools.local.system import LocalSystem, LocalSystemError
 
     system = LocalSystem(
-        host=args.host, port=args.port, report=LiveConsole(args.json), modes=dict(args.mode)
+        host=args.host,
+        port=args.port,
+        report=LiveConsole(args.json),
+        modes=dict(args.mode),
+        accounts=args.accounts,
     )
     try:
         system.start()
@@ -895,6 +909,14 @@ def build_parser() -> argparse.ArgumentParser:
         type=_mode_setting,
         metavar="CONTROL=MODE",
         help="a control's mode (remediate, notify, off); repeat for more controls",
+    )
+    local.add_argument(
+        "--accounts",
+        type=_account_count,
+        default=1,
+        metavar="N",
+        help="emulate an organization of N accounts: this hub and N-1 member accounts, with "
+        "the member roles and forwarders (default 1: one account)",
     )
     local.set_defaults(run=cmd_local)
 
