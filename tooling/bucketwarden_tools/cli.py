@@ -707,6 +707,7 @@ def cmd_rollback(args: argparse.Namespace, console: Console, err: Console) -> in
             force=args.force,
             dry_run=args.dry_run,
             exempt_days=args.exempt_days,
+            role_name=args.role_name,
         )
     except rollback.RollbackError as error:
         message = str(error)
@@ -828,6 +829,15 @@ def _audit_commands(commands: Any) -> None:
         help=f"the exemption tags end N days from today (bucketwarden:exempt-until; 1 to "
         f"{MAX_EXEMPT_DAYS}, default {DEFAULT_EXEMPT_DAYS}); BucketWarden fixes the bucket "
         "again after that",
+    )
+    rollback.add_argument(
+        "--role-name",
+        type=_nonblank,
+        default="OrganizationAccountAccessRole",
+        metavar="NAME",
+        help="for a fix made in a member account of an organization (its audit record names "
+        "the account): the role assumed there with your credentials (default %(default)s, "
+        "which AWS Organizations makes in the accounts it creates)",
     )
     rollback.set_defaults(run=cmd_rollback)
 

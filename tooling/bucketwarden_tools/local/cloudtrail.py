@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bucketwarden.controls.access_point import partition_of
-from bucketwarden_tools.local import behaviour
+from bucketwarden_tools.local import behaviour, sts
 from bucketwarden_tools.local.operations import (
     ConfigurationCall,
     access_key,
@@ -161,6 +161,11 @@ class CloudTrailMiddleware:
         self.default_region = default_region
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        if sts.is_sts_request(environ) and access_key(environ) != EMULATOR_ACCESS_KEY:
+            denied = sts.assume_role_refusal(_read_body(environ))
+            if denied is not None:
+                start_response("403 Forbidden", [("Content-Type", "text/xml")])
+                return [denied]
         # Objects and reads pass untouched: their bodies may be large or streamed.
         if not is_configuration_request(environ):
             return self.app(environ, start_response)

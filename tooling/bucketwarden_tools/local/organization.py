@@ -23,7 +23,8 @@ HUB_BUS_NAME = f"{HUB_STACK_NAME}-hub"
 MEMBER_ROLE_PREFIX = "bucketwarden-member"  # the hub's MemberRoleName, as its default
 # The role a person (any local client) assumes in a member account to act there.
 USER_ROLE = "bucketwarden-local-user"
-# The role Organizations makes in each account it creates; the local system deploys with it.
+# The role Organizations makes in each account it creates (the emulator too): the local system
+# deploys with it, and `bucketwarden rollback` acts with it by default.
 ADMIN_ROLE = "OrganizationAccountAccessRole"
 SETUP_SESSION = "bucketwarden-local-setup"
 MEMBER_TEMPLATES = ("roles.yaml", "forwarder.yaml")
@@ -93,7 +94,7 @@ def deploy_member(
             ],
             Capabilities=["CAPABILITY_NAMED_IAM"],
         )
-    _create_user_role(session.client("iam"))
+    _create_role(session.client("iam"), USER_ROLE, "a person acting here", {"Action": "s3:*"})
 
 
 def _admin_session(account: str, client: Client, region: str, endpoint: str) -> Any:
@@ -123,9 +124,9 @@ class _AtEndpoint:
         return self._session.client(service, endpoint_url=self._endpoint)
 
 
-def _create_user_role(iam: Any) -> None:
-    """A role the hub account's principals may assume to act in the member as a person would
-    (what an administrator of the member does in AWS: the changes BucketWarden judges)."""
+def _create_role(iam: Any, name: str, what: str, allowed: dict[str, str]) -> None:
+    """A role the hub account's principals may assume in the member (the person's: S3 only,
+    the changes BucketWarden judges)."""
     trust = {
         "Version": "2012-10-17",
         "Statement": [
@@ -137,12 +138,12 @@ def _create_user_role(iam: Any) -> None:
         ],
     }
     iam.create_role(
-        RoleName=USER_ROLE,
+        RoleName=name,
         AssumeRolePolicyDocument=json.dumps(trust),
-        Description="bucketwarden local: a person acting in this member account",
+        Description=f"bucketwarden local: {what}",
     )
-    act_on_s3 = {
+    grant = {
         "Version": "2012-10-17",
-        "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}],
+        "Statement": [{"Effect": "Allow", "Resource": "*", **allowed}],
     }
-    iam.put_role_policy(RoleName=USER_ROLE, PolicyName="s3", PolicyDocument=json.dumps(act_on_s3))
+    iam.put_role_policy(RoleName=name, PolicyName="access", PolicyDocument=json.dumps(grant))

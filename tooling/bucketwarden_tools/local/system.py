@@ -164,9 +164,12 @@ class LocalSystem:
             raise LocalSystemError(
                 f"--accounts needs the member templates: {member_folder} has no roles.yaml"
             )
-        self.organization = organization.create(
-            self.accounts, self.client, member_folder, REGION, self.endpoint
-        )
+        try:
+            self.organization = organization.create(
+                self.accounts, self.client, member_folder, REGION, self.endpoint
+            )
+        except (BotoCoreError, ClientError) as error:
+            raise LocalSystemError(f"cannot create the organization: {error}") from error
         os.environ["ORGANIZATION_ID"] = self.organization.organization_id
 
     def stop(self) -> None:
