@@ -167,7 +167,7 @@ def cmd_replay(args: argparse.Namespace, console: Console, err: Console) -> int:
 def cmd_demo(args: argparse.Namespace, console: Console, err: Console) -> int:
     from bucketwarden_tools.demo import run_demo
 
-    return run_demo(console, as_json=args.json, template=args.template)
+    return run_demo(console, as_json=args.json, template=args.template, accounts=args.accounts)
 
 
 def _read_policy(path: Path, access_point: bool) -> Any:
@@ -940,6 +940,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--json", action="store_true", help="one JSON object per outcome")
     demo.add_argument("--template", type=Path, default=DEFAULT_TEMPLATE, help=argparse.SUPPRESS)
+    demo.add_argument(
+        "--accounts",
+        type=_account_count,
+        default=1,
+        metavar="N",
+        help="play it in an organization of N accounts too: the same drift in each, fixed by "
+        "one hub (default 1: one account)",
+    )
     demo.set_defaults(run=cmd_demo)
 
     scan = commands.add_parser(
