@@ -20,7 +20,9 @@ import pytest
 from rich.console import Console
 
 from bucketwarden.aws import new_client
+from bucketwarden_tools.demo import organization_scenarios
 from bucketwarden_tools.local.console import LiveConsole
+from bucketwarden_tools.local.organization import Organization
 from tests.local_helpers import (
     CALLER_KEY,
     REGION,
@@ -287,3 +289,13 @@ def test_one_account_prints_no_account() -> None:
     text = printed([READY, OUTCOME])
     assert "account" not in text
     assert "assume-role" not in text
+
+
+def test_the_demo_plays_the_same_drift_in_every_account_of_the_organization() -> None:
+    organization = Organization("o-abcdefghij", HUB, (MEMBER, "111122223333"))
+
+    played = organization_scenarios(organization)
+
+    assert [scenario.account for scenario in played] == [None, MEMBER, "111122223333"]
+    assert len({scenario.subject for scenario in played}) == 3
+    assert organization_scenarios(None) == []  # one account: the demo as it always was

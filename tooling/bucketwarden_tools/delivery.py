@@ -68,10 +68,7 @@ def deliver(
     """Route one event (or bare CloudTrail record) and return every handler's outcomes."""
     event = as_eventbridge_event(event_or_record)
     account_id = account_id_from_env(os.environ)
-    routes = matching_routes(event, template, account_id)
-    if not routes and _from_a_member(event, account_id):
-        # Organization mode: the hub's bus delivers the member accounts' events by its rules.
-        routes = [route for route in hub_bus_routes(template) if matches(route, event)]
+    routes = routes_for(event, template, account_id)
     if not routes:
         record = parse_record(event)
         reason = record.not_for(account_id) or (
@@ -87,6 +84,15 @@ def deliver(
         )
         return [outcome.to_dict()]
     return [outcome for route in routes for outcome in invoke(route, event)]
+
+
+def routes_for(event: dict[str, Any], template: Path, account_id: str | None) -> list[Route]:
+    """The functions the deployed rules deliver `event` to: the rules on the default bus of
+    the hub's account, or, in organization mode, those of the hub's bus for a member's event."""
+    routes = matching_routes(event, template, account_id)
+    if not routes and _from_a_member(event, account_id):
+        routes = [route for route in hub_bus_routes(template) if matches(route, event)]
+    return routes
 
 
 def _from_a_member(event: dict[str, Any], account_id: str | None) -> bool:
