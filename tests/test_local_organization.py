@@ -19,10 +19,9 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from bucketwarden.aws import new_client
 from bucketwarden_tools.demo import organization_scenarios
 from bucketwarden_tools.local.console import LiveConsole
-from bucketwarden_tools.local.organization import Organization
+from bucketwarden_tools.local.organization import AssumedSession, Organization
 from tests.local_helpers import (
     CALLER_KEY,
     REGION,
@@ -64,17 +63,8 @@ def members(stack: LocalStack) -> list[str]:
 
 def member_client(stack: LocalStack, account: str, service: str, role: str = USER_ROLE) -> Any:
     """A client acting in `account`, from the role assumed there with the hub's credentials."""
-    credentials = stack.client("sts").assume_role(
-        RoleArn=f"arn:aws:iam::{account}:role/{role}", RoleSessionName="me"
-    )["Credentials"]
-    return new_client(
-        service,
-        endpoint_url=stack.endpoint,
-        region_name=REGION,
-        aws_access_key_id=credentials["AccessKeyId"],
-        aws_secret_access_key=credentials["SecretAccessKey"],
-        aws_session_token=credentials["SessionToken"],
-    )
+    arn = f"arn:aws:iam::{account}:role/{role}"
+    return AssumedSession(stack.client("sts"), arn, "me", stack.endpoint, REGION).client(service)
 
 
 def person_in(account: str) -> str:
@@ -177,15 +167,22 @@ def rollback(stack: LocalStack, audit_id: str, *args: str) -> subprocess.Complet
     )
 
 
+def fixed_in_member(stack: LocalStack, which: int) -> tuple[str, str, str, Any]:
+    """A member's drift fixed by the hub: the account, the bucket, the fix's audit id and a
+    client of the member's S3."""
+    account = members(stack)[which]
+    bucket, outcome = suspended_versioning_fixed(stack, account)
+    s3 = member_client(stack, account, "s3")
+    poll_until(lambda: versioning_status(s3, bucket) == "Enabled")
+    return account, bucket, outcome["audit_id"], s3
+
+
 def test_rollback_of_a_members_fix_restores_it_in_that_account(
     organization: LocalStack,
 ) -> None:
-    account = members(organization)[1]
-    bucket, outcome = suspended_versioning_fixed(organization, account)
-    s3 = member_client(organization, account, "s3")
-    poll_until(lambda: versioning_status(s3, bucket) == "Enabled")
+    account, bucket, audit_id, s3 = fixed_in_member(organization, 1)
 
-    ran = rollback(organization, outcome["audit_id"])
+    ran = rollback(organization, audit_id)
 
     assert ran.returncode == 0, ran.stderr
     line = json.loads(ran.stdout.splitlines()[0])
@@ -203,12 +200,9 @@ def test_rollback_of_a_members_fix_restores_it_in_that_account(
 def test_rollback_with_a_role_missing_in_the_member_is_refused_clearly(
     organization: LocalStack,
 ) -> None:
-    account = members(organization)[0]
-    bucket, outcome = suspended_versioning_fixed(organization, account)
-    s3 = member_client(organization, account, "s3")
-    poll_until(lambda: versioning_status(s3, bucket) == "Enabled")
+    account, bucket, audit_id, s3 = fixed_in_member(organization, 0)
 
-    ran = rollback(organization, outcome["audit_id"], "--role-name", "no-such-role")
+    ran = rollback(organization, audit_id, "--role-name", "no-such-role")
 
     assert ran.returncode == 2, ran
     assert f"cannot act in account {account}, where the fix was made" in ran.stderr

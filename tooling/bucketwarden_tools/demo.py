@@ -22,10 +22,9 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from bucketwarden.aws import new_client
 from bucketwarden.controls.public_access_block import SETTINGS
 from bucketwarden_tools.environment import temporary_environment
-from bucketwarden_tools.local.organization import Organization
+from bucketwarden_tools.local.organization import AssumedSession, Organization
 from bucketwarden_tools.local.system import REGION, LocalSystem
 from bucketwarden_tools.report import STATUS_STYLES, change
 
@@ -246,17 +245,8 @@ def _person(system: LocalSystem, service: str, account: str | None) -> Any:
     if account is None or system.organization is None:
         return system.client(service, access_key=USER_ACCESS_KEY)
     sts = system.client("sts", access_key=USER_ACCESS_KEY)
-    credentials = sts.assume_role(
-        RoleArn=system.organization.user_role_arn(account), RoleSessionName="alice"
-    )["Credentials"]
-    return new_client(
-        service,
-        endpoint_url=system.endpoint,
-        region_name=REGION,
-        aws_access_key_id=credentials["AccessKeyId"],
-        aws_secret_access_key=credentials["SecretAccessKey"],
-        aws_session_token=credentials["SessionToken"],
-    )
+    role = system.organization.user_role_arn(account)
+    return AssumedSession(sts, role, "alice", system.endpoint, REGION).client(service)
 
 
 def _play(system: LocalSystem, recorder: Recorder, scenario: Scenario) -> list[dict]:

@@ -99,29 +99,32 @@ def deploy_member(
 
 def _admin_session(account: str, client: Client, region: str, endpoint: str) -> Any:
     """A session in `account` with the role Organizations made there."""
-    import boto3
-
-    credentials = client("sts").assume_role(
-        RoleArn=f"arn:aws:iam::{account}:role/{ADMIN_ROLE}", RoleSessionName=SETUP_SESSION
-    )["Credentials"]
-    session = boto3.session.Session(
-        aws_access_key_id=credentials["AccessKeyId"],
-        aws_secret_access_key=credentials["SecretAccessKey"],
-        aws_session_token=credentials["SessionToken"],
-        region_name=region,
-    )
-    return _AtEndpoint(session, endpoint)
+    role = f"arn:aws:iam::{account}:role/{ADMIN_ROLE}"
+    return AssumedSession(client("sts"), role, SETUP_SESSION, endpoint, region)
 
 
-class _AtEndpoint:
-    """A boto3 session whose clients reach the local endpoint."""
+class AssumedSession:
+    """Clients at the local endpoint with the credentials of `role_arn`, assumed with `sts`
+    (as `aws sts assume-role` gets them): they act in the role's account."""
 
-    def __init__(self, session: Any, endpoint: str) -> None:
-        self._session = session
+    def __init__(self, sts: Any, role_arn: str, session_name: str, endpoint: str, region: str):
+        self.credentials = sts.assume_role(RoleArn=role_arn, RoleSessionName=session_name)[
+            "Credentials"
+        ]
         self._endpoint = endpoint
+        self._region = region
 
     def client(self, service: str) -> Any:
-        return self._session.client(service, endpoint_url=self._endpoint)
+        from bucketwarden.aws import new_client
+
+        return new_client(
+            service,
+            endpoint_url=self._endpoint,
+            region_name=self._region,
+            aws_access_key_id=self.credentials["AccessKeyId"],
+            aws_secret_access_key=self.credentials["SecretAccessKey"],
+            aws_session_token=self.credentials["SessionToken"],
+        )
 
 
 def _create_role(iam: Any, name: str, what: str, allowed: dict[str, str]) -> None:
