@@ -293,3 +293,16 @@ def test_the_demo_plays_the_same_drift_in_every_account_of_the_organization() ->
     assert [scenario.account for scenario in played] == [None, MEMBER, "111122223333"]
     assert len({scenario.subject for scenario in played}) == 3
     assert organization_scenarios(None) == []  # one account: the demo as it always was
+
+
+def test_each_local_function_has_its_own_member_role_and_keeps_it_with_its_metrics() -> None:
+    from bucketwarden.handler import FamilyHandler
+    from bucketwarden.metrics import Metrics
+
+    handler = FamilyHandler("versioning").with_environment(
+        {"MEMBER_ROLE_NAME": "bucketwarden-member-versioning"}
+    )
+    published = handler.with_metrics(Metrics(lambda _metric_set: None))
+
+    assert published.environment == {"MEMBER_ROLE_NAME": "bucketwarden-member-versioning"}
+    assert FamilyHandler("versioning").environment is None  # Lambda: the process's environment

@@ -71,6 +71,7 @@ class LocalSystem:
         # 1: the emulator's one account, as always; more: an organization (local/organization.py).
         self.accounts = accounts
         self.organization: Organization | None = None
+        self._function_names: frozenset[str] = frozenset()  # the organization's, for drifts
         self.port = port
         self.report = report or (lambda _item: None)
         self.modes = modes or {}
@@ -171,6 +172,7 @@ class LocalSystem:
         except (BotoCoreError, ClientError) as error:
             raise LocalSystemError(f"cannot create the organization: {error}") from error
         os.environ["ORGANIZATION_ID"] = self.organization.organization_id
+        self._function_names = frozenset(function_names(self.template))
 
     def stop(self) -> None:
         self._stopping.set()
@@ -299,7 +301,7 @@ class LocalSystem:
         return (
             self.organization is not None
             and str(issuer).rsplit("/", 1)[-1].startswith(f"{MEMBER_ROLE_PREFIX}-")
-            and session in function_names(self.template)
+            and session in self._function_names
         )
 
     def _on_invocation(self, invocation: Invocation) -> None:
