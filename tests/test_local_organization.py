@@ -131,6 +131,26 @@ def test_a_drift_in_a_member_account_is_fixed_there_and_the_outcome_names_the_ac
     assert bucket in {b["Name"] for b in s3.list_buckets()["Buckets"]}
 
 
+def test_a_members_account_block_public_access_is_turned_back_on_in_that_account(
+    organization: LocalStack,
+) -> None:
+    account = members(organization)[1]
+    s3control = member_client(organization, account, "s3control")
+
+    s3control.delete_public_access_block(AccountId=account)
+
+    fixed = poll_until(
+        lambda: organization.outcomes(
+            bucket=account, control="account-public-access-block", status="remediated"
+        ),
+        what=f"account Block Public Access of {account} fixed",
+    )
+    assert fixed[0]["account"] == account
+    assert fixed[0]["actor"] == person_in(account)
+    settings = s3control.get_public_access_block(AccountId=account)
+    assert all(settings["PublicAccessBlockConfiguration"].values())
+
+
 def test_the_audit_record_and_the_notification_are_the_hubs(organization: LocalStack) -> None:
     account = members(organization)[0]
     bucket, outcome = suspended_versioning_fixed(organization, account)
