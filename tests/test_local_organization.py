@@ -231,6 +231,13 @@ def test_rollback_with_a_role_missing_in_the_member_is_refused_clearly(
     assert versioning_status(s3, bucket) == "Enabled"  # nothing changed
 
 
+def test_rollback_refuses_a_role_name_iam_would_refuse(organization: LocalStack) -> None:
+    ran = rollback(organization, "any-audit-id", "--role-name", "not a role")
+
+    assert ran.returncode == 2, ran
+    assert "--role-name: 'not a role' is not an IAM role name" in ran.stderr
+
+
 def test_a_role_that_does_not_exist_cannot_be_assumed(organization: LocalStack) -> None:
     account = members(organization)[0]
     with pytest.raises(Exception, match="AccessDenied"):
