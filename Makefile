@@ -36,7 +36,7 @@ fuzz: setup ## Long property-based and fuzz run (hypothesis profile "fuzz")
 		tests/test_event_fuzz.py tests/test_bucket_policy_convergence.py
 
 demo: setup ## Make buckets drift on an embedded AWS and watch them fixed
-	$(BIN)/bucketwarden demo
+	$(BIN)/bucketwarden demo --accounts 2
 
 bench: setup ## API calls, CPU, memory and import time per control; local drift-to-fix latency; sweep scale; an organization's sweep
 	$(BIN)/python -m bucketwarden_tools.bench

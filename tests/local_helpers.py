@@ -80,11 +80,13 @@ def poll_until(
 class LocalStack:
     """A running `bucketwarden local --json` and everything it has printed so far."""
 
-    def __init__(self, port: int, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, port: int, env: dict[str, str] | None = None, args: tuple[str, ...] = ()
+    ) -> None:
         self.port = port
         self.endpoint = f"http://127.0.0.1:{port}"
         self.process = subprocess.Popen(
-            local_command("--port", str(port), "--json"),
+            local_command("--port", str(port), "--json", *args),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -183,8 +185,8 @@ class LocalStack:
         )
 
 
-def start_stack(env: dict[str, str] | None = None) -> LocalStack:
-    stack = LocalStack(free_port(), env)
+def start_stack(env: dict[str, str] | None = None, args: tuple[str, ...] = ()) -> LocalStack:
+    stack = LocalStack(free_port(), env, args)
     try:
         stack.wait_ready()
     except BaseException:

@@ -6,7 +6,8 @@ takes in Lambda.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -33,11 +34,18 @@ IDEMPOTENCY_TTL_SECONDS = 24 * 60 * 60
 
 
 def process(
-    event: Any, family: str, lambda_context: Any = None, metrics: Metrics | None = None
+    event: Any,
+    family: str,
+    lambda_context: Any = None,
+    metrics: Metrics | None = None,
+    environment: Mapping[str, str] | None = None,
 ) -> list[dict[str, Any]]:
     """Handle one event for one family; returns the outcomes as dictionaries. Metrics are
-    printed (EMF, as Lambda reads them) unless `metrics` publishes them elsewhere."""
-    settings = Settings.from_env(CONTROL_IDS)
+    printed (EMF, as Lambda reads them) unless `metrics` publishes them elsewhere.
+    `environment`: the function's own variables over the process's (see FamilyHandler)."""
+    settings = Settings.from_env(
+        CONTROL_IDS, None if environment is None else {**os.environ, **environment}
+    )
     # Lambda sets AWS_LAMBDA_FUNCTION_NAME; an in-process invocation (the local mode) names the
     # function in its context only. The name is the session name of the member roles it assumes.
     function_name = settings.function_name or getattr(lambda_context, "function_name", None)
@@ -88,9 +96,15 @@ class FamilyHandler:
     same entry point publishing them elsewhere (the local mode sends them to its CloudWatch).
     """
 
-    def __init__(self, family: str, metrics: Metrics | None = None) -> None:
+    def __init__(
+        self,
+        family: str,
+        metrics: Metrics | None = None,
+        environment: Mapping[str, str] | None = None,
+    ) -> None:
         self.family = family
         self.metrics = metrics
+        self.environment = environment
         # Every event needs the family's controls: load them at init (and an unknown family
         # fails the deployment's first cold start, not its first event). No other family's.
         controls_of(family)
@@ -102,10 +116,16 @@ class FamilyHandler:
         return result
 
     def _handle(self, event: dict[str, Any], context: Any) -> list[dict[str, Any]]:
-        return process(event, self.family, context, self.metrics)
+        return process(event, self.family, context, self.metrics, self.environment)
 
     def with_metrics(self, metrics: Metrics) -> FamilyHandler:
-        return FamilyHandler(self.family, metrics)
+        return FamilyHandler(self.family, metrics, self.environment)
+
+    def with_environment(self, environment: Mapping[str, str]) -> FamilyHandler:
+        """The entry point with variables of its own over the process's: in Lambda each function
+        has its environment; the local mode runs every function in one process (the member role
+        each one assumes, MEMBER_ROLE_NAME, is its own)."""
+        return FamilyHandler(self.family, self.metrics, {**(self.environment or {}), **environment})
 
 
 def lambda_handler_for(family: str) -> FamilyHandler:

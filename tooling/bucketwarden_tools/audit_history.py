@@ -100,7 +100,7 @@ def record_rollback(
         "before": {"S": json.dumps(replaced)},
         "after": {"S": json.dumps(restored)},
     }
-    for name in ("bucket", "control", "scope", "region"):
+    for name in ("bucket", "control", "scope", "account", "region"):
         if original.get(name) is not None:
             item[name] = {"S": str(original[name])}
     records = store(dynamodb, table, settings)

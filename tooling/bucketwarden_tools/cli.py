@@ -167,7 +167,7 @@ def cmd_replay(args: argparse.Namespace, console: Console, err: Console) -> int:
 def cmd_demo(args: argparse.Namespace, console: Console, err: Console) -> int:
     from bucketwarden_tools.demo import run_demo
 
-    return run_demo(console, as_json=args.json, template=args.template)
+    return run_demo(console, as_json=args.json, template=args.template, accounts=args.accounts)
 
 
 def _read_policy(path: Path, access_point: bool) -> Any:
@@ -230,12 +230,26 @@ def _mode_setting(text: str) -> tuple[str, str]:
     return control_id, mode
 
 
+def _account_count(text: str) -> int:
+    try:
+        count = int(text)
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a number of accounts, 1 or more")
+    return count
+
+
 def cmd_local(args: argparse.Namespace, console: Console, err: Console) -> int:
     from bucketwarden_tools.local.console import LiveConsole
     from bucketwarden_tools.local.system import LocalSystem, LocalSystemError
 
     system = LocalSystem(
-        host=args.host, port=args.port, report=LiveConsole(args.json), modes=dict(args.mode)
+        host=args.host,
+        port=args.port,
+        report=LiveConsole(args.json),
+        modes=dict(args.mode),
+        accounts=args.accounts,
     )
     try:
         system.start()
@@ -780,6 +794,7 @@ def cmd_rollback(args: argparse.Namespace, console: Console, err: Console) -> in
             force=args.force,
             dry_run=args.dry_run,
             exempt_days=args.exempt_days,
+            role_name=args.role_name,
         )
     except rollback.RollbackError as error:
         message = str(error)
@@ -906,6 +921,15 @@ def _audit_commands(commands: Any) -> None:
         f"{MAX_EXEMPT_DAYS}, default {DEFAULT_EXEMPT_DAYS}); BucketWarden fixes the bucket "
         "again after that",
     )
+    rollback.add_argument(
+        "--role-name",
+        type=_nonblank,
+        default="OrganizationAccountAccessRole",
+        metavar="NAME",
+        help="for a fix made in a member account of an organization (its audit record names "
+        "the account): the role assumed there with your credentials (default %(default)s, "
+        "which AWS Organizations makes in the accounts it creates)",
+    )
     rollback.set_defaults(run=cmd_rollback)
 
     history = commands.add_parser(
@@ -990,6 +1014,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="CONTROL=MODE",
         help="a control's mode (remediate, notify, off); repeat for more controls",
     )
+    local.add_argument(
+        "--accounts",
+        type=_account_count,
+        default=1,
+        metavar="N",
+        help="emulate an organization of N accounts: this hub and N-1 member accounts, with "
+        "the member roles and forwarders (default 1: one account)",
+    )
     local.set_defaults(run=cmd_local)
 
     demo = commands.add_parser(
@@ -1002,6 +1034,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--json", action="store_true", help="one JSON object per outcome")
     demo.add_argument("--template", type=Path, default=DEFAULT_TEMPLATE, help=argparse.SUPPRESS)
+    demo.add_argument(
+        "--accounts",
+        type=_account_count,
+        default=1,
+        metavar="N",
+        help="play it in an organization of N accounts too: the same drift in each, fixed by "
+        "one hub (default 1: one account)",
+    )
     demo.set_defaults(run=cmd_demo)
 
     scan = commands.add_parser(

@@ -13,7 +13,14 @@ from typing import Any
 from bucketwarden.events import as_eventbridge_event, parse_record
 from bucketwarden.outcome import Outcome, Status
 from bucketwarden.settings import account_id_from_env
-from bucketwarden_tools.routing import DEFAULT_TEMPLATE, Route, load_handler, matching_routes
+from bucketwarden_tools.routing import (
+    DEFAULT_TEMPLATE,
+    Route,
+    hub_bus_routes,
+    load_handler,
+    matches,
+    matching_routes,
+)
 
 
 @dataclass
@@ -43,13 +50,15 @@ def _logs_to_stderr() -> None:
             handler.setStream(sys.stderr)
 
 
-def invoke(route: Route, event: dict[str, Any], handler: Any = None) -> list[dict[str, Any]]:
-    """Invoke the route's function (its handler as imported, unless `handler` is given)."""
+def invoke(
+    route: Route, event: dict[str, Any], handler: Any = None, function_name: str | None = None
+) -> list[dict[str, Any]]:
+    """Invoke the route's function (its handler as imported, unless `handler` is given), named
+    `function_name` in its context (the session name of the member roles it assumes)."""
     handler = handler or load_handler(route)
     _logs_to_stderr()
-    outcomes: list[dict[str, Any]] = handler(
-        event, LambdaContextStub(function_name=f"bucketwarden-{route.folder}")
-    )
+    name = function_name or f"bucketwarden-{route.folder}"
+    outcomes: list[dict[str, Any]] = handler(event, LambdaContextStub(function_name=name))
     return outcomes
 
 
@@ -59,7 +68,7 @@ def deliver(
     """Route one event (or bare CloudTrail record) and return every handler's outcomes."""
     event = as_eventbridge_event(event_or_record)
     account_id = account_id_from_env(os.environ)
-    routes = matching_routes(event, template, account_id)
+    routes = routes_for(event, template, account_id)
     if not routes:
         record = parse_record(event)
         reason = record.not_for(account_id) or (
@@ -75,3 +84,20 @@ def deliver(
         )
         return [outcome.to_dict()]
     return [outcome for route in routes for outcome in invoke(route, event)]
+
+
+def routes_for(event: dict[str, Any], template: Path, account_id: str | None) -> list[Route]:
+    """The functions the deployed rules deliver `event` to: the rules on the default bus of
+    the hub's account, or, in organization mode, those of the hub's bus for a member's event."""
+    routes = matching_routes(event, template, account_id)
+    if not routes and _from_a_member(event, account_id):
+        routes = [route for route in hub_bus_routes(template) if matches(route, event)]
+    return routes
+
+
+def _from_a_member(event: dict[str, Any], account_id: str | None) -> bool:
+    """An event of another account than the hub's, in organization mode (ORGANIZATION_ID set):
+    a single-account stack's rules never see it, so it stays ignored there."""
+    organization = os.environ.get("ORGANIZATION_ID", "").strip()
+    account = event.get("account")
+    return bool(organization) and account_id is not None and account != account_id

@@ -24,7 +24,8 @@ from rich.table import Table
 
 from bucketwarden.controls.public_access_block import SETTINGS
 from bucketwarden_tools.environment import temporary_environment
-from bucketwarden_tools.local.system import LocalSystem
+from bucketwarden_tools.local.organization import AssumedSession, Organization
+from bucketwarden_tools.local.system import REGION, LocalSystem
 from bucketwarden_tools.report import STATUS_STYLES, change
 
 USER_ACCESS_KEY = "AKIADEMOALICE"
@@ -46,6 +47,8 @@ class Scenario:
     new_bucket: bool = True  # False: the drift creates the bucket, or concerns the account
     service: str = "s3"  # the client the person drifts with
     environment: dict[str, str] = field(default_factory=dict)
+    # A member account of the organization (--accounts) the person acts in; None: the hub's.
+    account: str | None = None
 
 
 def _exempt(s3: Any, bucket: str, controls: str, reason: str) -> None:
@@ -197,6 +200,22 @@ def scenarios(unapproved_key: str) -> list[Scenario]:
     ]  # fmt: skip
 
 
+def organization_scenarios(organization: Organization | None) -> list[Scenario]:
+    """With --accounts: the same drift in the hub's account and in each member's, every one
+    fixed by the hub's functions (in a member, with its member role)."""
+    if organization is None:
+        return []
+    return [
+        Scenario(
+            "versioning suspended, in one account of the organization",
+            f"bucketwarden-demo-org-{account}",
+            _suspend_versioning,
+            account=None if account == organization.hub else account,
+        )
+        for account in organization.accounts
+    ]
+
+
 class Recorder:
     """Collects what the local system reports, by bucket, while the scenario plays."""
 
@@ -220,14 +239,24 @@ def _settle(system: LocalSystem, recorder: Recorder) -> None:
     recorder.take()
 
 
+def _person(system: LocalSystem, service: str, account: str | None) -> Any:
+    """The person's client: in the hub's account, or in a member's with the role the local
+    organization gives people there (as `aws sts assume-role` gets it)."""
+    if account is None or system.organization is None:
+        return system.client(service, access_key=USER_ACCESS_KEY)
+    sts = system.client("sts", access_key=USER_ACCESS_KEY)
+    role = system.organization.user_role_arn(account)
+    return AssumedSession(sts, role, "alice", system.endpoint, REGION).client(service)
+
+
 def _play(system: LocalSystem, recorder: Recorder, scenario: Scenario) -> list[dict]:
     if scenario.new_bucket:
-        s3 = system.client("s3", access_key=USER_ACCESS_KEY)
+        s3 = _person(system, "s3", scenario.account)
         s3.create_bucket(Bucket=scenario.subject)
         if scenario.prepare:
             scenario.prepare(s3, scenario.subject)
     _settle(system, recorder)  # the bucket's past is not the drift shown
-    person = system.client(scenario.service, access_key=USER_ACCESS_KEY)
+    person = _person(system, scenario.service, scenario.account)
     with temporary_environment(scenario.environment):
         scenario.drift(person, scenario.subject)
         system.wait_until_idle(timeout=30)
@@ -247,7 +276,7 @@ def run_scenario(system: LocalSystem, recorder: Recorder) -> list[dict[str, Any]
     approved, unapproved = _approved_key(system)
     os.environ.update({"ENCRYPTION_BASELINE": "SSE-KMS", "APPROVED_KMS_KEYS": approved})
     items: list[dict[str, Any]] = []
-    for scenario in scenarios(unapproved):
+    for scenario in scenarios(unapproved) + organization_scenarios(system.organization):
         items += _play(system, recorder, scenario)
     return items
 
@@ -260,7 +289,7 @@ def _notifications_by_audit_id(items: list[dict[str, Any]]) -> dict[str, str]:
     }
 
 
-def _table(items: list[dict[str, Any]]) -> Table:
+def _table(items: list[dict[str, Any]], organization: bool = False) -> Table:
     subjects = _notifications_by_audit_id(items)
     table = Table(
         title="BucketWarden demo on the local system: drift → outcome → notification",
@@ -281,8 +310,9 @@ def _table(items: list[dict[str, Any]]) -> Table:
             continue
         status = str(item["status"])
         latency = f"{item['latency_ms']} ms" if item.get("latency_ms") is not None else "-"
+        where = f" in account {item['account']}" if organization and item.get("account") else ""
         table.add_row(
-            f"{item['scenario']}\n[dim]{item.get('bucket')}[/]",
+            f"{item['scenario']}\n[dim]{item.get('bucket')}{where}[/]",
             str(item.get("event_name")),
             str(item.get("control")),
             f"[{STATUS_STYLES.get(status, '')}]{status}[/]\n[dim]{item.get('reason', '')}[/]",
@@ -305,10 +335,26 @@ def _latency_summary(items: list[dict[str, Any]]) -> str:
     return "drift → fix: " + ("; ".join(parts) if parts else "nothing was remediated")
 
 
-def run_demo(console: Console, as_json: bool = False, template: Path | None = None) -> int:
+def _organization_summary(items: list[dict[str, Any]], organization: Organization) -> str:
+    fixed = sorted(
+        {
+            str(item.get("account"))
+            for item in items
+            if item.get("kind") == "outcome" and item.get("status") == "remediated"
+        }
+    )
+    return (
+        f"one hub (account {organization.hub}) fixed drift in {len(fixed)} of the "
+        f"organization's {len(organization.accounts)} accounts: {', '.join(fixed)}"
+    )
+
+
+def run_demo(
+    console: Console, as_json: bool = False, template: Path | None = None, accounts: int = 1
+) -> int:
     recorder = Recorder()
     kwargs: dict[str, Any] = {"template": template} if template else {}
-    system = LocalSystem(port=0, report=recorder, **kwargs)
+    system = LocalSystem(port=0, report=recorder, accounts=accounts, **kwargs)
     console.print("[dim]starting the local system (emulated AWS, CloudTrail, EventBridge, "
                   "functions)...[/]")  # fmt: skip
     system.start()
@@ -320,12 +366,15 @@ def run_demo(console: Console, as_json: bool = False, template: Path | None = No
         for item in items:
             sys.stdout.write(json.dumps(item, sort_keys=True, default=str) + "\n")
         return 0
-    console.print(_table(items))
+    console.print(_table(items, organization=system.organization is not None))
     outcomes = [i for i in items if i.get("kind") == "outcome" and i.get("control")]
     counts = Counter(str(o["status"]) for o in outcomes)
     summary = ", ".join(f"{count} {status}" for status, count in sorted(counts.items()))
     notified = sum(1 for i in items if i.get("kind") == "notification")
-    console.print(f"{len(scenarios(''))} drifts, {len(outcomes)} outcomes: {summary}")
+    drifts = len(scenarios("")) + len(organization_scenarios(system.organization))
+    console.print(f"{drifts} drifts, {len(outcomes)} outcomes: {summary}")
     console.print(f"{notified} notifications reached the subscribed queue.")
     console.print(_latency_summary(items))
+    if system.organization is not None:
+        console.print(_organization_summary(items, system.organization))
     return 0

@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from bucketwarden import audit, exemptions
+from bucketwarden.accounts import AccountAccess, MemberRoleUnavailable
 from bucketwarden.aws import GONE_CODES, client, error_code, error_message, is_gone
 from bucketwarden.catalogue import CONTROL_IDS, CONTROLS, control
 from bucketwarden.controls.base import Control, RestoreTarget, State
@@ -63,6 +64,11 @@ MAX_TAG_VALUE = 256
 # Characters S3 accepts in tag values besides letters, digits and spaces.
 TAG_PUNCTUATION = frozenset("_.:/=+-@")
 SYSTEM_TAG_PREFIX = "aws:"
+# The role a rollback assumes in a member account: the one AWS Organizations makes in every
+# account it creates, trusted by the management account. Not a member role: those trust only
+# the hub's function roles, and may not tag a bucket, which a rollback must (its exemption).
+DEFAULT_ROLE_NAME = "OrganizationAccountAccessRole"
+ROLLBACK_SESSION = "bucketwarden-rollback"
 
 
 class RollbackError(Exception):
@@ -83,6 +89,20 @@ class Record:
 
     item: dict[str, Any]
     control: Control
+    # Reaches the record's account: the caller's own clients there, a role's elsewhere.
+    access: AccountAccess | None = None
+
+    @property
+    def account(self) -> str | None:
+        """The account the fix was made in (organization mode records it); None: the caller's."""
+        account = self.item.get("account")
+        return str(account) if account else None
+
+    def client(self, service: str) -> Any:
+        """A client of `service` acting in the record's account and region."""
+        if self.access is None:
+            return client(service, self.region)  # type: ignore[call-overload]  # any service
+        return self.access.client(service, self.account, self.region)  # type: ignore[call-overload]
 
     @property
     def audit_id(self) -> str:
@@ -111,7 +131,13 @@ class Record:
         return f"{self.control.id} on {noun} {self.subject}"
 
 
-def load(dynamodb: DynamoDBClient, table: str, audit_id: str, settings: Settings) -> Record:
+def load(
+    dynamodb: DynamoDBClient,
+    table: str,
+    audit_id: str,
+    settings: Settings,
+    access: AccountAccess | None = None,
+) -> Record:
     """The record of a fix that can be rolled back, or a RollbackError saying why not.
 
     Only a record whose integrity tag verifies is rolled back: its `before` is written to the
@@ -139,7 +165,7 @@ def load(dynamodb: DynamoDBClient, table: str, audit_id: str, settings: Settings
         )
     if item.get("control") not in CONTROL_IDS or not item.get("bucket"):
         raise RollbackError(f"audit record {audit_id} names no known control and subject")
-    return Record(item, control(str(item["control"])))
+    return Record(item, control(str(item["control"])), access)
 
 
 # -- the exemption -------------------------------------------------------------------------------
@@ -318,9 +344,12 @@ def plan(
     *,
     exempt_days: int,
     force: bool = False,
+    access: AccountAccess | None = None,
 ) -> Plan:
     """Read the record, the surface, the caller and the tags; change nothing."""
-    record = load(dynamodb, table, audit_id, settings)
+    record = load(dynamodb, table, audit_id, settings, access)
+    if access is not None:
+        access.reach(record.account)  # a missing role is said before anything is read
     _refuse_second_rollback(record, force)
     now = read_surface(record)
     caller = caller_arn()
@@ -341,9 +370,9 @@ def plan(
 
 def own_account(record: Record, caller: str) -> str:
     """The account the subject belongs to: its name may say it (an access point's ARN, an
-    account id); otherwise (a bucket) it is the caller's, as a rollback runs with the owning
-    account's credentials."""
-    named = record.control.subject_account(record.subject)
+    account id), or the record its account (a member's, in an organization); otherwise (a
+    bucket) it is the caller's, as a rollback runs with the owning account's credentials."""
+    named = record.control.subject_account(record.subject) or record.account
     if named is not None:
         return named
     parts = caller.split(":")
@@ -419,7 +448,7 @@ def _refuse_second_rollback(record: Record, force: bool) -> None:
 
 
 def subject_client(record: Record) -> Any:
-    return client(record.control.service, record.region)
+    return record.client(record.control.service)
 
 
 def read_surface(record: Record) -> State:
@@ -476,7 +505,7 @@ def siblings(
             continue
         item = audit_history.store(dynamodb, table, settings).get_record(str(listed["audit_id"]))
         if item is not None and _same_write(item, record, others):
-            found.append(Record(item, control(str(item["control"]))))
+            found.append(Record(item, control(str(item["control"])), record.access))
     return found
 
 
@@ -508,7 +537,7 @@ def _exemption(found: Plan, settings: Settings, exempt_days: int) -> TagChange |
         )
         return None
     today = utc_now().date()
-    tags = exemptions.read_tags(client("s3", record.region), bucket)
+    tags = exemptions.read_tags(record.client("s3"), bucket)
     reason = exemption_reason(record.audit_id, today, found.caller)
     until = today + timedelta(days=exempt_days)
     change = exempted_tags(bucket, tags, ids, settings, reason=reason, today=today, until=until)
@@ -614,7 +643,7 @@ def restore_tags(change: TagChange, record: Record) -> None:
 
 
 def _put_tag_set(bucket: str, record: Record, tags: dict[str, str]) -> None:
-    s3 = client("s3", record.region)
+    s3 = record.client("s3")
     if not tags:
         s3.delete_bucket_tagging(Bucket=bucket)
         return
@@ -628,11 +657,9 @@ def _retag(bucket: str, record: Record, old: dict[str, str], new: dict[str, str]
     PutBucketTagging replaces the whole set and refuses system tags (`aws:…`) in it; these
     calls change only the keys they name, so system tags are left as they are.
     """
-    s3control = client("s3control", record.region)
-    named = {
-        "AccountId": str(client("sts").get_caller_identity()["Account"]),
-        "ResourceArn": bucket_arn(client("s3", record.region), bucket),
-    }
+    s3control = record.client("s3control")
+    account = record.account or str(client("sts").get_caller_identity()["Account"])
+    named = {"AccountId": account, "ResourceArn": bucket_arn(record.client("s3"), bucket)}
     changed: list[S3ControlTag] = [
         {"Key": k, "Value": v} for k, v in new.items() if old.get(k) != v
     ]
@@ -662,13 +689,30 @@ def run(
     force: bool,
     dry_run: bool,
     exempt_days: int,
+    role_name: str = DEFAULT_ROLE_NAME,
 ) -> tuple[Plan, Done | None]:
-    """Plan the rollback and, unless `dry_run`, carry it out; AWS errors become RollbackErrors."""
+    """Plan the rollback and, unless `dry_run`, carry it out; AWS errors become RollbackErrors.
+
+    A fix made in a member account of an organization is rolled back there, with `role_name`
+    assumed in that account with the caller's credentials; the rollback's own audit record goes
+    to `table` with the caller's (the hub's) credentials, as the fix's did."""
     try:
-        found = plan(dynamodb, table, audit_id, settings, force=force, exempt_days=exempt_days)
+        access = AccountAccess(None, role_name, client("sts"), ROLLBACK_SESSION)
+    except ValueError as error:
+        raise RollbackError(f"--role-name: {error}") from error
+    try:
+        found = plan(
+            dynamodb, table, audit_id, settings, force=force, exempt_days=exempt_days, access=access
+        )
         return found, None if dry_run else carry_out(found, dynamodb, table, settings)
     except ClientError as error:
         raise RollbackError(describe_error(error)) from error
+    except MemberRoleUnavailable as error:
+        raise RollbackError(
+            f"cannot act in account {error.account}, where the fix was made: {error.reason} "
+            "(--role-name names a role you may assume there, with the control's S3 actions "
+            "and the bucket's tagging)"
+        ) from error
 
 
 # -- reporting ---------------------------------------------------------------------------------

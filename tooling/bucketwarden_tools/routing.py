@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
 from types import ModuleType
@@ -126,6 +126,42 @@ def routes(template_path: Path = DEFAULT_TEMPLATE, account_id: str | None = None
     if not found:
         raise TemplateError(f"{template_path} has no function with an EventBridge rule")
     return found
+
+
+HUB_BUS_REF = {"Ref": "HubEventBus"}
+
+
+def hub_bus_routes(template_path: Path = DEFAULT_TEMPLATE) -> list[Route]:
+    """The rules of the hub's event bus (organization mode): the member accounts' calls that
+    their forwarders send, and the function each rule targets (`!GetAtt <Function>.Arn`)."""
+    template = load_template(template_path)
+    resources = template["Resources"]
+    by_function = {route.function_id: route for route in routes(template_path)}
+    found = []
+    for rule_name, resource in resources.items():
+        properties = resource.get("Properties") or {}
+        if resource.get("Type") != "AWS::Events::Rule" or (
+            properties.get("EventBusName") != HUB_BUS_REF
+        ):
+            continue
+        for target in properties.get("Targets") or []:
+            function_id = _target_function(target)
+            if function_id in by_function:
+                route = by_function[function_id]
+                pattern = properties.get("EventPattern") or {}
+                found.append(replace(route, rule_name=rule_name, pattern=pattern))
+    return found
+
+
+def _target_function(target: dict[str, Any]) -> str | None:
+    """The function a rule's target names with `!GetAtt <Function>.Arn`, if it does."""
+    arn = target.get("Arn")
+    if isinstance(arn, dict) and "Fn::GetAtt" in arn:
+        name = arn["Fn::GetAtt"]
+        parts = name.split(".") if isinstance(name, str) else list(name)
+        if len(parts) == 2 and parts[1] == "Arn":
+            return str(parts[0])
+    return None
 
 
 @cache

@@ -77,8 +77,10 @@ ACLS_WITH_ENFORCED_OWNERSHIP = Refusal(
 def _bucket(name: str | None) -> Any | None:
     if not name:
         return None
+    # The bucket's own account: a member's, in a local organization (--accounts).
+    partition, account = s3_backends.bucket_accounts.get(name, ("aws", DEFAULT_ACCOUNT_ID))
     try:
-        return s3_backends[DEFAULT_ACCOUNT_ID]["aws"].get_bucket(name)
+        return s3_backends[account][partition].get_bucket(name)
     except MissingBucket:
         return None
 

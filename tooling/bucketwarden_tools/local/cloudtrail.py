@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bucketwarden.controls.access_point import partition_of
-from bucketwarden_tools.local import behaviour
+from bucketwarden_tools.local import behaviour, sts
 from bucketwarden_tools.local.operations import (
     ConfigurationCall,
     access_key,
@@ -48,18 +48,24 @@ class Identity:
     kind: str
     access_key: str
     issuer_arn: str | None = None
+    # The caller's account: the hub's, or a member's for a role assumed there (--accounts).
+    account: str = ACCOUNT
 
     def user_identity(self) -> dict[str, Any]:
         identity: dict[str, Any] = {
             "type": self.kind,
             "principalId": self.access_key,
             "arn": self.arn,
-            "accountId": ACCOUNT,
+            "accountId": self.account,
             "accessKeyId": self.access_key,
         }
         if self.issuer_arn:
             identity["sessionContext"] = {
-                "sessionIssuer": {"type": "Role", "arn": self.issuer_arn, "accountId": ACCOUNT},
+                "sessionIssuer": {
+                    "type": "Role",
+                    "arn": self.issuer_arn,
+                    "accountId": self.account,
+                },
                 "attributes": {"mfaAuthenticated": "false"},
             }
         else:
@@ -81,8 +87,27 @@ def identity_of(key: str | None, function: str | None = None) -> Identity:
         session = function if function and _FUNCTION_NAME.match(function) else UNNAMED_SESSION
         arn = f"arn:aws:sts::{ACCOUNT}:assumed-role/{role}/{session}"
         return Identity(arn, "AssumedRole", key, SERVICE_ROLE_ARN)
+    assumed = _assumed_role(key)
+    if assumed is not None:
+        return assumed
     name = key or "anonymous"
     return Identity(f"arn:aws:iam::{ACCOUNT}:user/{name}", "IAMUser", name)
+
+
+def _assumed_role(key: str | None) -> Identity | None:
+    """The session an access key from STS AssumeRole stands for, in the role's account (a
+    member account's, for a role assumed there); None for any other key."""
+    if not key:
+        return None
+    from moto.sts.models import sts_backends
+
+    for partitions in list(sts_backends.values()):
+        for backend in list(partitions.values()):
+            session = backend.get_assumed_role_from_access_key(key)
+            if session is not None:
+                account = str(session.account_id)
+                return Identity(session.arn, "AssumedRole", key, session.role_arn, account)
+    return None
 
 
 def cloudtrail_record(
@@ -105,18 +130,21 @@ def cloudtrail_record(
         "readOnly": False,
         "eventType": "AwsApiCall",
         "managementEvent": True,
-        "recipientAccountId": ACCOUNT,
+        # Locally a caller acts on its own account's resources only.
+        "recipientAccountId": identity.account,
         "eventCategory": "Management",
     }
     if call.access_point:
-        record["resources"] = [_access_point_resource(call.access_point, aws_region)]
+        record["resources"] = [
+            _access_point_resource(call.access_point, aws_region, identity.account)
+        ]
     return record
 
 
-def _access_point_resource(name: str, aws_region: str) -> dict[str, str]:
+def _access_point_resource(name: str, aws_region: str, account: str) -> dict[str, str]:
     """The access point as CloudTrail names it in the record's `resources`."""
-    arn = f"arn:{partition_of(aws_region)}:s3:{aws_region}:{ACCOUNT}:accesspoint/{name}"
-    return {"accountId": ACCOUNT, "type": "AWS::S3::AccessPoint", "ARN": arn}
+    arn = f"arn:{partition_of(aws_region)}:s3:{aws_region}:{account}:accesspoint/{name}"
+    return {"accountId": account, "type": "AWS::S3::AccessPoint", "ARN": arn}
 
 
 class CloudTrailMiddleware:
@@ -133,6 +161,11 @@ class CloudTrailMiddleware:
         self.default_region = default_region
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        if sts.is_sts_request(environ) and access_key(environ) != EMULATOR_ACCESS_KEY:
+            denied = sts.assume_role_refusal(_read_body(environ))
+            if denied is not None:
+                start_response("403 Forbidden", [("Content-Type", "text/xml")])
+                return [denied]
         # Objects and reads pass untouched: their bodies may be large or streamed.
         if not is_configuration_request(environ):
             return self.app(environ, start_response)
@@ -187,7 +220,8 @@ def put_on_default_bus(record: dict[str, Any], received_at: float, bus_region: s
     """Deliver a record to the emulated EventBridge, as CloudTrail delivers management events.
 
     Every call goes to the bus of the region the local system runs in, whatever region the
-    client signed for: locally there is one deployment, where AWS has one per region.
+    client signed for: locally there is one deployment, where AWS has one per region. A member
+    account's record goes to that account's default bus, whose forwarder sends it on.
     """
     from moto.core import DEFAULT_ACCOUNT_ID
     from moto.events.models import events_backends
@@ -195,14 +229,56 @@ def put_on_default_bus(record: dict[str, Any], received_at: float, bus_region: s
     from bucketwarden.events import API_CALL_DETAIL_TYPE
 
     record["additionalEventData"][RECEIVED_AT] = received_at
-    events_backends[DEFAULT_ACCOUNT_ID][bus_region].put_events(
-        [
-            {
-                "Source": "aws.s3",
-                "DetailType": API_CALL_DETAIL_TYPE,
-                "Detail": json.dumps(record),
-                "EventBusName": "default",
-                "Resources": [],
-            }
-        ]
+    account = str(record.get("recipientAccountId") or DEFAULT_ACCOUNT_ID)
+    entry = {
+        "Source": "aws.s3",
+        "DetailType": API_CALL_DETAIL_TYPE,
+        "Detail": json.dumps(record),
+        "EventBusName": "default",
+        "Resources": [],
+    }
+    if account == DEFAULT_ACCOUNT_ID:
+        events_backends[DEFAULT_ACCOUNT_ID][bus_region].put_events([entry])
+    else:
+        forward_from_member(account, bus_region, record)
+
+
+def forward_from_member(account: str, bus_region: str, record: dict[str, Any]) -> None:
+    """The member account's rules on its default bus (the forwarder, member/forwarder.yaml) send
+    its record to the bus their target names, the hub's, with the member as the envelope's
+    `account`, as EventBridge sets it from the sender. (moto's own cross-account delivery would
+    name the receiving account instead, and the hub rightly rejects such an envelope.)"""
+    import copy
+
+    from moto.core.utils import unix_time
+    from moto.events.models import events_backends
+    from moto.events.utils import _BASE_EVENT_MESSAGE
+    from moto.utilities.arns import parse_arn
+
+    from bucketwarden.events import API_CALL_DETAIL_TYPE
+
+    message: Any = copy.deepcopy(_BASE_EVENT_MESSAGE)
+    message.update(
+        {
+            "id": str(uuid.uuid4()),
+            "detail-type": API_CALL_DETAIL_TYPE,
+            "source": "aws.s3",
+            "account": account,
+            "time": unix_time(),
+            "region": bus_region,
+            "resources": [],
+            "detail": record,
+            "ingestion-time": unix_time(),
+        }
     )
+    member_bus = events_backends[account][bus_region].describe_event_bus("default")
+    for rule in list(member_bus.rules.values()):
+        if rule.state != "ENABLED" or not rule.event_pattern.matches_event(message):
+            continue
+        for target in rule.targets:
+            arn = parse_arn(target["Arn"])
+            if arn.service != "events" or arn.resource_type != "event-bus":
+                continue  # a forwarder targets a bus; nothing else is emulated for members
+            hub_bus = events_backends[arn.account][arn.region].describe_event_bus(arn.resource_id)
+            for hub_rule in list(hub_bus.rules.values()):
+                hub_rule.send_to_targets(copy.deepcopy(message))

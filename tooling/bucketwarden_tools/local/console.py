@@ -30,6 +30,8 @@ class LiveConsole:
         # One event per line, however narrow the terminal or wherever the output goes.
         self.console = console or Console(highlight=False, soft_wrap=True)
         self._lock = threading.Lock()
+        # Set by an organization's ready line: outcomes then name their account.
+        self.organization = False
 
     def __call__(self, item: dict[str, Any]) -> None:
         with self._lock:
@@ -46,17 +48,21 @@ class LiveConsole:
         when = f"[dim]{_clock(item.get('time'))}[/]"
         if kind == "ready":
             functions = ", ".join(item["functions"])
-            return (
+            line = (
                 f"{when} [bold]BucketWarden local[/] on [cyan]{item['endpoint']}[/] "
                 f"(functions: {functions}). Point any AWS client at it; Ctrl-C stops."
             )
+            if item.get("accounts"):
+                self.organization = True
+                line += "\n" + organization_banner(item)
+            return line
         if kind == "drift":
             return (
-                f"{when} [bold]drift[/]  {item['event_name']} on [cyan]{item.get('bucket')}[/] "
-                f"by {item.get('actor')} from {item.get('source_ip')}"
+                f"{when} [bold]drift[/]  {item['event_name']} on [cyan]{item.get('bucket')}[/]"
+                f"{self._in_account(item)} by {item.get('actor')} from {item.get('source_ip')}"
             )
         if kind == "outcome":
-            return self._outcome_line(item, when)
+            return self._outcome_line(item, when, self._in_account(item))
         if kind == "notification":
             return f"{when} [bold]notify[/] {escape(str(item.get('subject')))}"
         if kind == "dead-letter":
@@ -66,8 +72,12 @@ class LiveConsole:
             )
         return None
 
+    def _in_account(self, item: dict[str, Any]) -> str:
+        account = item.get("account")
+        return f" in account {escape(str(account))}" if self.organization and account else ""
+
     @staticmethod
-    def _outcome_line(item: dict[str, Any], when: str) -> str | None:
+    def _outcome_line(item: dict[str, Any], when: str, where: str = "") -> str | None:
         status = str(item.get("status"))
         if status == "ignored" and str(item.get("reason")).startswith(QUIET_REASONS):
             return None
@@ -76,6 +86,20 @@ class LiveConsole:
         what = escape(change(item).replace("\n", " "))
         return (
             f"{when} [{style}]{status:<12}[/] {item.get('control') or '-'} on "
-            f"[cyan]{item.get('bucket')}[/]: {escape(str(item.get('reason')))} [dim]|[/] "
+            f"[cyan]{item.get('bucket')}[/]{where}: {escape(str(item.get('reason')))} [dim]|[/] "
             f"{what}{latency}"
         )
+
+
+def organization_banner(ready: dict[str, Any]) -> str:
+    """The organization of `--accounts`: its accounts, and how to act in a member."""
+    hub = ready["hub_account"]
+    members = [account for account in ready["accounts"] if account != hub]
+    role = ready["member_user_role"]
+    example = members[0] if members else "MEMBER"
+    return (
+        f"Organization {ready['organization_id']}: hub [bold]{hub}[/], members "
+        f"{', '.join(members)}. To act in a member account: aws sts assume-role --role-arn "
+        f"arn:aws:iam::{example}:role/{role} --role-session-name me --endpoint-url "
+        f"{ready['endpoint']} (any member, the role {role})."
+    )

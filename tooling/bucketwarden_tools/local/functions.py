@@ -25,7 +25,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from bucketwarden.metrics import Metrics
 from bucketwarden_tools.clients import register_for_new_clients
 from bucketwarden_tools.delivery import invoke
-from bucketwarden_tools.routing import Route, load_handler, routes
+from bucketwarden_tools.routing import Route, hub_bus_routes, load_handler, routes
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -89,6 +89,15 @@ def take_messages(
     return messages
 
 
+@dataclass(frozen=True)
+class Hub:
+    """The hub of a local organization: the event bus the member accounts' forwarders send to,
+    and the prefix of the member roles (MemberRoleName)."""
+
+    bus_name: str
+    member_role_prefix: str
+
+
 @dataclass
 class Invocation:
     """What one asynchronous invocation ended with, for the console."""
@@ -120,6 +129,7 @@ class FunctionRunner:
         *,
         account_id: str | None = None,
         metrics: Metrics | None = None,
+        hub: Hub | None = None,
     ) -> None:
         self.client = client
         # Where the functions' metrics go (EMF on stdout without one, as in Lambda).
@@ -127,6 +137,8 @@ class FunctionRunner:
         self.template = template
         # The account whose events the rules match (`!Ref AWS::AccountId` in the template).
         self.account_id = account_id
+        # Organization mode: the hub's bus, its rules, and each function's member role.
+        self.hub = hub
         self.on_invocation = on_invocation
         self.on_received = on_received
         self.functions: list[LocalFunction] = []
@@ -148,16 +160,41 @@ class FunctionRunner:
             arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])
             rule = f"{name}-{route.rule_name}"
             events.put_rule(Name=rule, EventPattern=json.dumps(route.pattern), State="ENABLED")
-            events.put_targets(
-                Rule=rule, Targets=[{"Id": route.folder, "Arn": arn["Attributes"]["QueueArn"]}]
-            )
+            target = {"Id": route.folder, "Arn": arn["Attributes"]["QueueArn"]}
+            events.put_targets(Rule=rule, Targets=[target])
             self.functions.append(LocalFunction(route, queue_url, dead_letter_url, handler))
+        if self.hub is not None:
+            self._deploy_hub_rules(self.hub)
         return self.functions
+
+    def _deploy_hub_rules(self, hub: Hub) -> None:
+        """The template's rules on the hub's bus (its organization mode), each targeting its
+        function's queue as the function's own rule does."""
+        sqs, events = self.client("sqs"), self.client("events")
+        queues = {function.route.function_id: function.queue_url for function in self.functions}
+        for route in hub_bus_routes(self.template):
+            arn = sqs.get_queue_attributes(
+                QueueUrl=queues[route.function_id], AttributeNames=["QueueArn"]
+            )["Attributes"]["QueueArn"]
+            rule = f"{function_name(route)}-{route.rule_name}"
+            events.put_rule(
+                Name=rule,
+                EventBusName=hub.bus_name,
+                EventPattern=json.dumps(route.pattern),
+                State="ENABLED",
+            )
+            events.put_targets(
+                Rule=rule, EventBusName=hub.bus_name, Targets=[{"Id": route.folder, "Arn": arn}]
+            )
 
     def _handler(self, route: Route) -> Any:
         """The route's entry point, its metrics sent to this runner's `metrics` (a function
         without `with_metrics` prints them)."""
         handler = load_handler(route)
+        if self.hub is not None and hasattr(handler, "with_environment"):
+            # As the template sets it per function: <MemberRoleName>-<family>.
+            role = f"{self.hub.member_role_prefix}-{handler.family}"
+            handler = handler.with_environment({"MEMBER_ROLE_NAME": role})
         if self.metrics is None or not hasattr(handler, "with_metrics"):
             return handler
         return handler.with_metrics(self.metrics)
@@ -220,7 +257,8 @@ class FunctionRunner:
             for attempt in range(route.max_retry_attempts + 1):
                 invocation.attempts = attempt + 1
                 try:
-                    invocation.outcomes = invoke(route, event, function.handler)
+                    name = function_name(route)
+                    invocation.outcomes = invoke(route, event, function.handler, name)
                     invocation.error = None
                     break
                 except Exception as error:  # Lambda catches everything too

@@ -24,7 +24,7 @@ from bucketwarden.metrics import Metrics
 from bucketwarden.settings import mode_variable
 from bucketwarden_tools import stack
 from bucketwarden_tools.clients import reach_local_endpoints
-from bucketwarden_tools.local import endpoint
+from bucketwarden_tools.local import endpoint, organization
 from bucketwarden_tools.local.cloudtrail import (
     ACCOUNT,
     EMULATOR_ACCESS_KEY,
@@ -34,11 +34,13 @@ from bucketwarden_tools.local.cloudtrail import (
 )
 from bucketwarden_tools.local.functions import (
     FunctionRunner,
+    Hub,
     Invocation,
     function_names,
     name_the_calling_functions,
     take_messages,
 )
+from bucketwarden_tools.local.organization import HUB_BUS_NAME, MEMBER_ROLE_PREFIX, Organization
 from bucketwarden_tools.routing import DEFAULT_TEMPLATE
 
 REGION = endpoint.REGION
@@ -60,8 +62,16 @@ class LocalSystem:
         report: Report | None = None,
         modes: dict[str, str] | None = None,
         template: Path = DEFAULT_TEMPLATE,
+        *,
+        accounts: int = 1,
     ) -> None:
+        if accounts < 1:
+            raise LocalSystemError(f"--accounts {accounts}: an organization has at least 1")
         self.host = host
+        # 1: the emulator's one account, as always; more: an organization (local/organization.py).
+        self.accounts = accounts
+        self.organization: Organization | None = None
+        self._function_names: frozenset[str] = frozenset()  # the organization's, for drifts
         self.port = port
         self.report = report or (lambda _item: None)
         self.modes = modes or {}
@@ -112,6 +122,8 @@ class LocalSystem:
         resources = stack.prepare(create_missing=True)  # the audit records' key too
         os.environ.update(resources.environment())
         integrity.forget()  # verdicts and reports of another endpoint's records
+        if self.accounts > 1:
+            self._create_organization()
         self._spawn(self._send_metrics_every_second, "metrics")
         self._watch_notifications(str(resources.topic_arn))
         self.runner = FunctionRunner(
@@ -121,20 +133,46 @@ class LocalSystem:
             self._on_received,
             account_id=ACCOUNT,
             metrics=Metrics(self._metrics_to_cloudwatch),
+            hub=None if self.organization is None else Hub(HUB_BUS_NAME, MEMBER_ROLE_PREFIX),
         )
         functions = self.runner.deploy()
         self._open_delivery.send("deliver")
         self.runner.start()
-        self.report(
-            {
-                "kind": "ready",
-                "endpoint": self.endpoint,
-                "functions": [f.route.function_id for f in functions],
-                "topic_arn": resources.topic_arn,
-                "audit_table": resources.audit_table,
-            }
-        )
+        ready = {
+            "kind": "ready",
+            "endpoint": self.endpoint,
+            "functions": [f.route.function_id for f in functions],
+            "topic_arn": resources.topic_arn,
+            "audit_table": resources.audit_table,
+        }
+        if self.organization is not None:
+            ready.update(
+                {
+                    "organization_id": self.organization.organization_id,
+                    "hub_account": self.organization.hub,
+                    "accounts": self.organization.accounts,
+                    "member_user_role": self.organization.user_role,
+                }
+            )
+        self.report(ready)
         return self
+
+    def _create_organization(self) -> None:
+        """The hub and its members (local/organization.py); the functions run in organization
+        mode: ORGANIZATION_ID here, each one's MEMBER_ROLE_NAME its own (functions.Hub)."""
+        member_folder = self.template.parent / "member"
+        if not (member_folder / "roles.yaml").is_file():
+            raise LocalSystemError(
+                f"--accounts needs the member templates: {member_folder} has no roles.yaml"
+            )
+        try:
+            self.organization = organization.create(
+                self.accounts, self.client, member_folder, REGION, self.endpoint
+            )
+        except (BotoCoreError, ClientError) as error:
+            raise LocalSystemError(f"cannot create the organization: {error}") from error
+        os.environ["ORGANIZATION_ID"] = self.organization.organization_id
+        self._function_names = frozenset(function_names(self.template))
 
     def stop(self) -> None:
         self._stopping.set()
@@ -220,6 +258,9 @@ class LocalSystem:
         )
         os.environ.pop("AWS_SESSION_TOKEN", None)
         os.environ.pop("AWS_PROFILE", None)
+        # Organization mode only with --accounts (set by _create_organization).
+        os.environ.pop("ORGANIZATION_ID", None)
+        os.environ.pop("MEMBER_ROLE_NAME", None)
         for control_id, mode in self.modes.items():
             os.environ[mode_variable(control_id)] = mode
         name_the_calling_functions()
@@ -243,8 +284,25 @@ class LocalSystem:
             self.drift_started[record.get("eventID", "")] = received_at or time.time()
             while len(self.drift_started) > DRIFTS_REMEMBERED:  # a long session stays small
                 del self.drift_started[next(iter(self.drift_started))]
-        if record.get("userIdentity", {}).get("accessKeyId") != SERVICE_ACCESS_KEY:
-            self.report({"kind": "drift", "time": received_at, **_drift_summary(record)})
+        if not self._made_by_a_function(record):
+            drift = {"kind": "drift", "time": received_at, **_drift_summary(record)}
+            if self.organization is not None:
+                drift["account"] = record.get("recipientAccountId")
+            self.report(drift)
+
+    def _made_by_a_function(self, record: dict[str, Any]) -> bool:
+        """A change of the functions: with their own key, or, in a member account, in a member
+        role's session that they named (the engine ignores both as its own)."""
+        identity = record.get("userIdentity") or {}
+        if identity.get("accessKeyId") == SERVICE_ACCESS_KEY:
+            return True
+        issuer = ((identity.get("sessionContext") or {}).get("sessionIssuer") or {}).get("arn")
+        session = str(identity.get("arn", "")).rsplit("/", 1)[-1]
+        return (
+            self.organization is not None
+            and str(issuer).rsplit("/", 1)[-1].startswith(f"{MEMBER_ROLE_PREFIX}-")
+            and session in self._function_names
+        )
 
     def _on_invocation(self, invocation: Invocation) -> None:
         event_id = str(invocation.event.get("detail", {}).get("eventID", ""))
