@@ -99,6 +99,16 @@ Parameters:
     Description: >-
       Name prefix of the roles (the hub's MemberRoleName): <MemberRoleName>-<family> and
       <MemberRoleName>-sweep.
+  OperatorRoleArns:
+    Type: CommaDelimitedList
+    Default: ""
+    Description: >-
+      Roles of the hub account that people use to run `bucketwarden scan` and `remediate` with
+      --organization (docs/organization.md): they may assume the sweep role too. Empty: only
+      the hub's sweep function.
+
+Conditions:
+  HasOperators: !Not [!Equals [!Join ["", !Ref OperatorRoleArns], ""]]
 
 Resources:
 @{roles}
@@ -128,7 +138,7 @@ MEMBER_ROLE = Block("""\
             Condition:
               ArnEquals:
                 aws:PrincipalArn: @{hub_role}
-      Policies:
+@{operators}      Policies:
         - PolicyName: @{name}
           PolicyDocument:
             Version: "2012-10-17"
@@ -233,7 +243,11 @@ def sweep_reads() -> dict[str, list[str]]:
 
 
 def member_role(
-    name: str, description: str, reads: dict[str, list[str]], writes: dict[str, list[str]]
+    name: str,
+    description: str,
+    reads: dict[str, list[str]],
+    writes: dict[str, list[str]],
+    operators: str = "",
 ) -> str:
     statements = s3_statements(reads, writes, write_condition="", write_comments=("", ""))
     return MEMBER_ROLE.substitute(
@@ -241,8 +255,25 @@ def member_role(
         Name=camel(name),
         description=scalar("Description", description, 6),
         hub_role=HUB_ROLE + name,
+        operators=operators,
         statements=indent(statements, 14),
     )
+
+
+# The people's way in, for the CLI's organization scans: roles of the hub account named in
+# OperatorRoleArns, and no other account's principals.
+OPERATORS = """          - !If
+            - HasOperators
+            - Sid: HubOperatorRoles
+              Effect: Allow
+              Principal:
+                AWS: !Sub arn:${AWS::Partition}:iam::${HubAccountId}:root
+              Action: sts:AssumeRole
+              Condition:
+                ArnEquals:
+                  aws:PrincipalArn: !Ref OperatorRoleArns
+            - !Ref AWS::NoValue
+"""
 
 
 def family_role(family: str) -> str:
@@ -254,7 +285,8 @@ def family_role(family: str) -> str:
 
 def sweep_role() -> str:
     description = "BucketWarden hub's sweep, in this account (every control, every bucket)"
-    return member_role(SWEEP, description, sweep_reads(), grouped(CONTROLS, writes=True))
+    writes = grouped(CONTROLS, writes=True)
+    return member_role(SWEEP, description, sweep_reads(), writes, OPERATORS)
 
 
 def roles_template() -> str:

@@ -195,9 +195,28 @@ def test_member_role_allows_nothing_but_s3_configuration(name: str) -> None:
             assert not action.startswith(("s3:GetObject", "s3:ListBucket")), (name, action)
 
 
+# Roles of the hub account that people run `scan --organization` with: only with
+# OperatorRoleArns, and only principals of the hub account.
+OPERATOR_TRUST = {
+    "!If": [
+        "HasOperators",
+        {
+            "Sid": "HubOperatorRoles",
+            "Effect": "Allow",
+            "Principal": {"AWS": {"!Sub": "arn:${AWS::Partition}:iam::${HubAccountId}:root"}},
+            "Action": "sts:AssumeRole",
+            "Condition": {"ArnEquals": {"aws:PrincipalArn": {"!Ref": "OperatorRoleArns"}}},
+        },
+        {"!Ref": "AWS::NoValue"},
+    ]
+}
+
+
 @pytest.mark.parametrize("name", MEMBER_ROLES)
 def test_member_role_trusts_only_the_hub_role_of_the_same_function(name: str) -> None:
-    (trust,) = member_role(name)["AssumeRolePolicyDocument"]["Statement"]
+    trust, *others = member_role(name)["AssumeRolePolicyDocument"]["Statement"]
+    # The sweep's role may also admit the hub's operator roles (see below); no other may.
+    assert others == ([OPERATOR_TRUST] if name == "sweep" else [])
     assert trust["Effect"] == "Allow"
     assert trust["Action"] == "sts:AssumeRole"
     assert trust["Principal"] == {
@@ -539,7 +558,8 @@ def test_the_member_roles_deploy_with_their_names_trust_and_actions() -> None:
     iam = boto3.client("iam")
     for name, function in MEMBER_ROLES.items():
         role = iam.get_role(RoleName=f"bucketwarden-member-{name}")["Role"]
-        (trust,) = role["AssumeRolePolicyDocument"]["Statement"]
+        # moto keeps AWS::NoValue as a null statement where CloudFormation drops it.
+        (trust,) = [s for s in role["AssumeRolePolicyDocument"]["Statement"] if s is not None]
         assert trust["Principal"] == {"AWS": f"arn:aws:iam::{HUB_ACCOUNT}:root"}
         hub_role = f"arn:aws:iam::{HUB_ACCOUNT}:role/bucketwarden-{name}"
         assert trust["Condition"] == {"ArnEquals": {"aws:PrincipalArn": hub_role}}
@@ -549,3 +569,22 @@ def test_the_member_roles_deploy_with_their_names_trust_and_actions() -> None:
         statements = ast.literal_eval(str(document["PolicyDocument"]))["Statement"]
         actions = {action for statement in statements for action in as_list(statement["Action"])}
         assert actions == {action for action, _ in s3_grants(role_statements(role_id(function)))}
+
+
+@pytest.mark.usefixtures("aws")
+def test_operator_roles_of_the_hub_may_assume_the_sweep_role_when_named() -> None:
+    cloudformation = boto3.client("cloudformation", region_name=HUB_REGION)
+    operators = f"arn:aws:iam::{HUB_ACCOUNT}:role/secops,arn:aws:iam::{HUB_ACCOUNT}:role/audit"
+    deploy(cloudformation, ROLES, HubAccountId=HUB_ACCOUNT, OperatorRoleArns=operators)
+
+    role = boto3.client("iam").get_role(RoleName="bucketwarden-member-sweep")["Role"]
+    hub_function, people = role["AssumeRolePolicyDocument"]["Statement"]
+    assert hub_function["Sid"] == "HubFunctionRoleOnly"
+    assert people["Principal"] == {"AWS": f"arn:aws:iam::{HUB_ACCOUNT}:root"}
+    assert people["Condition"] == {"ArnEquals": {"aws:PrincipalArn": operators.split(",")}}
+    # The family roles stay the hub functions' alone.
+    family = boto3.client("iam").get_role(RoleName="bucketwarden-member-versioning")["Role"]
+    versioning_function = f"arn:aws:iam::{HUB_ACCOUNT}:role/bucketwarden-versioning"
+    assert [s for s in family["AssumeRolePolicyDocument"]["Statement"] if s] == [
+        {**hub_function, "Condition": {"ArnEquals": {"aws:PrincipalArn": versioning_function}}}
+    ]

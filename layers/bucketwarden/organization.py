@@ -18,8 +18,7 @@ import re
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -40,8 +39,7 @@ MAX_DEPTH = 6
 Clock = Callable[[], float]
 
 
-@dataclass(frozen=True)
-class Placement:
+class Placement(NamedTuple):
     """The organizational units above `account`, nearest first; `problem` says why they are
     unknown (the account is then in none)."""
 
@@ -127,16 +125,14 @@ def hub_organization() -> Organization:
     return Organization(lambda: client("organizations"))
 
 
-@dataclass(frozen=True)
-class Reach:
+class Reach(NamedTuple):
     """Whether a scope covers an account; `problem` when it could not be told."""
 
     applies: bool
     problem: str | None = None
 
 
-@dataclass(frozen=True)
-class Scope:
+class Scope(NamedTuple):
     """The accounts and organizational units an allowlist entry is for; both empty: every
     account, as before scopes existed."""
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from bucketwarden.outcome import Outcome, Status
 
@@ -112,8 +112,7 @@ SWEPT = "swept"
 UNAVAILABLE = "unavailable"
 
 
-@dataclass(frozen=True)
-class AccountLine:
+class AccountLine(NamedTuple):
     """One account in an organization's summary."""
 
     account: str
