@@ -15,10 +15,9 @@ import fnmatch
 import json
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import date, timedelta
 from functools import cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from aws_lambda_powertools.utilities.parameters import SSMProvider
 from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
@@ -48,8 +47,7 @@ CHANGE_CONTROL = "exemption"
 CHANGE_FAMILY = "public-access"
 
 
-@dataclass(frozen=True)
-class ExemptionCheck:
+class ExemptionCheck(NamedTuple):
     """Whether a bucket's exemption for a control is honoured, and why."""
 
     exempt: bool
@@ -68,8 +66,7 @@ def read_tags(s3: S3Client, bucket: str) -> dict[str, str]:
     return {tag["Key"]: tag.get("Value", "") for tag in response.get("TagSet", [])}
 
 
-@dataclass(frozen=True)
-class Grant:
+class Grant(NamedTuple):
     """One exemption as granted: where from, which controls, why, and until when."""
 
     source: str  # "tags", or the allowlist entry that grants it
@@ -202,8 +199,7 @@ MODE_KEYS = frozenset({"controls", "mode", "reason", *SCOPE_KEYS})
 _STRENGTH = {Mode.OFF: 0, Mode.NOTIFY: 1, Mode.REMEDIATE: 2}
 
 
-@dataclass(frozen=True)
-class AllowlistEntry:
+class AllowlistEntry(NamedTuple):
     """One entry of the central exemption allowlist (an SSM parameter a person deployed)."""
 
     patterns: tuple[str, ...]  # bucket name patterns (fnmatch: *, ?, [...])
@@ -212,7 +208,7 @@ class AllowlistEntry:
     until: str
     number: int  # its position in the list, from 1, to name it in notes
     # The accounts and OUs it is for (none named: every account).
-    scope: Scope = field(default_factory=Scope)
+    scope: Scope = Scope()
 
     def grant(self, where: str) -> Grant:
         controls = tuple(sorted(self.controls))
@@ -224,8 +220,7 @@ class AllowlistEntry:
         return covered and any(fnmatch.fnmatchcase(bucket, p) for p in self.patterns)
 
 
-@dataclass(frozen=True)
-class ModeEntry:
+class ModeEntry(NamedTuple):
     """The mode of some controls in some accounts or OUs (never in every account: the stack's
     parameters say that)."""
 
@@ -239,8 +234,7 @@ class ModeEntry:
         return "all" in self.controls or control_id in self.controls
 
 
-@dataclass(frozen=True)
-class Allowlist:
+class Allowlist(NamedTuple):
     """The central exemption allowlist as read, or why it could not be used."""
 
     entries: tuple[AllowlistEntry, ...] = ()
@@ -249,8 +243,7 @@ class Allowlist:
     modes: tuple[ModeEntry, ...] = ()
 
 
-@dataclass(frozen=True)
-class ModeChoice:
+class ModeChoice(NamedTuple):
     """A control's mode in an account: `by` names the allowlist entry that set it (None: the
     stack's); `warning` says why an entry that would have was not applied."""
 

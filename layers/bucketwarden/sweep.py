@@ -22,8 +22,8 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, Literal
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
@@ -59,8 +59,7 @@ OutcomeSink = Callable[[list[Outcome]], None]
 _MAKING_CLIENTS = threading.Lock()
 
 
-@dataclass(frozen=True)
-class SweepResult:
+class SweepResult(NamedTuple):
     """What one sweep pass did, and where the next invocation resumes."""
 
     tally: Tally
