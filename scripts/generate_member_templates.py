@@ -130,15 +130,7 @@ MEMBER_ROLE = Block("""\
         Statement:
           # Only the hub's @{name} role: the hub account is the principal, the role the
           # condition (a trust policy that names a role not made yet is refused).
-          - Sid: HubFunctionRoleOnly
-            Effect: Allow
-            Principal:
-              AWS: !Sub arn:${AWS::Partition}:iam::${HubAccountId}:root
-            Action: sts:AssumeRole
-            Condition:
-              ArnEquals:
-                aws:PrincipalArn: @{hub_role}
-@{operators}      Policies:
+@{trust}@{operators}      Policies:
         - PolicyName: @{name}
           PolicyDocument:
             Version: "2012-10-17"
@@ -250,11 +242,12 @@ def member_role(
     operators: str = "",
 ) -> str:
     statements = s3_statements(reads, writes, write_condition="", write_comments=("", ""))
+    trust = HUB_PRINCIPAL.substitute(sid="HubFunctionRoleOnly", principal=HUB_ROLE + name)
     return MEMBER_ROLE.substitute(
         name=name,
         Name=camel(name),
         description=scalar("Description", description, 6),
-        hub_role=HUB_ROLE + name,
+        trust=indent(trust, 10),
         operators=operators,
         statements=indent(statements, 14),
     )
@@ -262,18 +255,23 @@ def member_role(
 
 # The people's way in, for the CLI's organization scans: roles of the hub account named in
 # OperatorRoleArns, and no other account's principals.
-OPERATORS = """          - !If
+OPERATORS = """\
+          - !If
             - HasOperators
-            - Sid: HubOperatorRoles
-              Effect: Allow
-              Principal:
-                AWS: !Sub arn:${AWS::Partition}:iam::${HubAccountId}:root
-              Action: sts:AssumeRole
-              Condition:
-                ArnEquals:
-                  aws:PrincipalArn: !Ref OperatorRoleArns
-            - !Ref AWS::NoValue
+@{operators}            - !Ref AWS::NoValue
 """
+
+# Who may assume a member role: principals of the hub account, the ARN the condition.
+HUB_PRINCIPAL = Block("""\
+- Sid: @{sid}
+  Effect: Allow
+  Principal:
+    AWS: !Sub arn:${AWS::Partition}:iam::${HubAccountId}:root
+  Action: sts:AssumeRole
+  Condition:
+    ArnEquals:
+      aws:PrincipalArn: @{principal}
+""")
 
 
 def family_role(family: str) -> str:
@@ -286,7 +284,9 @@ def family_role(family: str) -> str:
 def sweep_role() -> str:
     description = "BucketWarden hub's sweep, in this account (every control, every bucket)"
     writes = grouped(CONTROLS, writes=True)
-    return member_role(SWEEP, description, sweep_reads(), writes, OPERATORS)
+    people = HUB_PRINCIPAL.substitute(sid="HubOperatorRoles", principal="!Ref OperatorRoleArns")
+    operators = Block(OPERATORS).substitute(operators=indent(people, 12))
+    return member_role(SWEEP, description, sweep_reads(), writes, operators)
 
 
 def roles_template() -> str:
