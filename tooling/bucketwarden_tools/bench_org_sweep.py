@@ -6,8 +6,12 @@ mode: its own account and 19 members, through their member sweep role). The buck
 population (bench_sweep.populate: a compliant baseline, every fourth bucket drifted), every
 control in notify mode (read-only, findings audited). Both runs go through the sweep function's
 handler as Lambda runs it: its self-invocations are answered as Lambda answers them (202) and
-delivered to the handler on a pool of FAN_OUT threads standing in for that many concurrent
-instances, each with a request id of its own.
+delivered to the handler on a pool of threads standing in for concurrent instances, each with a
+request id of its own. The sweep starts FAN_OUT accounts at once, as in Lambda; the pool runs as
+many of them at a time as the machine has cores (INSTANCES), since each Lambda instance has a
+CPU of its own: ten instances as threads on two cores would measure the cores' contention (160
+workers where one account's sweep has 16), not the organization's cost. The others wait in the
+queue, as throttled asynchronous invocations wait in Lambda's.
 
 Printed: each run's wall time and their ratio (target: the organization within 2x), S3 requests
 per bucket in each (the same reads per bucket), STS calls per account per invocation (at most
@@ -81,9 +85,13 @@ class Context:
         return 900_000
 
 
+# Invocations handled at once: one per core, as each Lambda instance has a CPU of its own.
+INSTANCES = min(FAN_OUT, os.cpu_count() or 1)
+
+
 class Lambda:
     """Lambda's side of the sweep: its asynchronous invocations accepted (202) and delivered to
-    the handler, at most FAN_OUT at once; the AssumeRole calls each invocation made."""
+    the handler, at most INSTANCES at once; the AssumeRole calls each invocation made."""
 
     def __init__(self) -> None:
         self.queued: queue.Queue[dict[str, Any]] = queue.Queue()
@@ -120,7 +128,7 @@ class Lambda:
         """The invocation `event` starts, and every one queued after it, to the last."""
         self.queued.put(event)
         started = 0
-        with ThreadPoolExecutor(max_workers=FAN_OUT) as pool:
+        with ThreadPoolExecutor(max_workers=INSTANCES) as pool:
             running: set[Future[dict[str, Any]]] = set()
             while running or not self.queued.empty():
                 while not self.queued.empty():
@@ -401,7 +409,8 @@ def main(argv: list[str] | None = None) -> int:
         f"instance (target <= 1), {figures.warm_sts} warm (target 0). {verdict}"
     )
     console.print(
-        f"At most {FAN_OUT} accounts at once (threads standing in for Lambda instances); "
+        f"{FAN_OUT} accounts started at once, {INSTANCES} swept at a time (threads standing in "
+        "for Lambda instances, one per core); "
         f"every control in notify mode. Load: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores."
     )
     return 1 if wrong and args.check else 0
