@@ -242,7 +242,7 @@ def member_role(
     operators: str = "",
 ) -> str:
     statements = s3_statements(reads, writes, write_condition="", write_comments=("", ""))
-    trust = HUB_PRINCIPAL.substitute(sid="HubFunctionRoleOnly", principal=HUB_ROLE + name)
+    trust = HUB_PRINCIPAL.substitute(sid="HubFunctionRoleOnly", principal=HUB_ROLE + name, extra="")
     return MEMBER_ROLE.substitute(
         name=name,
         Name=camel(name),
@@ -271,7 +271,14 @@ HUB_PRINCIPAL = Block("""\
   Condition:
     ArnEquals:
       aws:PrincipalArn: @{principal}
-""")
+@{extra}""")
+
+# A person's session may not take a hub function's name: the engine takes a member role's
+# session named after one of its functions for its own change, and would ignore that person's.
+NOT_A_FUNCTION_SESSION = """\
+    StringNotLike:
+      sts:RoleSessionName: !Sub ${HubStackName}-*
+"""
 
 
 def family_role(family: str) -> str:
@@ -284,7 +291,9 @@ def family_role(family: str) -> str:
 def sweep_role() -> str:
     description = "BucketWarden hub's sweep, in this account (every control, every bucket)"
     writes = grouped(CONTROLS, writes=True)
-    people = HUB_PRINCIPAL.substitute(sid="HubOperatorRoles", principal="!Ref OperatorRoleArns")
+    people = HUB_PRINCIPAL.substitute(
+        sid="HubOperatorRoles", principal="!Ref OperatorRoleArns", extra=NOT_A_FUNCTION_SESSION
+    )
     operators = Block(OPERATORS).substitute(operators=indent(people, 12))
     return member_role(SWEEP, description, sweep_reads(), writes, operators)
 

@@ -205,7 +205,11 @@ OPERATOR_TRUST = {
             "Effect": "Allow",
             "Principal": {"AWS": {"!Sub": "arn:${AWS::Partition}:iam::${HubAccountId}:root"}},
             "Action": "sts:AssumeRole",
-            "Condition": {"ArnEquals": {"aws:PrincipalArn": {"!Ref": "OperatorRoleArns"}}},
+            "Condition": {
+                "ArnEquals": {"aws:PrincipalArn": {"!Ref": "OperatorRoleArns"}},
+                # A person's session never looks like a hub function's (the engine's own).
+                "StringNotLike": {"sts:RoleSessionName": {"!Sub": "${HubStackName}-*"}},
+            },
         },
         {"!Ref": "AWS::NoValue"},
     ]
@@ -581,7 +585,10 @@ def test_operator_roles_of_the_hub_may_assume_the_sweep_role_when_named() -> Non
     hub_function, people = role["AssumeRolePolicyDocument"]["Statement"]
     assert hub_function["Sid"] == "HubFunctionRoleOnly"
     assert people["Principal"] == {"AWS": f"arn:aws:iam::{HUB_ACCOUNT}:root"}
-    assert people["Condition"] == {"ArnEquals": {"aws:PrincipalArn": operators.split(",")}}
+    assert people["Condition"] == {
+        "ArnEquals": {"aws:PrincipalArn": operators.split(",")},
+        "StringNotLike": {"sts:RoleSessionName": "bucketwarden-*"},
+    }
     # The family roles stay the hub functions' alone.
     family = boto3.client("iam").get_role(RoleName="bucketwarden-member-versioning")["Role"]
     versioning_function = f"arn:aws:iam::{HUB_ACCOUNT}:role/bucketwarden-versioning"
