@@ -11,9 +11,9 @@ the extras it names, each with its reason (printed under the table).
 Part 2 imports each functions/<folder>/app.py in a fresh interpreter with the environment Lambda
 sets, then handles one event in it: import time, first-event time and the child's peak RSS.
 
-Part 3 states the cold start as what our code adds: each function's import against the import
-of the libraries it loads (boto3, the Powertools utilities it uses, pydantic) alone, alternated
-in one loop of fresh interpreters, as a ratio (target ≤ 1.15).
+Part 3 states the cold start as what our code adds: in each of several fresh interpreters, the
+import of the libraries a function loads (boto3, the Powertools utilities it uses, pydantic),
+then of the function on top of them, as a ratio of the whole to the libraries (target ≤ 1.15).
 
     python -m bucketwarden_tools.bench [--json] [--check] [--runs N] [--skip-cold-start]
                                        [--only-cold-start] [--import-pairs N]
@@ -1270,9 +1270,10 @@ def attribute_import_time(importtime: str, top: int = 8) -> list[tuple[str, floa
 
 # -- part 3: what our code adds to import -----------------------------------------------------
 
-# The cold start our code is answerable for: `import app` against importing only the libraries
-# the function's own modules import (boto3, the Powertools utilities it uses, pydantic), each in
-# fresh interpreters, alternated in one loop so that the machine's noise falls on both alike.
+# The cold start our code is answerable for: in a fresh interpreter, the libraries the function's
+# own modules import (boto3, the Powertools utilities it uses, pydantic), timed, then `import app`,
+# timed: the second figure is what our code adds, measured in the same process right after the
+# first, so that the machine's noise of the moment falls on both alike.
 MAX_IMPORT_RATIO = 1.15
 IMPORT_PAIRS = 20
 
@@ -1309,29 +1310,38 @@ assert bucketwarden.__file__.startswith(sys.argv[1]), f"engine from {bucketwarde
 print(json.dumps(list(found)))
 """
 
-# Imports the modules named in argv[1:] in a fresh interpreter and prints the wall and CPU time
-# it took, start-up excluded. The same for both sides: `app`, or the libraries it loads. The
-# ratio is taken on CPU time: a process waiting for a core while others run adds wall time only.
+# Imports the library modules named in argv[1:], then app, in a fresh interpreter; prints the CPU
+# time of each step, start-up excluded. CPU time: a process waiting for a core while others run
+# adds wall time only.
 IMPORT_CHILD = r"""
 import importlib, json, sys, time
 
-wall, cpu = time.perf_counter(), time.process_time()
+cpu = time.process_time()
 for name in sys.argv[1:]:
     importlib.import_module(name)
-wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-print(json.dumps({"import_ms": wall * 1000, "import_cpu_ms": cpu * 1000}))
+libraries = time.process_time() - cpu
+cpu = time.process_time()
+import app
+own = time.process_time() - cpu
+print(json.dumps({"libraries_cpu_ms": libraries * 1000, "own_cpu_ms": own * 1000}))
 """
 
 
 @dataclass
 class ImportRatio:
-    """`import app` against the import of the libraries it loads, paired run by run (CPU ms:
-    what the other processes of a shared machine disturb least)."""
+    """Per fresh interpreter: the CPU ms of importing the libraries app loads, and the CPU ms
+    `import app` adds once they are loaded (our modules, and any library module they load
+    that the list missed, counted as ours)."""
 
     function: str
     libraries: list[str]
-    function_ms: list[float]
     libraries_ms: list[float]
+    own_runs_ms: list[float]
+
+    @property
+    def function_ms(self) -> list[float]:
+        """Each run's whole import: what a cold start pays for `import app`."""
+        return [lib + own for lib, own in zip(self.libraries_ms, self.own_runs_ms, strict=True)]
 
     @property
     def function_median(self) -> float:
@@ -1343,15 +1353,14 @@ class ImportRatio:
 
     @property
     def ratio(self) -> float:
-        """The median of the pairs' ratios: each pair ran side by side, under the same load."""
+        """The median of the runs' ratios, each taken inside one interpreter."""
         pairs = zip(self.function_ms, self.libraries_ms, strict=True)
         return statistics.median(function / libraries for function, libraries in pairs)
 
     @property
     def own_ms(self) -> float:
-        """What the function's own modules add: the median of the pairs' differences."""
-        pairs = zip(self.function_ms, self.libraries_ms, strict=True)
-        return statistics.median(function - libraries for function, libraries in pairs)
+        """What the function's own modules add: the median of the runs."""
+        return statistics.median(self.own_runs_ms)
 
     def failures(self) -> list[str]:
         if self.ratio <= MAX_IMPORT_RATIO:
@@ -1385,21 +1394,21 @@ def libraries_of(folder: Path, env: dict[str, str]) -> list[str]:
     return found
 
 
-def _import_cpu_ms(folder: Path, env: dict[str, str], modules: list[str]) -> float:
-    """CPU milliseconds of importing `modules` in a fresh interpreter, start-up excluded."""
-    return float(json.loads(_python(IMPORT_CHILD, folder, env, *modules))["import_cpu_ms"])
+def _import_cpu_ms(folder: Path, env: dict[str, str], libraries: list[str]) -> tuple[float, float]:
+    """CPU ms of importing `libraries`, then of `import app`, in one fresh interpreter."""
+    measured = json.loads(_python(IMPORT_CHILD, folder, env, *libraries))
+    return float(measured["libraries_cpu_ms"]), float(measured["own_cpu_ms"])
 
 
-def import_ratio(folder: Path, env: dict[str, str], pairs: int = IMPORT_PAIRS) -> ImportRatio:
-    """`pairs` fresh imports of app and as many of its libraries alone, alternated (and which
-    goes first alternated too), after one untimed import of each that warms the file cache."""
+def import_ratio(folder: Path, env: dict[str, str], runs: int = IMPORT_PAIRS) -> ImportRatio:
+    """`runs` fresh interpreters, after one untimed that warms the file cache."""
     libraries = libraries_of(folder, env)
     _import_cpu_ms(folder, env, libraries)
-    measured = ImportRatio(folder.name, libraries, function_ms=[], libraries_ms=[])
-    sides = [(["app"], measured.function_ms), (libraries, measured.libraries_ms)]
-    for run in range(pairs):
-        for modules, times in sides if run % 2 == 0 else reversed(sides):
-            times.append(_import_cpu_ms(folder, env, modules))
+    measured = ImportRatio(folder.name, libraries, libraries_ms=[], own_runs_ms=[])
+    for _ in range(runs):
+        libraries_ms, own_ms = _import_cpu_ms(folder, env, libraries)
+        measured.libraries_ms.append(libraries_ms)
+        measured.own_runs_ms.append(own_ms)
     return measured
 
 
@@ -1702,7 +1711,7 @@ def _ratio_table(ratios: list[ImportRatio], pairs: int) -> Any:
     table = Table(
         title=(
             "What each function's own code adds to its import (fresh interpreters, "
-            f"medians of {pairs} pairs)"
+            f"medians of {pairs} fresh interpreters)"
         ),
         title_justify="left",
         caption=f"Target: function / libraries ≤ {MAX_IMPORT_RATIO:.2f}.",
@@ -1781,16 +1790,16 @@ COLD_NOTES = (
 )
 
 RATIO_NOTES = (
-    "Function: CPU time of `import app` (the cold-start table's Import CPU ms). Libraries: CPU "
-    "time of importing, alone, every library module the function's own modules import as "
-    "Lambda loads them (boto3, the Powertools utilities, pydantic; found by recording one "
-    "`import app`), with the module that defines each name they take from it. Both run in fresh "
-    "interpreters with the same environment and path, alternated in one loop (which goes first "
-    "alternates too), so that the machine's load falls on both alike. Ratio and own ms are the "
-    "medians of each pair's ratio and difference: what our code costs a cold start on top of "
-    "what it must load. On a shared machine it still moves by a few hundredths from run to run "
-    "(--import-pairs takes more pairs). The event models are built on the first parse, in the "
-    "first event (about 1.5 ms there)."
+    "In each fresh interpreter (the environment and path Lambda gives the function), first every "
+    "library module the function's own modules import as Lambda loads them (boto3, the "
+    "Powertools utilities, pydantic; found by recording one `import app`, with the module that "
+    "defines each name they take from it), timed: Libraries; then `import app`, timed: Own, "
+    "what our modules add (a library module they load that the list missed counts as ours). "
+    "Function = Libraries + Own, the whole import. CPU time, medians over the interpreters. "
+    "Both steps of a run share the machine's load of that moment, so the ratio moves by about "
+    "±0.02 between runs where two separate processes moved by ±0.08 (--import-pairs takes more "
+    "runs). The event models are built on the first parse, in the first event (about 1.5 ms "
+    "there)."
 )
 
 BREAKDOWN_NOTE = (
@@ -1845,7 +1854,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--import-pairs",
         type=int,
         default=IMPORT_PAIRS,
-        help="fresh imports of each function and of its libraries alone, alternated",
+        help="fresh interpreters per function for the import ratio (libraries, then app)",
     )
     parser.add_argument(
         "--trace-aws-calls",
