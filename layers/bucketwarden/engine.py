@@ -300,7 +300,7 @@ class Engine:
 
     def _step(self, control: Control, context: EventContext, subject: str | None) -> Step:
         """A control's step, decided already when the control is off or there is no subject."""
-        mode = self.settings.mode(control.id)
+        mode = self.settings.mode(control.id, control.default_mode)
         step = Step(control, mode, context.base(control, mode, subject))
         if mode is Mode.OFF:
             why: str | None = f"{control.id} is off"
@@ -404,7 +404,7 @@ class Engine:
         present = {step.control.id: step for step in steps}
         joined: list[Step] = []
         for control in self.controls:
-            mode = self.settings.mode(control.id)
+            mode = self.settings.mode(control.id, control.default_mode)
             if control.id in present:
                 joined.append(present[control.id])
             elif control.surface == surface and mode is not Mode.OFF:

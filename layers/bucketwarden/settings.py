@@ -172,8 +172,11 @@ class Settings:
         """Events of member accounts are acted on there, with the member role."""
         return self.member_role_name is not None
 
-    def mode(self, control_id: str) -> Mode:
-        return self.modes.get(control_id, Mode.REMEDIATE)
+    def mode(self, control_id: str, default: Mode = Mode.REMEDIATE) -> Mode:
+        """The control's configured mode, or its own default (`Control.default_mode`: controls
+        added after a release detect only until someone chooses, so an upgrade changes no
+        bucket)."""
+        return self.modes.get(control_id, default)
 
     @property
     def exempt_reason_key(self) -> str:

@@ -176,7 +176,7 @@ class Sweep:
         account: str | None = None,
         accounts: AccountAccess | None = None,
     ) -> None:
-        enabled = tuple(c for c in controls if settings.mode(c.id) is not Mode.OFF)
+        enabled = tuple(c for c in controls if settings.mode(c.id, c.default_mode) is not Mode.OFF)
         self.controls = enabled
         self.reporter = reporter
         # A member account of an organization (`account`, reached through `accounts`) is swept
@@ -298,7 +298,11 @@ class Sweep:
         context = EventContext(None, region, found_by=FOUND_BY, account=self.account)
         settings = self.engine.settings
         return [
-            replace(context.base(c, settings.mode(c.id), subject), status=status, reason=reason)
+            replace(
+                context.base(c, settings.mode(c.id, c.default_mode), subject),
+                status=status,
+                reason=reason,
+            )
             for c in controls
         ]
 

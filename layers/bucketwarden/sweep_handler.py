@@ -525,7 +525,9 @@ class _Invocation:
 
     def organization_summary(self, results: list[AccountResult]) -> SweepSummary:
         tally, lines, invocations = combined(results)
-        enabled = [c.id for c in CONTROLS if self.settings.mode(c.id) is not Mode.OFF]
+        enabled = [
+            c.id for c in CONTROLS if self.settings.mode(c.id, c.default_mode) is not Mode.OFF
+        ]
         return SweepSummary(
             sweep_id=self.progress.sweep_id,
             started_at=self.progress.started_at,

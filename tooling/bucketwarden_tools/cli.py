@@ -416,7 +416,7 @@ def _note_off_controls(settings: Any, controls: tuple[Control, ...], err: Consol
 
     from bucketwarden.settings import Mode, mode_variable
 
-    off = [c.id for c in controls if settings.mode(c.id) is Mode.OFF]
+    off = [c.id for c in controls if settings.mode(c.id, c.default_mode) is Mode.OFF]
     if off:
         settings_text = ", ".join(f"{mode_variable(c)}=off" for c in off)
         err.print(

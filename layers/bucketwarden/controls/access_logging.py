@@ -44,6 +44,8 @@ def _logging(state: State) -> dict[str, Any]:
 
 class AccessLogging(Control["S3Client"]):
     id = "access-logging"
+    fsbp = ("S3.9",)
+    severity = "MEDIUM"
     family = "logging"
     title = "Server access logs go to the log target bucket"
     surface = "logging configuration"

@@ -103,6 +103,7 @@ def _fixed_settings_note(state: State) -> str | None:
 
 class AccessPointPolicy(Control["S3ControlClient"]):
     id = "access-point"
+    severity = "CRITICAL"
     family = "public-access"
     title = "Internet access points have no public policy"
     surface = "access point policy"

@@ -37,6 +37,8 @@ def account_of(record: CloudTrailRecord) -> str | None:
 
 class AccountPublicAccessBlock(PublicAccessBlockControl):
     id = "account-public-access-block"
+    fsbp = ("S3.1",)
+    severity = "MEDIUM"
     family = "public-access"
     title = "Account Block Public Access is fully on"
     surface = "account Block Public Access configuration"

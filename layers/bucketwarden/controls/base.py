@@ -12,13 +12,16 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, Literal, NamedTuple, Protocol, TypeVar
 
-from bucketwarden.settings import Settings
+from bucketwarden.settings import Mode, Settings
 
 if TYPE_CHECKING:
     from bucketwarden.events import CloudTrailRecord
 
 # The client a control reads and writes its surface with (S3 or S3 Control; see `service`).
 Api = TypeVar("Api")
+
+# A finding's severity label in the AWS Security Finding Format.
+Severity = Literal["INFORMATIONAL", "LOW", "MEDIUM", "HIGH", "CRITICAL"]
 
 # The surface's configuration as S3 returns it (ResponseMetadata removed), JSON-serialisable.
 State = dict[str, Any] | None
@@ -105,6 +108,14 @@ class Control(ABC, Generic[Api]):
     # Why S3 may refuse to write a state back although the credentials allow the call (a
     # setting elsewhere forbids it), said when a rollback's write is refused; None if nothing.
     refusal_hint: str | None = None
+    # The mode when none is configured (MODE_<ID> unset). Controls added after the first release
+    # default to NOTIFY, so that an upgrade reports new findings and changes nobody's buckets.
+    default_mode: Mode = Mode.REMEDIATE
+    # The AWS Foundational Security Best Practices controls this control checks ("S3.8"), and
+    # the severity of its findings in Security Hub (ASFF label: INFORMATIONAL, LOW, MEDIUM, HIGH,
+    # CRITICAL).
+    fsbp: tuple[str, ...] = ()
+    severity: Severity = "MEDIUM"
 
     def subject(self, record: CloudTrailRecord) -> str | None:
         """What the event concerns for this control (bucket name, account id, ARN), or None."""

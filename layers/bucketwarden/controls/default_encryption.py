@@ -128,6 +128,8 @@ def _unapproved(key: str | None, account: str | None) -> str:
 
 class DefaultEncryption(Control["S3Client"]):
     id = "default-encryption"
+    fsbp = ("S3.17",)
+    severity = "MEDIUM"
     family = "encryption"
     title = "Default encryption meets the baseline"
     surface = "default encryption configuration"

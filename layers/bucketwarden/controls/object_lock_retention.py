@@ -135,6 +135,8 @@ def _drift(current: Retention | None, baseline: Retention, source: str) -> str:
 
 class ObjectLockRetention(Control["S3Client"]):
     id = "object-lock-retention"
+    fsbp = ("S3.15",)
+    severity = "MEDIUM"
     family = "object-lock"
     title = "Object Lock default retention is not weaker than the baseline"
     surface = "object lock configuration"

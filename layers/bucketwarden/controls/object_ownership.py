@@ -131,6 +131,8 @@ class AclGrants(NamedTuple):
 
 class ObjectOwnership(Control["S3Client"]):
     id = "object-ownership"
+    fsbp = ("S3.12",)
+    severity = "MEDIUM"
     family = "public-access"
     title = "ACLs are disabled (Object Ownership BucketOwnerEnforced)"
     surface = "Object Ownership setting"

@@ -77,6 +77,8 @@ class PublicAccessBlockControl(Control):
 
 class BucketPublicAccessBlock(PublicAccessBlockControl):
     id = "bucket-public-access-block"
+    fsbp = ("S3.8",)
+    severity = "HIGH"
     family = "public-access"
     title = "Bucket Block Public Access is fully on"
     surface = "bucket Block Public Access configuration"

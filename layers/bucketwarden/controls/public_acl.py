@@ -53,6 +53,8 @@ def _acl_key(state: State) -> tuple[tuple[str, ...], list[tuple[tuple[str, ...],
 
 class PublicAcl(Control["S3Client"]):
     id = "public-acl"
+    fsbp = ("S3.2", "S3.3")
+    severity = "CRITICAL"
     family = "public-access"
     title = "Bucket ACL grants no public access"
     surface = "bucket ACL"

@@ -78,6 +78,8 @@ def _cloudfront_note(document: dict[str, Any] | str, verdict: Verdict) -> str | 
 
 class PublicPolicy(BucketPolicySurface):
     id = "public-policy"
+    fsbp = ("S3.2", "S3.3")
+    severity = "CRITICAL"
     family = "public-access"
     title = "Bucket policy grants no public access"
     trigger_events = ("PutBucketPolicy",)

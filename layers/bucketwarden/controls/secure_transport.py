@@ -201,6 +201,8 @@ def with_rules(
 
 class SecureTransport(BucketPolicySurface):
     id = "secure-transport"
+    fsbp = ("S3.5",)
+    severity = "MEDIUM"
     family = "public-access"
     title = "Bucket policy denies requests without TLS"
     trigger_events = ("CreateBucket", "PutBucketPolicy", "DeleteBucketPolicy")

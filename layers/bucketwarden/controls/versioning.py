@@ -20,6 +20,8 @@ ENABLED = {"Status": "Enabled"}
 
 class Versioning(Control["S3Client"]):
     id = "versioning"
+    fsbp = ("S3.14",)
+    severity = "LOW"
     family = "versioning"
     title = "Bucket versioning is enabled"
     surface = "versioning configuration"
