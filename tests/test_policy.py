@@ -702,9 +702,11 @@ def test_removing_the_public_statements_leaves_a_non_public_policy(
 # -- the command line ---------------------------------------------------------------------------
 
 
-def run_check(*args: str) -> subprocess.CompletedProcess[str]:
+def run_check(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     command = [sys.executable, "-m", "bucketwarden_tools.cli", "policy", "check", *args]
-    return subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+    return subprocess.run(
+        command, input=stdin, capture_output=True, text=True, timeout=60, check=False
+    )
 
 
 def write(tmp_path: Path, content: Any) -> Path:
@@ -768,6 +770,32 @@ def test_cli_rejects_what_is_not_a_policy(tmp_path: Path, content: str, message:
     assert done.returncode == 2
     assert done.stdout == ""
     assert message in " ".join(done.stderr.split())
+
+
+def test_cli_reads_the_answer_of_get_bucket_policy_from_standard_input() -> None:
+    # `aws s3api get-bucket-policy --bucket b | bucketwarden policy check -`: the AWS CLI prints
+    # the document as a string under "Policy".
+    document = policy(statement("*", Sid="PublicRead"))
+    answer = json.dumps({"Policy": json.dumps(document)})
+
+    done = run_check("-", "--json", stdin=answer)
+
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["reasons"][0]["statement"] == "PublicRead"
+
+
+def test_cli_reads_a_plain_document_from_standard_input() -> None:
+    done = run_check("-", stdin=json.dumps(policy(statement({"AWS": ACCOUNT}, Sid="Mine"))))
+
+    assert done.returncode == 0, done.stderr
+    assert "not public standard input (bucket policy)" in " ".join(done.stdout.split())
+
+
+def test_cli_names_standard_input_when_what_it_reads_is_not_a_policy() -> None:
+    done = run_check("-", stdin="this is not json")
+
+    assert done.returncode == 2
+    assert "standard input is not a policy: not JSON" in " ".join(done.stderr.split())
 
 
 def test_cli_unreadable_file(tmp_path: Path) -> None:

@@ -173,26 +173,47 @@ def cmd_demo(args: argparse.Namespace, console: Console, err: Console) -> int:
 def _read_policy(path: Path, access_point: bool) -> Any:
     from bucketwarden.policy import PolicyError, analyze
 
+    text = _policy_text(path)
     try:
-        text = path.read_text()
+        return analyze(_unwrapped_policy(text), "access-point" if access_point else "bucket")
+    except PolicyError as error:
+        raise CliError(f"{_source_name(path)} is not a policy: {error}") from error
+
+
+def _source_name(path: Path) -> str:
+    return "standard input" if str(path) == "-" else str(path)
+
+
+def _policy_text(path: Path) -> str:
+    """FILE's text, or standard input's for `-` (a pipe from `aws s3api get-bucket-policy`)."""
+    try:
+        return sys.stdin.read() if str(path) == "-" else path.read_text()
     except OSError as error:
         raise CliError(f"cannot read {path}: {error.strerror}") from error
     except UnicodeDecodeError as error:
-        raise CliError(f"{path} is not a policy: not text") from error
+        raise CliError(f"{_source_name(path)} is not a policy: not text") from error
+
+
+def _unwrapped_policy(text: str) -> str:
+    """The policy document itself when `text` is GetBucketPolicy's answer as the AWS CLI prints
+    it ({"Policy": "<the document as a string>"}); anything else as given."""
     try:
-        return analyze(text, "access-point" if access_point else "bucket")
-    except PolicyError as error:
-        raise CliError(f"{path} is not a policy: {error}") from error
+        parsed = json.loads(text)
+    except ValueError:
+        return text
+    if isinstance(parsed, dict) and set(parsed) == {"Policy"} and isinstance(parsed["Policy"], str):
+        return parsed["Policy"]
+    return text
 
 
-def _print_verdict(verdict: Any, path: Path, console: Console) -> None:
+def _print_verdict(verdict: Any, path: str, console: Console) -> None:
     from rich.markup import escape
     from rich.table import Table
 
     public = len(verdict.public_statement_indexes)
     headline = "[bold red]PUBLIC[/]" if verdict.public else "[bold green]not public[/]"
     console.print(
-        f"{headline}  {escape(str(path))} ({verdict.context} policy): "
+        f"{headline}  {escape(path)} ({verdict.context} policy): "
         f"{public} of {len(verdict.statements)} statements public"
     )
     table = Table(show_lines=True, expand=False)
@@ -213,7 +234,7 @@ def cmd_policy_check(args: argparse.Namespace, console: Console, err: Console) -
     if args.json:
         sys.stdout.write(json.dumps(verdict.as_dict()) + "\n")
     else:
-        _print_verdict(verdict, args.file, console)
+        _print_verdict(verdict, _source_name(args.file), console)
     return EXIT_OK
 
 
@@ -1090,11 +1111,15 @@ def build_parser() -> argparse.ArgumentParser:
         "check",
         help="is a policy public in S3's meaning? with the reasons",
         description=(
-            "Judge the policy document in FILE as S3 does for Block Public Access: public or "
-            "not, and for each public statement the principal and the condition that make it so."
+            "Judge the policy document in FILE (- for standard input) as S3 does for Block "
+            "Public Access: public or not, and for each public statement the principal and the "
+            "condition that make it so. The output of `aws s3api get-bucket-policy` "
+            '({"Policy": "..."}) is read as the policy it holds.'
         ),
     )
-    check.add_argument("file", type=Path, metavar="FILE")
+    check.add_argument(
+        "file", type=Path, metavar="FILE", help="a policy document; - reads standard input"
+    )
     check.add_argument("--json", action="store_true", help="one JSON object: public, reasons")
     check.add_argument(
         "--access-point",
