@@ -196,6 +196,44 @@ def test_remediate_dry_run_shows_the_changes_remediate_then_makes(moto_server: s
         assert planned_after[finding] == made_after[finding], finding
 
 
+def test_remediate_dry_run_reads_the_audit_table_and_shows_the_hold_the_real_run_keeps(
+    moto_server: str,
+) -> None:
+    audit_table = create_table("dry-run-audit", "audit_id")
+    make_bucket(VERSIONING_BUCKET)
+    only = ("--controls", "versioning", "--bucket", VERSIONING_BUCKET, "--json")
+
+    def drift_and(*args: str) -> dict[str, Any]:
+        s3().put_bucket_versioning(
+            Bucket=VERSIONING_BUCKET, VersioningConfiguration={"Status": "Suspended"}
+        )
+        done = run_cli(
+            "remediate", *only, "--audit-table", audit_table, *args, endpoint=moto_server
+        )
+        assert done.returncode == 0, done.stderr
+        [outcome] = json_lines(done.stdout)
+        return outcome
+
+    fixes = [drift_and()["status"] for _ in range(3)]  # the flap threshold: 3 fixes
+    held = drift_and()  # the fourth drift is held, not fixed
+    planned = drift_and("--dry-run")
+
+    assert fixes == ["remediated"] * 3
+    assert (held["status"], planned["status"]) == ("noncompliant", "noncompliant")
+    assert "flap" in held["reason"]
+    assert planned["reason"] == held["reason"]
+    assert len(audit_items(audit_table)) == 4  # the dry run wrote nothing
+
+
+def test_remediate_dry_run_with_an_audit_table_that_is_not_there_is_an_error(
+    moto_server: str,
+) -> None:
+    done = run_cli("remediate", "--dry-run", "--audit-table", "no-such-table", endpoint=moto_server)
+
+    assert done.returncode == 2
+    assert "audit table 'no-such-table' not found" in done.stderr
+
+
 def test_sarif_validates_against_the_schema_and_locates_each_finding(
     moto_server: str, tmp_path: Path
 ) -> None:

@@ -457,12 +457,15 @@ def _sweep(args: argparse.Namespace, console: Console, err: Console, fix: bool) 
         os.environ["AWS_PROFILE"] = args.profile
     use_endpoint(args.endpoint_url, args.region)
     settings = replace(Settings.from_env(CONTROL_IDS), dry_run=not fix)
-    if fix:
-        if args.audit_table:
-            settings = replace(settings, audit_table=args.audit_table)
+    # A dry run reads the table as the real run would (flap holds, recorded baselines, earlier
+    # attempts), so that it shows what the real run will do; it writes nothing there.
+    table = getattr(args, "audit_table", None)  # `scan` has no table: it judges the state only
+    if table:
+        settings = replace(settings, audit_table=table)
+    if fix or table:
         _check_audit_table(settings.audit_table)
-        if not settings.audit_table:
-            err.print("[dim]note:[/] no audit table (--audit-table): changes are not recorded")
+    if fix and not settings.audit_table:
+        err.print("[dim]note:[/] no audit table (--audit-table): changes are not recorded")
     controls = _selected_controls(args)
     _note_off_controls(settings, controls, err)
     accounts = selected_accounts(args, _organizations)
@@ -1099,7 +1102,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--audit-table",
         type=_nonblank,
         metavar="NAME",
-        help="DynamoDB table for the audit records of the changes (default: AUDIT_TABLE)",
+        help="DynamoDB table for the audit records of the changes (default: AUDIT_TABLE); a "
+        "dry run reads it as the real run would (flap holds, recorded baselines) and writes "
+        "nothing",
     )
     remediate.set_defaults(run=cmd_remediate)
 
