@@ -110,6 +110,14 @@ def test_only_public_statements_become_the_tls_rules_in_one_write() -> None:
 
     assert [o["status"] for o in outcomes] == ["remediated", "remediated"]
     assert stored_policy(bucket) == {"Version": "2012-10-17", "Statement": tls_rules(bucket)}
+    # Both show the policy as read before and as written after; secure-transport judged what
+    # public-policy's fix left (no policy), and says so.
+    public_policy, secure_transport = outcomes
+    assert public_policy["before"] == secure_transport["before"]
+    assert secure_transport["reason"].startswith(
+        "after the fix of public-policy: no bucket policy: no Deny of requests without TLS"
+    )
+    assert not public_policy["reason"].startswith("after")
     delta = calls_delta(before_calls)
     assert delta["s3.PutBucketPolicy"] == 1
     assert "s3.DeleteBucketPolicy" not in delta

@@ -81,6 +81,15 @@ class Judged:
 Gate = Callable[[Judged], Outcome | None]
 
 
+def _as_judged(reason: str, planned: list[Step], state: State, before: State) -> str:
+    """The reason, saying so when the control judged the state that earlier controls' fixes
+    leave rather than the surface as read (which the outcome's `before` shows)."""
+    if not planned or state == before:
+        return reason
+    fixed_by = ", ".join(step.control.id for step in planned)
+    return f"after the fix of {fixed_by}: {reason}"
+
+
 class Engine:
     """Runs the controls of one family (or the sweep's) and hands each outcome to `reporter`;
     `store` is the audit table it reads (earlier attempts, flap records, exemption grants).
@@ -423,7 +432,7 @@ class Engine:
             # Set in place: if a later call fails, the outcome still shows what was found.
             step.outcome.before = before
             step.outcome.after = before
-            step.outcome.reason = evaluation.reason
+            step.outcome.reason = _as_judged(evaluation.reason, planned, state, before)
             decided = self._through_gates(Judged(step, evaluation, context, subject, state))
             if decided is not None:
                 step.decide(decided)
