@@ -272,8 +272,11 @@ def _approved_key(system: LocalSystem) -> tuple[str, str]:
     return approved, other
 
 
-def run_scenario(system: LocalSystem, recorder: Recorder) -> list[dict[str, Any]]:
+def run_scenario(
+    system: LocalSystem, recorder: Recorder, say: Callable[[str], None] = lambda text: None
+) -> list[dict[str, Any]]:
     approved, unapproved = _approved_key(system)
+    say(baseline_note(approved))
     os.environ.update({"ENCRYPTION_BASELINE": "SSE-KMS", "APPROVED_KMS_KEYS": approved})
     items: list[dict[str, Any]] = []
     for scenario in scenarios(unapproved) + organization_scenarios(system.organization):
@@ -323,16 +326,33 @@ def _table(items: list[dict[str, Any]], organization: bool = False) -> Table:
     return table
 
 
+# Fewer fixes than this per control are listed one by one: a median of two says little.
+MEDIAN_FROM = 3
+
+
 def _latency_summary(items: list[dict[str, Any]]) -> str:
     latencies: dict[str, list[int]] = defaultdict(list)
     for item in items:
         if item.get("kind") == "outcome" and item.get("status") == "remediated":
             latencies[str(item["control"])].append(int(item["latency_ms"]))
-    parts = [
-        f"{control} median {statistics.median(values):.0f} ms (n={len(values)})"
-        for control, values in sorted(latencies.items())
-    ]
+    parts = [_latencies(control, values) for control, values in sorted(latencies.items())]
     return "drift → fix: " + ("; ".join(parts) if parts else "nothing was remediated")
+
+
+def _latencies(control: str, values: list[int]) -> str:
+    if len(values) < MEDIAN_FROM:
+        return f"{control} {', '.join(str(value) for value in values)} ms"
+    spread = f"n={len(values)}, {min(values)}-{max(values)} ms"
+    return f"{control} median {statistics.median(values):.0f} ms ({spread})"
+
+
+def baseline_note(approved_key: str) -> str:
+    """What the demo changes from the stack's defaults, said before it starts."""
+    return (
+        "The demo sets the encryption baseline to SSE-KMS with one approved key "
+        f"(ENCRYPTION_BASELINE=SSE-KMS, APPROVED_KMS_KEYS={approved_key}), to show a bucket "
+        "switched to a key that is not approved; the stack's default baseline is SSE-S3."
+    )
 
 
 def _organization_summary(items: list[dict[str, Any]], organization: Organization) -> str:
@@ -359,7 +379,8 @@ def run_demo(
                   "functions)...[/]")  # fmt: skip
     system.start()
     try:
-        items = run_scenario(system, recorder)
+        say = (lambda text: None) if as_json else (lambda text: console.print(text, style="dim"))
+        items = run_scenario(system, recorder, say)
     finally:
         system.stop()
     if as_json:
