@@ -9,7 +9,7 @@ import pytest
 
 from tests import test_controls_versioning as versioning
 from tests import test_rollback
-from tests.helpers import ACTOR, EVENT_TIME, create_table, handle, public_bucket
+from tests.helpers import ACTOR, EVENT_TIME, create_table, handle, public_bucket, tag_bucket
 from tests.test_cli_replay import json_lines, on_moto_server, run_cli  # noqa: F401 (fixture)
 from tests.test_rollback import AUDIT_TABLE, Ran
 
@@ -142,6 +142,30 @@ def test_a_table_on_the_terminal(
     for status in ("remediated", "rolled-back"):
         assert status in ran.out
     assert "Suspended" in ran.out  # the change of the versioning fixes, before → after
+
+
+def test_a_records_warnings_are_kept_and_shown(bucketwarden: Callable[..., Ran]) -> None:
+    # An exemption whose date has passed exempts nothing: the fix is made, and the record says
+    # why the tag did not hold, as the notification did.
+    bucket = versioning.CASE.drifted("expired-exemption")
+    tags = {
+        "bucketwarden:exempt": "versioning",
+        "bucketwarden:exempt-reason": "archive",
+        "bucketwarden:exempt-until": "2020-01-31",
+    }
+    tag_bucket(bucket, tags)
+    fixed = versioning.CASE.run(bucket, event_id="e-expired")
+    assert fixed["status"] == "remediated"
+
+    as_json = bucketwarden("history", "--bucket", bucket, "--json")
+    as_table = bucketwarden("history", "--bucket", bucket)
+
+    [record] = as_json.lines
+    assert record["warnings"] == fixed["warnings"]
+    assert [w for w in record["warnings"] if w.startswith("exemption expired on 2020-01-31")]
+    # In the table, under the change (the column folds long text over several lines).
+    assert "warning:" in as_table.out
+    assert "2020-01-31" in as_table.out
 
 
 def test_an_empty_table_says_so(bucketwarden: Callable[..., Ran]) -> None:

@@ -89,6 +89,10 @@ def to_item(outcome: Outcome, audit_id: str, status: str | None = None) -> integ
     # a rollback writes back this very document.
     item["before"] = {"S": json.dumps(outcome.before)}
     item["after"] = {"S": json.dumps(outcome.after)}
+    # What people were told beside the status (an exemption that expired, a flap hold's advice):
+    # `history` shows it with the record.
+    if outcome.warnings:
+        item["warnings"] = {"S": json.dumps(outcome.warnings)}
     return item
 
 
@@ -109,6 +113,7 @@ def decoded(item: integrity.Item) -> dict[str, Any]:
     for side in ("before", "after"):
         if side in plain:
             plain[side] = json.loads(plain[side])
+    plain["warnings"] = json.loads(plain["warnings"]) if "warnings" in plain else []
     return plain
 
 

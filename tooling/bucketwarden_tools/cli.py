@@ -855,7 +855,10 @@ def _history_table(records: list[dict[str, Any]]) -> Any:
             escape(str(record.get("control") or "-")),
             f"[{STATUS_STYLES.get(status, 'magenta')}]{escape(status)}[/]",
             escape(f"{record.get('found_by', '?')}: {record.get('actor') or 'unknown'}"),
-            escape(change(record)),
+            "\n".join(
+                [escape(change(record))]
+                + [f"[yellow]warning:[/] {escape(str(w))}" for w in record.get("warnings") or []]
+            ),
         )
     return table
 

@@ -84,10 +84,13 @@ class LiveConsole:
         style = STATUS_STYLES.get(status, "")
         latency = f" [dim]{item['latency_ms']} ms[/]" if item.get("latency_ms") is not None else ""
         what = escape(change(item).replace("\n", " "))
+        warnings = "".join(
+            f"\n{' ' * 13}[yellow]warning:[/] {escape(str(w))}" for w in item.get("warnings") or []
+        )
         return (
             f"{when} [{style}]{status:<12}[/] {item.get('control') or '-'} on "
             f"[cyan]{item.get('bucket')}[/]{where}: {escape(str(item.get('reason')))} [dim]|[/] "
-            f"{what}{latency}"
+            f"{what}{latency}{warnings}"
         )
 
 
