@@ -5,7 +5,8 @@ Usage: .venv/bin/python scripts/generate_template.py [--check]   (`make template
 Every family (layers/bucketwarden/catalogue.py, FAMILIES) gets the same block: a role that holds
 its controls' actions, a log group, a dead-letter queue and its policy, the function with the
 EventBridge rule that matches its trigger events, one RemediationFailures alarm per control and
-a dead-letter alarm. They are written here once, between the BEGIN and END markers of
+a dead-letter alarm; the operators' dashboard (scripts/dashboard.py) follows them. They are
+written here once, between the BEGIN and END markers of
 template.yaml; the rest of the template is written by hand. With --check nothing is written:
 the exit status is 1 when template.yaml differs from what this script writes.
 
@@ -24,6 +25,12 @@ from string import Template
 from bucketwarden.catalogue import FAMILIES, controls_of, trigger_events
 from bucketwarden.controls.base import Control
 from bucketwarden.website import READ_ACTION as WEBSITE_READ_ACTION
+
+# Run as a script, scripts/ is on the path but the checkout (which holds the scripts package)
+# is not.
+if not __package__:
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from scripts.dashboard import dashboard_body
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "template.yaml"
@@ -526,7 +533,27 @@ def generated_region() -> str:
         "",
     ]
     blocks = "\n".join(family_block(family) for family in FAMILIES)
-    return "\n".join(header) + "\n" + blocks + "\n" + END + "\n"
+    return "\n".join(header) + "\n" + blocks + "\n" + dashboard() + "\n" + END + "\n"
+
+
+def dashboard() -> str:
+    """The operators' dashboard (scripts/dashboard.py): per-control figures, the families' and
+    the sweep's dead-letter queues and logs. Its URL is the output DashboardUrl."""
+    body = dashboard_body(list(FAMILIES), {family: camel(family) for family in FAMILIES})
+    return (
+        "\n".join(
+            [
+                "  # ---------------------------------------------------------------- dashboard",
+                "",
+                "  Dashboard:",
+                "    Type: AWS::CloudWatch::Dashboard",
+                "    Properties:",
+                "      DashboardBody: !Sub |",
+                indent(body, 8),
+            ]
+        )
+        + "\n"
+    )
 
 
 def marker_line(lines: list[str], marker: str) -> int:
