@@ -199,6 +199,15 @@ def test_a_fix_is_notified(stack: LocalStack, acl_fix: dict[str, Any]) -> None:
     assert notifications[0]["message"]["actor"] == CALLER_ARN
 
 
+def test_sts_names_a_caller_as_the_events_do(stack: LocalStack, acl_fix: dict[str, Any]) -> None:
+    # `bucketwarden rollback` names its caller with GetCallerIdentity; the events name the
+    # same key's caller from the emulated CloudTrail: one person, one name.
+    identity = stack.client("sts").get_caller_identity()
+
+    assert identity["Arn"] == CALLER_ARN == acl_fix["outcome"]["actor"]
+    assert identity["Account"] == ACCOUNT
+
+
 def test_a_fix_is_counted_in_cloudwatch(stack: LocalStack, acl_fix: dict[str, Any]) -> None:
     cloudwatch = stack.client("cloudwatch")
 

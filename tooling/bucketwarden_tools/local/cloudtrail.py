@@ -162,10 +162,9 @@ class CloudTrailMiddleware:
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         if sts.is_sts_request(environ) and access_key(environ) != EMULATOR_ACCESS_KEY:
-            denied = sts.assume_role_refusal(_read_body(environ))
-            if denied is not None:
-                start_response("403 Forbidden", [("Content-Type", "text/xml")])
-                return [denied]
+            answer = self._sts_answer(environ)
+            if answer is not None:
+                return self._answer(start_response, *answer)
         # Objects and reads pass untouched: their bodies may be large or streamed.
         if not is_configuration_request(environ):
             return self.app(environ, start_response)
@@ -195,6 +194,25 @@ class CloudTrailMiddleware:
         if status and status[0].startswith("2"):
             self._after_success(call, key, environ, started)
         return response
+
+    @staticmethod
+    def _sts_answer(environ: dict[str, Any]) -> tuple[str, bytes] | None:
+        """What the emulator answers itself for STS: a refused AssumeRole, or the identity of a
+        user's key; None leaves the call to moto."""
+        body = _read_body(environ)
+        denied = sts.assume_role_refusal(body)
+        if denied is not None:
+            return "403 Forbidden", denied
+        identity = identity_of(access_key(environ))
+        if identity.kind != "IAMUser":  # moto knows its assumed-role sessions
+            return None
+        answer = sts.caller_identity_answer(body, identity.arn, identity.access_key, ACCOUNT)
+        return None if answer is None else ("200 OK", answer)
+
+    @staticmethod
+    def _answer(start_response: Callable[..., Any], status: str, body: bytes) -> list[bytes]:
+        start_response(status, [("Content-Type", "text/xml")])
+        return [body]
 
     def _after_success(
         self, call: ConfigurationCall, key: str | None, environ: dict[str, Any], started: float

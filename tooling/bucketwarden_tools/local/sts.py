@@ -1,4 +1,5 @@
-"""What STS does and the emulator does not: AssumeRole of a role that does not exist is refused.
+"""What STS does and the emulator does not: AssumeRole of a role that does not exist is refused,
+and GetCallerIdentity names a user's key as the events do.
 
 moto hands out credentials for any role ARN, in any account. AWS answers AccessDenied when the
 role is missing (or does not trust the caller, which the emulator does not judge): the local
@@ -39,6 +40,22 @@ def assume_role_refusal(body: bytes) -> bytes | None:
         '<?xml version="1.0" encoding="UTF-8"?>\n<ErrorResponse><Error><Type>Sender</Type>'
         f"<Code>AccessDenied</Code><Message>{_escape(message)}</Message></Error>"
         "<RequestId>bucketwarden-local</RequestId></ErrorResponse>"
+    ).encode()
+
+
+def caller_identity_answer(body: bytes, arn: str, user_id: str, account: str) -> bytes | None:
+    """STS's answer to GetCallerIdentity naming `arn` (the identity the emulated CloudTrail
+    gives the caller's key, so that `bucketwarden rollback` and the events name one caller
+    alike; moto would answer `user/moto` for every key); None for any other action."""
+    form = parse_qs(body.decode("utf-8", "replace"))
+    if form.get("Action") != ["GetCallerIdentity"]:
+        return None
+    return (
+        '<GetCallerIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">'
+        f"<GetCallerIdentityResult><Arn>{_escape(arn)}</Arn><UserId>{_escape(user_id)}</UserId>"
+        f"<Account>{_escape(account)}</Account></GetCallerIdentityResult>"
+        "<ResponseMetadata><RequestId>bucketwarden-local</RequestId></ResponseMetadata>"
+        "</GetCallerIdentityResponse>"
     ).encode()
 
 
