@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import functools
+import io
 import logging
 import os
 import signal
@@ -126,7 +127,10 @@ def serve(host: str, port: int, ready: Connection, open_delivery: Connection | N
         default_region=REGION,
     )
     try:
-        server = make_server(host, port, app, threaded=True, request_handler=MotoRequestHandler)
+        # werkzeug prints two lines of its own before it exits on a port in use; the local
+        # system says it in one.
+        with contextlib.redirect_stderr(io.StringIO()):
+            server = make_server(host, port, app, threaded=True, request_handler=MotoRequestHandler)
     except OSError as error:
         in_use = error.errno == errno.EADDRINUSE
         ready.send(("in-use" if in_use else "error", str(error)))
