@@ -13,9 +13,11 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import IO, Any, TypeVar
 
 from bucketwarden.aws import new_client
@@ -49,9 +51,15 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+# The local system's TLS certificates (kept in the user's cache folder) go here, not into the
+# home folder of whoever runs the tests.
+CACHE_FOLDER = Path(tempfile.gettempdir()) / f"bucketwarden-tests-cache-{os.getuid()}"
+
+
 def stack_environment(extra: dict[str, str] | None = None) -> dict[str, str]:
     env = {name: value for name, value in os.environ.items() if name not in _INHERITED_NOT}
     env["PYTHONUNBUFFERED"] = "1"
+    env["XDG_CACHE_HOME"] = str(CACHE_FOLDER)
     env.update(extra or {})
     return env
 
@@ -172,6 +180,18 @@ class LocalStack:
         return code
 
     # -- clients ------------------------------------------------------------------------------
+
+    def https_client(self, service: str, access_key: str = CALLER_KEY) -> Any:
+        """A client of the same port over TLS, trusting the CA bundle the ready line names."""
+        ready = self.wait_ready()
+        return new_client(
+            service,
+            endpoint_url=ready["https_endpoint"],
+            verify=ready["ca_bundle"],
+            region_name=REGION,
+            aws_access_key_id=access_key,
+            aws_secret_access_key="e2e-secret",
+        )
 
     def client(self, service: str, access_key: str = CALLER_KEY) -> Any:
         # S3 Control's host prefix is stripped as docs/local.md tells boto3 users to do

@@ -48,3 +48,20 @@ def test_the_json_line_carries_the_warnings(capsys: pytest.CaptureFixture[str]) 
     printed(OUTCOME, as_json=True)
 
     assert json.loads(capsys.readouterr().out)["warnings"] == [EXPIRED]
+
+
+def test_the_start_banner_gives_the_https_endpoint_and_the_ca_bundle() -> None:
+    ready = {
+        "kind": "ready",
+        "time": 0,
+        "endpoint": "http://127.0.0.1:4566",
+        "https_endpoint": "https://127.0.0.1:4566",
+        "ca_bundle": "/home/me/.cache/bucketwarden/local-tls/ca.pem",
+        "functions": ["VersioningFunction"],
+    }
+
+    banner = printed(ready)
+
+    assert "https://127.0.0.1:4566 with AWS_CA_BUNDLE=/home/me/.cache/bucketwarden/local-tls" in (
+        banner
+    )

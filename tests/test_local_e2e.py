@@ -676,6 +676,25 @@ def test_a_flood_of_200_drifts_is_fully_remediated(stack: LocalStack, s3: Any) -
 # -- refusing to start ---------------------------------------------------------------------------
 
 
+def test_objects_go_up_and_down_over_https_and_plain_http_is_refused_by_the_tls_rule(
+    stack: LocalStack, s3: Any
+) -> None:
+    # secure-transport gives every new bucket the TLS-only rule; S3 then refuses object calls
+    # without TLS, and so does the local endpoint, which answers HTTPS on the same port.
+    bucket = settled_bucket(stack, s3, "tls")
+    https = stack.https_client("s3")
+    ready = stack.wait_ready()
+
+    https.put_object(Bucket=bucket, Key="hello.txt", Body=b"hello")
+    with pytest.raises(ClientError) as refused:
+        s3.get_object(Bucket=bucket, Key="hello.txt")
+
+    assert https.get_object(Bucket=bucket, Key="hello.txt")["Body"].read() == b"hello"
+    assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+    assert ready["https_endpoint"] == f"https://127.0.0.1:{stack.port}"
+    assert ready["ca_bundle"].endswith("/bucketwarden/local-tls/ca.pem")
+
+
 def test_a_port_in_use_is_a_clear_error(stack: LocalStack) -> None:
     started = time.monotonic()
 

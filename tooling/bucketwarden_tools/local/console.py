@@ -52,6 +52,11 @@ class LiveConsole:
                 f"{when} [bold]BucketWarden local[/] on [cyan]{item['endpoint']}[/] "
                 f"(functions: {functions}). Point any AWS client at it; Ctrl-C stops."
             )
+            if item.get("https_endpoint"):
+                line += (
+                    f"\n{' ' * 13}Objects need TLS, as in S3: [cyan]{item['https_endpoint']}[/] "
+                    f"with AWS_CA_BUNDLE={escape(str(item['ca_bundle']))}"
+                )
             if item.get("accounts"):
                 self.organization = True
                 line += "\n" + organization_banner(item)

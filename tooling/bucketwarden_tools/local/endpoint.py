@@ -17,7 +17,10 @@ import threading
 import time
 from collections.abc import Callable
 from multiprocessing.connection import Connection
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from bucketwarden_tools.local.tls import Certificates
 
 REGION = "us-east-1"
 
@@ -87,10 +90,17 @@ def _deliver_when_told(gate: HeldUntilDelivery, told: Connection) -> None:
         gate.deliver()
 
 
-def serve(host: str, port: int, ready: Connection, open_delivery: Connection | None = None) -> None:
+def serve(
+    host: str,
+    port: int,
+    ready: Connection,
+    open_delivery: Connection | None = None,
+    certificates: Certificates | None = None,
+) -> None:
     """Process entry point: serve until killed; report ("ready", port) or ("error", text).
 
     With `open_delivery`, events are held until a message arrives on it (HeldUntilDelivery).
+    With `certificates`, the port answers HTTPS too (local/tls.py).
     """
     # Ctrl-C or a supervisor's SIGTERM reach the whole process group: the parent stops the
     # functions first, then this process, so that no invocation loses its endpoint midway.
@@ -99,13 +109,20 @@ def serve(host: str, port: int, ready: Connection, open_delivery: Connection | N
     from moto.moto_server.werkzeug_app import MotoRequestHandler, create_backend_app
     from werkzeug.serving import make_server
 
+    from bucketwarden_tools.local import tls
     from bucketwarden_tools.local.behaviour import judge_log_targets_by_principal_objects
     from bucketwarden_tools.local.cloudtrail import CloudTrailMiddleware, put_on_default_bus
+    from bucketwarden_tools.local.transport import (
+        TransportContext,
+        handler_with_transport,
+        judge_bucket_policies_with_the_transport,
+    )
     from bucketwarden_tools.moto_http import Dispatcher
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no line per request
     _parse_each_jsonpath_once()
     judge_log_targets_by_principal_objects()
+    judge_bucket_policies_with_the_transport()
     endpoint: dict[str, Any] = {}
 
     def internal_s3() -> Any:
@@ -120,7 +137,7 @@ def serve(host: str, port: int, ready: Connection, open_delivery: Connection | N
         gate.deliver()
     else:
         threading.Thread(target=_deliver_when_told, args=(gate, open_delivery), daemon=True).start()
-    app = CloudTrailMiddleware(
+    cloudtrail = CloudTrailMiddleware(
         Dispatcher(create_backend_app),
         publish=gate,
         internal_s3=internal_s3,
@@ -130,7 +147,13 @@ def serve(host: str, port: int, ready: Connection, open_delivery: Connection | N
         # werkzeug prints two lines of its own before it exits on a port in use; the local
         # system says it in one.
         with contextlib.redirect_stderr(io.StringIO()):
-            server = make_server(host, port, app, threaded=True, request_handler=MotoRequestHandler)
+            server = make_server(
+                host,
+                port,
+                TransportContext(cloudtrail),
+                threaded=True,
+                request_handler=handler_with_transport(MotoRequestHandler),
+            )
     except OSError as error:
         in_use = error.errno == errno.EADDRINUSE
         ready.send(("in-use" if in_use else "error", str(error)))
@@ -138,6 +161,8 @@ def serve(host: str, port: int, ready: Connection, open_delivery: Connection | N
     except SystemExit:  # werkzeug exits, after printing why, when the port is taken
         ready.send(("in-use", f"{host}:{port}"))
         return
+    if certificates is not None:
+        tls.answer_tls_too(server, tls.server_context(certificates))
     endpoint["port"] = server.server_port
     ready.send(("ready", server.server_port))
     threading.Thread(target=_stop_with_parent, args=(server,), daemon=True).start()

@@ -24,7 +24,7 @@ from bucketwarden.metrics import Metrics
 from bucketwarden.settings import mode_variable
 from bucketwarden_tools import stack
 from bucketwarden_tools.clients import reach_local_endpoints
-from bucketwarden_tools.local import endpoint, organization
+from bucketwarden_tools.local import endpoint, organization, tls
 from bucketwarden_tools.local.cloudtrail import (
     ACCOUNT,
     EMULATOR_ACCESS_KEY,
@@ -95,6 +95,12 @@ class LocalSystem:
     def endpoint(self) -> str:
         return f"http://{self.host}:{self.port}"
 
+    @property
+    def https_endpoint(self) -> str:
+        """The same port over TLS (local/tls.py), as S3 serves objects: clients trust it with
+        the CA bundle, `certificates.ca_bundle` (AWS_CA_BUNDLE)."""
+        return f"https://{self.host}:{self.port}"
+
     # -- clients ------------------------------------------------------------------------------
 
     def client(self, service: str, access_key: str = EMULATOR_ACCESS_KEY) -> Any:
@@ -144,6 +150,8 @@ class LocalSystem:
             "functions": [f.route.function_id for f in functions],
             "topic_arn": resources.topic_arn,
             "audit_table": resources.audit_table,
+            "https_endpoint": self.https_endpoint,
+            "ca_bundle": str(self.certificates.ca_bundle),
         }
         if self.organization is not None:
             ready.update(
@@ -211,12 +219,19 @@ class LocalSystem:
         return False
 
     def _serve(self) -> None:
+        try:
+            self.certificates = tls.certificates()
+        except OSError as error:
+            raise LocalSystemError(
+                f"cannot keep the local TLS certificates in {tls.cache_folder()}: "
+                f"{error.strerror or error}; set XDG_CACHE_HOME to a writable folder"
+            ) from error
         context = multiprocessing.get_context("spawn")
         receive, send = context.Pipe(duplex=False)
         held, self._open_delivery = context.Pipe(duplex=False)
         self.process = context.Process(
             target=endpoint.serve,
-            args=(self.host, self.port, send, held),
+            args=(self.host, self.port, send, held, self.certificates),
             name="endpoint",
             daemon=True,
         )
