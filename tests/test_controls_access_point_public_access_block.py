@@ -24,6 +24,7 @@ from tests.helpers import (
     API_CALLS,
     ControlCase,
     calls_delta,
+    handle,
     s3_control_host,
     s3control,
 )
@@ -66,7 +67,7 @@ def create_request_parameters(arn: str) -> dict[str, Any]:
         "Host": s3_control_host(),
         "CreateAccessPointRequest": {
             "xmlns": "http://awss3control.amazonaws.com/doc/2018-08-20/",
-            "Bucket": bucket_of(arn),
+            "Bucket": name_of(arn).removesuffix("-ap"),  # as make_access_point names them
             "PublicAccessBlockConfiguration": ALL_OFF,
         },
     }
@@ -115,8 +116,6 @@ def test_settings_off_are_reported_with_what_to_do() -> None:
 def test_notify_by_default() -> None:
     arn = open_access_point("default-mode-bucket")
     record = {"request_parameters": create_request_parameters(arn)}
-    from tests.helpers import handle
-
     outcomes = handle("CreateAccessPoint", None, CASE.family, **record)
 
     [mine] = [o for o in outcomes if o["control"] == CASE.control]
