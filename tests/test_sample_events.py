@@ -16,11 +16,11 @@ import pytest
 
 from bucketwarden import aws, catalogue
 from bucketwarden.aws import new_client
+from bucketwarden.controls.base import Control
 from bucketwarden.controls.public_access_block import SETTINGS as BLOCK_PUBLIC_ACCESS_SETTINGS
 from bucketwarden.events import API_CALL_DETAIL_TYPE, parse_record
 from bucketwarden.exemptions import CHANGE_CONTROL, CHANGE_EVENTS
 from bucketwarden.handler import process
-from bucketwarden.controls.base import Control
 from bucketwarden.settings import Settings, mode_variable
 from tests.conftest import EVENTS, s3_client
 from tests.helpers import ALL_USERS, LOG_DELIVERY, audit_store, create_table, tag_bucket
