@@ -29,7 +29,7 @@ from tests.helpers import (
     handle,
     make_bucket,
 )
-from tests.strategies import policies
+from tests.strategies import policies, with_unique_sids
 from tests.test_controls_public_policy import (
     OTHER_ACCOUNT,
     cross_account,
@@ -251,7 +251,39 @@ def grants(document: Any) -> set[tuple[str, str, str, str]]:
     return found
 
 
-@given(policies(BUCKET))
+# Grants to other accounts, alone or beside the account's own principals, of the five, of
+# wildcards that take them in, and of NotActions that leave them in or out.
+EXTERNAL_GRANTS = st.builds(
+    lambda principals, key, actions, sid: {
+        **({"Sid": sid} if sid else {}),
+        "Effect": "Allow",
+        "Principal": {"AWS": principals},
+        key: actions,
+        "Resource": [f"arn:aws:s3:::{BUCKET}", objects(BUCKET)],
+    },
+    st.sampled_from([PARTNER, OTHER_ACCOUNT, [OWN_ROLE, PARTNER], ["*", PARTNER], [PARTNER]]),
+    st.sampled_from(["Action", "Action", "NotAction"]),
+    st.lists(
+        st.sampled_from(
+            [*RISKY_ACTIONS, "s3:*", "*", "s3:Put*", "s3:GetObject", "S3:PUTOBJECTACL"]
+        ),
+        min_size=1,
+        max_size=3,
+    ),
+    st.sampled_from([None, "Partner", "Admins"]),
+)
+
+
+@st.composite
+def with_external_grants(draw: st.DrawFn) -> dict[str, Any]:
+    document = draw(policies(BUCKET))
+    listed = as_list(document["Statement"])
+    for grant_ in draw(st.lists(EXTERNAL_GRANTS, max_size=3)):
+        listed.insert(draw(st.integers(0, len(listed))), grant_)
+    return {**document, "Statement": with_unique_sids(listed)}
+
+
+@given(with_external_grants())
 def test_the_fix_grants_no_other_account_the_five_and_nothing_new(document: dict[str, Any]) -> None:
     state = {"BucketArn": f"arn:aws:s3:::{BUCKET}", "Policy": document}
     control = CrossAccountActions()

@@ -250,8 +250,9 @@ def _split_principals(principal: dict[str, Any], own: str | None) -> Grantees:
     others: dict[str, Any] = {}
     for kind, values in principal.items():
         listed = as_list(values)
-        theirs = [v for v in listed if kind == "AWS" and account_of(v) not in (None, own)]
-        ours = [v for v in listed if not any(v is t for t in theirs)]
+        external = [kind == "AWS" and account_of(v) not in (None, own) for v in listed]
+        theirs = [v for v, other in zip(listed, external, strict=True) if other]
+        ours = [v for v, other in zip(listed, external, strict=True) if not other]
         for part, found in ((foreign, theirs), (others, ours)):
             if found:  # one value stays one value; a list stays a list
                 part[kind] = found if isinstance(values, list) else found[0]

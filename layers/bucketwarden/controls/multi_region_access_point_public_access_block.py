@@ -72,9 +72,13 @@ class MultiRegionAccessPointPublicAccessBlock(Control["S3ControlClient"]):
 
     def read(self, s3control: S3ControlClient, account: str) -> State:
         points: list[dict[str, Any]] = []
-        token: dict[str, str] = {}
+        token: str | None = None
         while True:
-            page = s3control.list_multi_region_access_points(AccountId=account, **token)
+            page = (
+                s3control.list_multi_region_access_points(AccountId=account, NextToken=token)
+                if token
+                else s3control.list_multi_region_access_points(AccountId=account)
+            )
             points += [
                 {
                     "Name": point.get("Name"),
@@ -83,9 +87,9 @@ class MultiRegionAccessPointPublicAccessBlock(Control["S3ControlClient"]):
                 }
                 for point in page.get("AccessPoints", [])
             ]
-            if not page.get("NextToken"):
+            token = page.get("NextToken")
+            if not token:
                 return {POINTS: sorted(points, key=lambda point: str(point["Name"]))}
-            token = {"NextToken": page["NextToken"]}
 
     def evaluate(self, state: State, settings: Settings) -> Evaluation:
         found = _open(state)
