@@ -11,7 +11,7 @@ ListMultiRegionAccessPoints (the same report GetMultiRegionAccessPoint gives for
 Control in us-west-2, where AWS serves every Multi-Region Access Point request
 (`service_region`). CreateMultiRegionAccessPoint is logged in us-west-2 too: a stack in another
 region sees it only through a forwarder there; the sweep judges the account wherever it runs.
-An account has no tags: only the control's mode (or the allowlist) exempts it.
+An account has no tags: only the control's mode exempts it.
 
 The state is {"MultiRegionAccessPoints": [{"Name", "Alias", "PublicAccessBlock"}, ...]}, by name.
 """
