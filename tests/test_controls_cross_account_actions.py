@@ -204,6 +204,23 @@ def test_unknown_own_account_is_reported_not_fixed() -> None:
     assert "not fixed: the bucket's own account is not known (ACCOUNT_ID)" in evaluation.reason
 
 
+def test_a_narrowed_policy_over_20_kb_is_reported_not_written() -> None:
+    wide = [grant(f"Partner{n}", PARTNER, "s3:*", BUCKET) for n in range(12)]
+    state = {"BucketArn": f"arn:aws:s3:::{BUCKET}", "Policy": policy(*wide)}
+    evaluation = CrossAccountActions().evaluate(state, SETTINGS)
+    assert (evaluation.compliant, evaluation.fixable) == (False, False)
+    assert "not fixed: narrowed, the policy would be" in evaluation.reason
+
+
+def test_a_public_statement_naming_another_account_keeps_its_public_part() -> None:
+    """ "*" stays for public-policy to remove; the account named beside it is narrowed."""
+    mixed = grant("Mixed", ["*", PARTNER], ["s3:GetObject", "s3:PutObjectAcl"], BUCKET)
+    assert fixed(mixed) == policy(
+        {**mixed, "Principal": {"AWS": ["*"]}},
+        grant(None, [PARTNER], ["s3:GetObject"], BUCKET),
+    )
+
+
 def test_a_policy_that_cannot_be_judged_is_reported() -> None:
     state = {"BucketArn": "arn:aws:s3:::b", "Policy": {"Version": "2012-10-17"}}
     evaluation = CrossAccountActions().evaluate(state, SETTINGS)

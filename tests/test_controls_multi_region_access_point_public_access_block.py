@@ -20,6 +20,7 @@ from bucketwarden.controls.multi_region_access_point_public_access_block import 
 )
 from bucketwarden.controls.public_access_block import ALL_ON, SETTINGS
 from bucketwarden.events import parse_record
+from bucketwarden.outcome import Status
 from bucketwarden.settings import Settings
 from tests.conftest import EVENTS
 from tests.helpers import (
@@ -32,6 +33,7 @@ from tests.helpers import (
     make_bucket,
     s3_control_host,
     s3control,
+    sweeper,
 )
 
 pytestmark = pytest.mark.usefixtures("aws")
@@ -140,6 +142,20 @@ def test_requests_go_to_us_west_2_whatever_the_event_region() -> None:
 
     CASE.run(account, region="eu-west-1")
 
+    assert hosts.sent == [s3_control_host(ACCOUNT, CONTROL_PLANE_REGION)]
+
+
+def test_the_sweep_judges_the_account_through_us_west_2() -> None:
+    CASE.drifted()
+    hosts = Hosts()
+    control = MultiRegionAccessPointPublicAccessBlock()
+
+    outcomes = sweeper(Settings(), (control,)).account_outcomes(REGION)
+
+    assert [(o.control, o.status, o.bucket) for o in outcomes] == [
+        (CASE.control, Status.NONCOMPLIANT, ACCOUNT)
+    ]
+    assert outcomes[0].mode == "notify"
     assert hosts.sent == [s3_control_host(ACCOUNT, CONTROL_PLANE_REGION)]
 
 
