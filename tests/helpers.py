@@ -8,6 +8,7 @@ logic for throttling and 5xx, so the code under test sees exactly what it would 
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -27,6 +28,7 @@ from bucketwarden.controls.base import Control
 from bucketwarden.handler import process
 from bucketwarden.integrity import FORGED
 from bucketwarden.metrics import Metrics
+from bucketwarden.notify import SUBJECT_LIMIT
 from bucketwarden.settings import Settings, mode_variable
 from bucketwarden.sweep import Sweep
 from bucketwarden_tools.calls import API_CALLS, uncounted
@@ -411,9 +413,17 @@ class ControlCase:
     # it sends a query-style <ErrorResponse><Errors><Error>, parsed as an error without a code.
     # The access-denied check then answers the write with S3's own AccessDenied instead.
     denied_by_moto: bool = True
+    # The region of the engine's client for the control (S3 Control in us-west-2 for
+    # Multi-Region Access Points).
+    region: str = REGION
     # Settings without which the control finds no drift (a log target, a retention baseline):
     # set around every run.
     environment: Mapping[str, str] = field(default_factory=dict)
+    # False for a detect-only control (its drift is reported, never written): the checks then
+    # expect "noncompliant" where a fix would be made, and make `read_operation` (the call that
+    # reads the surface) fail where they would make the write fail.
+    fixable: bool = True
+    read_operation: str | None = None
 
     @property
     def mode_variable(self) -> str:
@@ -423,6 +433,16 @@ class ControlCase:
     def write_call(self) -> str:
         """The fix as API_CALLS counts it, e.g. "s3.PutBucketAcl"."""
         return f"{self.service}.{self.write_operation}"
+
+    @property
+    def failing_operation(self) -> str:
+        """The call the failure checks make fail: the fix, or the read of a detect-only control."""
+        return self.write_operation if self.fixable else str(self.read_operation)
+
+    @property
+    def drift_status(self) -> str:
+        """A drift's outcome in remediate mode."""
+        return "remediated" if self.fixable else "noncompliant"
 
     def drifted(self, name: str = "drifted-bucket") -> str:
         """Make a subject from `name` and make its surface drift; returns the subject."""
@@ -448,7 +468,9 @@ class ControlCase:
         record.setdefault("request_parameters", self.request_parameters(subject))
         bucket = subject if self.scope == "bucket" else None
         switched_off = {mode_variable(other): "off" for other in others}
-        with temporary_environment({**self.environment, **switched_off}):
+        # Remediate mode unless a test set another: a control may default to notify.
+        mode = {self.mode_variable: os.environ.get(self.mode_variable, "remediate")}
+        with temporary_environment({**self.environment, **switched_off, **mode}):
             outcomes = handle(self.event_name, bucket, self.family, **record)
         mine = [o for o in outcomes if o["control"] == self.control]
         assert len(mine) == 1, outcomes
@@ -476,9 +498,10 @@ def check_exempted(case: ControlCase, tags: dict[str, str]) -> dict[str, Any]:
 def check_fixed_once(case: ControlCase) -> None:
     """After the fix, a second event on the same subject finds it compliant and writes nothing."""
     subject = case.drifted()
-    assert case.run(subject)["status"] == "remediated"
+    assert case.run(subject)["status"] == case.drift_status
     before = API_CALLS.snapshot()
-    assert case.run(subject, event_id="second-event")["status"] == "compliant"
+    second = "compliant" if case.fixable else "noncompliant"
+    assert case.run(subject, event_id="second-event")["status"] == second
     assert case.write_call not in calls_delta(before)
 
 
@@ -488,8 +511,8 @@ def check_exemption_not_honoured(case: ControlCase, tags: dict[str, str], note: 
     _tag_exemption(case, subject, tags)
     drifted = case.read(subject)
     outcome = case.run(subject)
-    assert outcome["status"] == "remediated", outcome
-    assert case.read(subject) != drifted
+    assert outcome["status"] == case.drift_status, outcome
+    assert (case.read(subject) != drifted) is case.fixable
     assert any(note in warning for warning in outcome["warnings"]), outcome["warnings"]
 
 
@@ -527,13 +550,14 @@ def check_bucket_gone(case: ControlCase) -> None:
 
 @contextmanager
 def write_denied(case: ControlCase, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """The case's fix refused with AccessDenied: by moto enforcing IAM, or as S3 answers it."""
-    if case.denied_by_moto:
+    """The case's fix (or a detect-only control's read) refused with AccessDenied: by moto
+    enforcing IAM, or as S3 answers it."""
+    if case.denied_by_moto and case.fixable:
         with denied(monkeypatch, *case.write_actions):
             yield
         return
     refusal = ErrorResponses(403, "AccessDenied", times=1000)
-    refusal.install(case.write_operation, case.service)
+    refusal.install(case.failing_operation, case.service, case.region)
     yield
     assert refusal.sent == 1  # AccessDenied is not retried
 
@@ -550,13 +574,20 @@ def check_access_denied(
         outcome = case.run(subject)
     assert outcome["status"] == "failed", outcome
     # The reason says what was wrong, then why it was not fixed; before shows what was read.
-    assert f"; not fixed: AccessDenied on {case.write_operation}" in outcome["reason"]
-    assert outcome["before"] == drifted
+    # A detect-only control's read was refused: nothing was read, so nothing is judged.
+    if case.fixable:
+        assert f"; not fixed: AccessDenied on {case.write_operation}" in outcome["reason"]
+        assert outcome["before"] == drifted
+    else:
+        assert outcome["reason"].startswith(f"AccessDenied on {case.read_operation}")
     assert outcome["notified"] is True
     assert case.read(subject) == drifted
     [envelope] = inbox.receive()
     named = case.headline_subject(subject)
-    assert envelope["Subject"] == f"BucketWarden failed to remediate {case.control} on {named}"
+    headline = f"BucketWarden failed to remediate {case.control} on {named}"
+    # SNS takes 100 characters of subject: a long control id's headline is cut short.
+    cut = headline if len(headline) <= SUBJECT_LIMIT else headline[: SUBJECT_LIMIT - 3] + "..."
+    assert envelope["Subject"] == cut
     assert json.loads(envelope["Message"])["status"] == "failed"
     assert "RemediationFailures" in metric_names(capsys.readouterr().out, case.control)
 
@@ -564,9 +595,10 @@ def check_access_denied(
 def check_throttling_retried(case: ControlCase) -> None:
     """SlowDown twice on the write: botocore retries it and the fix lands."""
     subject = case.drifted()
-    throttle = ErrorResponses(503, "SlowDown", times=2).install(case.write_operation, case.service)
+    throttle = ErrorResponses(503, "SlowDown", times=2)
+    throttle.install(case.failing_operation, case.service, case.region)
     outcome = case.run(subject)
-    assert outcome["status"] == "remediated", outcome
+    assert outcome["status"] == case.drift_status, outcome
     assert throttle.sent == 3  # two throttled attempts, then the one that reached S3
     assert case.read(subject) == outcome["after"]
 
@@ -576,7 +608,7 @@ def check_persistent_error_raises(case: ControlCase) -> None:
     subject = case.drifted()
     drifted = case.read(subject)
     failing = ErrorResponses(500, "InternalError", times=1000)
-    failing.install(case.write_operation, case.service)
+    failing.install(case.failing_operation, case.service, case.region)
     with pytest.raises(ClientError) as raised:
         case.run(subject)
     assert raised.value.response["Error"]["Code"] == "InternalError"

@@ -27,6 +27,7 @@ from tests.strategies import (
     event_sequences,
     examples,
 )
+from tests.test_controls_cross_account_actions import partner_admin
 from tests.test_controls_public_policy import (
     cloudfront_oac,
     policy,
@@ -41,10 +42,16 @@ POLICY_CONTROLS = ("public-policy", "secure-transport")
 BUCKET = "converging-bucket"
 
 
-def other_controls_off() -> dict[str, str]:
+def other_controls_off(*judging: str) -> dict[str, str]:
     """The family's controls on other surfaces, off: the policy is what these tests judge."""
-    others = [c.id for c in controls_of(FAMILY) if c.id not in POLICY_CONTROLS]
+    others = [c.id for c in controls_of(FAMILY) if c.id not in (judging or POLICY_CONTROLS)]
     return {mode_variable(control_id): "off" for control_id in others}
+
+
+def of_tls_and_public(outcomes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The outcomes of public-policy and secure-transport (cross-account-actions judges the
+    same policy, notify by default: tests/test_controls_cross_account_actions.py)."""
+    return [o for o in outcomes if o["control"] in POLICY_CONTROLS]
 
 
 def deliver(event_name: str, bucket: str, **record: Any) -> list[dict[str, Any]]:
@@ -59,7 +66,7 @@ def test_public_policy_without_tls_rule_is_fixed_in_one_write() -> None:
     put_policy(bucket, policy(public_read(bucket), cloudfront_oac(bucket), Id="Site"))
     before_calls = API_CALLS.snapshot()
 
-    outcomes = handle("PutBucketPolicy", bucket, FAMILY)
+    outcomes = of_tls_and_public(handle("PutBucketPolicy", bucket, FAMILY))
 
     assert [(o["control"], o["status"]) for o in outcomes] == [
         ("public-policy", "remediated"),
@@ -88,7 +95,7 @@ def test_only_public_statements_and_tls_rule_off_deletes_the_policy(
     put_policy(bucket, policy(public_read(bucket)))
     before_calls = API_CALLS.snapshot()
 
-    outcomes = handle("PutBucketPolicy", bucket, FAMILY)
+    outcomes = of_tls_and_public(handle("PutBucketPolicy", bucket, FAMILY))
 
     assert [(o["control"], o["status"]) for o in outcomes] == [
         ("public-policy", "remediated"),
@@ -106,7 +113,7 @@ def test_only_public_statements_become_the_tls_rules_in_one_write() -> None:
     put_policy(bucket, policy(public_read(bucket)))
     before_calls = API_CALLS.snapshot()
 
-    outcomes = handle("PutBucketPolicy", bucket, FAMILY)
+    outcomes = of_tls_and_public(handle("PutBucketPolicy", bucket, FAMILY))
 
     assert [o["status"] for o in outcomes] == ["remediated", "remediated"]
     assert stored_policy(bucket) == {"Version": "2012-10-17", "Statement": tls_rules(bucket)}
@@ -131,10 +138,34 @@ def test_public_policy_in_notify_mode_still_gets_the_tls_rule(
     bucket = make_bucket(BUCKET)
     put_policy(bucket, policy(public_read(bucket)))
 
-    outcomes = handle("PutBucketPolicy", bucket, FAMILY)
+    outcomes = of_tls_and_public(handle("PutBucketPolicy", bucket, FAMILY))
 
     assert [o["status"] for o in outcomes] == ["noncompliant", "remediated"]
     assert stored_policy(bucket)["Statement"] == [public_read(bucket), *tls_rules(bucket)]
+
+
+@pytest.mark.usefixtures("aws")
+def test_the_three_controls_of_the_policy_make_one_write(monkeypatch: pytest.MonkeyPatch) -> None:
+    """public-policy removes the public statement, cross-account-actions narrows the partner's,
+    secure-transport adds the TLS rule: one read, one write, one re-read."""
+    monkeypatch.setenv("MODE_CROSS_ACCOUNT_ACTIONS", "remediate")
+    monkeypatch.setenv("ACCOUNT_ID", "123456789012")
+    bucket = make_bucket(BUCKET)
+    put_policy(bucket, policy(public_read(bucket), partner_admin(bucket)))
+    before_calls = API_CALLS.snapshot()
+
+    with temporary_environment(other_controls_off(*POLICY_CONTROLS, "cross-account-actions")):
+        outcomes = handle("PutBucketPolicy", bucket, FAMILY)
+
+    assert [(o["control"], o["status"]) for o in outcomes] == [
+        ("public-policy", "remediated"),
+        ("secure-transport", "remediated"),
+        ("cross-account-actions", "remediated"),
+    ]
+    narrowed = {**partner_admin(bucket), "Action": ["s3:GetObject"]}
+    assert stored_policy(bucket) == policy(narrowed, *tls_rules(bucket))
+    assert calls_delta(before_calls)["s3.PutBucketPolicy"] == 1
+    assert calls_delta(before_calls)["s3.GetBucketPolicy"] == 3
 
 
 # -- any order of events converges --------------------------------------------------------------

@@ -227,9 +227,10 @@ def test_new_access_point_without_a_policy_is_compliant() -> None:
     arn = make_access_point("new-bucket")
     record = {"request_parameters": {"name": name_of(arn), "Host": s3_control_host()}}
 
-    [outcome] = handle("CreateAccessPoint", None, CASE.family, **record)
+    outcomes = handle("CreateAccessPoint", None, CASE.family, **record)
 
-    assert outcome["control"] == CASE.control
+    [outcome] = [o for o in outcomes if o["control"] == CASE.control]
+
     assert outcome["status"] == "compliant", outcome
     assert outcome["reason"] == "internet access point, no policy"
 

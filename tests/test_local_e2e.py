@@ -452,7 +452,10 @@ def test_a_public_access_point_policy_is_removed_keeping_the_rest(
         AccountId=ACCOUNT, Name=name, Bucket=bucket, PublicAccessBlockConfiguration=ALL_OFF
     )
     poll_until(
-        lambda: len(stack.outcomes(bucket=arn, event_name="CreateAccessPoint")) == 2,
+        lambda: (
+            len(stack.outcomes(bucket=arn, event_name="CreateAccessPoint", control="access-point"))
+            == 2
+        ),
         what=f"both creations of {name} judged",
     )
 

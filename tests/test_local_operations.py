@@ -348,6 +348,7 @@ def _sample_parameter(event_name: str, *path: str) -> Any:
     return {k: v for k, v in found.items() if k != "xmlns"} if isinstance(found, dict) else found
 
 
+MRAP_REQUEST = ("CreateMultiRegionAccessPoint", "CreateMultiRegionAccessPointRequest")
 # Each call made with the values of its sample, so the logged parameters can equal the sample's.
 S3_CONTROL_CALLS: list[tuple[str, Callable[[Any], Any]]] = [
     (
@@ -372,6 +373,20 @@ S3_CONTROL_CALLS: list[tuple[str, Callable[[Any], Any]]] = [
             PublicAccessBlockConfiguration=_sample_parameter(
                 "CreateAccessPoint", "CreateAccessPointRequest", "PublicAccessBlockConfiguration"
             ),
+        ),
+    ),
+    (
+        "CreateMultiRegionAccessPoint",
+        lambda s3control: s3control.create_multi_region_access_point(
+            AccountId=ACCOUNT,
+            ClientToken=_sample_parameter(*MRAP_REQUEST, "ClientToken"),
+            Details={
+                "Name": _sample_parameter(*MRAP_REQUEST, "Details", "Name"),
+                "PublicAccessBlock": _sample_parameter(
+                    *MRAP_REQUEST, "Details", "PublicAccessBlock"
+                ),
+                "Regions": [_sample_parameter(*MRAP_REQUEST, "Details", "Regions", "Region")],
+            },
         ),
     ),
     (

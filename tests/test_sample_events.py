@@ -16,11 +16,12 @@ import pytest
 
 from bucketwarden import aws, catalogue
 from bucketwarden.aws import new_client
+from bucketwarden.controls.base import Control
 from bucketwarden.controls.public_access_block import SETTINGS as BLOCK_PUBLIC_ACCESS_SETTINGS
 from bucketwarden.events import API_CALL_DETAIL_TYPE, parse_record
 from bucketwarden.exemptions import CHANGE_CONTROL, CHANGE_EVENTS
 from bucketwarden.handler import process
-from bucketwarden.settings import Settings
+from bucketwarden.settings import Settings, mode_variable
 from tests.conftest import EVENTS, s3_client
 from tests.helpers import ALL_USERS, LOG_DELIVERY, audit_store, create_table, tag_bucket
 from tests.test_controls_access_logging import ENVIRONMENT as LOGGING_SETTINGS
@@ -82,6 +83,13 @@ def test_sample_is_an_eventbridge_cloudtrail_event_for_the_demo_bucket(path: Pat
 
 
 PUBLIC_READ = {"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": "*"}
+PARTNER_ACL_WRITES = {
+    "Effect": "Allow",
+    "Principal": {"AWS": "arn:aws:iam::111122223333:root"},
+    "Action": ["s3:PutObject", "s3:PutObjectAcl"],
+    "Resource": f"{ARN}/*",
+}
+MRAP = "bucketwarden-demo-mrap"
 
 
 def make_drifted_bucket(controls: set[str]) -> None:
@@ -95,12 +103,25 @@ def make_drifted_bucket(controls: set[str]) -> None:
         public = [group(ALL_USERS, "READ")] if public_acl else []
         put_grants(BUCKET, *public, group(LOG_DELIVERY, "WRITE"), group(LOG_DELIVERY, "READ_ACP"))
     s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Suspended"})
-    policy = {"Version": "2012-10-17", "Statement": [{**PUBLIC_READ, "Resource": f"{ARN}/*"}]}
+    statements = [{**PUBLIC_READ, "Resource": f"{ARN}/*"}]
+    if "cross-account-actions" in controls:
+        statements.append(PARTNER_ACL_WRITES)
+    policy = {"Version": "2012-10-17", "Statement": statements}
     s3.put_bucket_policy(Bucket=BUCKET, Policy=json.dumps(policy))
     s3control = new_client("s3control", region_name=REGION)
     all_off = dict.fromkeys(BLOCK_PUBLIC_ACCESS_SETTINGS, False)
     s3control.put_public_access_block(AccountId=ACCOUNT, PublicAccessBlockConfiguration=all_off)
-    s3control.create_access_point(AccountId=ACCOUNT, Name=ACCESS_POINT, Bucket=BUCKET)
+    # An access point's own Block Public Access is chosen at its creation.
+    block = all_off if "access-point-public-access-block" in controls else {}
+    s3control.create_access_point(
+        AccountId=ACCOUNT, Name=ACCESS_POINT, Bucket=BUCKET, PublicAccessBlockConfiguration=block
+    )
+    if "multi-region-access-point-public-access-block" in controls:
+        s3control.create_multi_region_access_point(
+            AccountId=ACCOUNT,
+            ClientToken="drifted",
+            Details={"Name": MRAP, "PublicAccessBlock": all_off, "Regions": [{"Bucket": BUCKET}]},
+        )
     access_point_policy = {"Version": "2012-10-17", "Statement": [PUBLIC_READ]}
     s3control.put_access_point_policy(
         AccountId=ACCOUNT, Name=ACCESS_POINT, Policy=json.dumps(access_point_policy)
@@ -111,8 +132,18 @@ def make_drifted_bucket(controls: set[str]) -> None:
         weaken(BUCKET)
 
 
-# Settings without which a control has nothing to enforce (no log target, no baseline).
-CONTROL_SETTINGS = {"access-logging": LOGGING_SETTINGS, "object-lock-retention": LOCK_BASELINE}
+# Settings without which a control has nothing to enforce (no log target, no baseline, no own
+# account to tell other accounts from).
+CONTROL_SETTINGS = {
+    "access-logging": LOGGING_SETTINGS,
+    "object-lock-retention": LOCK_BASELINE,
+    "cross-account-actions": {"ACCOUNT_ID": ACCOUNT},
+}
+
+
+def detect_only(control: Control) -> bool:
+    """A control that writes nothing: its drift is reported, never fixed."""
+    return not control.write_actions
 
 
 @pytest.mark.usefixtures("aws")
@@ -122,6 +153,8 @@ def test_sample_drives_its_family_to_a_fix(
 ) -> None:
     expected = [c for c in catalogue.controls_of(family) if path.stem in c.trigger_events]
     for control in expected:
+        # Remediate, whatever the control's default (controls added later notify by default).
+        monkeypatch.setenv(mode_variable(control.id), "remediate")
         for name, value in CONTROL_SETTINGS.get(control.id, {}).items():
             monkeypatch.setenv(name, value)
     make_drifted_bucket({c.id for c in expected})
@@ -129,13 +162,13 @@ def test_sample_drives_its_family_to_a_fix(
     outcomes = process(load(path), family)
 
     assert [(o["control"], o["status"]) for o in outcomes] == [
-        (c.id, "remediated") for c in expected
+        (c.id, "noncompliant" if detect_only(c) else "remediated") for c in expected
     ]
     assert all(o["event_id"] == load(path)["detail"]["eventID"] for o in outcomes)
     # The fix is in S3, not only in the report: read it back.
     record = parse_record(load(path))
     settings = Settings.from_env(catalogue.CONTROL_IDS)
-    for control in expected:
+    for control in (c for c in expected if not detect_only(c)):
         subject = str(control.subject(record))
         records = audit_store(settings)
         state = control.observe(aws.client(control.service, REGION), subject, settings, records)

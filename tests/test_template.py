@@ -287,7 +287,7 @@ def test_every_control_has_a_mode_parameter_reaching_the_functions(control: Cont
     parameter = camel(control.id) + "Mode"
     definition = template()["Parameters"][parameter]
     assert sorted(definition["AllowedValues"]) == sorted(mode.value for mode in Mode)
-    assert definition["Default"] == Mode.REMEDIATE.value
+    assert definition["Default"] == control.default_mode.value
     assert environment()[mode_variable(control.id)] == {"!Ref": parameter}
 
 
@@ -368,6 +368,7 @@ UNSCOPED_ACTIONS = {
     "s3:GetAccessPoint",
     "s3:ListAllMyBuckets",
     "s3:ListAccessPoints",
+    "s3:ListMultiRegionAccessPoints",
 }
 # Controls that read the audit history (object-lock-retention's recorded baseline).
 

@@ -35,7 +35,16 @@ DECLARED: dict[str, tuple[str, str]] = {
     "object-ownership": ("public-access", "object_ownership.ObjectOwnership"),
     "public-policy": ("public-access", "public_policy.PublicPolicy"),
     "secure-transport": ("public-access", "secure_transport.SecureTransport"),
+    "cross-account-actions": ("public-access", "cross_account_actions.CrossAccountActions"),
     "access-point": ("public-access", "access_point.AccessPointPolicy"),
+    "access-point-public-access-block": (
+        "public-access",
+        "access_point_public_access_block.AccessPointPublicAccessBlock",
+    ),
+    "multi-region-access-point-public-access-block": (
+        "public-access",
+        "multi_region_access_point_public_access_block.MultiRegionAccessPointPublicAccessBlock",
+    ),
     "default-encryption": ("encryption", "default_encryption.DefaultEncryption"),
     "versioning": ("versioning", "versioning.Versioning"),
     "access-logging": ("logging", "access_logging.AccessLogging"),

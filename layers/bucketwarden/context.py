@@ -83,14 +83,18 @@ class EventContext:
         )
 
     @overload
-    def client(self, service: Literal["s3"]) -> S3Client: ...
+    def client(self, service: Literal["s3"], region: str | None = None) -> S3Client: ...
     @overload
-    def client(self, service: Literal["s3control"]) -> S3ControlClient: ...
-    def client(self, service: Literal["s3", "s3control"]) -> Any:
-        """A client of `service` acting in the subject's account and region."""
+    def client(
+        self, service: Literal["s3control"], region: str | None = None
+    ) -> S3ControlClient: ...
+    def client(self, service: Literal["s3", "s3control"], region: str | None = None) -> Any:
+        """A client of `service` acting in the subject's account and region (or `region`, for a
+        control whose API is served from one region only)."""
+        where = region or self.region
         if self.accounts is None:
-            return client(service, self.region)
-        return self.accounts.client(service, self.account, self.region)
+            return client(service, where)
+        return self.accounts.client(service, self.account, where)
 
     @property
     def what(self) -> str:

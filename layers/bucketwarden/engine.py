@@ -348,7 +348,7 @@ class Engine:
         first = steps[0].control
         # A dry run plans its writes: later reads answer what they would have set.
         reads = PlannedWrites if self.settings.dry_run else ReadOnce
-        api = reads(context.client(first.service), context.reads)
+        api = reads(context.client(first.service, first.service_region), context.reads)
         before = first.observe(api, subject, self.settings, self.store)
         # Edits others made to the surface between the read and the write, as "was → is".
         changes: list[str] = []

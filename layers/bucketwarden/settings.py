@@ -193,7 +193,11 @@ class Settings:
         env = os.environ if env is None else env
         modes: dict[str, Mode] = {}
         for control_id in control_ids:
-            raw = env.get(mode_variable(control_id), Mode.REMEDIATE.value).strip().lower()
+            # Unset: the control's own default applies (`mode`), not remediate for all.
+            found = env.get(mode_variable(control_id))
+            if found is None:
+                continue
+            raw = found.strip().lower()
             try:
                 modes[control_id] = Mode(raw)
             except ValueError as error:

@@ -209,6 +209,18 @@ def _log_delivery(arn: str) -> dict[str, Any]:
     return log_delivery_statement(arn, ACCOUNT)
 
 
+def _partner_admin(arn: str) -> dict[str, Any]:
+    """Another account may read objects and rewrite the bucket policy: cross-account-actions
+    takes the policy write away and keeps the reads."""
+    return {
+        **_public_read(arn),
+        "Sid": "PartnerAdmin",
+        "Principal": {"AWS": "arn:aws:iam::999988887777:root"},
+        "Action": ["s3:GetObject", "s3:PutBucketPolicy"],
+        "Resource": [arn, _objects(arn)],
+    }
+
+
 def _policy(arn: str, statements: tuple[Statement, ...]) -> str:
     return json.dumps({"Version": POLICY_VERSION, "Statement": [make(arn) for make in statements]})
 
@@ -242,6 +254,29 @@ def _internet_access_point(*statements: Statement) -> Setup:
         s3control.put_access_point_policy(AccountId=ACCOUNT, Name=name, Policy=policy)
 
     return setup
+
+
+def _open_access_point(s3: Any, bucket: str) -> None:
+    """An access point created with its own Block Public Access off (fixed for its life)."""
+    _setup_client("s3control").create_access_point(
+        AccountId=ACCOUNT,
+        Name=access_point_name(bucket),
+        Bucket=bucket,
+        PublicAccessBlockConfiguration=_block_configuration(off=BLOCK_PUBLIC_ACCESS_SETTINGS),
+    )
+
+
+def _open_multi_region_access_point(s3: Any, bucket: str) -> None:
+    """A Multi-Region Access Point to the bucket created with Block Public Access off."""
+    _setup_client("s3control").create_multi_region_access_point(
+        AccountId=ACCOUNT,
+        ClientToken=bucket,
+        Details={
+            "Name": access_point_name(bucket),
+            "PublicAccessBlock": _block_configuration(off=BLOCK_PUBLIC_ACCESS_SETTINGS),
+            "Regions": [{"Bucket": bucket}],
+        },
+    )
 
 
 def _encryption(algorithm: str, key: str | None = None, bucket_key: bool = False) -> Setup:
@@ -615,6 +650,29 @@ SCENARIOS: tuple[Scenario, ...] = (
             RECHECK,
             ACCESS_POINT_READ,
         ),
+    ),
+    Scenario(
+        "cross-account-actions",
+        "another account may rewrite the policy",
+        "PutBucketPolicy",
+        _bucket_policy(_analytics_read, _partner_admin),
+        "remediated",
+        {"MODE_CROSS_ACCOUNT_ACTIONS": "remediate"},
+        extras=(RECHECK,),
+    ),
+    Scenario(
+        "access-point-public-access-block",
+        "created with Block Public Access off (detect only)",
+        "CreateAccessPoint",
+        _open_access_point,
+        "noncompliant",
+    ),
+    Scenario(
+        "multi-region-access-point-public-access-block",
+        "created with Block Public Access off (detect only)",
+        "CreateMultiRegionAccessPoint",
+        _open_multi_region_access_point,
+        "noncompliant",
     ),
     Scenario(
         "default-encryption",

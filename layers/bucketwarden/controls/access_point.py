@@ -101,24 +101,23 @@ def _fixed_settings_note(state: State) -> str | None:
     return f"its own Block Public Access is off ({', '.join(off)}) and {FIXED_AT_CREATION}"
 
 
-class AccessPointPolicy(Control["S3ControlClient"]):
-    id = "access-point"
-    severity = "CRITICAL"
-    family = "public-access"
-    title = "Internet access points have no public policy"
-    surface = "access point policy"
-    trigger_events = ("CreateAccessPoint", "PutAccessPointPolicy")
-    read_actions = ("s3:GetAccessPoint", "s3:GetAccessPointPolicy")
-    # The fix deletes the policy when every statement was public.
-    write_actions = ("s3:PutAccessPointPolicy", "s3:DeleteAccessPointPolicy")
+def access_point(s3control: S3ControlClient, target: AccessPointName) -> dict[str, Any]:
+    """What GetAccessPoint says of the access point that the controls judge."""
+    point = s3control.get_access_point(AccountId=target.account, Name=target.name)
+    return {
+        "Name": point["Name"],
+        "Bucket": point["Bucket"],
+        "BucketAccountId": point.get("BucketAccountId"),
+        "NetworkOrigin": point["NetworkOrigin"],
+        "PublicAccessBlockConfiguration": point.get("PublicAccessBlockConfiguration"),
+    }
+
+
+class AccessPointControl(Control["S3ControlClient"]):
+    """A control of one access point: named by its ARN, exempted by its bucket's tags."""
+
     scope = "access-point"
     service = "s3control"
-    recheck_before_write = True
-    closes_public_exposure = True
-    refusal_hint = (
-        "S3 refuses a public access point policy while BlockPublicPolicy is on for the access "
-        "point or the account"
-    )
 
     def subject(self, record: CloudTrailRecord) -> str | None:
         return access_point_arn(record)
@@ -135,18 +134,28 @@ class AccessPointPolicy(Control["S3ControlClient"]):
         match = ACCESS_POINT_ARN.match(subject)
         return match["region"] if match else None
 
+
+class AccessPointPolicy(AccessPointControl):
+    id = "access-point"
+    severity = "CRITICAL"
+    family = "public-access"
+    title = "Internet access points have no public policy"
+    surface = "access point policy"
+    trigger_events = ("CreateAccessPoint", "PutAccessPointPolicy")
+    read_actions = ("s3:GetAccessPoint", "s3:GetAccessPointPolicy")
+    # The fix deletes the policy when every statement was public.
+    write_actions = ("s3:PutAccessPointPolicy", "s3:DeleteAccessPointPolicy")
+    recheck_before_write = True
+    closes_public_exposure = True
+    refusal_hint = (
+        "S3 refuses a public access point policy while BlockPublicPolicy is on for the access "
+        "point or the account"
+    )
+
     def read(self, s3control: S3ControlClient, arn: str) -> State:
         """The access point (GetAccessPoint) and its policy (GetAccessPointPolicy)."""
         target = parse_arn(arn)
-        point = s3control.get_access_point(AccountId=target.account, Name=target.name)
-        return {
-            "Name": point["Name"],
-            "Bucket": point["Bucket"],
-            "BucketAccountId": point.get("BucketAccountId"),
-            "NetworkOrigin": point["NetworkOrigin"],
-            "PublicAccessBlockConfiguration": point.get("PublicAccessBlockConfiguration"),
-            "Policy": self._policy(s3control, target),
-        }
+        return {**access_point(s3control, target), "Policy": self._policy(s3control, target)}
 
     def reread(
         self,

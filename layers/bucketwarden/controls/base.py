@@ -91,6 +91,9 @@ class Control(ABC, Generic[Api]):
     # point's ARN (see `subject`).
     scope: str = "bucket"
     service: Literal["s3", "s3control"] = "s3"
+    # The region the control's client must be of, whatever the subject's (None: the subject's):
+    # S3 Control serves Multi-Region Access Points from us-west-2 only.
+    service_region: str | None = None
     # True for controls that can find a bucket publicly readable: when one does, the engine
     # reads the bucket's website configuration (s3:GetBucketWebsite) to warn in the finding.
     checks_website: bool = False

@@ -56,6 +56,8 @@ _BOOLEAN_ELEMENTS = frozenset(
 _CONTROL_PREFIX = "/v20180820/"
 _BUCKET_PATH = re.compile(r"/(?P<name>[^/]+)/?")
 _ACCESS_POINT = re.compile(r"^/v20180820/accesspoint/(?P<name>[^/]+)(?P<policy>/policy)?$")
+# The one configuration call sent with POST: Multi-Region Access Points are made asynchronously.
+_CREATE_MULTI_REGION_ACCESS_POINT = "/v20180820/async-requests/mrap/create"
 
 
 @dataclass(frozen=True)
@@ -132,6 +134,12 @@ def _control_call(
         name = names.get(method)
         parameters.update(_parsed_body(body, content_is_policy=False))
         return ConfigurationCall(name, None, parameters, body) if name else None
+    if path == _CREATE_MULTI_REGION_ACCESS_POINT:
+        if method != "POST":
+            return None
+        parameters.update(_parsed_body(body, content_is_policy=False))
+        parameters["x-amz-account-id"] = _header(environ, "x-amz-account-id") or ""
+        return ConfigurationCall("CreateMultiRegionAccessPoint", None, parameters, body)
     match = _ACCESS_POINT.match(path)
     if not match:
         return None
@@ -168,9 +176,11 @@ def _bucket_of(environ: dict[str, Any]) -> str | None:
 
 def is_configuration_request(environ: dict[str, Any]) -> bool:
     """Whether a request may be a configuration call, judged without reading its body."""
-    if environ.get("REQUEST_METHOD") not in {"PUT", "DELETE"} or not _is_s3(environ):
+    method, path = environ.get("REQUEST_METHOD"), environ.get("PATH_INFO", "/")
+    if method == "POST" and path == _CREATE_MULTI_REGION_ACCESS_POINT:
+        return _is_s3(environ)
+    if method not in {"PUT", "DELETE"} or not _is_s3(environ):
         return False
-    path = environ.get("PATH_INFO", "/")
     return path.startswith(_CONTROL_PREFIX) or _bucket_of(environ) is not None
 
 
