@@ -51,6 +51,16 @@ from tests.helpers import (
     sweeper,
     tag_bucket,
 )
+from tests.test_template import (
+    FUNCTION_IDS,
+    as_list,
+    of_type,
+    properties,
+    resources,
+    role_id,
+    role_statements,
+    template,
+)
 
 pytestmark = pytest.mark.usefixtures("aws")
 
@@ -600,3 +610,46 @@ def test_outcomes_that_say_nothing_make_no_finding() -> None:
         assert plan(outcome, versioning, compliant_passes=False) is None
     throttled = Outcome(BUCKET, "versioning", Status.SKIPPED, "held", mode="notify")
     assert plan(throttled, versioning, compliant_passes=False) is None
+
+
+# -- the template --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("function", FUNCTION_IDS)
+def test_each_role_may_export_findings_only_with_the_parameter(function: str) -> None:
+    role = role_id(function)
+    policies = [
+        logical_id
+        for logical_id in of_type("AWS::IAM::Policy")
+        if {"!Ref": role} in properties(logical_id)["Roles"]
+        and resources()[logical_id].get("Condition") == "ExportsToSecurityHub"
+    ]
+    [policy] = policies
+    statements = properties(policy)["PolicyDocument"]["Statement"]
+    grants = {
+        action: statement["Resource"]["!Sub"]
+        for statement in statements
+        for action in as_list(statement["Action"])
+    }
+    account = "arn:${AWS::Partition}:securityhub:*:${AWS::AccountId}"
+    assert grants == {
+        "securityhub:BatchImportFindings": f"{account}:product/${{AWS::AccountId}}/default",
+        "securityhub:GetFindings": f"{account}:hub/default",
+        "securityhub:BatchUpdateFindings": f"{account}:hub/default",
+    }
+    # Only from the function itself, as every write of its role.
+    for statement in statements:
+        assert "lambda:SourceFunctionArn" in statement["Condition"]["ArnEquals"]
+    # No other policy of the role names Security Hub.
+    others = [s for s in role_statements(role) if s not in statements]
+    assert not [s for s in others if "securityhub" in json.dumps(s)]
+
+
+def test_the_parameter_reaches_every_function_and_is_off_by_default() -> None:
+    parameter = template()["Parameters"]["SecurityHubExport"]
+    assert (parameter["Default"], parameter["AllowedValues"]) == ("false", ["true", "false"])
+    variables = template()["Globals"]["Function"]["Environment"]["Variables"]
+    assert variables["SECURITY_HUB_EXPORT"] == {"!Ref": "SecurityHubExport"}
+    assert template()["Conditions"]["ExportsToSecurityHub"] == {
+        "!Equals": [{"!Ref": "SecurityHubExport"}, "true"]
+    }
