@@ -489,6 +489,40 @@ def test_the_sweep_passes_findings_whose_subject_is_compliant_now(
 
 
 @pytest.mark.usefixtures("export")
+def test_the_sweep_imports_its_findings_in_batches_of_100(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MODE_VERSIONING", "notify")
+    buckets = [suspended(f"drifting-{number:03}") for number in range(120)]
+    settings = Settings.from_env(("versioning",))
+    before = API_CALLS.snapshot()
+
+    sweeper(settings, (control("versioning"),)).run(buckets)
+
+    assert len(findings()) == 120
+    made = calls_delta(before)
+    assert made["securityhub.BatchImportFindings"] == 2
+    # Drifts may reopen what an exemption suppressed: one read of our FAILED findings.
+    assert made["securityhub.GetFindings"] == 1
+
+
+@pytest.mark.usefixtures("export")
+def test_the_sweep_reopens_a_drift_whose_exemption_ended(monkeypatch: pytest.MonkeyPatch) -> None:
+    finding = drift_noticed(monkeypatch)
+    note = {"Text": "exempted", "UpdatedBy": "BucketWarden", "UpdatedAt": finding["UpdatedAt"]}
+    hub().batch_import_findings(
+        Findings=[{**finding, "Workflow": {"Status": "SUPPRESSED"}, "Note": note}]
+    )
+    monkeypatch.setenv("MODE_VERSIONING", "notify")
+    ANSWERS.updates.clear()
+    before = API_CALLS.snapshot()
+
+    sweeper(Settings.from_env(("versioning",)), (control("versioning"),)).run([BUCKET])
+
+    [(status, _note, ids)] = ANSWERS.workflows()
+    assert (status, ids) == ("NEW", [FINDING_ID])
+    assert calls_delta(before)["securityhub.GetFindings"] == 1
+
+
+@pytest.mark.usefixtures("export")
 def test_the_sweep_reads_the_failed_findings_with_our_filters_page_by_page() -> None:
     hub().enable_security_hub()
     sent = exporter(Settings(account_id=ACCOUNT, security_hub_export=True))

@@ -341,9 +341,11 @@ class FindingsExporter:
         archives = [
             p for p in planned if p.only_if_found and p.outcome.status is not Status.COMPLIANT
         ]
-        # A pass needs a FAILED finding to pass; an archive, any finding to archive.
+        # A pass needs a FAILED finding to pass; an archive, any finding to archive. The sweep
+        # reads all of BucketWarden's FAILED findings at once (a drift's reopening uses them too).
         found = self._existing(api, place, [self._id(p, place) for p in archives])
-        failed = self._failed_findings(api, place) if passes else {}
+        reopens = any(p.reopen for p in planned)
+        failed = self._failed_findings(api, place) if self.reconcile and (passes or reopens) else {}
         kept: list[Planned] = []
         for item in planned:
             passing = item.outcome.status is Status.COMPLIANT
@@ -355,7 +357,8 @@ class FindingsExporter:
             kept.append(item)
         imported = self._import(api, place, kept, now)
         self._set_workflows(api, place, [p for p in kept if self._id(p, place) in imported])
-        self._reopen(api, place, [p for p in kept if p.reopen and self._id(p, place) in imported])
+        reopening = [p for p in kept if p.reopen and self._id(p, place) in imported]
+        self._reopen(api, place, reopening, failed if self.reconcile else None)
 
     @staticmethod
     def _id(planned: Planned, place: Place) -> str:
@@ -419,12 +422,23 @@ class FindingsExporter:
                     "Security Hub did not set a finding's workflow", extra={"finding": unprocessed}
                 )
 
-    def _reopen(self, api: Any, place: Place, planned: list[Planned]) -> None:
+    def _reopen(
+        self,
+        api: Any,
+        place: Place,
+        planned: list[Planned],
+        known: dict[str, dict[str, Any]] | None,
+    ) -> None:
         """Drift whose finding BucketWarden suppressed (an exemption that no longer applies) is
-        open again: Security Hub does not reset a SUPPRESSED workflow by itself."""
+        open again: Security Hub does not reset a SUPPRESSED workflow by itself. `known`: the
+        FAILED findings read already (the sweep's); else they are read by Id."""
         if not planned:
             return
-        found = self._existing(api, place, [self._id(p, place) for p in planned])
+        ids = [self._id(p, place) for p in planned]
+        if known is None:
+            found = self._existing(api, place, ids)
+        else:
+            found = {i: known[i] for i in ids if i in known}
         suppressed = [
             finding_id_
             for finding_id_, finding in found.items()
