@@ -33,7 +33,7 @@ from bucketwarden.metrics import Metrics
 from bucketwarden.outcome import Outcome, Status
 from bucketwarden.securityhub import FindingsExporter, Place, Planned, asff, plan
 from bucketwarden.settings import ConfigError, Settings
-from bucketwarden_tools.calls import API_CALLS, uncounted
+from bucketwarden_tools.calls import API_CALLS
 from bucketwarden_tools.clients import register_for_new_clients
 from tests.helpers import (
     ACCOUNT,
@@ -51,6 +51,7 @@ from tests.helpers import (
     sweeper,
     tag_bucket,
 )
+from tests.test_organization_engine import MEMBER, member_client
 from tests.test_template import (
     FUNCTION_IDS,
     as_list,
@@ -379,10 +380,12 @@ def test_findings_security_hub_refuses_are_logged_counted_and_said(
 
 
 @pytest.mark.usefixtures("export")
-def test_security_hub_not_enabled_is_one_warning_and_no_retry_storm(
-    answers: SecurityHubAnswers, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("code", ["InvalidAccessException", "AccessDeniedException"])
+def test_security_hub_not_enabled_or_refusing_is_one_warning_and_no_retry_storm(
+    code: str, answers: SecurityHubAnswers, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    answers.import_error = "InvalidAccessException"
+    # Not enabled ("not subscribed"), or the role refused: the same for BucketWarden.
+    answers.import_error = code
     monkeypatch.setenv("MODE_VERSIONING", "notify")
     suspended()
     before = API_CALLS.snapshot()
@@ -393,24 +396,12 @@ def test_security_hub_not_enabled_is_one_warning_and_no_retry_storm(
     assert (first["status"], second["status"]) == ("noncompliant", "noncompliant")
     [warning] = first["warnings"]
     assert f"account {ACCOUNT}, region {REGION}" in warning
-    assert "InvalidAccessException" in warning
+    assert code in warning
     assert second["warnings"] == []
     # One import tried (no retry: it is not a throttle); the second event calls nothing.
     made = calls_delta(before)
     assert made["securityhub.BatchImportFindings"] == 1
     assert made.get("securityhub.GetFindings", 0) == 0
-
-
-@pytest.mark.usefixtures("export")
-def test_access_denied_is_a_warning_too(
-    answers: SecurityHubAnswers, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    answers.import_error = "AccessDeniedException"
-    monkeypatch.setenv("MODE_VERSIONING", "notify")
-    suspended()
-    outcome = only(process(versioning_event(), FAMILY))
-    assert outcome["status"] == "noncompliant"
-    assert "AccessDeniedException" in outcome["warnings"][0]
 
 
 @pytest.mark.usefixtures("export")
@@ -561,24 +552,8 @@ def test_the_sweep_reads_the_failed_findings_with_our_filters_page_by_page() -> 
 
 # -- organization scale ------------------------------------------------------------------------
 
-MEMBER = "222222222222"
 MEMBER_ROLE = "bucketwarden-member-versioning"
 FUNCTION = "bucketwarden-versioning"
-
-
-def member_client(service: str) -> Any:
-    credentials = own_client("sts").assume_role(
-        RoleArn=f"arn:aws:iam::{MEMBER}:role/OrganizationAccountAccessRole",
-        RoleSessionName="member-admin",
-    )["Credentials"]
-    made = aws.new_client(
-        service,
-        region_name=REGION,
-        aws_access_key_id=credentials["AccessKeyId"],
-        aws_secret_access_key=credentials["SecretAccessKey"],
-        aws_session_token=credentials["SessionToken"],
-    )
-    return uncounted(made)
 
 
 @pytest.mark.usefixtures("export")
