@@ -612,6 +612,28 @@ def test_an_account_and_an_access_point_are_their_asff_resources() -> None:
     assert "bucketwarden:exempt" not in finding["Remediation"]["Recommendation"]["Text"]
 
 
+@pytest.mark.parametrize(
+    ("status", "reason", "expected"),
+    [
+        (Status.NONCOMPLIANT, "versioning is Suspended", ("FAILED", "ACTIVE", None)),
+        (Status.FAILED, "AccessDenied on PutBucketVersioning", ("FAILED", "ACTIVE", None)),
+        (Status.REMEDIATED, "versioning was Suspended", ("PASSED", "ACTIVE", "RESOLVED")),
+        (Status.EXEMPTED, "exempt until 2030-01-01", ("FAILED", "ACTIVE", "SUPPRESSED")),
+        (Status.SKIPPED, "bucket no longer exists", ("NOT_AVAILABLE", "ARCHIVED", None)),
+    ],
+)
+def test_each_outcome_has_its_place_in_the_findings_lifecycle(
+    status: Status, reason: str, expected: tuple[str, str, str | None]
+) -> None:
+    outcome = Outcome(BUCKET, "versioning", status, reason, mode="notify")
+    planned = plan(outcome, control("versioning"), compliant_passes=False)
+    assert isinstance(planned, Planned)
+    assert (planned.compliance, planned.record_state, planned.workflow) == expected
+    # Only a drift may reopen what BucketWarden suppressed; only a deletion needs a finding.
+    assert planned.reopen == (status in {Status.NONCOMPLIANT, Status.FAILED})
+    assert planned.only_if_found == (status is Status.SKIPPED)
+
+
 def test_outcomes_that_say_nothing_make_no_finding() -> None:
     versioning = control("versioning")
     for status in (Status.COMPLIANT, Status.IGNORED):

@@ -117,7 +117,7 @@ class EventReporter:
         of the import is then in the record and the notification)."""
         change = outcome.control == CHANGE_CONTROL
         if self.findings is not None and not change:
-            self._find(outcome)
+            self._find(self.findings, outcome)
         if outcome.status not in REPORTED and not change:
             return
         # A pair held by the flap breaker is escalated once, then only audited while the hold
@@ -137,16 +137,15 @@ class EventReporter:
         log = logger.warning if outcome.status is Status.FAILED else logger.info
         log("outcome", extra={"outcome": outcome.to_dict()})
 
-    def _find(self, outcome: Outcome) -> None:
+    def _find(self, findings: FindingsExporter, outcome: Outcome) -> None:
         """The outcome's finding: imported now by the event path, queued by the sweep. Its
         audit id is set first, for the rollback command the finding gives."""
-        assert self.findings is not None
         if self.store.table and outcome.status is Status.REMEDIATED:
             outcome.audit_id = outcome.audit_id or audit_id_for(outcome)
         if self.notifies_each:
-            self.findings.export(outcome)
+            findings.export(outcome)
         else:
-            self.findings.add(outcome)
+            findings.add(outcome)
 
     def flush(self) -> None:
         if self.findings is not None:
