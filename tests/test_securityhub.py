@@ -123,6 +123,9 @@ class SecurityHubAnswers:
 
 
 def _answer(request: Any, status: int, body: dict[str, Any]) -> AWSResponse:
+    # botocore still offers the request to moto's own `before-send` hook: pointed at a host moto
+    # does not serve, it changes nothing there (as helpers.ErrorResponses does).
+    request.url = "https://refused.invalid/"
     raw = MockRawResponse(json.dumps(body).encode())
     return AWSResponse(request.url, status, {"Content-Type": "application/json"}, raw)
 
@@ -370,6 +373,7 @@ def test_findings_security_hub_refuses_are_logged_counted_and_said(
 
     sent.export(outcome)
 
+    assert findings() == []
     assert sent.failed == 1
     assert outcome.warnings == [
         "Security Hub refused its finding (InvalidInput: Finding too large)"
@@ -684,3 +688,24 @@ def test_the_parameter_reaches_every_function_and_is_off_by_default() -> None:
     assert template()["Conditions"]["ExportsToSecurityHub"] == {
         "!Equals": [{"!Ref": "SecurityHubExport"}, "true"]
     }
+
+
+def test_an_account_kept_quiet_is_tried_again_after_the_quiet_period(
+    answers: SecurityHubAnswers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hub().enable_security_hub()
+    answers.import_error = "InvalidAccessException"
+    sent = exporter(Settings(account_id=ACCOUNT, security_hub_export=True))
+    first, second, third = (noncompliant(f"bucket-{n}") for n in range(3))
+    sent.export(first)
+    sent.export(second)
+    assert sent.calls["BatchImportFindings"] == 1
+    assert (len(first.warnings), second.warnings) == (1, [])
+
+    # An hour later (Security Hub enabled meanwhile) the account is tried again.
+    answers.import_error = None
+    later = securityhub.utc_now() + securityhub.QUIET_PERIOD + timedelta(seconds=1)
+    monkeypatch.setattr(securityhub, "utc_now", lambda: later)
+    sent.export(third)
+    assert sent.calls["BatchImportFindings"] == 2
+    assert [f["Id"] for f in findings()] == [f"bucketwarden/{ACCOUNT}/{REGION}/versioning/bucket-2"]
