@@ -52,6 +52,8 @@ from tests.helpers import (
     tag_bucket,
 )
 from tests.test_organization_engine import MEMBER, member_client
+from tests.test_organization_sweep import Delivery, unversioned
+from tests.test_sweep import only_controls, scheduled_event
 from tests.test_template import (
     FUNCTION_IDS,
     as_list,
@@ -709,3 +711,34 @@ def test_an_account_kept_quiet_is_tried_again_after_the_quiet_period(
     sent.export(third)
     assert sent.calls["BatchImportFindings"] == 2
     assert [f["Id"] for f in findings()] == [f"bucketwarden/{ACCOUNT}/{REGION}/versioning/bucket-2"]
+
+
+@pytest.mark.usefixtures("export")
+@pytest.mark.filterwarnings("ignore:Couldn't determine the remaining time left:UserWarning")
+def test_an_organization_sweep_imports_each_finding_in_the_account_of_its_bucket(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("ORGANIZATION_ID", "o-abcdefghij")
+    monkeypatch.setenv("MEMBER_ROLE_NAME", "bucketwarden-member-sweep")
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "bucketwarden-sweep")
+    monkeypatch.setenv("ACCOUNT_IDS", MEMBER)
+    monkeypatch.setenv("IDEMPOTENCY_TABLE", create_table("bucketwarden-idempotency", "id"))
+    only_controls(monkeypatch, "versioning", mode="notify")
+    member_hub = member_client("securityhub")
+    member_hub.enable_security_hub()
+    unversioned(ACCOUNT, "hub-logs")
+    unversioned(MEMBER, "member-data")
+
+    Delivery().run(scheduled_event("org-daily"))
+
+    [own] = findings()
+    [members] = findings(member_hub)
+    assert (own["AwsAccountId"], own["Resources"][0]["Id"]) == (ACCOUNT, "arn:aws:s3:::hub-logs")
+    assert (members["AwsAccountId"], members["Resources"][0]["Id"]) == (
+        MEMBER,
+        "arn:aws:s3:::member-data",
+    )
+    assert (
+        members["ProductArn"] == f"arn:aws:securityhub:{REGION}:{MEMBER}:product/{MEMBER}/default"
+    )
+    assert own["Compliance"]["Status"] == members["Compliance"]["Status"] == "FAILED"
