@@ -742,3 +742,25 @@ def test_an_organization_sweep_imports_each_finding_in_the_account_of_its_bucket
         members["ProductArn"] == f"arn:aws:securityhub:{REGION}:{MEMBER}:product/{MEMBER}/default"
     )
     assert own["Compliance"]["Status"] == members["Compliance"]["Status"] == "FAILED"
+
+
+def test_outside_a_stack_the_callers_account_is_asked_once() -> None:
+    hub().enable_security_hub()
+    asked: list[str] = []
+
+    def own_account() -> str:
+        asked.append(ACCOUNT)
+        return ACCOUNT
+
+    sent = FindingsExporter(
+        Settings(security_hub_export=True),
+        lambda account, region: aws.client("securityhub", region),
+        account_of=own_account,
+    )
+    for number in range(3):
+        outcome = noncompliant(f"bucket-{number}")
+        outcome.account = None
+        sent.add(outcome)
+    sent.flush()
+    assert asked == [ACCOUNT]
+    assert {f["AwsAccountId"] for f in findings()} == {ACCOUNT}

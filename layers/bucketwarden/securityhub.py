@@ -286,6 +286,7 @@ class FindingsExporter:
         self.metrics = metrics
         self.reconcile = reconcile
         self._account_of = account_of
+        self._own_account: str | None = None
         self._lock = threading.Lock()
         self._queued: dict[tuple[str, str], list[Planned]] = defaultdict(list)
         self.calls: dict[str, int] = defaultdict(int)
@@ -311,9 +312,11 @@ class FindingsExporter:
             self._queued[key].append(planned)
 
     def _account(self, outcome: Outcome) -> str:
-        account = outcome.account or self.settings.account_id
+        """The subject's account: the outcome's, else the stack's, else the caller's (asked of
+        STS once, outside a stack)."""
+        account = outcome.account or self.settings.account_id or self._own_account
         if account is None and self._account_of is not None:
-            account = self._account_of()
+            account = self._own_account = self._account_of()
         return str(account)
 
     def _region(self, outcome: Outcome) -> str:
