@@ -139,11 +139,10 @@ register_for_new_clients("before-send.securityhub.BatchImportFindings", ANSWERS.
 
 @pytest.fixture(autouse=True)
 def answers() -> Iterator[SecurityHubAnswers]:
-    securityhub.forget()
+    # The accounts kept quiet are forgotten for every test (conftest.aws_environment).
     ANSWERS.reset(armed=True)
     yield ANSWERS
     ANSWERS.reset(armed=False)
-    securityhub.forget()
 
 
 @pytest.fixture
