@@ -32,6 +32,7 @@ if not __package__:
 from scripts.generate_template import (
     ANY_RESOURCE,
     BUCKETS,
+    SECURITY_HUB_PRODUCT,
     Block,
     camel,
     control_reads,
@@ -107,8 +108,17 @@ Parameters:
       --organization (docs/organization.md): they may assume the sweep role too. Empty: only
       the hub's sweep function.
 
+  SecurityHubExport:
+    Type: String
+    Default: "false"
+    AllowedValues: ["true", "false"]
+    Description: >-
+      The hub's SecurityHubExport: the roles may import findings into this account's Security
+      Hub (its default product) and set their workflow (docs/security-hub.md).
+
 Conditions:
   HasOperators: !Not [!Equals [!Join ["", !Ref OperatorRoleArns], ""]]
+  ExportsToSecurityHub: !Equals [!Ref SecurityHubExport, "true"]
 
 Resources:
 @{roles}
@@ -234,6 +244,25 @@ def sweep_reads() -> dict[str, list[str]]:
     return reads
 
 
+# With SecurityHubExport: findings are imported in the account that owns the bucket (AWS
+# requires the caller's account to be the finding's AwsAccountId with the default product).
+SECURITY_HUB_STATEMENTS = Block("""\
+- !If
+  - ExportsToSecurityHub
+  - Sid: ImportFindings
+    Effect: Allow
+    Action: securityhub:BatchImportFindings
+    Resource: @{security_hub_product}
+  - !Ref AWS::NoValue
+- !If
+  - ExportsToSecurityHub
+  - Sid: ReadAndUpdateFindings
+    Effect: Allow
+    Action: [securityhub:GetFindings, securityhub:BatchUpdateFindings]
+    Resource: !Sub arn:${AWS::Partition}:securityhub:*:${AWS::AccountId}:hub/default
+  - !Ref AWS::NoValue""").substitute(security_hub_product=SECURITY_HUB_PRODUCT)
+
+
 def member_role(
     name: str,
     description: str,
@@ -242,6 +271,7 @@ def member_role(
     operators: str = "",
 ) -> str:
     statements = s3_statements(reads, writes, write_condition="", write_comments=("", ""))
+    statements = f"{statements}\n{SECURITY_HUB_STATEMENTS}"
     trust = HUB_PRINCIPAL.substitute(sid="HubFunctionRoleOnly", principal=HUB_ROLE + name, extra="")
     return MEMBER_ROLE.substitute(
         name=name,

@@ -60,6 +60,11 @@ UNSCOPED_ACTIONS = frozenset({"s3:GetAccessPoint"})
 BUCKETS = "!Sub arn:${AWS::Partition}:s3:::*"
 ACCESS_POINTS = "!Sub arn:${AWS::Partition}:s3:*:${AWS::AccountId}:accesspoint/*"
 ANY_RESOURCE = '"*"'
+# Security Hub findings of the account: imported to its default product, read and updated in
+# its hub (docs/security-hub.md).
+SECURITY_HUB_PRODUCT = (
+    "!Sub arn:${AWS::Partition}:securityhub:*:${AWS::AccountId}:product/${AWS::AccountId}/default"
+)
 # The IAM resource of a control's actions, by the control's scope.
 SCOPE_RESOURCES = {"bucket": BUCKETS, "account": ANY_RESOURCE, "access-point": ACCESS_POINTS}
 
@@ -308,6 +313,33 @@ FAMILY = Block("""\
               StringEquals:
                 aws:ResourceOrgID: !Ref OrganizationId
 
+  # With SecurityHubExport: findings imported in this account (the default product) and their
+  # workflow set; in a member account the member role does it (docs/security-hub.md).
+  @{Family}SecurityHubPolicy:
+    Type: AWS::IAM::Policy
+    Condition: ExportsToSecurityHub
+    Properties:
+      PolicyName: security-hub-findings
+      Roles:
+        - !Ref @{Family}Role
+      PolicyDocument:
+        Version: "2012-10-17"
+        Statement:
+          - Sid: ImportFindings
+            Effect: Allow
+            Action: securityhub:BatchImportFindings
+            Resource: @{security_hub_product}
+            Condition:
+              ArnEquals:
+                lambda:SourceFunctionArn: @{own_function_arn}
+          - Sid: ReadAndUpdateFindings
+            Effect: Allow
+            Action: [securityhub:GetFindings, securityhub:BatchUpdateFindings]
+            Resource: !Sub arn:${AWS::Partition}:securityhub:*:${AWS::AccountId}:hub/default
+            Condition:
+              ArnEquals:
+                lambda:SourceFunctionArn: @{own_function_arn}
+
 @{alarms}""")
 
 
@@ -521,6 +553,7 @@ def family_block(family: str) -> str:
         statements=role_statements(family),
         **rule_parts(family),
         own_function_arn=Block(OWN_FUNCTION_ARN).substitute(family=family),
+        security_hub_product=SECURITY_HUB_PRODUCT,
         alarms="\n".join([*map(failures_alarm, controls), dead_letter_alarm(family)]),
     )
 

@@ -16,7 +16,7 @@ from moto import mock_aws
 from moto.moto_server.werkzeug_app import MotoRequestHandler, create_backend_app
 from werkzeug.serving import make_server
 
-from bucketwarden import integrity, services
+from bucketwarden import integrity, securityhub, services
 from bucketwarden.aws import reset_clients
 from bucketwarden.catalogue import CONTROL_IDS
 from bucketwarden.settings import Settings
@@ -90,6 +90,7 @@ def aws_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("AUDIT_MAC_KEY", DEFAULT_MAC_KEY)
     reset_clients()
     integrity.forget()
+    securityhub.forget()
     services.organization.cache_clear()
     yield
     reset_clients()

@@ -183,16 +183,45 @@ def test_member_role_allows_exactly_the_hub_roles_s3_actions(name: str) -> None:
     assert s3_grants(member_statements(name)) == s3_grants(role_statements(hub_role))
 
 
+# With SecurityHubExport only: findings of the member's own account (its default product).
+SECURITY_HUB_GRANTS = {
+    "securityhub:BatchImportFindings": "arn:${AWS::Partition}:securityhub:*:${AWS::AccountId}:"
+    "product/${AWS::AccountId}/default",
+    "securityhub:GetFindings": "arn:${AWS::Partition}:securityhub:*:${AWS::AccountId}:hub/default",
+    "securityhub:BatchUpdateFindings": (
+        "arn:${AWS::Partition}:securityhub:*:${AWS::AccountId}:hub/default"
+    ),
+}
+
+
+def security_hub_statements(name: str) -> list[dict[str, Any]]:
+    """The role's statements that exist only with SecurityHubExport (!If on its condition)."""
+    found = []
+    for policy in member_role(name)["Policies"]:
+        for statement in policy["PolicyDocument"]["Statement"]:
+            if "!If" in statement and statement["!If"][0] == "ExportsToSecurityHub":
+                assert statement["!If"][2] == {"!Ref": "AWS::NoValue"}
+                found.append(statement["!If"][1])
+    return found
+
+
 @pytest.mark.parametrize("name", MEMBER_ROLES)
 def test_member_role_allows_nothing_but_s3_configuration(name: str) -> None:
-    """Logs, queues, tables, keys, topics and STS stay the hub's: its own role uses them."""
+    """Logs, queues, tables, keys, topics and STS stay the hub's: its own role uses them. The
+    findings of the account are the one exception, with SecurityHubExport only."""
+    conditional = security_hub_statements(name)
     for statement in member_statements(name):
         assert statement["Effect"] == "Allow"
         assert "NotAction" not in statement
         assert "NotResource" not in statement
         for action in as_list(statement["Action"]):
+            if statement in conditional:
+                assert statement["Resource"] == {"!Sub": SECURITY_HUB_GRANTS[action]}
+                continue
             assert re.fullmatch(r"s3:[A-Za-z]+", action), (name, action)
             assert not action.startswith(("s3:GetObject", "s3:ListBucket")), (name, action)
+    granted = {action for statement in conditional for action in as_list(statement["Action"])}
+    assert granted == set(SECURITY_HUB_GRANTS)
 
 
 # Roles of the hub account that people run `scan --organization` with: only with
@@ -571,7 +600,13 @@ def test_the_member_roles_deploy_with_their_names_trust_and_actions() -> None:
         document = iam.get_role_policy(RoleName=role["RoleName"], PolicyName=policy)
         # moto returns a role policy made by CloudFormation as the text of a Python dict.
         statements = ast.literal_eval(str(document["PolicyDocument"]))["Statement"]
-        actions = {action for statement in statements for action in as_list(statement["Action"])}
+        # SecurityHubExport is off by default: its statements are AWS::NoValue (None here).
+        actions = {
+            action
+            for statement in statements
+            if statement is not None
+            for action in as_list(statement["Action"])
+        }
         assert actions == {action for action, _ in s3_grants(role_statements(role_id(function)))}
 
 

@@ -180,6 +180,10 @@ class AccountAccess:
     def client(
         self, service: Literal["s3control"], account: str | None, region: str | None
     ) -> S3ControlClient: ...
+    @overload
+    def client(
+        self, service: Literal["securityhub"], account: str | None, region: str | None
+    ) -> Any: ...
     def client(self, service: str, account: str | None, region: str | None) -> Any:
         """A client of `service` acting in `account` and `region`."""
         if self.role_name is None or account is None or account == self._home():

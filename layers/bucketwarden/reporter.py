@@ -3,6 +3,9 @@
 - `EventReporter`: the event path. Each reported outcome is audited, notified and counted.
 - `SweepReporter`: the sweep. Audited and counted; people get one summary at the end instead of
   a notification per finding (the event path has sent those).
+- Either, given a `FindingsExporter` (SecurityHubExport on), also imports findings into Security
+  Hub: the event path each outcome's at once; the sweep queues them and imports in batches when
+  it flushes, passing the earlier findings whose subject it found compliant (securityhub.py).
 - `DryRunReporter`: a dry run (`scan`, `remediate --dry-run`, DRY_RUN=true). Records nothing: no
   audit record, no notification, no metric.
 
@@ -25,6 +28,7 @@ from bucketwarden.outcome import REPORTED, Outcome, Status, utc_now
 
 # The sweep's summary, only named here: event functions never load the sweep's modules.
 if TYPE_CHECKING:
+    from bucketwarden.securityhub import FindingsExporter
     from bucketwarden.summary import SweepSummary
 
 logger = Logger(service="bucketwarden", child=True)
@@ -53,6 +57,9 @@ class Reporter(Protocol):
     def summarize(self, summary: SweepSummary) -> None:
         """Record a finished sweep."""
 
+    def flush(self) -> None:
+        """Send what is queued (the sweep's Security Hub findings) before the run ends."""
+
 
 class DryRunReporter:
     """Records nothing: a dry run shows what it would do, and leaves no trace."""
@@ -72,6 +79,9 @@ class DryRunReporter:
     def summarize(self, summary: SweepSummary) -> None:
         return None
 
+    def flush(self) -> None:
+        return None
+
 
 class EventReporter:
     """Audits, notifies and counts each reported outcome."""
@@ -79,10 +89,17 @@ class EventReporter:
     # Whether each outcome is notified (the sweep notifies one summary instead).
     notifies_each = True
 
-    def __init__(self, store: AuditStore, notifier: Notifier | None, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        store: AuditStore,
+        notifier: Notifier | None,
+        metrics: Metrics,
+        findings: FindingsExporter | None = None,
+    ) -> None:
         self.store = store
         self.notifier = notifier
         self.metrics = metrics
+        self.findings = findings
 
     def count(self, name: str, control: str) -> None:
         self.metrics.emit(name, control)
@@ -96,8 +113,11 @@ class EventReporter:
             self.store.write_ahead(outcome, planned)
 
     def report(self, outcome: Outcome) -> None:
-        """Audit, notify and count one outcome."""
+        """Audit, notify and count one outcome (and its Security Hub finding, first: a warning
+        of the import is then in the record and the notification)."""
         change = outcome.control == CHANGE_CONTROL
+        if self.findings is not None and not change:
+            self._find(self.findings, outcome)
         if outcome.status not in REPORTED and not change:
             return
         # A pair held by the flap breaker is escalated once, then only audited while the hold
@@ -116,6 +136,20 @@ class EventReporter:
             self.metrics.record(outcome)
         log = logger.warning if outcome.status is Status.FAILED else logger.info
         log("outcome", extra={"outcome": outcome.to_dict()})
+
+    def _find(self, findings: FindingsExporter, outcome: Outcome) -> None:
+        """The outcome's finding: imported now by the event path, queued by the sweep. Its
+        audit id is set first, for the rollback command the finding gives."""
+        if self.store.table and outcome.status is Status.REMEDIATED:
+            outcome.audit_id = outcome.audit_id or audit_id_for(outcome)
+        if self.notifies_each:
+            findings.export(outcome)
+        else:
+            findings.add(outcome)
+
+    def flush(self) -> None:
+        if self.findings is not None:
+            self.findings.flush()
 
     def summarize(self, summary: SweepSummary) -> None:
         """The sweep's compliance metrics, and its one notification."""

@@ -9,8 +9,9 @@ topic, no SNS client.
 from __future__ import annotations
 
 from functools import cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from bucketwarden.accounts import account_access
 from bucketwarden.audit import AuditStore
 from bucketwarden.aws import client
 from bucketwarden.integrity import ForgeryAlarm, Integrity
@@ -22,6 +23,8 @@ from bucketwarden.settings import Settings
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
+
+    from bucketwarden.securityhub import FindingsExporter
 
 
 @cache
@@ -58,4 +61,29 @@ def reporter(
     if settings.dry_run:
         return DryRunReporter()
     kind = SweepReporter if sweep else EventReporter
-    return kind(store, notifier(settings), metrics)
+    return kind(
+        store, notifier(settings), metrics, findings_exporter(settings, metrics, sweep=sweep)
+    )
+
+
+def findings_exporter(
+    settings: Settings, metrics: Metrics, *, sweep: bool = False
+) -> FindingsExporter | None:
+    """Security Hub's importer when SecurityHubExport is on (None otherwise: no client, no
+    call). Findings go to the subject's account: with its member role in organization mode."""
+    if not settings.security_hub_export:
+        return None
+    # Imported here: a stack without the export never loads it.
+    from bucketwarden.securityhub import FindingsExporter
+
+    access = account_access(settings)
+
+    def client_for(account: str | None, region: str | None) -> Any:
+        if access is None:
+            return client("securityhub", region)
+        return access.client("securityhub", account, region)
+
+    def own_account() -> str:
+        return str(client("sts").get_caller_identity()["Account"])
+
+    return FindingsExporter(settings, client_for, metrics, reconcile=sweep, account_of=own_account)

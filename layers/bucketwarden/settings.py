@@ -166,6 +166,8 @@ class Settings:
     # The function's name (AWS_LAMBDA_FUNCTION_NAME, which Lambda sets): the session name of
     # the member roles it assumes, so that its changes in a member account are recognised.
     function_name: str | None = None
+    # Findings imported into AWS Security Hub (securityhub.py), in the account of each subject.
+    security_hub_export: bool = False
 
     @property
     def organization_mode(self) -> bool:
@@ -254,4 +256,5 @@ class Settings:
             member_role_name=member_role_name,
             organization_id=organization_id,
             function_name=env.get("AWS_LAMBDA_FUNCTION_NAME", "").strip() or None,
+            security_hub_export=_switch(env, "SECURITY_HUB_EXPORT", default=False),
         )

@@ -336,6 +336,8 @@ class Sweep:
             report(outcomes)
 
         stopped_after = self._sweep_buckets(todo, known, out_of_time, count)
+        # What the reporter queued (Security Hub findings) goes before this invocation ends.
+        self.reporter.flush()
         return SweepResult(tally, resume_after=stopped_after)
 
     def _sweep_buckets(
