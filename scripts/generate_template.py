@@ -22,7 +22,7 @@ from pathlib import Path
 from string import Template
 
 from bucketwarden.catalogue import FAMILIES, controls_of, trigger_events
-from bucketwarden.controls.base import Control
+from bucketwarden.controls.base import Control, directory_action
 from bucketwarden.website import READ_ACTION as WEBSITE_READ_ACTION
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -53,6 +53,16 @@ UNSCOPED_ACTIONS = frozenset({"s3:GetAccessPoint"})
 BUCKETS = "!Sub arn:${AWS::Partition}:s3:::*"
 ACCESS_POINTS = "!Sub arn:${AWS::Partition}:s3:*:${AWS::AccountId}:accesspoint/*"
 ANY_RESOURCE = '"*"'
+# Directory buckets (S3 Express One Zone) of the account, in any region.
+DIRECTORY_BUCKETS = "!Sub arn:${AWS::Partition}:s3express:*:${AWS::AccountId}:bucket/*"
+# The rules' envelope sources and CloudTrail event sources: S3's, and S3 Express One Zone's for
+# the families with a control that judges directory buckets.
+SOURCES = ("aws.s3",)
+EVENT_SOURCES = ("s3.amazonaws.com",)
+DIRECTORY_SOURCES = ("aws.s3express",)
+DIRECTORY_EVENT_SOURCES = ("s3express.amazonaws.com",)
+# What the sweep lists directory buckets with (no resource type in IAM).
+DIRECTORY_LISTING = "s3express:ListAllMyDirectoryBuckets"
 # The IAM resource of a control's actions, by the control's scope.
 SCOPE_RESOURCES = {"bucket": BUCKETS, "account": ANY_RESOURCE, "access-point": ACCESS_POINTS}
 
@@ -74,6 +84,11 @@ STATEMENT_NAMES = {
         "# the only resource they accept.",
     ),
     ACCESS_POINTS: ("AccessPointPolicies", "AccessPointPolicyWrites", ""),
+    DIRECTORY_BUCKETS: (
+        "DirectoryBucketSurfaces",
+        "DirectoryBucketSurfaceWrites",
+        "# Directory buckets' configuration, for the controls that judge them.",
+    ),
 }
 
 
@@ -247,7 +262,7 @@ FAMILY = Block("""\
           Type: EventBridgeRule
           Properties:
             Pattern:
-              source: [aws.s3]
+              source: @{sources}
               account: [!Ref AWS::AccountId]
 @{rule_pattern}
 @{rule_delivery}
@@ -262,7 +277,7 @@ FAMILY = Block("""\
       Description: @{family} calls of the organization's member accounts, on the hub's bus
       EventBusName: !Ref HubEventBus
       EventPattern:
-        source: [aws.s3]
+        source: @{sources}
 @{hub_rule_pattern}
       State: ENABLED
       Targets:
@@ -309,7 +324,7 @@ FAMILY = Block("""\
 RULE_PATTERN = Block("""\
 detail-type: [AWS API Call via CloudTrail]
 detail:
-  eventSource: [s3.amazonaws.com]
+  eventSource: @{event_sources}
 @{event_names}""")
 # The statement of the dead-letter queue's policy that lets one rule write to it.
 RULE_DEAD_LETTERS = Block("""\
@@ -366,7 +381,25 @@ def grouped(controls: Iterable[Control], writes: bool) -> dict[str, list[str]]:
             actions = groups[resource_of(control, action)]
             if action not in actions:
                 actions.append(action)
+            directory = groups[DIRECTORY_BUCKETS]
+            if control.directory_buckets and directory_action(action) not in directory:
+                directory.append(directory_action(action))
     return groups
+
+
+def judges_directory_buckets(controls: Iterable[Control]) -> bool:
+    return any(control.directory_buckets for control in controls)
+
+
+def sources(controls: Iterable[Control]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The envelope sources and CloudTrail event sources a rule for `controls` matches."""
+    if judges_directory_buckets(controls):
+        return SOURCES + DIRECTORY_SOURCES, EVENT_SOURCES + DIRECTORY_EVENT_SOURCES
+    return SOURCES, EVENT_SOURCES
+
+
+def flow(items: Iterable[str]) -> str:
+    return f"[{', '.join(items)}]"
 
 
 def control_reads(controls: Iterable[Control]) -> dict[str, list[str]]:
@@ -439,7 +472,9 @@ def event_names(family: str, spaces: int) -> str:
 def rule_pattern(family: str, spaces: int) -> str:
     """RULE_PATTERN at `spaces`; the event names laid out for the column they end up in."""
     names = textwrap.dedent(event_names(family, spaces + 2))
-    return indent(RULE_PATTERN.substitute(event_names=indent(names, 2)), spaces)
+    event_sources = flow(sources(controls_of(family))[1])
+    pattern = RULE_PATTERN.substitute(event_names=indent(names, 2), event_sources=event_sources)
+    return indent(pattern, spaces)
 
 
 def failures_alarm(control: Control) -> str:
@@ -512,6 +547,7 @@ def family_block(family: str) -> str:
         role_description=scalar("Description", role_description, 6),
         function_description=scalar("Description", FUNCTION_DESCRIPTIONS[family], 6),
         statements=role_statements(family),
+        sources=flow(sources(controls)[0]),
         **rule_parts(family),
         own_function_arn=Block(OWN_FUNCTION_ARN).substitute(family=family),
         alarms="\n".join([*map(failures_alarm, controls), dead_letter_alarm(family)]),

@@ -26,6 +26,20 @@ Severity = Literal["INFORMATIONAL", "LOW", "MEDIUM", "HIGH", "CRITICAL"]
 # The surface's configuration as S3 returns it (ResponseMetadata removed), JSON-serialisable.
 State = dict[str, Any] | None
 
+# Every directory bucket's name (S3 Express One Zone) ends so, and no general purpose bucket's may.
+DIRECTORY_BUCKET_SUFFIX = "--x-s3"
+
+
+def is_directory_bucket(bucket: str | None) -> bool:
+    """Is `bucket` a directory bucket? Its name says so: S3 reserves the suffix for them."""
+    return bool(bucket) and str(bucket).endswith(DIRECTORY_BUCKET_SUFFIX)
+
+
+def directory_action(action: str) -> str:
+    """The IAM action of a directory bucket for a general purpose bucket's `s3:` action: the
+    bucket policy and default encryption calls keep their names under the `s3express` prefix."""
+    return "s3express:" + action.removeprefix("s3:")
+
 
 class RecordReader(Protocol):
     """The audit records a control may read (the engine's `AuditStore`): only those whose
@@ -116,6 +130,22 @@ class Control(ABC, Generic[Api]):
     # CRITICAL).
     fsbp: tuple[str, ...] = ()
     severity: Severity = "MEDIUM"
+    # True for bucket controls whose surface directory buckets (S3 Express One Zone) have too:
+    # they judge directory buckets, with the same-named `s3express:` actions
+    # (`directory_action`), and their family's rule matches S3 Express's events. Every other
+    # control never runs on a directory bucket (ACLs, ownership, versioning, logging, object
+    # lock and Block Public Access per bucket do not exist there).
+    directory_buckets: bool = False
+
+    def applies_to(self, subject: str | None) -> bool:
+        """Does the control judge `subject`? Every subject, except a directory bucket for a
+        bucket control that does not declare `directory_buckets`."""
+        return self.scope != "bucket" or self.directory_buckets or not is_directory_bucket(subject)
+
+    def evaluate_subject(self, subject: str, state: State, settings: Settings) -> Evaluation:
+        """`evaluate` for the named subject: a control whose rules differ by kind of subject
+        (a directory bucket's encryption) overrides this; most judge the state alone."""
+        return self.evaluate(state, settings)
 
     def subject(self, record: CloudTrailRecord) -> str | None:
         """What the event concerns for this control (bucket name, account id, ARN), or None."""
