@@ -7,6 +7,7 @@ Security Hub in the accounts it makes, so exported findings can be read back fro
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -180,3 +181,39 @@ def test_security_hub_is_enabled_in_the_local_account(stack: LocalStack) -> None
     securityhub = stack.client("securityhub")
     assert securityhub.describe_hub()["HubArn"]
     assert securityhub.get_findings()["Findings"] == []
+
+
+def test_a_directory_buckets_public_policy_is_fixed_through_local_mode(
+    stack: LocalStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The local CloudTrail logs a directory bucket's calls as S3 Express does; only the
+    controls that judge directory buckets act on them."""
+    # Against one endpoint address, botocore signs a directory bucket's calls without an
+    # S3 Express session only when told so (the local mode tells its functions the same).
+    monkeypatch.setenv("AWS_S3_DISABLE_EXPRESS_SESSION_AUTH", "true")
+    s3 = stack.client("s3")
+    bucket = f"params-{uuid.uuid4().hex[:8]}--use1-az4--x-s3"
+    s3.create_bucket(Bucket=bucket)
+    public = {
+        "Effect": "Allow",
+        "Principal": "*",
+        "Action": "s3express:CreateSession",
+        "Resource": f"arn:aws:s3express:us-east-1:123456789012:bucket/{bucket}",
+    }
+    s3.put_bucket_policy(
+        Bucket=bucket, Policy=json.dumps({"Version": "2012-10-17", "Statement": [public]})
+    )
+
+    def fixed() -> list[dict[str, Any]]:
+        return stack.outcomes(
+            bucket=bucket, event_name="PutBucketPolicy", control="public-policy", actor=CALLER_ARN
+        )
+
+    (outcome,) = poll_until(fixed, what="public-policy's fix of the directory bucket")
+    assert outcome["status"] == "remediated", outcome["reason"]
+    created = poll_until(
+        lambda: stack.outcomes(bucket=bucket, event_name="CreateBucket", actor=CALLER_ARN),
+        what="the directory bucket's creation judged",
+    )
+    judged = {o["control"] for o in created if o["status"] != "ignored"}
+    assert judged <= {"default-encryption"}
