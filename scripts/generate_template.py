@@ -22,7 +22,8 @@ from pathlib import Path
 from string import Template
 
 from bucketwarden.catalogue import FAMILIES, controls_of, trigger_events
-from bucketwarden.controls.base import Control, directory_action
+from bucketwarden.controls.base import Control
+from bucketwarden.directory_buckets import directory_action
 from bucketwarden.website import READ_ACTION as WEBSITE_READ_ACTION
 
 ROOT = Path(__file__).resolve().parent.parent

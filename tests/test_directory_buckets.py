@@ -19,7 +19,7 @@ from botocore.stub import Stubber
 
 from bucketwarden import catalogue
 from bucketwarden.aws import new_client, reset_clients
-from bucketwarden.controls.base import is_directory_bucket
+from bucketwarden.directory_buckets import is_directory_bucket
 from bucketwarden.events import EventRejected, as_eventbridge_event, parse_record
 from bucketwarden.handler import process
 from bucketwarden.reporter import DryRunReporter

@@ -23,7 +23,8 @@ from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 
 from bucketwarden import audit, metrics, website
 from bucketwarden.catalogue import CONTROLS, FAMILIES, controls_of, trigger_events
-from bucketwarden.controls.base import Control, directory_action
+from bucketwarden.controls.base import Control
+from bucketwarden.directory_buckets import directory_action
 from bucketwarden.outcome import Outcome, Status
 from bucketwarden.settings import Mode, Settings, mode_variable
 from tests.conftest import settings_variables

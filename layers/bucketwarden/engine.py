@@ -38,7 +38,8 @@ from bucketwarden.audit import PENDING, AuditStore
 from bucketwarden.aws import PlannedWrites, ReadOnce
 from bucketwarden.catalogue import FAMILIES, controls_of
 from bucketwarden.context import EventContext, Step, classify, ignored
-from bucketwarden.controls.base import CannotFix, Control, Evaluation, State, is_directory_bucket
+from bucketwarden.controls.base import CannotFix, Control, Evaluation, State
+from bucketwarden.directory_buckets import is_directory_bucket
 from bucketwarden.exemption_gate import ExemptionGate
 from bucketwarden.organization import Organization, hub_organization
 from bucketwarden.outcome import Outcome, Status, utc_now

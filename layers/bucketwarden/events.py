@@ -19,7 +19,7 @@ from pydantic import ConfigDict, Field, field_validator, with_config
 # pydantic accepts typing.TypedDict only from Python 3.12; the package supports 3.11.
 from typing_extensions import TypedDict
 
-from bucketwarden.controls.base import is_directory_bucket
+from bucketwarden.directory_buckets import is_directory_bucket
 
 # S3's own, and S3 Express One Zone's for directory buckets (only the controls that declare
 # `directory_buckets` act on those: see Control.applies_to).

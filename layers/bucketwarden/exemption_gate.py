@@ -21,7 +21,8 @@ from bucketwarden import exemptions, grants
 from bucketwarden.audit import AuditStore
 from bucketwarden.aws import error_code
 from bucketwarden.context import EventContext, classify, ignored
-from bucketwarden.controls.base import Control, State, is_directory_bucket
+from bucketwarden.controls.base import Control, State
+from bucketwarden.directory_buckets import is_directory_bucket
 from bucketwarden.organization import Organization, PlacementLookup, no_organization
 from bucketwarden.outcome import Outcome, Status, utc_now
 from bucketwarden.reporter import Reporter

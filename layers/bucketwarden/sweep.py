@@ -33,7 +33,8 @@ from bucketwarden.accounts import AccountAccess
 from bucketwarden.audit import AuditStore
 from bucketwarden.aws import GONE_CODES, client, error_code
 from bucketwarden.catalogue import CONTROLS
-from bucketwarden.controls.base import Control, is_directory_bucket
+from bucketwarden.controls.base import Control
+from bucketwarden.directory_buckets import is_directory_bucket
 from bucketwarden.engine import Engine, EventContext, surface_groups
 from bucketwarden.outcome import Outcome, Status
 from bucketwarden.reporter import Reporter

@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, Literal, NamedTuple, Protocol, TypeVar
 
+from bucketwarden.directory_buckets import is_directory_bucket
 from bucketwarden.settings import Mode, Settings
 
 if TYPE_CHECKING:
@@ -25,20 +26,6 @@ Severity = Literal["INFORMATIONAL", "LOW", "MEDIUM", "HIGH", "CRITICAL"]
 
 # The surface's configuration as S3 returns it (ResponseMetadata removed), JSON-serialisable.
 State = dict[str, Any] | None
-
-# Every directory bucket's name (S3 Express One Zone) ends so, and no general purpose bucket's may.
-DIRECTORY_BUCKET_SUFFIX = "--x-s3"
-
-
-def is_directory_bucket(bucket: str | None) -> bool:
-    """Is `bucket` a directory bucket? Its name says so: S3 reserves the suffix for them."""
-    return bool(bucket) and str(bucket).endswith(DIRECTORY_BUCKET_SUFFIX)
-
-
-def directory_action(action: str) -> str:
-    """The IAM action of a directory bucket for a general purpose bucket's `s3:` action: the
-    bucket policy and default encryption calls keep their names under the `s3express` prefix."""
-    return "s3express:" + action.removeprefix("s3:")
 
 
 class RecordReader(Protocol):

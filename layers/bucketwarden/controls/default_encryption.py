@@ -28,14 +28,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple, cast
 from botocore.exceptions import ClientError
 
 from bucketwarden.aws import error_code
-from bucketwarden.controls.base import (
-    Control,
-    Evaluation,
-    RestoreTarget,
-    State,
-    is_directory_bucket,
-    without_metadata,
-)
+from bucketwarden.controls.base import Control, Evaluation, RestoreTarget, State, without_metadata
+from bucketwarden.directory_buckets import is_directory_bucket
 from bucketwarden.settings import Settings
 
 if TYPE_CHECKING:

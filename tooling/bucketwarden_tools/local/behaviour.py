@@ -21,10 +21,10 @@ from moto.s3.models import OWNER, FakeBucket, s3_backends
 from moto.s3control.exceptions import AccessPointNotFound
 from moto.s3control.models import s3control_backends
 
-from bucketwarden.controls.base import is_directory_bucket
 from bucketwarden.controls.bucket_policy import MAX_POLICY_BYTES, as_list
 from bucketwarden.controls.object_ownership import ENFORCED
 from bucketwarden.controls.public_acl import PUBLIC_GROUPS
+from bucketwarden.directory_buckets import is_directory_bucket
 from bucketwarden.policy import Context, PolicyError, analyze
 from bucketwarden_tools.local.operations import ConfigurationCall
 

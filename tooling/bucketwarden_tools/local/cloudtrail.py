@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bucketwarden.controls.access_point import partition_of
-from bucketwarden.controls.base import is_directory_bucket
+from bucketwarden.directory_buckets import is_directory_bucket
 from bucketwarden_tools.local import behaviour, sts
 from bucketwarden_tools.local.operations import (
     ConfigurationCall,
