@@ -274,9 +274,6 @@ class LocalSystem:
                 # The emulator's one account, as the template sets AWS::AccountId.
                 "ACCOUNT_ID": ACCOUNT,
                 "POWERTOOLS_TRACE_DISABLED": "true",
-                # The endpoint is one address for every service: a directory bucket's calls go
-                # there signed as usual (S3 Express's sessions are for its zonal endpoints).
-                "AWS_S3_DISABLE_EXPRESS_SESSION_AUTH": "true",
             }
         )
         os.environ.pop("AWS_SESSION_TOKEN", None)
