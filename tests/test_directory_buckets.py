@@ -25,7 +25,7 @@ from bucketwarden.handler import process
 from bucketwarden.reporter import DryRunReporter
 from bucketwarden.settings import Settings
 from bucketwarden.sweep import Sweep, list_bucket_regions, list_directory_buckets
-from bucketwarden_tools.calls import API_CALLS
+from bucketwarden_tools.calls import API_CALLS, uncounted
 from bucketwarden_tools.clients import register_for_new_clients
 from bucketwarden_tools.routing import matching_routes
 from tests.conftest import EVENTS
@@ -61,10 +61,13 @@ def to_moto_s3(request: Any, **_: Any) -> None:
 
 @pytest.fixture
 def s3(aws: None, monkeypatch: pytest.MonkeyPatch) -> Any:
-    register_for_new_clients("before-sign.s3", to_moto_s3)
+    register_for_new_clients("before-sign.s3", to_moto_s3)  # the engine's clients
     reset_clients()
     monkeypatch.setenv("AUDIT_TABLE", create_table("bucketwarden-audit", "audit_id"))
-    return own_client("s3")
+    # The tests' own, made afresh: a client made before the hook was registered has none.
+    client = uncounted(new_client("s3", region_name="us-east-1"))
+    client.meta.events.register("before-sign.s3", to_moto_s3)
+    return client
 
 
 def load(name: str) -> dict[str, Any]:
