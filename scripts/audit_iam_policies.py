@@ -14,6 +14,7 @@ a policy cannot be read.
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import re
 import sys
@@ -211,6 +212,32 @@ def suppression(finding: Any) -> tuple[str, int] | None:
     return None
 
 
+def directory_bucket_mismatch(finding: Any, document: dict[str, Any]) -> bool:
+    """A RESOURCE_MISMATCH that parliament 1.6.4 cannot but report: its S3 bucket special case
+    (is_arn_match) refuses any resource with a "/", and every directory bucket's ARN has one
+    (arn:...:s3express:REGION:ACCOUNT:bucket/NAME). Such a finding is checked here instead: it
+    is dropped only when every action it names is an s3express one, and every resource of every
+    statement granting one of them matches the ARN format parliament asks for."""
+    if finding.issue != "RESOURCE_MISMATCH" or not isinstance(finding.detail, list):
+        return False
+    formats = {str(d.get("action")): str(d.get("required_format")) for d in finding.detail}
+    if not formats or not all(action.startswith("s3express:") for action in formats):
+        return False
+    for statement in _statements(document):
+        actions = statement.get("Action")
+        granted = set(actions if isinstance(actions, list) else [actions]) & set(formats)
+        resources = statement.get("Resource")
+        for resource in resources if isinstance(resources, list) else [resources]:
+            if any(not fnmatch.fnmatchcase(str(resource), formats[a]) for a in granted):
+                return False
+    return True
+
+
+def _statements(document: dict[str, Any]) -> list[dict[str, Any]]:
+    found = document.get("Statement") or []
+    return [s for s in (found if isinstance(found, list) else [found]) if isinstance(s, dict)]
+
+
 def audit(policy: PolicyDocument) -> tuple[list[Any], list[tuple[str, int]]]:
     """The findings left for one document, and the config entries that suppressed the others."""
     analysed = parliament.analyze_policy_string(
@@ -223,6 +250,8 @@ def audit(policy: PolicyDocument) -> tuple[list[Any], list[tuple[str, int]]]:
         raw.location = {**raw.location, "filepath": policy.location}
         finding = parliament.enhance_finding(raw)
         if SEVERITIES.index(finding.severity) < SEVERITIES.index(MINIMUM_SEVERITY):
+            continue
+        if directory_bucket_mismatch(finding, policy.document):
             continue
         entry = suppression(finding)
         if entry:

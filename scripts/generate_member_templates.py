@@ -32,14 +32,17 @@ if not __package__:
 from scripts.generate_template import (
     ANY_RESOURCE,
     BUCKETS,
+    DIRECTORY_LISTING,
     SECURITY_HUB_PRODUCT,
     Block,
     camel,
     control_reads,
+    flow,
     grouped,
     indent,
     s3_statements,
     scalar,
+    sources,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -52,10 +55,8 @@ SWEEP = "sweep"
 # and find a bucket's region when the listing does not say it (sweep.py).
 SWEEP_LISTING = {
     BUCKETS: ["s3:GetBucketLocation"],
-    ANY_RESOURCE: ["s3:ListAllMyBuckets", "s3:ListAccessPoints"],
+    ANY_RESOURCE: ["s3:ListAllMyBuckets", "s3:ListAccessPoints", DIRECTORY_LISTING],
 }
-# The CloudTrail events every rule matches (template.yaml's family rules say the same).
-EVENT_SOURCE = "s3.amazonaws.com"
 DETAIL_TYPE = "AWS API Call via CloudTrail"
 # The hub's role of a function (named in an organization like the function), and its bus.
 HUB_ROLE = "!Sub arn:${AWS::Partition}:iam::${HubAccountId}:role/${HubStackName}-"
@@ -213,10 +214,10 @@ Resources:
       Description: S3 configuration calls that BucketWarden's hub judges, sent to its bus
       EventBusName: default
       EventPattern:
-        source: [aws.s3]
+        source: @{sources}
         detail-type: [@{detail_type}]
         detail:
-          eventSource: [@{event_source}]
+          eventSource: @{event_sources}
           eventName:
 @{event_names}
       State: ENABLED
@@ -348,7 +349,8 @@ def forwarder_template() -> str:
         header=HEADER,
         hub_account=HUB_ACCOUNT_PARAMETER.substitute(),
         detail_type=DETAIL_TYPE,
-        event_source=EVENT_SOURCE,
+        sources=flow(sources(CONTROLS)[0]),
+        event_sources=flow(sources(CONTROLS)[1]),
         hub_bus=HUB_BUS,
         event_names="\n".join(f"            - {name}" for name in forwarded_events()),
     )

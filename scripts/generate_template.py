@@ -24,6 +24,7 @@ from string import Template
 
 from bucketwarden.catalogue import FAMILIES, controls_of, trigger_events
 from bucketwarden.controls.base import Control
+from bucketwarden.directory_buckets import directory_action
 from bucketwarden.website import READ_ACTION as WEBSITE_READ_ACTION
 
 # Run as a script, scripts/ is on the path but the checkout (which holds the scripts package)
@@ -65,6 +66,16 @@ ANY_RESOURCE = '"*"'
 SECURITY_HUB_PRODUCT = (
     "!Sub arn:${AWS::Partition}:securityhub:*:${AWS::AccountId}:product/${AWS::AccountId}/default"
 )
+# Directory buckets (S3 Express One Zone) of the account, in any region.
+DIRECTORY_BUCKETS = "!Sub arn:${AWS::Partition}:s3express:*:${AWS::AccountId}:bucket/*"
+# The rules' envelope sources and CloudTrail event sources: S3's, and S3 Express One Zone's for
+# the families with a control that judges directory buckets.
+SOURCES = ("aws.s3",)
+EVENT_SOURCES = ("s3.amazonaws.com",)
+DIRECTORY_SOURCES = ("aws.s3express",)
+DIRECTORY_EVENT_SOURCES = ("s3express.amazonaws.com",)
+# What the sweep lists directory buckets with (no resource type in IAM).
+DIRECTORY_LISTING = "s3express:ListAllMyDirectoryBuckets"
 # The IAM resource of a control's actions, by the control's scope.
 SCOPE_RESOURCES = {"bucket": BUCKETS, "account": ANY_RESOURCE, "access-point": ACCESS_POINTS}
 
@@ -86,6 +97,11 @@ STATEMENT_NAMES = {
         "# the only resource they accept.",
     ),
     ACCESS_POINTS: ("AccessPointPolicies", "AccessPointPolicyWrites", ""),
+    DIRECTORY_BUCKETS: (
+        "DirectoryBucketSurfaces",
+        "DirectoryBucketSurfaceWrites",
+        "# Directory buckets' configuration, for the controls that judge them.",
+    ),
 }
 
 
@@ -259,7 +275,7 @@ FAMILY = Block("""\
           Type: EventBridgeRule
           Properties:
             Pattern:
-              source: [aws.s3]
+              source: @{sources}
               account: [!Ref AWS::AccountId]
 @{rule_pattern}
 @{rule_delivery}
@@ -274,7 +290,7 @@ FAMILY = Block("""\
       Description: @{family} calls of the organization's member accounts, on the hub's bus
       EventBusName: !Ref HubEventBus
       EventPattern:
-        source: [aws.s3]
+        source: @{sources}
 @{hub_rule_pattern}
       State: ENABLED
       Targets:
@@ -348,7 +364,7 @@ FAMILY = Block("""\
 RULE_PATTERN = Block("""\
 detail-type: [AWS API Call via CloudTrail]
 detail:
-  eventSource: [s3.amazonaws.com]
+  eventSource: @{event_sources}
 @{event_names}""")
 # The statement of the dead-letter queue's policy that lets one rule write to it.
 RULE_DEAD_LETTERS = Block("""\
@@ -405,7 +421,25 @@ def grouped(controls: Iterable[Control], writes: bool) -> dict[str, list[str]]:
             actions = groups[resource_of(control, action)]
             if action not in actions:
                 actions.append(action)
+            directory = groups[DIRECTORY_BUCKETS]
+            if control.directory_buckets and directory_action(action) not in directory:
+                directory.append(directory_action(action))
     return groups
+
+
+def judges_directory_buckets(controls: Iterable[Control]) -> bool:
+    return any(control.directory_buckets for control in controls)
+
+
+def sources(controls: Iterable[Control]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The envelope sources and CloudTrail event sources a rule for `controls` matches."""
+    if judges_directory_buckets(controls):
+        return SOURCES + DIRECTORY_SOURCES, EVENT_SOURCES + DIRECTORY_EVENT_SOURCES
+    return SOURCES, EVENT_SOURCES
+
+
+def flow(items: Iterable[str]) -> str:
+    return f"[{', '.join(items)}]"
 
 
 def control_reads(controls: Iterable[Control]) -> dict[str, list[str]]:
@@ -478,7 +512,9 @@ def event_names(family: str, spaces: int) -> str:
 def rule_pattern(family: str, spaces: int) -> str:
     """RULE_PATTERN at `spaces`; the event names laid out for the column they end up in."""
     names = textwrap.dedent(event_names(family, spaces + 2))
-    return indent(RULE_PATTERN.substitute(event_names=indent(names, 2)), spaces)
+    event_sources = flow(sources(controls_of(family))[1])
+    pattern = RULE_PATTERN.substitute(event_names=indent(names, 2), event_sources=event_sources)
+    return indent(pattern, spaces)
 
 
 def failures_alarm(control: Control) -> str:
@@ -551,6 +587,7 @@ def family_block(family: str) -> str:
         role_description=scalar("Description", role_description, 6),
         function_description=scalar("Description", FUNCTION_DESCRIPTIONS[family], 6),
         statements=role_statements(family),
+        sources=flow(sources(controls)[0]),
         **rule_parts(family),
         own_function_arn=Block(OWN_FUNCTION_ARN).substitute(family=family),
         security_hub_product=SECURITY_HUB_PRODUCT,

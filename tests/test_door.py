@@ -55,15 +55,22 @@ def assert_untouched(event: dict[str, Any], reason: str) -> None:
 @pytest.mark.parametrize(
     ("envelope", "reason"),
     [
-        ({"source": "aws.ec2"}, "rejected: source 'aws.ec2' is not aws.s3"),
-        ({"source": "mallory.tools"}, "rejected: source 'mallory.tools' is not aws.s3"),
+        ({"source": "aws.ec2"}, "rejected: source 'aws.ec2' is not aws.s3 or aws.s3express"),
+        (
+            {"source": "mallory.tools"},
+            "rejected: source 'mallory.tools' is not aws.s3 or aws.s3express",
+        ),
         (
             {"detail-type": "Object Created"},
             "rejected: detail-type 'Object Created' is not 'AWS API Call via CloudTrail'",
         ),
         ({"source": None}, "rejected: not a CloudTrail record (source: Field required)"),
+        (
+            {"source": "aws.s3express"},
+            "rejected: source 'aws.s3express' does not deliver eventSource 's3.amazonaws.com'",
+        ),
     ],
-    ids=["other-service", "custom-source", "other-detail-type", "no-source"],
+    ids=["other-service", "custom-source", "other-detail-type", "no-source", "other-s3-source"],
 )
 def test_an_envelope_that_is_not_an_s3_api_call_is_refused(
     envelope: dict[str, Any], reason: str

@@ -174,6 +174,15 @@ def test_the_audit_record_and_the_notification_are_the_hubs(organization: LocalS
     assert AUDIT_TABLE not in tables
 
 
+def test_security_hub_is_enabled_in_every_account(organization: LocalStack) -> None:
+    """Findings are imported in the account that owns the resource: each has a hub."""
+    hubs = [organization.client("securityhub")] + [
+        member_client(organization, account, "securityhub") for account in members(organization)
+    ]
+    arns = {hub.describe_hub()["HubArn"] for hub in hubs}
+    assert len(arns) == len(hubs)
+
+
 def rollback(stack: LocalStack, audit_id: str, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [*ROLLBACK, audit_id, "--json", "--endpoint-url", stack.endpoint, *args],

@@ -699,9 +699,11 @@ def test_more_unnamed_buckets_than_regions_are_named_by_a_listing_per_region() -
     regions = list_bucket_regions(aws.client("s3"))
 
     assert regions == {name: "eu-west-1" if name == "west" else REGION for name in names}
-    # The listing, then one per region of the partition: no GetBucketLocation for 41 buckets.
+    # The listing, then one per region of the partition: no GetBucketLocation for 41 buckets
+    # (and the region's directory buckets, listed once).
     partition = boto3.session.Session().get_available_regions("s3")
-    assert calls_delta(calls_before) == {"s3.ListBuckets": 1 + len(partition)}
+    expected = {"s3.ListBuckets": 1 + len(partition), "s3.ListDirectoryBuckets": 1}
+    assert calls_delta(calls_before) == expected
 
 
 def test_an_endpoint_that_ignores_the_region_filter_names_no_region() -> None:

@@ -24,6 +24,7 @@ from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 from bucketwarden import audit, metrics, website
 from bucketwarden.catalogue import CONTROLS, FAMILIES, controls_of, trigger_events
 from bucketwarden.controls.base import Control
+from bucketwarden.directory_buckets import directory_action
 from bucketwarden.outcome import Outcome, Status
 from bucketwarden.settings import Mode, Settings, mode_variable
 from tests.conftest import settings_variables
@@ -183,9 +184,17 @@ def test_rule_pattern_matches_the_catalogue(family: str) -> None:
     _, event = rule_event(family)
     assert event["Type"] == "EventBridgeRule"
     pattern = event["Properties"]["Pattern"]
-    assert pattern["source"] == ["aws.s3"]
+    # S3 Express One Zone's calls too, for a family with a control that judges directory buckets.
+    directory = any(c.directory_buckets for c in controls_of(family))
+    sources, event_sources = ["aws.s3"], ["s3.amazonaws.com"]
+    if directory:
+        sources, event_sources = (
+            [*sources, "aws.s3express"],
+            [*event_sources, "s3express.amazonaws.com"],
+        )
+    assert pattern["source"] == sources
     assert pattern["detail-type"] == ["AWS API Call via CloudTrail"]
-    assert pattern["detail"]["eventSource"] == ["s3.amazonaws.com"]
+    assert pattern["detail"]["eventSource"] == event_sources
     assert pattern["detail"]["eventName"] == list(trigger_events(family))
     # Only the stack's own account's events: another account's bus forwarding to this one
     # reaches no function (routing.py resolves this one intrinsic when it routes locally).
@@ -393,6 +402,22 @@ def test_role_allows_exactly_its_controls_s3_actions(function: str) -> None:
             # Buckets (arn:...:s3:::*) or the account's access points: no object ARNs, and "*"
             # only where IAM accepts nothing else.
             assert target == expected_resource(action, function), (action, target)
+
+
+DIRECTORY_BUCKETS = {"!Sub": "arn:${AWS::Partition}:s3express:*:${AWS::AccountId}:bucket/*"}
+
+
+@pytest.mark.parametrize("function", FUNCTION_IDS)
+def test_role_allows_exactly_its_directory_bucket_controls_s3express_actions(function: str) -> None:
+    """The s3express actions of the controls that judge directory buckets, on the account's
+    directory buckets only; the sweep also lists them ("*": no resource type in IAM)."""
+    controls = [c for c in function_controls(function) if c.directory_buckets]
+    expected = {directory_action(a) for c in controls for a in (*c.read_actions, *c.write_actions)}
+    grants = allowed(role_id(function), "s3express")
+    listing = grants.pop("s3express:ListAllMyDirectoryBuckets", None)
+    assert listing == (["*"] if function == SWEEP_FUNCTION else None)
+    assert set(grants) == expected
+    assert all(targets == [DIRECTORY_BUCKETS] for targets in grants.values()), grants
 
 
 def by_resource(role: str, prefix: str) -> dict[str, set[str]]:
@@ -753,7 +778,9 @@ OBJECT_DATA_ACTIONS = (
     "s3-object-lambda:GetObject",
     "s3express:CreateSession",
 )
-OBJECT_DATA_PREFIXES = ("s3:getobject", "s3:listbucket", "s3-object-lambda:", "s3express:")
+# S3 Express One Zone's object data is reached only through a session (CreateSession, above);
+# its bucket policy and encryption calls, which the directory bucket controls use, read none.
+OBJECT_DATA_PREFIXES = ("s3:getobject", "s3:listbucket", "s3-object-lambda:", "s3express:create")
 
 
 def reads_object_data(action: str) -> bool:
@@ -812,6 +839,11 @@ def test_no_identity_policy_has_a_wildcard_action() -> None:
         ("s3:GetBucketPolicy", False),
         ("s3:ListAllMyBuckets", False),
         ("s3:GetBucketTagging", False),
+        ("s3express:CreateSession", True),
+        ("s3express:*", True),
+        ("s3express:Create*", True),
+        ("s3express:GetBucketPolicy", False),
+        ("s3express:PutEncryptionConfiguration", False),
     ],
 )
 def test_object_data_rule_catches_wildcards_and_case(action: str, reads: bool) -> None:

@@ -39,6 +39,7 @@ from bucketwarden.aws import PlannedWrites, ReadOnce
 from bucketwarden.catalogue import FAMILIES, controls_of
 from bucketwarden.context import EventContext, Step, classify, ignored
 from bucketwarden.controls.base import CannotFix, Control, Evaluation, State
+from bucketwarden.directory_buckets import is_directory_bucket
 from bucketwarden.exemption_gate import ExemptionGate
 from bucketwarden.organization import Organization, hub_organization
 from bucketwarden.outcome import Outcome, Status, utc_now
@@ -227,12 +228,20 @@ class Engine:
             return None if record.bucket_name else f"{record.eventName} names no bucket"
         controls = self._controls_for(record)
         if not controls:
-            return f"{record.eventName} is not handled by the {self.family} family"
+            return self._unhandled(record)
         if not any(control.subject(record) for control in controls):
             return f"{record.eventName} names no {controls[0].scope}"
         if self._is_own_change(record):
             return OWN_CHANGE
         return None
+
+    def _unhandled(self, record: CloudTrailRecord) -> str:
+        if self._controls_for_event_name(record):
+            return (
+                f"{record.bucket_name} is a directory bucket: no control of the {self.family} "
+                "family applies to it"
+            )
+        return f"{record.eventName} is not handled by the {self.family} family"
 
     def _account_to_skip(self, record: CloudTrailRecord) -> str | None:
         """Why the record's account is not acted on: another account's, in a single-account
@@ -246,11 +255,20 @@ class Engine:
         return None
 
     def _handles_exemption_change(self, record: CloudTrailRecord) -> bool:
+        # Directory buckets have no bucket tagging calls (GetBucketTagging): their exemptions
+        # come from the allowlist only.
         return (
-            record.eventName in exemptions.CHANGE_EVENTS and self.family == exemptions.CHANGE_FAMILY
+            record.eventName in exemptions.CHANGE_EVENTS
+            and self.family == exemptions.CHANGE_FAMILY
+            and not is_directory_bucket(record.bucket_name)
         )
 
     def _controls_for(self, record: CloudTrailRecord) -> list[Control]:
+        """The family's controls that the call asks for and that apply to what it names (a
+        directory bucket gets only the controls that declare `directory_buckets`)."""
+        return [c for c in self._controls_for_event_name(record) if c.applies_to(c.subject(record))]
+
+    def _controls_for_event_name(self, record: CloudTrailRecord) -> list[Control]:
         return [c for c in self.controls if record.eventName in c.trigger_events]
 
     def _is_own_change(self, record: CloudTrailRecord) -> bool:
@@ -416,7 +434,9 @@ class Engine:
             mode = self.settings.mode(control.id, control.default_mode)
             if control.id in present:
                 joined.append(present[control.id])
-            elif control.surface == surface and mode is not Mode.OFF:
+            elif (
+                control.surface == surface and mode is not Mode.OFF and control.applies_to(subject)
+            ):
                 joined.append(Step(control, mode, context.base(control, mode, subject)))
         steps[:] = joined
 
@@ -428,7 +448,7 @@ class Engine:
         state = before
         planned: list[Step] = []
         for step in steps:
-            evaluation = step.control.evaluate(state, self.settings)
+            evaluation = step.control.evaluate_subject(subject, state, self.settings)
             # Set in place: if a later call fails, the outcome still shows what was found.
             step.outcome.before = before
             step.outcome.after = before
@@ -490,6 +510,9 @@ class Engine:
     def _website_note(self, judged: Judged) -> Outcome | None:
         """Closing public read of a bucket that serves a website: say what stops working."""
         control = judged.step.control
+        # Directory buckets serve no websites (and have no GetBucketWebsite).
+        if is_directory_bucket(judged.subject):
+            return None
         if judged.evaluation.public_read and control.checks_website:
             notes = self._website_warning(control, judged.context, judged.subject)
             judged.outcome.warnings.extend(notes)
@@ -571,7 +594,7 @@ class Engine:
             outcome = replace(step.outcome, after=after, fix_time=fixed_at.isoformat())
             if moved:
                 outcome.warnings = [*outcome.warnings, moved]
-            verdict = step.control.evaluate(after, self.settings)
+            verdict = step.control.evaluate_subject(subject, after, self.settings)
             if not verdict.compliant:
                 found = step.evaluation.reason if step.evaluation else outcome.reason
                 reason = f"{found}; still wrong after the fix: {verdict.reason}"

@@ -19,10 +19,17 @@ from pydantic import ConfigDict, Field, field_validator, with_config
 # pydantic accepts typing.TypedDict only from Python 3.12; the package supports 3.11.
 from typing_extensions import TypedDict
 
-S3_EVENT_SOURCES = frozenset({"s3.amazonaws.com"})
+from bucketwarden.directory_buckets import is_directory_bucket
+
+# S3's own, and S3 Express One Zone's for directory buckets (only the controls that declare
+# `directory_buckets` act on those: see Control.applies_to).
+S3_EVENT_SOURCES = frozenset({"s3.amazonaws.com", "s3express.amazonaws.com"})
 API_CALL_DETAIL_TYPE = "AWS API Call via CloudTrail"
 # The envelope's `source` for S3's CloudTrail events; anything else is not what the rules deliver.
 ENVELOPE_SOURCE = "aws.s3"
+# Each envelope `source` the rules match, and the record's eventSource it delivers.
+ENVELOPE_SOURCES = {ENVELOPE_SOURCE: "s3.amazonaws.com", "aws.s3express": "s3express.amazonaws.com"}
+DIRECTORY_EVENT_SOURCE = ENVELOPE_SOURCES["aws.s3express"]
 # What exported records put in place of a value they leave out.
 REDACTED = "..."
 # What botocore accepts as a bucket name; anything else (a fixture's "{bucket}") would make every
@@ -236,18 +243,31 @@ def parse_record(event: Any) -> CloudTrailRecord:
     name = record.bucket_name
     if name and not _BUCKET_NAME.match(name):
         raise EventRejected(f"bucketName {name!r} is not a valid bucket name", record.eventID)
+    if name and record.eventSource == DIRECTORY_EVENT_SOURCE and not is_directory_bucket(name):
+        raise EventRejected(
+            f"bucketName {name!r} is not a directory bucket, which is all that "
+            f"{DIRECTORY_EVENT_SOURCE} logs",
+            record.eventID,
+        )
     return record
 
 
 def _record_in(envelope: S3ApiCallEvent, event_id: str | None) -> CloudTrailRecord:
     """The envelope's record, once the envelope is what the rules deliver: S3's API calls."""
-    if envelope.source != ENVELOPE_SOURCE:
-        raise EventRejected(f"source {envelope.source!r} is not {ENVELOPE_SOURCE}", event_id)
+    if envelope.source not in ENVELOPE_SOURCES:
+        expected = " or ".join(ENVELOPE_SOURCES)
+        raise EventRejected(f"source {envelope.source!r} is not {expected}", event_id)
     if envelope.detail_type != API_CALL_DETAIL_TYPE:
         raise EventRejected(
             f"detail-type {envelope.detail_type!r} is not {API_CALL_DETAIL_TYPE!r}", event_id
         )
     record = envelope.detail
+    delivered = ENVELOPE_SOURCES[envelope.source]
+    if record.eventSource in S3_EVENT_SOURCES and record.eventSource != delivered:
+        raise EventRejected(
+            f"source {envelope.source!r} does not deliver eventSource {record.eventSource!r}",
+            record.eventID,
+        )
     # The envelope's account is the record's, so one check covers both; moto's EventBridge →
     # SQS delivery leaves it out, which claims nothing.
     envelope_account = envelope.account if envelope.account != REDACTED else ""
@@ -274,6 +294,12 @@ def _guess_event_id(event: dict[str, Any]) -> str | None:
     return None
 
 
+def envelope_source(event_source: Any) -> str:
+    """The envelope `source` EventBridge gives a record of `event_source` (aws.s3 by default)."""
+    by_event_source = {delivered: source for source, delivered in ENVELOPE_SOURCES.items()}
+    return by_event_source.get(str(event_source), ENVELOPE_SOURCE)
+
+
 def as_eventbridge_event(event: dict[str, Any]) -> dict[str, Any]:
     """Wrap a bare CloudTrail record in the envelope EventBridge delivers it in."""
     if "detail" in event and "detail-type" in event:
@@ -282,7 +308,7 @@ def as_eventbridge_event(event: dict[str, Any]) -> dict[str, Any]:
         "version": "0",
         "id": str(event.get("eventID", "")),
         "detail-type": API_CALL_DETAIL_TYPE,
-        "source": "aws.s3",
+        "source": envelope_source(event.get("eventSource")),
         "account": str(event.get("recipientAccountId") or ""),
         "time": str(event.get("eventTime") or ""),
         "region": str(event.get("awsRegion") or ""),

@@ -22,6 +22,7 @@ from bucketwarden.audit import AuditStore
 from bucketwarden.aws import error_code
 from bucketwarden.context import EventContext, classify, ignored
 from bucketwarden.controls.base import Control, State
+from bucketwarden.directory_buckets import is_directory_bucket
 from bucketwarden.organization import Organization, PlacementLookup, no_organization
 from bucketwarden.outcome import Outcome, Status, utc_now
 from bucketwarden.reporter import Reporter
@@ -59,7 +60,10 @@ class ExemptionGate:
         if bucket is None:
             return exemptions.ExemptionCheck(exempt=False)
         if bucket not in context.tags:
-            context.tags[bucket] = exemptions.read_tags(context.client("s3"), bucket)
+            # Directory buckets have no GetBucketTagging: the allowlist alone exempts them.
+            directory = is_directory_bucket(bucket)
+            tags = {} if directory else exemptions.read_tags(context.client("s3"), bucket)
+            context.tags[bucket] = tags
         today = utc_now().date()
 
         def first_recorded(grant: exemptions.Grant) -> date:

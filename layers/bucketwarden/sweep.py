@@ -26,6 +26,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 import boto3
+from aws_lambda_powertools import Logger
 from botocore.exceptions import BotoCoreError, ClientError
 
 from bucketwarden.accounts import AccountAccess
@@ -33,6 +34,7 @@ from bucketwarden.audit import AuditStore
 from bucketwarden.aws import GONE_CODES, client, error_code
 from bucketwarden.catalogue import CONTROLS
 from bucketwarden.controls.base import Control
+from bucketwarden.directory_buckets import is_directory_bucket
 from bucketwarden.engine import Engine, EventContext, surface_groups
 from bucketwarden.outcome import Outcome, Status
 from bucketwarden.reporter import Reporter
@@ -57,6 +59,7 @@ LIST_PAGE_SIZE = 10_000
 OutcomeSink = Callable[[list[Outcome]], None]
 
 _MAKING_CLIENTS = threading.Lock()
+logger = Logger(service="bucketwarden", child=True)
 
 
 class SweepResult(NamedTuple):
@@ -80,7 +83,38 @@ def list_bucket_regions(s3: S3Client) -> dict[str, str | None]:
     regions = _partition_regions(s3) if unnamed else []
     if len(unnamed) > len(regions):
         found.update(_regions_by_filter(s3, regions, unnamed))
+    found.update(list_directory_buckets(s3))
     return dict(sorted(found.items()))
+
+
+def list_directory_buckets(s3: S3Client) -> dict[str, str | None]:
+    """The directory buckets (S3 Express One Zone) of the client's region, each with that region
+    (ListDirectoryBuckets answers for its regional endpoint; paginated).
+
+    A listing refused or unknown to the endpoint (a role without
+    s3express:ListAllMyDirectoryBuckets, an emulator) leaves them out with a warning: the
+    general purpose buckets are swept all the same.
+    """
+    region = s3.meta.region_name
+    found: dict[str, str | None] = {}
+    more: dict[str, Any] = {}
+    try:
+        while True:
+            page = s3.list_directory_buckets(**more)
+            for bucket in page.get("Buckets", []):
+                # Only directory buckets' names carry the suffix; an endpoint that answers with
+                # general purpose buckets (moto's ListBuckets) adds none of them here.
+                if is_directory_bucket(bucket.get("Name")):
+                    found[bucket["Name"]] = region
+            token = page.get("ContinuationToken")
+            if not token:
+                return found
+            more = {"ContinuationToken": token}
+    except (ClientError, BotoCoreError) as error:
+        logger.warning(
+            "directory buckets not listed", extra={"region": region, "error": str(error)}
+        )
+        return found
 
 
 def _listed_buckets(s3: S3Client, **filters: str) -> dict[str, str | None]:
@@ -222,7 +256,7 @@ class Sweep:
 
         `region` is the one ListBuckets gave; without it GetBucketLocation is asked.
         """
-        controls = self.by_scope["bucket"]
+        controls = [c for c in self.by_scope["bucket"] if c.applies_to(bucket)]
         if not controls:
             return []
         if region is None:

@@ -261,17 +261,39 @@ def _account_count(text: str) -> int:
     return count
 
 
+def _parameter_overrides(items: list[str]) -> dict[str, str]:
+    from bucketwarden_tools.parameters import ParameterError, parse_overrides
+
+    try:
+        return parse_overrides(items)
+    except (ParameterError, ValueError) as error:  # ValueError: shlex's unclosed quotation
+        raise CliError(f"--parameter-overrides: {error}") from error
+
+
 def cmd_local(args: argparse.Namespace, console: Console, err: Console) -> int:
     from bucketwarden_tools.local.console import LiveConsole
     from bucketwarden_tools.local.system import LocalSystem, LocalSystemError
+    from bucketwarden_tools.parameters import without_effect
+    from bucketwarden_tools.routing import load_template
 
-    system = LocalSystem(
-        host=args.host,
-        port=args.port,
-        report=LiveConsole(args.json),
-        modes=dict(args.mode),
-        accounts=args.accounts,
+    try:
+        system = LocalSystem(
+            host=args.host,
+            port=args.port,
+            report=LiveConsole(args.json),
+            modes=dict(args.mode),
+            accounts=args.accounts,
+            parameters=_parameter_overrides(args.parameter_overrides),
+        )
+    except LocalSystemError as error:
+        raise CliError(str(error)) from error
+    ineffective = (
+        without_effect(system.parameters, load_template(system.template))
+        if system.parameters
+        else []
     )
+    for name in ineffective:
+        err.print(f"[dim]--parameter-overrides: {name} changes nothing in the local mode[/]")
     try:
         system.start()
     except LocalSystemError as error:
@@ -1048,6 +1070,16 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="emulate an organization of N accounts: this hub and N-1 member accounts, with "
         "the member roles and forwarders (default 1: one account)",
+    )
+    local.add_argument(
+        "--parameter-overrides",
+        nargs="+",
+        action="extend",
+        default=[],
+        metavar="NAME=VALUE",
+        help="template.yaml parameters, as sam deploy takes them (FlapThreshold=5 "
+        "PublicAclMode=notify, or ParameterKey=Name,ParameterValue=Value): each sets the "
+        "functions' variables the template sets from it; checked before anything starts",
     )
     local.set_defaults(run=cmd_local)
 

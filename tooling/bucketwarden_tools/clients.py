@@ -9,6 +9,7 @@ an emulator strips S3 Control's account-id host prefix (`reach_local_endpoints`)
 from __future__ import annotations
 
 import ipaddress
+import os
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -61,5 +62,11 @@ def reach_local_endpoints() -> None:
 
     For AWS's own hosts the handler changes nothing, so a tool registers it whether or not it
     talks to an emulator.
+
+    A directory bucket's bucket-level calls are signed as usual, without an S3 Express session:
+    against one emulator address botocore cannot tell S3 Express's regional endpoint from its
+    zonal ones (which need a session) and would ask for one first. AWS's regional endpoint,
+    the only one these tools call, takes such requests as they are.
     """
     register_for_new_clients("before-sign.s3-control", strip_account_host_prefix)
+    os.environ.setdefault("AWS_S3_DISABLE_EXPRESS_SESSION_AUTH", "true")

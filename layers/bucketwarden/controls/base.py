@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, Literal, NamedTuple, Protocol, TypeVar
 
+from bucketwarden.directory_buckets import is_directory_bucket
 from bucketwarden.settings import Mode, Settings
 
 if TYPE_CHECKING:
@@ -119,6 +120,22 @@ class Control(ABC, Generic[Api]):
     # CRITICAL).
     fsbp: tuple[str, ...] = ()
     severity: Severity = "MEDIUM"
+    # True for bucket controls whose surface directory buckets (S3 Express One Zone) have too:
+    # they judge directory buckets, with the same-named `s3express:` actions
+    # (`directory_action`), and their family's rule matches S3 Express's events. Every other
+    # control never runs on a directory bucket (ACLs, ownership, versioning, logging, object
+    # lock and Block Public Access per bucket do not exist there).
+    directory_buckets: bool = False
+
+    def applies_to(self, subject: str | None) -> bool:
+        """Does the control judge `subject`? Every subject, except a directory bucket for a
+        bucket control that does not declare `directory_buckets`."""
+        return self.scope != "bucket" or self.directory_buckets or not is_directory_bucket(subject)
+
+    def evaluate_subject(self, subject: str, state: State, settings: Settings) -> Evaluation:
+        """`evaluate` for the named subject: a control whose rules differ by kind of subject
+        (a directory bucket's encryption) overrides this; most judge the state alone."""
+        return self.evaluate(state, settings)
 
     def subject(self, record: CloudTrailRecord) -> str | None:
         """What the event concerns for this control (bucket name, account id, ARN), or None."""

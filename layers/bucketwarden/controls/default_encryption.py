@@ -12,6 +12,12 @@ account is drift. Under SSE-S3 the fix then puts the first approved key (same al
 when there is no list: never weaker than a key of the account.
 With BLOCK_SSE_C on, the rule must also list SSE-C among its blocked encryption types, so that
 nobody can upload objects encrypted with a key S3 never holds (a known ransomware technique).
+
+Directory buckets (S3 Express One Zone) have SSE-S3 and SSE-KMS only, with the S3 bucket key
+always on for SSE-KMS, and no SSE-C at all (so nothing to block). An SSE-KMS directory bucket
+keeps its one customer managed key for its lifetime: a key that is not approved (or, without a
+list, another account's) is reported, never replaced (S3 would refuse), with the advice to
+re-create the bucket. Their keys are named by id or ARN, never by alias.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from botocore.exceptions import ClientError
 
 from bucketwarden.aws import error_code
 from bucketwarden.controls.base import Control, Evaluation, RestoreTarget, State, without_metadata
+from bucketwarden.directory_buckets import is_directory_bucket
 from bucketwarden.settings import Settings
 
 if TYPE_CHECKING:
@@ -136,6 +143,7 @@ class DefaultEncryption(Control["S3Client"]):
     trigger_events = ("CreateBucket", "PutBucketEncryption", "DeleteBucketEncryption")
     read_actions = ("s3:GetEncryptionConfiguration",)
     write_actions = ("s3:PutEncryptionConfiguration",)
+    directory_buckets = True
 
     def read(self, s3: S3Client, bucket: str) -> State:
         try:
@@ -152,6 +160,51 @@ class DefaultEncryption(Control["S3Client"]):
         if not settings.block_sse_c:
             return evaluation  # blocked encryption types are left as they are
         return self._require_sse_c_blocked(rule, evaluation)
+
+    def evaluate_subject(self, subject: str, state: State, settings: Settings) -> Evaluation:
+        if not is_directory_bucket(subject):
+            return self.evaluate(state, settings)
+        return self._evaluate_directory(_default_rule(state), settings)
+
+    def _evaluate_directory(self, rule: dict[str, Any], settings: Settings) -> Evaluation:
+        """A directory bucket's default: SSE-S3 or SSE-KMS, its one key never replaced."""
+        default = rule.get("ApplyServerSideEncryptionByDefault") or {}
+        algorithm = default.get("SSEAlgorithm")
+        if algorithm == "aws:kms":
+            return self._judge_directory_key(default.get("KMSMasterKeyID"), settings)
+        if algorithm == "AES256" and settings.encryption_baseline == "SSE-S3":
+            return Evaluation(True, "default encryption is AES256")
+        found = f"default encryption is {algorithm}" if algorithm else "no default encryption"
+        if settings.encryption_baseline == "SSE-S3":
+            return Evaluation(
+                False, found, {"Rules": [{"ApplyServerSideEncryptionByDefault": SSE_S3}]}
+            )
+        key = next(
+            (k for k in settings.approved_kms_keys if parse_key(k).name.startswith("key/")), None
+        )
+        reason = f"{found}, the baseline is SSE-KMS"
+        if key is None:
+            why = "no approved key is named by id or ARN, as a directory bucket requires"
+            return Evaluation(False, f"{reason} ({why})", fixable=False)
+        kms = {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": key}
+        desired = {"Rules": [{"ApplyServerSideEncryptionByDefault": kms, "BucketKeyEnabled": True}]}
+        return Evaluation(False, reason, desired)
+
+    @staticmethod
+    def _judge_directory_key(key: str | None, settings: Settings) -> Evaluation:
+        approved, account = settings.approved_kms_keys, settings.account_id
+        if is_approved(key, approved, account) or (
+            not approved and foreign_account(key, account) is None
+        ):
+            whose = "approved key" if approved else "a key of the account,"
+            return Evaluation(True, f"default encryption is aws:kms with {whose} {key}")
+        if approved:
+            reason = _unapproved(key, account)
+        else:
+            owner = foreign_account(key, account) or "unknown: ACCOUNT_ID is not set"
+            reason = f"KMS key {key} is not a key of the account ({owner})"
+        advice = "a directory bucket keeps its KMS key for life: re-create it with an approved key"
+        return Evaluation(False, f"{reason}; {advice}", fixable=False)
 
     @staticmethod
     def _require_sse_c_blocked(rule: dict[str, Any], evaluation: Evaluation) -> Evaluation:

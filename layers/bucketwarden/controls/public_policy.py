@@ -91,6 +91,8 @@ class PublicPolicy(BucketPolicySurface):
     )
     # The fix deletes the policy when every statement was public.
     write_actions = ("s3:PutBucketPolicy", "s3:DeleteBucketPolicy")
+    # A directory bucket's policy is public in the same meaning.
+    directory_buckets = True
 
     def evaluate(self, state: State, settings: Settings) -> Evaluation:
         document = policy_of(state)

@@ -24,6 +24,7 @@ from moto.s3control.models import s3control_backends
 from bucketwarden.controls.bucket_policy import MAX_POLICY_BYTES, as_list
 from bucketwarden.controls.object_ownership import ENFORCED
 from bucketwarden.controls.public_acl import PUBLIC_GROUPS
+from bucketwarden.directory_buckets import is_directory_bucket
 from bucketwarden.policy import Context, PolicyError, analyze
 from bucketwarden_tools.local.operations import ConfigurationCall
 
@@ -263,6 +264,8 @@ def new_bucket_defaults(call: ConfigurationCall, s3: Any) -> None:
     if grants:
         s3.put_bucket_acl(Bucket=bucket, **grants)
     s3.put_bucket_encryption(Bucket=bucket, ServerSideEncryptionConfiguration=NEW_BUCKET_ENCRYPTION)
+    if is_directory_bucket(bucket):
+        return  # a directory bucket has no Block Public Access or ownership of its own
     s3.put_public_access_block(Bucket=bucket, PublicAccessBlockConfiguration=ALL_BLOCKED)
     if not _first(call.request_parameters, "x-amz-object-ownership"):
         s3.put_bucket_ownership_controls(

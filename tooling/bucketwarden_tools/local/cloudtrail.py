@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bucketwarden.controls.access_point import partition_of
+from bucketwarden.directory_buckets import is_directory_bucket
 from bucketwarden_tools.local import behaviour, sts
 from bucketwarden_tools.local.operations import (
     ConfigurationCall,
@@ -117,7 +118,10 @@ def cloudtrail_record(
         "eventVersion": "1.09",
         "userIdentity": identity.user_identity(),
         "eventTime": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "eventSource": "s3.amazonaws.com",
+        # S3 Express One Zone logs its directory buckets' calls under its own source.
+        "eventSource": "s3express.amazonaws.com"
+        if is_directory_bucket(call.bucket)
+        else "s3.amazonaws.com",
         "eventName": call.event_name,
         "awsRegion": aws_region,
         "sourceIPAddress": environ.get("REMOTE_ADDR", "127.0.0.1"),
@@ -244,12 +248,12 @@ def put_on_default_bus(record: dict[str, Any], received_at: float, bus_region: s
     from moto.core import DEFAULT_ACCOUNT_ID
     from moto.events.models import events_backends
 
-    from bucketwarden.events import API_CALL_DETAIL_TYPE
+    from bucketwarden.events import API_CALL_DETAIL_TYPE, envelope_source
 
     record["additionalEventData"][RECEIVED_AT] = received_at
     account = str(record.get("recipientAccountId") or DEFAULT_ACCOUNT_ID)
     entry = {
-        "Source": "aws.s3",
+        "Source": envelope_source(record.get("eventSource")),
         "DetailType": API_CALL_DETAIL_TYPE,
         "Detail": json.dumps(record),
         "EventBusName": "default",
@@ -273,14 +277,14 @@ def forward_from_member(account: str, bus_region: str, record: dict[str, Any]) -
     from moto.events.utils import _BASE_EVENT_MESSAGE
     from moto.utilities.arns import parse_arn
 
-    from bucketwarden.events import API_CALL_DETAIL_TYPE
+    from bucketwarden.events import API_CALL_DETAIL_TYPE, envelope_source
 
     message: Any = copy.deepcopy(_BASE_EVENT_MESSAGE)
     message.update(
         {
             "id": str(uuid.uuid4()),
             "detail-type": API_CALL_DETAIL_TYPE,
-            "source": "aws.s3",
+            "source": envelope_source(record.get("eventSource")),
             "account": account,
             "time": unix_time(),
             "region": bus_region,

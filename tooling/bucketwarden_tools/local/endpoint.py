@@ -120,6 +120,9 @@ def serve(
     from bucketwarden_tools.moto_http import Dispatcher
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no line per request
+    # The endpoint's own S3 calls on a directory bucket, signed without an S3 Express session:
+    # the endpoint is one address for every service.
+    os.environ["AWS_S3_DISABLE_EXPRESS_SESSION_AUTH"] = "true"
     _parse_each_jsonpath_once()
     judge_log_targets_by_principal_objects()
     judge_bucket_policies_with_the_transport()

@@ -197,9 +197,10 @@ def identify(environ: dict[str, Any], body: bytes) -> ConfigurationCall | None:
 
 
 def _is_s3(environ: dict[str, Any]) -> bool:
-    # SigV4 names the signing service in the credential scope: ".../<region>/s3/aws4_request".
+    # SigV4 names the signing service in the credential scope: ".../<region>/s3/aws4_request";
+    # a directory bucket's bucket-level calls are signed for s3express.
     authorization = environ.get("HTTP_AUTHORIZATION", "")
-    return "/s3/aws4_request" in authorization
+    return any(f"/{service}/aws4_request" in authorization for service in ("s3", "s3express"))
 
 
 def access_key(environ: dict[str, Any]) -> str | None:

@@ -95,6 +95,8 @@ def deploy_member(
             Capabilities=["CAPABILITY_NAMED_IAM"],
         )
     _create_role(session.client("iam"), USER_ROLE, "a person acting here", {"Action": "s3:*"})
+    # Findings about a member's buckets are imported in the member's own Security Hub.
+    session.client("securityhub").enable_security_hub()
 
 
 def _admin_session(account: str, client: Client, region: str, endpoint: str) -> Any:

@@ -41,7 +41,8 @@ from bucketwarden_tools.local.functions import (
     take_messages,
 )
 from bucketwarden_tools.local.organization import HUB_BUS_NAME, MEMBER_ROLE_PREFIX, Organization
-from bucketwarden_tools.routing import DEFAULT_TEMPLATE
+from bucketwarden_tools.parameters import ParameterError, check_overrides, function_environment
+from bucketwarden_tools.routing import DEFAULT_TEMPLATE, TemplateError, load_template
 
 REGION = endpoint.REGION
 START_TIMEOUT_SECONDS = 60
@@ -64,9 +65,14 @@ class LocalSystem:
         template: Path = DEFAULT_TEMPLATE,
         *,
         accounts: int = 1,
+        parameters: Mapping[str, str] | None = None,
     ) -> None:
         if accounts < 1:
             raise LocalSystemError(f"--accounts {accounts}: an organization has at least 1")
+        # Template parameters given as `sam deploy --parameter-overrides` takes them: checked
+        # against template.yaml now, before anything starts.
+        self.parameters = dict(parameters or {})
+        self.parameter_environment = self._parameter_environment(template)
         self.host = host
         # 1: the emulator's one account, as always; more: an organization (local/organization.py).
         self.accounts = accounts
@@ -90,6 +96,17 @@ class LocalSystem:
         self._clients_lock = threading.Lock()
         self._metric_data: list[tuple[str, dict[str, Any]]] = []
         self._metrics_lock = threading.Lock()
+
+    def _parameter_environment(self, template: Path) -> dict[str, str]:
+        """The functions' variables that the overridden parameters set (template Globals)."""
+        if not self.parameters:
+            return {}
+        try:
+            document = load_template(template)
+            check_overrides(self.parameters, document)
+        except (ParameterError, TemplateError) as error:
+            raise LocalSystemError(f"--parameter-overrides: {error}") from error
+        return function_environment(self.parameters, document)
 
     @property
     def endpoint(self) -> str:
@@ -127,6 +144,9 @@ class LocalSystem:
         self._configure_functions_environment()
         resources = stack.prepare(create_missing=True)  # the audit records' key too
         os.environ.update(resources.environment())
+        # Security Hub on, as a security account has it: findings exported there (parameter
+        # SecurityHubExport) show in `aws securityhub get-findings --endpoint-url ...`.
+        self.client("securityhub").enable_security_hub()
         integrity.forget()  # verdicts and reports of another endpoint's records
         if self.accounts > 1:
             self._create_organization()
@@ -276,6 +296,7 @@ class LocalSystem:
         # Organization mode only with --accounts (set by _create_organization).
         os.environ.pop("ORGANIZATION_ID", None)
         os.environ.pop("MEMBER_ROLE_NAME", None)
+        os.environ.update(self.parameter_environment)
         for control_id, mode in self.modes.items():
             os.environ[mode_variable(control_id)] = mode
         name_the_calling_functions()
