@@ -91,6 +91,7 @@ def aws_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     reset_clients()
     integrity.forget()
     services.organization.cache_clear()
+    services.organization_members.cache_clear()
     yield
     reset_clients()
 

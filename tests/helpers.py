@@ -414,10 +414,31 @@ class ControlCase:
     # Settings without which the control finds no drift (a log target, a retention baseline):
     # set around every run.
     environment: Mapping[str, str] = field(default_factory=dict)
+    # False for a control that only reports: no mode makes it write. `write_operation` is then
+    # the write it must never make, and the failure paths fail its read (`read_operation`,
+    # refused by denying `read_actions`) instead of its fix.
+    fixable: bool = True
+    read_operation: str = ""
+    read_actions: tuple[str, ...] = ()
 
     @property
     def mode_variable(self) -> str:
         return "MODE_" + self.control.upper().replace("-", "_")
+
+    @property
+    def failing_operation(self) -> str:
+        """The call the failure paths refuse: the fix, or the read of a control that only
+        reports."""
+        return self.write_operation if self.fixable else self.read_operation
+
+    @property
+    def failing_actions(self) -> tuple[str, ...]:
+        return self.write_actions if self.fixable else self.read_actions
+
+    @property
+    def found_status(self) -> str:
+        """The status of a drift that nothing holds back: fixed, or reported."""
+        return "remediated" if self.fixable else "noncompliant"
 
     @property
     def write_call(self) -> str:
@@ -474,7 +495,11 @@ def check_exempted(case: ControlCase, tags: dict[str, str]) -> dict[str, Any]:
 
 
 def check_fixed_once(case: ControlCase) -> None:
-    """After the fix, a second event on the same subject finds it compliant and writes nothing."""
+    """After the fix, a second event on the same subject finds it compliant and writes nothing.
+    A control that only reports finds the drift each time, in remediate mode too."""
+    if not case.fixable:
+        check_reported_not_fixed(case)
+        return
     subject = case.drifted()
     assert case.run(subject)["status"] == "remediated"
     before = API_CALLS.snapshot()
@@ -482,14 +507,30 @@ def check_fixed_once(case: ControlCase) -> None:
     assert case.write_call not in calls_delta(before)
 
 
+def check_reported_not_fixed(case: ControlCase) -> None:
+    """A control that only reports, in remediate mode: noncompliant twice, nothing written."""
+    subject = case.drifted()
+    drifted = case.read(subject)
+    before = API_CALLS.snapshot()
+    with temporary_environment({case.mode_variable: "remediate"}):
+        first = case.run(subject)
+        second = case.run(subject, event_id="second-event")
+    assert [first["status"], second["status"]] == ["noncompliant", "noncompliant"], first
+    assert first["mode"] == "remediate"
+    assert first["before"] == first["after"]
+    assert case.read(subject) == drifted
+    assert case.write_call not in calls_delta(before)
+
+
 def check_exemption_not_honoured(case: ControlCase, tags: dict[str, str], note: str) -> None:
-    """An exemption without a reason, or expired, does not stop the fix; the outcome says why."""
+    """An exemption without a reason, or expired, does not stop the fix (or the finding); the
+    outcome says why."""
     subject = case.drifted()
     _tag_exemption(case, subject, tags)
     drifted = case.read(subject)
     outcome = case.run(subject)
-    assert outcome["status"] == "remediated", outcome
-    assert case.read(subject) != drifted
+    assert outcome["status"] == case.found_status, outcome
+    assert (case.read(subject) != drifted) is case.fixable
     assert any(note in warning for warning in outcome["warnings"]), outcome["warnings"]
 
 
@@ -527,13 +568,14 @@ def check_bucket_gone(case: ControlCase) -> None:
 
 @contextmanager
 def write_denied(case: ControlCase, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """The case's fix refused with AccessDenied: by moto enforcing IAM, or as S3 answers it."""
+    """The case's fix (or a reporting control's read) refused with AccessDenied: by moto
+    enforcing IAM, or as S3 answers it."""
     if case.denied_by_moto:
-        with denied(monkeypatch, *case.write_actions):
+        with denied(monkeypatch, *case.failing_actions):
             yield
         return
     refusal = ErrorResponses(403, "AccessDenied", times=1000)
-    refusal.install(case.write_operation, case.service)
+    refusal.install(case.failing_operation, case.service)
     yield
     assert refusal.sent == 1  # AccessDenied is not retried
 
@@ -541,7 +583,8 @@ def write_denied(case: ControlCase, monkeypatch: pytest.MonkeyPatch) -> Iterator
 def check_access_denied(
     case: ControlCase, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """The role may not write: failed, notified, RemediationFailures counted, surface untouched."""
+    """The role may not write (a reporting control: may not read): failed, notified,
+    RemediationFailures counted, surface untouched."""
     inbox = subscribe_inbox(monkeypatch)
     subject = case.drifted()
     drifted = case.read(subject)
@@ -549,9 +592,14 @@ def check_access_denied(
     with write_denied(case, monkeypatch):
         outcome = case.run(subject)
     assert outcome["status"] == "failed", outcome
-    # The reason says what was wrong, then why it was not fixed; before shows what was read.
-    assert f"; not fixed: AccessDenied on {case.write_operation}" in outcome["reason"]
-    assert outcome["before"] == drifted
+    if case.fixable:
+        # The reason says what was wrong, then why it was not fixed; before shows what was read.
+        assert f"; not fixed: AccessDenied on {case.write_operation}" in outcome["reason"]
+        assert outcome["before"] == drifted
+    else:
+        # Nothing could be read, so nothing is judged: the reason says which read was refused.
+        assert outcome["reason"].startswith(f"AccessDenied on {case.read_operation}: ")
+        assert outcome["before"] is None
     assert outcome["notified"] is True
     assert case.read(subject) == drifted
     [envelope] = inbox.receive()
@@ -562,13 +610,16 @@ def check_access_denied(
 
 
 def check_throttling_retried(case: ControlCase) -> None:
-    """SlowDown twice on the write: botocore retries it and the fix lands."""
+    """SlowDown twice on the write (a reporting control: its read): botocore retries it and
+    the fix lands (the drift is found)."""
     subject = case.drifted()
-    throttle = ErrorResponses(503, "SlowDown", times=2).install(case.write_operation, case.service)
+    throttle = ErrorResponses(503, "SlowDown", times=2)
+    throttle.install(case.failing_operation, case.service)
     outcome = case.run(subject)
-    assert outcome["status"] == "remediated", outcome
+    assert outcome["status"] == case.found_status, outcome
     assert throttle.sent == 3  # two throttled attempts, then the one that reached S3
-    assert case.read(subject) == outcome["after"]
+    if case.fixable:
+        assert case.read(subject) == outcome["after"]
 
 
 def check_persistent_error_raises(case: ControlCase) -> None:
@@ -576,7 +627,7 @@ def check_persistent_error_raises(case: ControlCase) -> None:
     subject = case.drifted()
     drifted = case.read(subject)
     failing = ErrorResponses(500, "InternalError", times=1000)
-    failing.install(case.write_operation, case.service)
+    failing.install(case.failing_operation, case.service)
     with pytest.raises(ClientError) as raised:
         case.run(subject)
     assert raised.value.response["Error"]["Code"] == "InternalError"
