@@ -52,6 +52,7 @@ from tests.helpers import (
     emitted_metrics,
     is_public,
     make_bucket,
+    own_client,
     s3,
     subscribe_inbox,
     sweeper,
@@ -146,6 +147,24 @@ def only_controls(monkeypatch: pytest.MonkeyPatch, *ids: str, mode: str = "remed
         monkeypatch.setenv(mode_variable(control_id), mode if control_id in ids else "off")
 
 
+def managed_by_people(bucket: str) -> None:
+    """A lifecycle rule and an event notification on the bucket."""
+    rule = {
+        "ID": "expire",
+        "Status": "Enabled",
+        "Filter": {},
+        "NoncurrentVersionExpiration": {"NoncurrentDays": 90},
+    }
+    s3().put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration={"Rules": [rule]})
+    sqs = own_client("sqs")
+    url = sqs.create_queue(QueueName="bucket-events")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]
+    queue = {"QueueArn": arn["QueueArn"], "Events": ["s3:ObjectCreated:*"]}
+    s3().put_bucket_notification_configuration(
+        Bucket=bucket, NotificationConfiguration={"QueueConfigurations": [queue]}
+    )
+
+
 def verdicts(outcomes: list[Outcome]) -> dict[tuple[str, str], str]:
     return {(str(o.bucket), str(o.control)): o.status.value for o in outcomes}
 
@@ -176,6 +195,10 @@ def test_sweep_fixes_drift_that_events_missed_and_sends_one_summary(
     for name in ("alpha", "bravo", "charlie", "delta"):
         make_bucket(name)
     point = open_access_point("echo")
+    # What only people decide, and the controls that only report ask for: lifecycle rules and
+    # event notifications (no sweep writes them).
+    for listed in s3().list_buckets()["Buckets"]:
+        managed_by_people(listed["Name"])
     # moto's new buckets lack every guard AWS now sets by default: a first sweep sets them.
     assert sweep(scheduled_event("baseline"), FakeContext())["status"] == "finished"
     stack.receive()

@@ -7,8 +7,24 @@ it in any mode, and the function's role holds no write action for it.
 
 from __future__ import annotations
 
-from bucketwarden.controls.base import Api, CannotFix, Control, State
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from bucketwarden.aws import error_code
+from bucketwarden.controls.base import Api, CannotFix, Control, State, without_metadata
 from bucketwarden.settings import Mode
+
+
+def configuration_or_none(read: Callable[[], Mapping[str, Any]], missing: str) -> State:
+    """The configuration `read` answers, or None when S3 says there is none (error `missing`)."""
+    try:
+        return without_metadata(read())
+    except ClientError as error:
+        if error_code(error) == missing:
+            return None
+        raise
 
 
 class DetectOnly(Control[Api]):

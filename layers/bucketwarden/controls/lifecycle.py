@@ -11,11 +11,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import ClientError
-
-from bucketwarden.aws import error_code
-from bucketwarden.controls.base import Evaluation, RecordReader, State, without_metadata
-from bucketwarden.controls.detect_only import DetectOnly
+from bucketwarden.controls.base import Evaluation, RecordReader, State
+from bucketwarden.controls.detect_only import DetectOnly, configuration_or_none
 from bucketwarden.settings import Settings
 
 if TYPE_CHECKING:
@@ -45,12 +42,9 @@ class Lifecycle(DetectOnly["S3Client"]):
     derived_keys = (VERSIONING,)
 
     def read(self, s3: S3Client, bucket: str) -> State:
-        try:
-            return without_metadata(s3.get_bucket_lifecycle_configuration(Bucket=bucket))
-        except ClientError as error:
-            if error_code(error) == NO_CONFIGURATION:
-                return None
-            raise
+        return configuration_or_none(
+            lambda: s3.get_bucket_lifecycle_configuration(Bucket=bucket), NO_CONFIGURATION
+        )
 
     def observe(
         self, s3: S3Client, bucket: str, settings: Settings, records: RecordReader | None = None

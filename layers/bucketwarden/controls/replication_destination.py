@@ -27,8 +27,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from botocore.exceptions import ClientError
 
 from bucketwarden.aws import client, error_code, is_access_denied
-from bucketwarden.controls.base import Evaluation, RecordReader, State, without_metadata
-from bucketwarden.controls.detect_only import DetectOnly
+from bucketwarden.controls.base import Evaluation, RecordReader, State
+from bucketwarden.controls.detect_only import DetectOnly, configuration_or_none
 from bucketwarden.settings import Settings
 
 if TYPE_CHECKING:
@@ -101,12 +101,9 @@ class ReplicationDestination(DetectOnly["S3Client"]):
     derived_keys = (ACCOUNT, OWNERS, ORGANIZATION)
 
     def read(self, s3: S3Client, bucket: str) -> State:
-        try:
-            return without_metadata(s3.get_bucket_replication(Bucket=bucket))
-        except ClientError as error:
-            if error_code(error) == NO_CONFIGURATION:
-                return None
-            raise
+        return configuration_or_none(
+            lambda: s3.get_bucket_replication(Bucket=bucket), NO_CONFIGURATION
+        )
 
     def observe(
         self, s3: S3Client, bucket: str, settings: Settings, records: RecordReader | None = None
