@@ -5,27 +5,35 @@ what the rule says (detect only)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from botocore import handlers
 from botocore.awsrequest import AWSResponse
 from moto.core.botocore_stubber import MockRawResponse
 
 from bucketwarden import aws, services
 from bucketwarden.controls.replication_destination import ReplicationDestination
+from bucketwarden.handler import process
 from bucketwarden.organization import Members
 from bucketwarden.settings import ConfigError, Settings
 from tests.helpers import (
     ACCOUNT,
     API_CALLS,
     REGION,
+    AssumeRoleRequests,
     ControlCase,
     ErrorResponses,
     calls_delta,
+    cloudtrail_record,
+    eventbridge_event,
     make_bucket,
+    only,
     own_client,
     s3,
 )
+from tests.test_organization_engine import member_client
 
 pytestmark = pytest.mark.usefixtures("aws")
 
@@ -35,7 +43,14 @@ ROLE = f"arn:aws:iam::{ACCOUNT}:role/replication"
 
 
 def replicate(bucket: str, destination: dict[str, Any], status: str = "Enabled") -> None:
-    s3().put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    replicate_with(s3(), bucket, destination, status)
+
+
+def replicate_with(
+    client: Any, bucket: str, destination: dict[str, Any], status: str = "Enabled"
+) -> None:
+    """A replication rule on `bucket`, written with `client` (versioning enabled first)."""
+    client.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
     rule = {
         "ID": "copy-everything",
         "Priority": 1,
@@ -44,7 +59,7 @@ def replicate(bucket: str, destination: dict[str, Any], status: str = "Enabled")
         "DeleteMarkerReplication": {"Status": "Disabled"},
         "Destination": destination,
     }
-    s3().put_bucket_replication(
+    client.put_bucket_replication(
         Bucket=bucket, ReplicationConfiguration={"Role": ROLE, "Rules": [rule]}
     )
 
@@ -112,19 +127,16 @@ class OrganizationsRefusal:
 class OwnerCheck:
     """S3's ExpectedBucketOwner check, which moto leaves out: a request that names an expected
     owner other than the bucket's real one (`owners`) is answered AccessDenied, as S3 does.
-    Also keeps the owners each request named."""
+    Also keeps the owner each request expected. Installed on every client made while the
+    `owner_check` fixture runs (the member roles' clients too), before moto's own stub."""
 
-    def __init__(self, owners: dict[str, str]) -> None:
-        self.owners = owners
+    def __init__(self) -> None:
+        self.owners: dict[str, str] = {}
         self.asked: list[tuple[str, str | None]] = []
-        aws.client("s3", REGION).meta.events.register_first(
-            "before-send.s3.GetBucketVersioning", self
-        )
 
     def __call__(self, request: Any, **kwargs: Any) -> Any:
-        bucket = request.url.split("://", 1)[1].split(".s3.", 1)[0]
-        if "/" in bucket or bucket.startswith("s3"):  # path-style: the bucket follows the host
-            bucket = request.url.split("://", 1)[1].split("/")[1].split("?")[0]
+        host, _, path = request.url.split("://", 1)[1].partition("/")
+        bucket = host.split(".s3.", 1)[0] if ".s3." in host else path.split("?")[0]
         expected = request.headers.get("x-amz-expected-bucket-owner")
         expected = expected.decode() if isinstance(expected, bytes) else expected
         self.asked.append((bucket, expected))
@@ -134,9 +146,21 @@ class OwnerCheck:
 
 
 @pytest.fixture
-def destination_of_another_account() -> OwnerCheck:
+def owner_check() -> Iterator[OwnerCheck]:
+    check = OwnerCheck()
+    hook = ("before-send.s3.GetBucketVersioning", check)
+    handlers.BUILTIN_HANDLERS.insert(0, hook)
+    aws.reset_clients()
+    yield check
+    handlers.BUILTIN_HANDLERS.remove(hook)
+    aws.reset_clients()
+
+
+@pytest.fixture
+def destination_of_another_account(owner_check: OwnerCheck) -> OwnerCheck:
     make_bucket(DESTINATION)
-    return OwnerCheck({DESTINATION: OUTSIDER})
+    owner_check.owners[DESTINATION] = OUTSIDER
+    return owner_check
 
 
 def test_replication_to_an_outside_account_is_reported_with_rule_bucket_and_account() -> None:
@@ -167,10 +191,13 @@ def test_allowlisted_account_is_compliant(monkeypatch: pytest.MonkeyPatch) -> No
     assert outcome["reason"] == f"replicates only to allowed accounts' buckets ({DESTINATION})"
 
 
-def test_own_account_destination_is_confirmed_with_expected_bucket_owner() -> None:
+def test_own_account_destination_is_confirmed_with_expected_bucket_owner(
+    owner_check: OwnerCheck,
+) -> None:
     bucket = make_bucket("source-bucket")
     make_bucket(DESTINATION)
-    check = OwnerCheck({DESTINATION: ACCOUNT})
+    check = owner_check
+    check.owners[DESTINATION] = ACCOUNT
     replicate(bucket, {"Bucket": f"arn:aws:s3:::{DESTINATION}"})
 
     outcome = CASE.run(bucket)
@@ -367,3 +394,49 @@ def test_describe_names_each_destination_and_its_account() -> None:
         "DestinationOwners": {"b": {"account": None}},
     }
     assert control.describe(state) == "replicates to b (account unknown)"
+
+
+# -- a member account's bucket, judged from the hub --------------------------------------------
+
+MEMBER = "222222222222"
+MEMBER_ROLE = "bucketwarden-member-data-management"
+
+
+@pytest.fixture
+def hub(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A hub in organization mode whose data-management function acts with its member role."""
+    monkeypatch.setenv("ACCOUNT_ID", ACCOUNT)
+    monkeypatch.setenv("ORGANIZATION_ID", "o-abcdefghij")
+    monkeypatch.setenv("MEMBER_ROLE_NAME", MEMBER_ROLE)
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "bucketwarden-data-management")
+
+
+def member_event() -> dict[str, Any]:
+    """The member's PutBucketReplication, as its forwarder delivers it to the hub's bus."""
+    detail = cloudtrail_record("PutBucketReplication", "member-bucket")
+    detail["recipientAccountId"] = detail["userIdentity"]["accountId"] = MEMBER
+    return {**eventbridge_event(detail), "account": MEMBER}
+
+
+@pytest.mark.usefixtures("hub")
+@pytest.mark.parametrize(
+    ("owner", "status"), [(MEMBER, "compliant"), (ACCOUNT, "noncompliant")], ids=["own", "hub"]
+)
+def test_a_member_bucket_is_judged_with_the_member_as_its_own_account(
+    owner_check: OwnerCheck, owner: str, status: str
+) -> None:
+    member_s3 = member_client("s3", MEMBER)
+    member_s3.create_bucket(Bucket="member-bucket")
+    member_s3.create_bucket(Bucket=DESTINATION)
+    owner_check.owners[DESTINATION] = owner
+    replicate_with(member_s3, "member-bucket", {"Bucket": f"arn:aws:s3:::{DESTINATION}"})
+    requests = AssumeRoleRequests(aws.client("sts"))
+
+    outcome = only(process(member_event(), "data-management"))
+
+    assert (outcome["status"], outcome["account"]) == (status, MEMBER), outcome
+    # Read through the member role, the destination expected to be the member's own.
+    assert [r["RoleArn"] for r in requests.sent] == [f"arn:aws:iam::{MEMBER}:role/{MEMBER_ROLE}"]
+    assert owner_check.asked == [(DESTINATION, MEMBER)]
+    if status == "noncompliant":
+        assert outcome["reason"].endswith(f"in an unknown account (not owned by {MEMBER})")
