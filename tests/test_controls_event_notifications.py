@@ -49,8 +49,8 @@ def test_bucket_without_notifications_is_reported() -> None:
     assert notifications(bucket) == {}
 
 
-def test_a_queue_notification_is_compliant() -> None:
-    bucket = make_bucket("announced-bucket")
+def notify_a_queue(bucket: str) -> None:
+    """The bucket's created objects announced to an SQS queue."""
     sqs = own_client("sqs")
     url = sqs.create_queue(QueueName="bucket-events")["QueueUrl"]
     arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]
@@ -60,6 +60,11 @@ def test_a_queue_notification_is_compliant() -> None:
     s3().put_bucket_notification_configuration(
         Bucket=bucket, NotificationConfiguration=configuration
     )
+
+
+def test_a_queue_notification_is_compliant() -> None:
+    bucket = make_bucket("announced-bucket")
+    notify_a_queue(bucket)
 
     outcome = CASE.run(bucket)
 

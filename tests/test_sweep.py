@@ -52,12 +52,12 @@ from tests.helpers import (
     emitted_metrics,
     is_public,
     make_bucket,
-    own_client,
     s3,
     subscribe_inbox,
     sweeper,
 )
 from tests.test_controls_access_point import make_public, open_access_point
+from tests.test_controls_event_notifications import notify_a_queue
 
 AUDIT_TABLE = "bucketwarden-audit"
 IDEMPOTENCY_TABLE = "bucketwarden-idempotency"
@@ -156,13 +156,7 @@ def managed_by_people(bucket: str) -> None:
         "NoncurrentVersionExpiration": {"NoncurrentDays": 90},
     }
     s3().put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration={"Rules": [rule]})
-    sqs = own_client("sqs")
-    url = sqs.create_queue(QueueName="bucket-events")["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]
-    queue = {"QueueArn": arn["QueueArn"], "Events": ["s3:ObjectCreated:*"]}
-    s3().put_bucket_notification_configuration(
-        Bucket=bucket, NotificationConfiguration={"QueueConfigurations": [queue]}
-    )
+    notify_a_queue(bucket)
 
 
 def verdicts(outcomes: list[Outcome]) -> dict[tuple[str, str], str]:
