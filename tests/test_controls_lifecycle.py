@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
+from bucketwarden.catalogue import CONTROL_IDS, control
 from bucketwarden.controls.lifecycle import Lifecycle
-from bucketwarden.settings import Settings
+from bucketwarden.settings import Mode, Settings
 from tests.helpers import API_CALLS, ControlCase, calls_delta, make_bucket, s3
 
 pytestmark = pytest.mark.usefixtures("aws")
@@ -133,3 +134,11 @@ def test_describe_says_what_is_enabled() -> None:
     assert control.describe({"VersioningStatus": None}) == "no lifecycle rules"
     state = {"Rules": [{**NONCURRENT, "Status": "Enabled"}, {**EXPIRE_LOGS, "Status": "Disabled"}]}
     assert control.describe(state) == "1 of 2 lifecycle rules enabled, noncurrent versions expire"
+
+
+def test_an_unset_mode_is_the_controls_own_default() -> None:
+    unset = Settings.from_env(CONTROL_IDS, {})
+    assert unset.mode("lifecycle", Lifecycle.default_mode) is Mode.NOTIFY
+    assert unset.mode("versioning", control("versioning").default_mode) is Mode.REMEDIATE
+    chosen = Settings.from_env(CONTROL_IDS, {"MODE_LIFECYCLE": "off"})
+    assert chosen.mode("lifecycle", Lifecycle.default_mode) is Mode.OFF
