@@ -51,6 +51,10 @@ FUNCTION_DESCRIPTIONS: dict[str, str] = {
     "versioning": "Keeps bucket versioning enabled (versioning)",
     "logging": "Keeps server access logging on to the configured target (access-logging)",
     "object-lock": "Keeps Object Lock default retention at the baseline (object-lock-retention)",
+    "data-management": (
+        "Reports buckets without lifecycle rules or event notifications, and replication to"
+        " accounts outside the organization or allowlist (detect only)"
+    ),
 }
 
 # What every family's function may do in S3 besides its controls' actions: read the exemption

@@ -92,6 +92,7 @@ def aws_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     integrity.forget()
     securityhub.forget()
     services.organization.cache_clear()
+    services.organization_members.cache_clear()
     yield
     reset_clients()
 

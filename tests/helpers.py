@@ -420,29 +420,37 @@ class ControlCase:
     # set around every run.
     environment: Mapping[str, str] = field(default_factory=dict)
     # False for a detect-only control (its drift is reported, never written): the checks then
-    # expect "noncompliant" where a fix would be made, and make `read_operation` (the call that
-    # reads the surface) fail where they would make the write fail.
+    # expect "noncompliant" where a fix would be made, and make its read (`read_operation`,
+    # refused by denying `read_actions` where moto enforces them) fail where they would make
+    # the write fail.
     fixable: bool = True
-    read_operation: str | None = None
+    read_operation: str = ""
+    read_actions: tuple[str, ...] = ()
 
     @property
     def mode_variable(self) -> str:
         return "MODE_" + self.control.upper().replace("-", "_")
 
     @property
+    def failing_operation(self) -> str:
+        """The call the failure paths refuse: the fix, or the read of a control that only
+        reports."""
+        return self.write_operation if self.fixable else self.read_operation
+
+    @property
+    def failing_actions(self) -> tuple[str, ...]:
+        return self.write_actions if self.fixable else self.read_actions
+
+    @property
+    def drift_status(self) -> str:
+        """The status of a drift that nothing holds back (remediate mode): fixed, or reported."""
+        return "remediated" if self.fixable else "noncompliant"
+
+    @property
     def write_call(self) -> str:
         """The fix as API_CALLS counts it, e.g. "s3.PutBucketAcl"."""
         return f"{self.service}.{self.write_operation}"
 
-    @property
-    def failing_operation(self) -> str:
-        """The call the failure checks make fail: the fix, or the read of a detect-only control."""
-        return self.write_operation if self.fixable else str(self.read_operation)
-
-    @property
-    def drift_status(self) -> str:
-        """A drift's outcome in remediate mode."""
-        return "remediated" if self.fixable else "noncompliant"
 
     def drifted(self, name: str = "drifted-bucket") -> str:
         """Make a subject from `name` and make its surface drift; returns the subject."""
@@ -496,17 +504,36 @@ def check_exempted(case: ControlCase, tags: dict[str, str]) -> dict[str, Any]:
 
 
 def check_fixed_once(case: ControlCase) -> None:
-    """After the fix, a second event on the same subject finds it compliant and writes nothing."""
+    """After the fix, a second event on the same subject finds it compliant and writes nothing.
+    A control that only reports finds the drift each time, in remediate mode too."""
+    if not case.fixable:
+        check_reported_not_fixed(case)
+        return
     subject = case.drifted()
-    assert case.run(subject)["status"] == case.drift_status
+    assert case.run(subject)["status"] == "remediated"
     before = API_CALLS.snapshot()
-    second = "compliant" if case.fixable else "noncompliant"
-    assert case.run(subject, event_id="second-event")["status"] == second
+    assert case.run(subject, event_id="second-event")["status"] == "compliant"
+    assert case.write_call not in calls_delta(before)
+
+
+def check_reported_not_fixed(case: ControlCase) -> None:
+    """A control that only reports, in remediate mode: noncompliant twice, nothing written."""
+    subject = case.drifted()
+    drifted = case.read(subject)
+    before = API_CALLS.snapshot()
+    with temporary_environment({case.mode_variable: "remediate"}):
+        first = case.run(subject)
+        second = case.run(subject, event_id="second-event")
+    assert [first["status"], second["status"]] == ["noncompliant", "noncompliant"], first
+    assert first["mode"] == "remediate"
+    assert first["before"] == first["after"]
+    assert case.read(subject) == drifted
     assert case.write_call not in calls_delta(before)
 
 
 def check_exemption_not_honoured(case: ControlCase, tags: dict[str, str], note: str) -> None:
-    """An exemption without a reason, or expired, does not stop the fix; the outcome says why."""
+    """An exemption without a reason, or expired, does not stop the fix (or the finding); the
+    outcome says why."""
     subject = case.drifted()
     _tag_exemption(case, subject, tags)
     drifted = case.read(subject)
@@ -552,8 +579,8 @@ def check_bucket_gone(case: ControlCase) -> None:
 def write_denied(case: ControlCase, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """The case's fix (or a detect-only control's read) refused with AccessDenied: by moto
     enforcing IAM, or as S3 answers it."""
-    if case.denied_by_moto and case.fixable:
-        with denied(monkeypatch, *case.write_actions):
+    if case.denied_by_moto and case.failing_actions:
+        with denied(monkeypatch, *case.failing_actions):
             yield
         return
     refusal = ErrorResponses(403, "AccessDenied", times=1000)
@@ -565,7 +592,8 @@ def write_denied(case: ControlCase, monkeypatch: pytest.MonkeyPatch) -> Iterator
 def check_access_denied(
     case: ControlCase, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """The role may not write: failed, notified, RemediationFailures counted, surface untouched."""
+    """The role may not write (a reporting control: may not read): failed, notified,
+    RemediationFailures counted, surface untouched."""
     inbox = subscribe_inbox(monkeypatch)
     subject = case.drifted()
     drifted = case.read(subject)
@@ -573,13 +601,14 @@ def check_access_denied(
     with write_denied(case, monkeypatch):
         outcome = case.run(subject)
     assert outcome["status"] == "failed", outcome
-    # The reason says what was wrong, then why it was not fixed; before shows what was read.
-    # A detect-only control's read was refused: nothing was read, so nothing is judged.
     if case.fixable:
+        # The reason says what was wrong, then why it was not fixed; before shows what was read.
         assert f"; not fixed: AccessDenied on {case.write_operation}" in outcome["reason"]
         assert outcome["before"] == drifted
     else:
-        assert outcome["reason"].startswith(f"AccessDenied on {case.read_operation}")
+        # Nothing could be read, so nothing is judged: the reason says which read was refused.
+        assert outcome["reason"].startswith(f"AccessDenied on {case.read_operation}: ")
+        assert outcome["before"] is None
     assert outcome["notified"] is True
     assert case.read(subject) == drifted
     [envelope] = inbox.receive()
@@ -593,14 +622,16 @@ def check_access_denied(
 
 
 def check_throttling_retried(case: ControlCase) -> None:
-    """SlowDown twice on the write: botocore retries it and the fix lands."""
+    """SlowDown twice on the write (a reporting control: its read): botocore retries it and
+    the fix lands (the drift is found)."""
     subject = case.drifted()
     throttle = ErrorResponses(503, "SlowDown", times=2)
     throttle.install(case.failing_operation, case.service, case.region)
     outcome = case.run(subject)
     assert outcome["status"] == case.drift_status, outcome
     assert throttle.sent == 3  # two throttled attempts, then the one that reached S3
-    assert case.read(subject) == outcome["after"]
+    if case.fixable:
+        assert case.read(subject) == outcome["after"]
 
 
 def check_persistent_error_raises(case: ControlCase) -> None:

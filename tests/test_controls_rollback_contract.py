@@ -32,7 +32,11 @@ pytestmark = pytest.mark.usefixtures("aws")
 # Controls whose restore target is not simply `before` (S3 cannot always return to it).
 OWN_TARGETS = {"versioning", "default-encryption"}
 # Controls whose state holds keys read from elsewhere than the surface.
-DERIVED = {"object-lock-retention": ("RecordedBaseline",)}
+DERIVED = {
+    "object-lock-retention": ("RecordedBaseline",),
+    "lifecycle": ("VersioningStatus",),
+    "replication-destination": ("Account", "DestinationOwners", "Organization"),
+}
 # Controls whose restore S3 may refuse because of a Block Public Access setting, and the one.
 REFUSED_BY = {
     "public-acl": "BlockPublicAcls",

@@ -17,12 +17,15 @@ from tests import (
     test_controls_account_public_access_block,
     test_controls_cross_account_actions,
     test_controls_default_encryption,
+    test_controls_event_notifications,
+    test_controls_lifecycle,
     test_controls_multi_region_access_point_public_access_block,
     test_controls_object_lock_retention,
     test_controls_object_ownership,
     test_controls_public_access_block,
     test_controls_public_acl,
     test_controls_public_policy,
+    test_controls_replication_destination,
     test_controls_secure_transport,
     test_controls_versioning,
 )
@@ -58,6 +61,9 @@ CASES = {
         test_controls_versioning.CASE,
         test_controls_access_logging.CASE,
         test_controls_object_lock_retention.CASE,
+        test_controls_lifecycle.CASE,
+        test_controls_event_notifications.CASE,
+        test_controls_replication_destination.CASE,
     )
 }
 each_control = pytest.mark.parametrize("case", list(CASES.values()), ids=list(CASES))

@@ -296,7 +296,7 @@ def test_the_hub_role_assumes_the_member_role_of_its_own_function_only(name: str
     }
 
 
-def test_only_the_sweep_lists_the_organization() -> None:
+def test_only_the_sweep_and_replication_destination_list_the_organization() -> None:
     lists = {
         logical_id
         for logical_id, resource in hub_template()["Resources"].items()
@@ -304,7 +304,9 @@ def test_only_the_sweep_lists_the_organization() -> None:
         for statement in unfold(resource["Properties"]["PolicyDocument"]["Statement"])
         if "organizations:ListAccounts" in as_list(statement["Action"])
     }
-    assert lists == {"SweepMemberAccessPolicy"}
+    # The sweep covers the organization's accounts; replication-destination allows replicas
+    # to them (the data-management function).
+    assert lists == {"SweepMemberAccessPolicy", "DataManagementOrganizationAccountsPolicy"}
 
 
 def test_parameters_agree_between_hub_and_members() -> None:

@@ -29,6 +29,8 @@ ORGANIZATION_RESOURCES = {
     "HubEventBusPolicy",
     "SweepMemberAccessPolicy",
     "OrganizationalUnitsPolicy",
+    # replication-destination: the organization's accounts may receive replicas.
+    "DataManagementOrganizationAccountsPolicy",
     *(
         f"{camel(family)}{suffix}"
         for family in FAMILIES

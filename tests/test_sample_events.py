@@ -1,7 +1,8 @@
 """The sample events in events/: each is a real-shaped EventBridge event that the engine fixes.
 
 They are what `sam local invoke -e` and `bucketwarden replay` are given, so each must parse,
-name the bucket, match its file name, and drive every family that handles it to a fix.
+name the bucket, match its file name, and drive every family that handles it to a fix (a
+control that only reports, to its finding).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from tests.test_controls_object_lock_retention import BASELINE as LOCK_BASELINE
 from tests.test_controls_object_lock_retention import weaken
 from tests.test_controls_object_ownership import put_grants
 from tests.test_controls_public_acl import group
+from tests.test_controls_replication_destination import replicate_out
 
 BUCKET = "bucketwarden-demo-bucket"
 EXEMPT = "bucketwarden:exempt"
@@ -130,6 +132,8 @@ def make_drifted_bucket(controls: set[str]) -> None:
         log_bucket()
     if "object-lock-retention" in controls:
         weaken(BUCKET)
+    if "replication-destination" in controls:
+        replicate_out(BUCKET)
 
 
 # Settings without which a control has nothing to enforce (no log target, no baseline, no own
@@ -161,6 +165,7 @@ def test_sample_drives_its_family_to_a_fix(
 
     outcomes = process(load(path), family)
 
+    # A control that only reports (no write action) finds the drift and leaves it.
     assert [(o["control"], o["status"]) for o in outcomes] == [
         (c.id, "noncompliant" if detect_only(c) else "remediated") for c in expected
     ]

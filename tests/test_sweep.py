@@ -57,6 +57,7 @@ from tests.helpers import (
     sweeper,
 )
 from tests.test_controls_access_point import make_public, open_access_point
+from tests.test_controls_event_notifications import notify_a_queue
 
 AUDIT_TABLE = "bucketwarden-audit"
 IDEMPOTENCY_TABLE = "bucketwarden-idempotency"
@@ -146,6 +147,18 @@ def only_controls(monkeypatch: pytest.MonkeyPatch, *ids: str, mode: str = "remed
         monkeypatch.setenv(mode_variable(control_id), mode if control_id in ids else "off")
 
 
+def managed_by_people(bucket: str) -> None:
+    """A lifecycle rule and an event notification on the bucket."""
+    rule = {
+        "ID": "expire",
+        "Status": "Enabled",
+        "Filter": {},
+        "NoncurrentVersionExpiration": {"NoncurrentDays": 90},
+    }
+    s3().put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration={"Rules": [rule]})
+    notify_a_queue(bucket)
+
+
 def verdicts(outcomes: list[Outcome]) -> dict[tuple[str, str], str]:
     return {(str(o.bucket), str(o.control)): o.status.value for o in outcomes}
 
@@ -176,6 +189,10 @@ def test_sweep_fixes_drift_that_events_missed_and_sends_one_summary(
     for name in ("alpha", "bravo", "charlie", "delta"):
         make_bucket(name)
     point = open_access_point("echo")
+    # What only people decide, and the controls that only report ask for: lifecycle rules and
+    # event notifications (no sweep writes them).
+    for listed in s3().list_buckets()["Buckets"]:
+        managed_by_people(listed["Name"])
     # moto's new buckets lack every guard AWS now sets by default: a first sweep sets them.
     assert sweep(scheduled_event("baseline"), FakeContext())["status"] == "finished"
     stack.receive()

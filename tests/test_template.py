@@ -296,6 +296,7 @@ def test_every_control_has_a_mode_parameter_reaching_the_functions(control: Cont
     parameter = camel(control.id) + "Mode"
     definition = template()["Parameters"][parameter]
     assert sorted(definition["AllowedValues"]) == sorted(mode.value for mode in Mode)
+    # Controls added after a release default to notify: an upgrade changes no bucket.
     assert definition["Default"] == control.default_mode.value
     assert environment()[mode_variable(control.id)] == {"!Ref": parameter}
 
@@ -349,7 +350,8 @@ def test_every_s3_write_is_allowed_only_from_its_own_function(function: str) -> 
         for statement in role_statements(role_id(function))
         if any(S3_WRITE.match(action) for action in as_list(statement["Action"]))
     ]
-    assert writes
+    # A family whose controls only report (data-management) may write nothing at all.
+    assert bool(writes) is any(c.write_actions for c in function_controls(function))
     for statement in writes:
         assert statement["Condition"] == {
             "ArnEquals": {"lambda:SourceFunctionArn": own_arn(function)}

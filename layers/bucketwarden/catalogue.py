@@ -49,6 +49,12 @@ DECLARED: dict[str, tuple[str, str]] = {
     "versioning": ("versioning", "versioning.Versioning"),
     "access-logging": ("logging", "access_logging.AccessLogging"),
     "object-lock-retention": ("object-lock", "object_lock_retention.ObjectLockRetention"),
+    "lifecycle": ("data-management", "lifecycle.Lifecycle"),
+    "event-notifications": ("data-management", "event_notifications.EventNotifications"),
+    "replication-destination": (
+        "data-management",
+        "replication_destination.ReplicationDestination",
+    ),
 }
 
 # Family → the function folder (functions/<folder>/app.py) that runs its controls.
@@ -58,6 +64,7 @@ FAMILIES: dict[str, str] = {
     "versioning": "versioning",
     "logging": "logging",
     "object-lock": "object_lock",
+    "data-management": "data_management",
 }
 
 CONTROL_IDS: tuple[str, ...] = tuple(DECLARED)

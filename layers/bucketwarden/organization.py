@@ -120,6 +120,72 @@ class Organization:
         return Placement(account, problem=problem)
 
 
+class Membership(NamedTuple):
+    """The organization's accounts; `problem` says why they are unknown (then none counts)."""
+
+    accounts: frozenset[str] = frozenset()
+    problem: str | None = None
+
+
+class Members:
+    """The accounts of the organization `organization_id` (ListAccounts, with the client
+    `connect` gives: the hub's, as only the management account or a delegated administrator may
+    ask), kept as an account's OUs are: an hour, a failure five minutes. Every account listed
+    must say it is in that organization (its ARN names it): an answer about another
+    organization is a problem, never a list to trust."""
+
+    def __init__(
+        self,
+        connect: Callable[[], OrganizationsClient],
+        organization_id: str,
+        clock: Clock = time.monotonic,
+    ) -> None:
+        self._connect = connect
+        self.organization_id = organization_id
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._known: tuple[float, Membership] | None = None
+
+    def accounts(self) -> Membership:
+        with self._lock:
+            if self._known is not None and self._clock() < self._known[0]:
+                return self._known[1]
+            found = self._look_up()
+            lasts = UNKNOWN_FOR if found.problem else KNOWN_FOR
+            self._known = (self._clock() + lasts, found)
+            return found
+
+    def _look_up(self) -> Membership:
+        try:
+            listed = self._list()
+        except ClientError as error:
+            cause = f"{error_code(error)}: {error_message(error) or 'no message'}"
+        except BotoCoreError as error:
+            cause = str(error)
+        else:
+            elsewhere = [arn for arn in listed.values() if f"/{self.organization_id}/" not in arn]
+            if listed and not elsewhere:
+                return Membership(frozenset(listed))
+            # An organization holds at least the account that manages it.
+            cause = "no account listed"
+            if elsewhere:
+                cause = f"it listed {elsewhere[0]}, not an account of {self.organization_id}"
+        problem = (
+            f"the accounts of organization {self.organization_id} are unknown (ListAccounts: "
+            f"{cause}); only the management account or a delegated administrator may ask"
+        )
+        return Membership(problem=problem)
+
+    def _list(self) -> dict[str, str]:
+        """Every account listed, by id, with its ARN (which names its organization)."""
+        pages = self._connect().get_paginator("list_accounts").paginate()
+        return {
+            str(account.get("Id")): str(account.get("Arn"))
+            for page in pages
+            for account in page.get("Accounts", [])
+        }
+
+
 def hub_organization() -> Organization:
     """The hub's view of its organization, with its own credentials."""
     return Organization(lambda: client("organizations"))

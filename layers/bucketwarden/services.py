@@ -17,7 +17,7 @@ from bucketwarden.aws import client
 from bucketwarden.integrity import ForgeryAlarm, Integrity
 from bucketwarden.metrics import Metrics
 from bucketwarden.notify import Notifier
-from bucketwarden.organization import Organization, hub_organization
+from bucketwarden.organization import Members, Organization, hub_organization
 from bucketwarden.reporter import DryRunReporter, EventReporter, Reporter, SweepReporter
 from bucketwarden.settings import Settings
 
@@ -32,6 +32,13 @@ def organization() -> Organization:
     """The hub's view of its organization, kept for the function instance: the OUs of an
     account are asked once an hour, not once per event (`organization.cache_clear()` forgets)."""
     return hub_organization()
+
+
+@cache
+def organization_members(organization_id: str) -> Members:
+    """The accounts of the hub's organization, kept for the function instance as `organization`
+    is (`organization_members.cache_clear()` forgets)."""
+    return Members(lambda: client("organizations"), organization_id)
 
 
 def notifier(settings: Settings) -> Notifier | None:

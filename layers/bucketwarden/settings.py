@@ -68,6 +68,22 @@ def account_id_from_env(env: Mapping[str, str]) -> str | None:
     return _account_id(env)
 
 
+def _account_list(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """Comma-separated 12-digit account ids (none when unset); ConfigError naming any part that
+    is not one, an empty part included: a typo must not quietly allow nothing or the wrong id."""
+    raw = env.get(name, "").strip()
+    if not raw:
+        return ()
+    parts = [part.strip() for part in raw.split(",")]
+    wrong = [part for part in parts if not (len(part) == 12 and part.isdigit())]
+    if wrong:
+        raise ConfigError(
+            f"{name}: {', '.join(map(repr, wrong))} is not a 12-digit AWS account id (expected "
+            "comma-separated ids, e.g. 111122223333,444455556666)"
+        )
+    return tuple(dict.fromkeys(parts))
+
+
 def _exemption_source(env: Mapping[str, str], parameter: str | None) -> ExemptionSource:
     raw = env.get("EXEMPTION_SOURCE", "").strip().lower() or ExemptionSource.BOTH.value
     try:
@@ -163,6 +179,9 @@ class Settings:
     # events of other accounts are ignored as before.
     member_role_name: str | None = None
     organization_id: str | None = None
+    # replication-destination: accounts besides the bucket's own (and, for an organization's
+    # hub, the organization's) that buckets may replicate to.
+    replication_allowed_accounts: tuple[str, ...] = ()
     # The function's name (AWS_LAMBDA_FUNCTION_NAME, which Lambda sets): the session name of
     # the member roles it assumes, so that its changes in a member account are recognised.
     function_name: str | None = None
@@ -195,11 +214,9 @@ class Settings:
         env = os.environ if env is None else env
         modes: dict[str, Mode] = {}
         for control_id in control_ids:
-            # Unset: the control's own default applies (`mode`), not remediate for all.
-            found = env.get(mode_variable(control_id))
-            if found is None:
-                continue
-            raw = found.strip().lower()
+            raw = env.get(mode_variable(control_id), "").strip().lower()
+            if not raw:
+                continue  # unset: the control's own default (`Settings.mode`)
             try:
                 modes[control_id] = Mode(raw)
             except ValueError as error:
@@ -257,4 +274,5 @@ class Settings:
             organization_id=organization_id,
             function_name=env.get("AWS_LAMBDA_FUNCTION_NAME", "").strip() or None,
             security_hub_export=_switch(env, "SECURITY_HUB_EXPORT", default=False),
+            replication_allowed_accounts=_account_list(env, "REPLICATION_ALLOWED_ACCOUNTS"),
         )

@@ -298,6 +298,29 @@ def _versioning(*statuses: str) -> Setup:
     return setup
 
 
+def _replicates_to(account: str) -> Setup:
+    """Every new object replicated to a bucket of `account` (named with the owner override)."""
+
+    def setup(s3: Any, bucket: str) -> None:
+        s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+        rule = {
+            "ID": "copy-everything",
+            "Priority": 1,
+            "Status": "Enabled",
+            "Filter": {},
+            "DeleteMarkerReplication": {"Status": "Disabled"},
+            "Destination": {
+                "Bucket": f"arn:aws:s3:::{bucket}-replica",
+                "Account": account,
+                "AccessControlTranslation": {"Owner": "Destination"},
+            },
+        }
+        configuration = {"Role": f"arn:aws:iam::{ACCOUNT}:role/replication", "Rules": [rule]}
+        s3.put_bucket_replication(Bucket=bucket, ReplicationConfiguration=configuration)
+
+    return setup
+
+
 def _log_target(s3: Any, bucket: str) -> None:
     """The log target bucket, made once, with the policy docs/controls/access-logging.md gives
     (on every key: moto compares the statement's Resource with the exact TargetPrefix)."""
@@ -776,6 +799,28 @@ SCENARIOS: tuple[Scenario, ...] = (
         OBJECT_LOCK_BASELINE,
         extras=(AUDIT_HISTORY,),
     ),
+    # The data-management controls only report: their drift ends noncompliant, in any mode.
+    Scenario(
+        "lifecycle",
+        "no lifecycle configuration",
+        "DeleteBucketLifecycle",
+        _nothing,
+        "noncompliant",
+    ),
+    Scenario(
+        "event-notifications",
+        "no notifications",
+        "PutBucketNotification",
+        _nothing,
+        "noncompliant",
+    ),
+    Scenario(
+        "replication-destination",
+        "replicas to an account nobody allowed",
+        "PutBucketReplication",
+        _replicates_to("999999999999"),
+        "noncompliant",
+    ),
 )
 
 
@@ -1145,6 +1190,7 @@ COLD_EVENTS = {
     "versioning": scenario("versioning", "suspended"),
     "logging": scenario("access-logging", "logging off"),
     "object-lock": scenario("object-lock-retention", "GOVERNANCE 1 day under a 30-day baseline"),
+    "data-management": scenario("lifecycle", "no lifecycle configuration"),
 }
 
 

@@ -69,6 +69,21 @@ SURFACE_READS = {
     "s3.GetBucketVersioning",
     "s3.GetBucketLogging",
     "s3.GetObjectLockConfiguration",
+    "s3.GetBucketLifecycleConfiguration",
+    "s3.GetBucketNotificationConfiguration",
+    "s3.GetBucketReplication",
+}
+
+# Old versions expire: the lifecycle rule every baseline bucket has.
+LIFECYCLE = {
+    "Rules": [
+        {
+            "ID": "old-versions",
+            "Status": "Enabled",
+            "Filter": {},
+            "NoncurrentVersionExpiration": {"NoncurrentDays": 90},
+        }
+    ]
 }
 
 # The settings of the sweep (every control on, the defaults): the baseline buckets meet.
@@ -90,9 +105,10 @@ def _tls_policy(bucket: str, *extra: dict[str, Any]) -> str:
     return json.dumps({"Version": "2012-10-17", "Statement": statements})
 
 
-def _compliant(s3: Any, bucket: str) -> None:
+def _compliant(s3: Any, bucket: str, queue_arn: str) -> None:
     """A new bucket as S3 makes it since 2023 (Block Public Access, SSE-S3, ACLs disabled: moto
-    applies none of these), with versioning on and the bucket policy's TLS rules."""
+    applies none of these), with versioning on and the bucket policy's TLS rules, and what its
+    owners add: a lifecycle rule that expires noncurrent versions, events sent to a queue."""
     s3.create_bucket(Bucket=bucket)
     s3.put_public_access_block(Bucket=bucket, PublicAccessBlockConfiguration=ALL_ON)
     s3.put_bucket_encryption(
@@ -104,6 +120,11 @@ def _compliant(s3: Any, bucket: str) -> None:
     _ownership(s3, bucket, "BucketOwnerEnforced")
     s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
     s3.put_bucket_policy(Bucket=bucket, Policy=_tls_policy(bucket))
+    s3.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration=LIFECYCLE)
+    queue = {"QueueArn": queue_arn, "Events": ["s3:ObjectCreated:*"]}
+    s3.put_bucket_notification_configuration(
+        Bucket=bucket, NotificationConfiguration={"QueueConfigurations": [queue]}
+    )
 
 
 def _ownership(s3: Any, bucket: str, ownership: str) -> None:
@@ -172,6 +193,10 @@ def populate(
     s3 = uncounted(aws.new_client("s3", **made))
     s3control = uncounted(aws.new_client("s3control", **made))
     s3control.put_public_access_block(AccountId=account, PublicAccessBlockConfiguration=ALL_ON)
+    sqs = uncounted(aws.new_client("sqs", **made))
+    queue_url = sqs.create_queue(QueueName=f"{prefix}-events")["QueueUrl"]
+    attributes = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])
+    queue_arn = attributes["Attributes"]["QueueArn"]
     names = [f"{prefix}-{index:05d}" for index in range(size)]
     drifted = {
         name: list(DRIFTS)[(index // 4) % len(DRIFTS)]
@@ -180,7 +205,7 @@ def populate(
     }
 
     def make(name: str) -> None:
-        _compliant(s3, name)
+        _compliant(s3, name, queue_arn)
         if name in drifted:
             DRIFTS[drifted[name]](s3, name)
 
