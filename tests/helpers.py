@@ -451,7 +451,6 @@ class ControlCase:
         """The fix as API_CALLS counts it, e.g. "s3.PutBucketAcl"."""
         return f"{self.service}.{self.write_operation}"
 
-
     def drifted(self, name: str = "drifted-bucket") -> str:
         """Make a subject from `name` and make its surface drift; returns the subject."""
         subject = self.create(name)
@@ -466,8 +465,10 @@ class ControlCase:
         name = subject.rsplit("/", 1)[-1] if self.scope == "access-point" else subject
         return f"{HEADLINE_NOUNS[self.scope]} {name}"
 
-    def run(self, subject: str, **record: Any) -> dict[str, Any]:
-        """The control's outcome for its event, the family's other controls switched off."""
+    def run(self, subject: str, *, own_default: bool = False, **record: Any) -> dict[str, Any]:
+        """The control's outcome for its event, the family's other controls switched off; in
+        remediate mode unless a test set another, or, with `own_default`, in the mode the
+        control takes when none is configured."""
         others = [
             c.id
             for c in controls_of(self.family)
@@ -477,7 +478,11 @@ class ControlCase:
         bucket = subject if self.scope == "bucket" else None
         switched_off = {mode_variable(other): "off" for other in others}
         # Remediate mode unless a test set another: a control may default to notify.
-        mode = {self.mode_variable: os.environ.get(self.mode_variable, "remediate")}
+        mode = (
+            {}
+            if own_default
+            else {self.mode_variable: os.environ.get(self.mode_variable, "remediate")}
+        )
         with temporary_environment({**self.environment, **switched_off, **mode}):
             outcomes = handle(self.event_name, bucket, self.family, **record)
         mine = [o for o in outcomes if o["control"] == self.control]

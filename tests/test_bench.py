@@ -61,6 +61,7 @@ def test_public_policy_and_secure_transport_are_fixed_with_one_policy_write(
     assert measured.outcomes == [
         ("public-policy", "remediated"),
         ("secure-transport", "remediated"),
+        ("cross-account-actions", "ignored"),  # switched off: the row measures what it names
     ]
     # One surface: one read, one re-read before the write, one write, one verify for both
     # controls (and one budget).

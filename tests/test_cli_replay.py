@@ -16,6 +16,7 @@ import pytest
 
 from bucketwarden.catalogue import CONTROLS
 from bucketwarden.exemptions import CHANGE_CONTROL, CHANGE_EVENTS
+from bucketwarden.settings import mode_variable
 from tests.conftest import EVENTS, REGION, SAMPLES
 from tests.helpers import own_client
 from tests.test_sample_events import CONTROL_SETTINGS, make_drifted_bucket
@@ -269,6 +270,8 @@ def test_every_sample_event_is_fixed_through_replay(
     for control in controls:
         for name, value in CONTROL_SETTINGS.get(control.id, {}).items():
             monkeypatch.setenv(name, value)
+        # Remediate mode, which the controls added later (notify by default) must be given.
+        monkeypatch.setenv(mode_variable(control.id), "remediate")
     make_drifted_bucket({c.id for c in controls})
 
     result = run_cli("replay", str(path), "--json", endpoint=moto_server)

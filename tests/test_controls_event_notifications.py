@@ -41,7 +41,7 @@ CASE = ControlCase(
 def test_bucket_without_notifications_is_reported() -> None:
     bucket = CASE.drifted_bucket()
 
-    outcome = CASE.run(bucket)
+    outcome = CASE.run(bucket, own_default=True)
 
     assert outcome["status"] == "noncompliant", outcome
     assert outcome["mode"] == "notify"

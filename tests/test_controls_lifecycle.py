@@ -64,7 +64,7 @@ def test_disabled_rules_are_reported_as_nothing_expiring() -> None:
     bucket = CASE.drifted_bucket()
     before = API_CALLS.snapshot()
 
-    outcome = CASE.run(bucket)
+    outcome = CASE.run(bucket, own_default=True)
 
     assert outcome["status"] == "noncompliant", outcome
     assert outcome["mode"] == "notify"  # its default: an upgrade changes no bucket

@@ -167,7 +167,7 @@ def test_replication_to_an_outside_account_is_reported_with_rule_bucket_and_acco
     bucket = CASE.drifted_bucket()
     before = API_CALLS.snapshot()
 
-    outcome = CASE.run(bucket)
+    outcome = CASE.run(bucket, own_default=True)
 
     assert outcome["status"] == "noncompliant", outcome
     assert outcome["mode"] == "notify"

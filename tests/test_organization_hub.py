@@ -38,6 +38,11 @@ ORGANIZATION_RESOURCES = {
     ),
 }
 ORGANIZATION_OUTPUTS = {"HubEventBusName", "HubEventBusArn"}
+# With SecurityHubExport only (default "false"): each function's grant to import its findings.
+SECURITY_HUB_RESOURCES = {
+    "SweepSecurityHubPolicy",
+    *(f"{camel(family)}SecurityHubPolicy" for family in FAMILIES),
+}
 ORGANIZATION_NAMES = (
     "OrganizationId",
     "MemberRoleName",
@@ -152,13 +157,17 @@ def granted_actions(stack: Processed) -> list[str]:
 
 def test_without_an_organization_the_stack_has_exactly_todays_resources() -> None:
     everything = set(template()["Resources"])
-    assert everything >= ORGANIZATION_RESOURCES
-    assert set(single_account().resources) == everything - ORGANIZATION_RESOURCES
+    assert everything >= ORGANIZATION_RESOURCES | SECURITY_HUB_RESOURCES
+    optional = ORGANIZATION_RESOURCES | SECURITY_HUB_RESOURCES
+    assert set(single_account().resources) == everything - optional
     assert not set(single_account().document["Outputs"]) & ORGANIZATION_OUTPUTS
     for logical_id in ORGANIZATION_RESOURCES:
         assert template()["Resources"][logical_id]["Condition"] == "IsOrganization", logical_id
     for output in ORGANIZATION_OUTPUTS:
         assert template()["Outputs"][output]["Condition"] == "IsOrganization", output
+    for logical_id in SECURITY_HUB_RESOURCES:
+        condition = template()["Resources"][logical_id]["Condition"]
+        assert condition == "ExportsToSecurityHub", logical_id
 
 
 @pytest.mark.parametrize("parameters", [{}, EVERY_OPTION], ids=["defaults", "every option"])
