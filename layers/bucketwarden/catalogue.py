@@ -38,7 +38,9 @@ DECLARED: dict[str, tuple[str, str]] = {
     "access-point": ("public-access", "access_point.AccessPointPolicy"),
     "default-encryption": ("encryption", "default_encryption.DefaultEncryption"),
     "versioning": ("versioning", "versioning.Versioning"),
+    "mfa-delete": ("versioning", "mfa_delete.MfaDelete"),
     "access-logging": ("logging", "access_logging.AccessLogging"),
+    "object-level-logging": ("logging", "object_level_logging.ObjectLevelLogging"),
     "object-lock-retention": ("object-lock", "object_lock_retention.ObjectLockRetention"),
 }
 

@@ -22,11 +22,12 @@ from bucketwarden.aws import (
     is_refused_document,
     is_setup_error,
 )
-from bucketwarden.controls.base import Control, Evaluation
+from bucketwarden.controls.base import Control, Evaluation, Service
 from bucketwarden.outcome import Outcome, Status
 from bucketwarden.settings import Mode
 
 if TYPE_CHECKING:
+    from mypy_boto3_cloudtrail import CloudTrailClient
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_s3control import S3ControlClient
 
@@ -86,7 +87,9 @@ class EventContext:
     def client(self, service: Literal["s3"]) -> S3Client: ...
     @overload
     def client(self, service: Literal["s3control"]) -> S3ControlClient: ...
-    def client(self, service: Literal["s3", "s3control"]) -> Any:
+    @overload
+    def client(self, service: Literal["cloudtrail"]) -> CloudTrailClient: ...
+    def client(self, service: Service) -> Any:
         """A client of `service` acting in the subject's account and region."""
         if self.accounts is None:
             return client(service, self.region)
