@@ -22,7 +22,7 @@ from moto.core.botocore_stubber import MockRawResponse
 
 from bucketwarden import aws, services
 from bucketwarden.audit import AuditStore
-from bucketwarden.catalogue import CONTROLS, controls_of
+from bucketwarden.catalogue import CONTROLS, control, controls_of
 from bucketwarden.controls.base import Control
 from bucketwarden.handler import process
 from bucketwarden.integrity import FORGED
@@ -414,6 +414,10 @@ class ControlCase:
     # Settings without which the control finds no drift (a log target, a retention baseline):
     # set around every run.
     environment: Mapping[str, str] = field(default_factory=dict)
+    # False for a control that only detects (its `fixable`): the paths of a fix are not run
+    # for it, and the access-denied check refuses its read (`read_operation`) instead.
+    fixable: bool = True
+    read_operation: str = ""
 
     @property
     def mode_variable(self) -> str:
@@ -538,6 +542,14 @@ def write_denied(case: ControlCase, monkeypatch: pytest.MonkeyPatch) -> Iterator
     assert refusal.sent == 1  # AccessDenied is not retried
 
 
+@contextmanager
+def read_denied(case: ControlCase, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The case's read refused with AccessDenied by moto enforcing IAM (a detect-only control
+    has no write to refuse)."""
+    with denied(monkeypatch, *control(case.control).read_actions):
+        yield
+
+
 def check_access_denied(
     case: ControlCase, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -546,12 +558,16 @@ def check_access_denied(
     subject = case.drifted()
     drifted = case.read(subject)
     capsys.readouterr()
-    with write_denied(case, monkeypatch):
+    refused = write_denied(case, monkeypatch) if case.fixable else read_denied(case, monkeypatch)
+    with refused:
         outcome = case.run(subject)
     assert outcome["status"] == "failed", outcome
-    # The reason says what was wrong, then why it was not fixed; before shows what was read.
-    assert f"; not fixed: AccessDenied on {case.write_operation}" in outcome["reason"]
-    assert outcome["before"] == drifted
+    if case.fixable:
+        # The reason says what was wrong, then why it was not fixed; before shows what was read.
+        assert f"; not fixed: AccessDenied on {case.write_operation}" in outcome["reason"]
+        assert outcome["before"] == drifted
+    else:
+        assert f"AccessDenied on {case.read_operation}" in outcome["reason"]
     assert outcome["notified"] is True
     assert case.read(subject) == drifted
     [envelope] = inbox.receive()

@@ -193,7 +193,9 @@ class Settings:
         env = os.environ if env is None else env
         modes: dict[str, Mode] = {}
         for control_id in control_ids:
-            raw = env.get(mode_variable(control_id), Mode.REMEDIATE.value).strip().lower()
+            if mode_variable(control_id) not in env:
+                continue  # the control's own default_mode applies (see `mode`)
+            raw = env[mode_variable(control_id)].strip().lower()
             try:
                 modes[control_id] = Mode(raw)
             except ValueError as error:
