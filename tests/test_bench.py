@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bucketwarden.catalogue import CONTROL_IDS, FAMILIES
+from bucketwarden.catalogue import CONTROL_IDS, FAMILIES, control
 from bucketwarden_tools import bench
 
 
@@ -113,7 +113,9 @@ def test_every_control_has_a_remediated_scenario() -> None:
         if status == "remediated"
     }
 
-    assert set(CONTROL_IDS) - remediated == set()
+    # A control that only detects has nothing to remediate (its findings cost what reads do).
+    fixing = {control_id for control_id in CONTROL_IDS if control(control_id).fixable}
+    assert fixing - remediated == set()
 
 
 def test_the_cold_start_covers_every_function() -> None:
