@@ -20,7 +20,6 @@ import jsonschema
 import pytest
 
 from bucketwarden.catalogue import CONTROL_IDS, CONTROLS
-from bucketwarden.settings import mode_variable
 from bucketwarden_tools.sarif import sarif_log
 from tests.helpers import (
     ACCOUNT,
@@ -59,15 +58,6 @@ EVERY_BUCKET = (
     "default-encryption",
     "versioning",
 )
-
-
-@pytest.fixture(autouse=True)
-def detect_only_off(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Controls that only detect keep finding what moto cannot hold (MFA delete, a trail's data
-    events) after every fix: off for the CLI here (tests/test_cli_standard.py runs them)."""
-    for found in CONTROLS:
-        if not found.fixable:
-            monkeypatch.setenv(mode_variable(found.id), "off")
 
 
 def drifted_population() -> set[tuple[str, str]]:
@@ -289,11 +279,7 @@ def test_named_buckets_only_and_a_missing_one_is_an_error(moto_server: str) -> N
     outcomes = json_lines(named.stdout)
     # A bucket named: its bucket controls, not the account's.
     assert {o["bucket"] for o in outcomes} == {"named-one"}
-    assert [o["control"] for o in outcomes] == [
-        c.id
-        for c in CONTROLS
-        if c.scope == "bucket" and c.fixable  # detect only: off here
-    ]
+    assert [o["control"] for o in outcomes] == [c.id for c in CONTROLS if c.scope == "bucket"]
     assert missing.returncode == 2
     assert "no bucket named 'no-such-bucket'" in missing.stderr
     assert "Traceback" not in missing.stderr

@@ -6,11 +6,16 @@ from __future__ import annotations
 import pytest
 
 from bucketwarden.standards import S3_CONTROLS
-from tests.helpers import make_bucket, s3
+from tests.helpers import detect_only_on, make_bucket, s3
 from tests.test_cli_errors import assert_refused
 from tests.test_cli_replay import json_lines, on_moto_server, run_cli  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.usefixtures("on_moto_server")
+
+
+@pytest.fixture(autouse=True)
+def at_default_modes(monkeypatch: pytest.MonkeyPatch) -> None:
+    detect_only_on(monkeypatch)
 
 
 def suspended_bucket(name: str) -> str:

@@ -25,12 +25,19 @@ from tests.helpers import (
     ControlCase,
     calls_delta,
     cloudtrail_record,
+    detect_only_on,
     make_bucket,
     s3,
 )
 from tests.test_controls_versioning import put_status, versioning
 
 pytestmark = pytest.mark.usefixtures("aws")
+
+
+@pytest.fixture(autouse=True)
+def at_default_modes(monkeypatch: pytest.MonkeyPatch) -> None:
+    detect_only_on(monkeypatch)
+
 
 MFA_ON = (
     b'<?xml version="1.0" encoding="UTF-8"?>'

@@ -25,12 +25,19 @@ from tests.helpers import (
     API_CALLS,
     REGION,
     calls_delta,
+    detect_only_on,
     make_bucket,
     own_client,
     sweeper,
 )
 
 pytestmark = pytest.mark.usefixtures("aws")
+
+
+@pytest.fixture(autouse=True)
+def at_default_modes(monkeypatch: pytest.MonkeyPatch) -> None:
+    detect_only_on(monkeypatch)
+
 
 CONTROL = "object-level-logging"
 MODE_VARIABLE = "MODE_OBJECT_LEVEL_LOGGING"

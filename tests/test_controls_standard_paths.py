@@ -35,9 +35,16 @@ from tests.helpers import (
     check_off_mode,
     check_persistent_error_raises,
     check_throttling_retried,
+    detect_only_on,
 )
 
 pytestmark = pytest.mark.usefixtures("aws")
+
+
+@pytest.fixture(autouse=True)
+def at_default_modes(monkeypatch: pytest.MonkeyPatch) -> None:
+    detect_only_on(monkeypatch)
+
 
 CASES = {
     case.control: case

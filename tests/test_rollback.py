@@ -185,7 +185,8 @@ SCENARIOS: dict[str, ControlCase] = {
 def test_every_control_of_the_catalogue_is_rolled_back() -> None:
     # The account's Block Public Access has no tags: it is rolled back in its own test below.
     tested = {case.control for case in SCENARIOS.values()} | {account_block.CASE.control}
-    assert tested == set(CONTROL_IDS)
+    # A detect-only control fixes nothing, so it has nothing to roll back.
+    assert tested == {i for i in CONTROL_IDS if control(i).fixable}
 
 
 def fixed(case: ControlCase, name: str = "team-bucket") -> tuple[str, Any, dict[str, Any]]:

@@ -171,12 +171,8 @@ def stack(monkeypatch: pytest.MonkeyPatch) -> Inbox:
 
 
 def test_sweep_fixes_drift_that_events_missed_and_sends_one_summary(
-    stack: Inbox, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    stack: Inbox, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    # Controls that only detect (MFA delete, the trails) keep finding moto's defaults: off here.
-    detecting = {c.id for c in CONTROLS if not c.fixable}
-    for control_id in detecting:
-        monkeypatch.setenv(mode_variable(control_id), "off")
     for name in ("alpha", "bravo", "charlie", "delta"):
         make_bucket(name)
     point = open_access_point("echo")
@@ -236,8 +232,8 @@ def test_sweep_fixes_drift_that_events_missed_and_sends_one_summary(
     assert summary["worst"][0] == {"subject": "charlie", "findings": 2}
 
     metrics = compliance_metrics(capsys.readouterr().out)
-    assert set(metrics) == set(CONTROL_IDS) - detecting
-    for control in (c for c in CONTROLS if c.id not in detecting):
+    assert set(metrics) == set(CONTROL_IDS)
+    for control in CONTROLS:
         judged = {"bucket": 5, "account": 1, "access-point": 1}[control.scope]
         assert metrics[control.id] == {
             "CompliantBuckets": judged,

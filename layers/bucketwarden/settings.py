@@ -193,9 +193,10 @@ class Settings:
         env = os.environ if env is None else env
         modes: dict[str, Mode] = {}
         for control_id in control_ids:
-            if mode_variable(control_id) not in env:
+            configured = env.get(mode_variable(control_id))
+            if configured is None:
                 continue  # the control's own default_mode applies (see `mode`)
-            raw = env[mode_variable(control_id)].strip().lower()
+            raw = configured.strip().lower()
             try:
                 modes[control_id] = Mode(raw)
             except ValueError as error:
