@@ -110,8 +110,12 @@ def test_how_follows_fixable_and_mode() -> None:
     off = replace(settings, modes={"probe": Mode.OFF})
     assert row_of(coverage([Notify()], remediate), "S3.7").by[0].how == FIXED
     assert row_of(coverage([Probe()], off), "S3.7").by[0].how == "not checked (mode off)"
-    # A control that cannot fix stays detect only whatever its mode.
+    # A control that cannot fix stays detect only whatever its mode, unless off.
     assert row_of(coverage([DetectOnly()], remediate), "S3.7").by[0].how == DETECTED_ONLY
+    detect_off = replace(settings, modes={"probe": Mode.OFF})
+    assert (
+        row_of(coverage([DetectOnly()], detect_off), "S3.7").by[0].how == "not checked (mode off)"
+    )
 
 
 def test_mfa_delete_and_data_events_are_detected_only() -> None:

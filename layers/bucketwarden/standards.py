@@ -274,14 +274,15 @@ class Coverage:
 
 
 def how(control: Control[Any], settings: Settings | None = None) -> str:
-    """Fixed, or detected only: by nature (not fixable) or by its mode (default or set)."""
-    if not control.fixable:
-        return DETECTED_ONLY
+    """Fixed, or detected only: by nature (not fixable) or by its mode (default or set); not
+    checked when its mode is off."""
     mode = control.default_mode
     if settings is not None:
         mode = settings.mode(control.id, control.default_mode)
     if mode is Mode.OFF:
         return f"not checked (mode {mode.value})"
+    if not control.fixable:
+        return DETECTED_ONLY
     return FIXED if mode is Mode.REMEDIATE else f"{DETECTED_ONLY} (mode {mode.value})"
 
 
