@@ -70,10 +70,12 @@ tools: $(SAM) ## SAM CLI and cfn-lint in their own environment (they pin boto3)
 template: setup ## Write template.yaml's family blocks and the member templates from the catalogue
 	$(BIN)/python scripts/generate_template.py
 	$(BIN)/python scripts/generate_member_templates.py
+	$(BIN)/python scripts/generate_fsbp_doc.py
 
 template-check: setup tools ## generated blocks and member templates in step, sam validate --lint, cfn-lint (translated hub, member templates), sam build
 	$(BIN)/python scripts/generate_template.py --check
 	$(BIN)/python scripts/generate_member_templates.py --check
+	$(BIN)/python scripts/generate_fsbp_doc.py --check
 	PATH="$(dir $(PYTHON)):$$PATH" scripts/check-template $(TOOLS)/sam/bin
 
 # checkov and parliament in their own environment (checkov pins boto3 too). parliament still

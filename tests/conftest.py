@@ -18,8 +18,8 @@ from werkzeug.serving import make_server
 
 from bucketwarden import integrity, securityhub, services
 from bucketwarden.aws import reset_clients
-from bucketwarden.catalogue import CONTROL_IDS
-from bucketwarden.settings import Settings
+from bucketwarden.catalogue import CONTROL_IDS, CONTROLS
+from bucketwarden.settings import Settings, mode_variable
 from bucketwarden_tools.calls import count_api_calls
 from bucketwarden_tools.clients import reach_local_endpoints
 from bucketwarden_tools.moto_http import Dispatcher
@@ -66,6 +66,7 @@ def settings_variables() -> tuple[str, ...]:
 # Every variable the engine reads (so a developer's shell cannot leak into the tests), and
 # the ones that point clients at an endpoint or profile.
 ENGINE_VARIABLES = (*settings_variables(), "AWS_ENDPOINT_URL", "AWS_PROFILE")
+DETECT_ONLY_VARIABLES = tuple(mode_variable(c.id) for c in CONTROLS if not c.fixable)
 
 
 # Every client made in the tests, the engine's made again for each test included, counts its calls
@@ -80,6 +81,11 @@ def aws_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Fake credentials and a clean engine configuration for every test."""
     for name in ENGINE_VARIABLES:
         monkeypatch.delenv(name, raising=False)
+    # Controls that only detect (MFA delete, a trail's data events) report beside the others on
+    # every event and sweep of their surface: off here, so that the other controls' tests see
+    # their own outcomes; their own tests turn them back on (helpers.detect_only_on).
+    for name in DETECT_ONLY_VARIABLES:
+        monkeypatch.setenv(name, "off")
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("AWS_SESSION_TOKEN", "testing")

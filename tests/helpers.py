@@ -23,7 +23,7 @@ from moto.core.botocore_stubber import MockRawResponse
 
 from bucketwarden import aws, services
 from bucketwarden.audit import AuditStore
-from bucketwarden.catalogue import CONTROLS, controls_of
+from bucketwarden.catalogue import CONTROLS, control, controls_of
 from bucketwarden.controls.base import Control
 from bucketwarden.handler import process
 from bucketwarden.integrity import FORGED
@@ -161,8 +161,21 @@ def handle(event_name: str, bucket: str | None, family: str, **record: Any) -> l
 
 
 def only(outcomes: list[dict[str, Any]]) -> dict[str, Any]:
-    assert len(outcomes) == 1, outcomes
-    return outcomes[0]
+    """The one outcome, beside those of the detect-only controls that tests/conftest.py
+    switches off."""
+    ran = acting(outcomes)
+    assert len(ran) == 1, outcomes
+    return ran[0]
+
+
+def acting(outcomes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The outcomes but those of detect-only controls switched off (ignored, saying so)."""
+    detecting = {c.id for c in CONTROLS if not c.fixable}
+    return [
+        o
+        for o in outcomes
+        if o["control"] not in detecting or o["reason"] != f"{o['control']} is off"
+    ]
 
 
 # -- moto resources ----------------------------------------------------------------------------
@@ -594,6 +607,21 @@ def write_denied(case: ControlCase, monkeypatch: pytest.MonkeyPatch) -> Iterator
     assert refusal.sent == 1  # AccessDenied is not retried
 
 
+def detect_only_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Controls that only detect at their default mode (tests/conftest.py turns them off)."""
+    for found in CONTROLS:
+        if not found.fixable:
+            monkeypatch.delenv(mode_variable(found.id), raising=False)
+
+
+@contextmanager
+def read_denied(case: ControlCase, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The case's read refused with AccessDenied by moto enforcing IAM (a detect-only control
+    has no write to refuse)."""
+    with denied(monkeypatch, *control(case.control).read_actions):
+        yield
+
+
 def check_access_denied(
     case: ControlCase, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -603,7 +631,8 @@ def check_access_denied(
     subject = case.drifted()
     drifted = case.read(subject)
     capsys.readouterr()
-    with write_denied(case, monkeypatch):
+    refused = write_denied(case, monkeypatch) if case.fixable else read_denied(case, monkeypatch)
+    with refused:
         outcome = case.run(subject)
     assert outcome["status"] == "failed", outcome
     if case.fixable:

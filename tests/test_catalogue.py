@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from bucketwarden import catalogue
+from bucketwarden.catalogue import CONTROLS
 from bucketwarden.controls.base import Control
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -98,3 +99,10 @@ def test_the_sweep_loads_every_control_and_no_event_models() -> None:
     assert {_declared_module(control_id) for control_id in catalogue.CONTROL_IDS} <= loaded
     # It parses no event: neither the models nor the Powertools parser are a cost of its start.
     assert "bucketwarden.events" not in loaded
+
+
+def test_a_control_that_only_detects_has_no_write_action_and_every_other_has_one() -> None:
+    # `fixable` (the FSBP map's "detected only", the tests' detect-only switch) and the role's
+    # write actions say the same thing of each control.
+    for each in CONTROLS:
+        assert each.fixable == bool(each.write_actions), each.id

@@ -9,7 +9,7 @@ import pytest
 
 from bucketwarden.settings import mode_variable
 from tests.conftest import EVENTS
-from tests.helpers import make_bucket
+from tests.helpers import detect_only_on, make_bucket
 from tests.test_cli_replay import json_lines, on_moto_server, run_cli  # noqa: F401 (fixture)
 
 # Nothing listens there: a command that reached AWS would fail with "AWS error".
@@ -78,7 +78,10 @@ def test_error_text_with_brackets_is_printed_as_it_is(tmp_path: Path) -> None:
     assert len(result.stderr.splitlines()) == 1
 
 
-def test_aws_error_text_with_brackets_is_printed_as_it_is(moto_server: str) -> None:
+def test_aws_error_text_with_brackets_is_printed_as_it_is(
+    moto_server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    detect_only_on(monkeypatch)  # at their defaults: no "off by their mode" note
     result = run_cli("scan", "--bucket", "Bad_Name!", endpoint=moto_server)
 
     # botocore's message quotes the bucket name rules, regular expressions such as [/:].

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from bucketwarden.catalogue import CONTROL_IDS
+from bucketwarden.catalogue import CONTROL_IDS, control
 from tests import (
     test_controls_access_logging,
     test_controls_access_point,
@@ -19,6 +19,7 @@ from tests import (
     test_controls_default_encryption,
     test_controls_event_notifications,
     test_controls_lifecycle,
+    test_controls_mfa_delete,
     test_controls_multi_region_access_point_public_access_block,
     test_controls_object_lock_retention,
     test_controls_object_ownership,
@@ -40,9 +41,16 @@ from tests.helpers import (
     check_off_mode,
     check_persistent_error_raises,
     check_throttling_retried,
+    detect_only_on,
 )
 
 pytestmark = pytest.mark.usefixtures("aws")
+
+
+@pytest.fixture(autouse=True)
+def at_default_modes(monkeypatch: pytest.MonkeyPatch) -> None:
+    detect_only_on(monkeypatch)
+
 
 CASES = {
     case.control: case
@@ -59,6 +67,7 @@ CASES = {
         test_controls_multi_region_access_point_public_access_block.CASE,
         test_controls_default_encryption.CASE,
         test_controls_versioning.CASE,
+        test_controls_mfa_delete.CASE,
         test_controls_access_logging.CASE,
         test_controls_object_lock_retention.CASE,
         test_controls_lifecycle.CASE,
@@ -82,8 +91,17 @@ each_taggable_control = pytest.mark.parametrize(
 )
 
 
+# Controls that can fix: the paths of a fix (retried, raised, done once, not exempted) apply.
+each_fixable_control = pytest.mark.parametrize(
+    "case", [pytest.param(case, id=control) for control, case in CASES.items() if case.fixable]
+)
+
+
 def test_every_control_of_the_catalogue_is_covered() -> None:
-    assert sorted(CASES) == sorted(CONTROL_IDS)
+    """Every control with trigger events; a sweep-only control (no event triggers it, as
+    object-level-logging) runs these paths through the sweep in its own module."""
+    assert sorted(CASES) == sorted(i for i in CONTROL_IDS if control(i).trigger_events)
+    assert all(case.fixable == control(case.control).fixable for case in CASES.values())
 
 
 @each_control
@@ -108,17 +126,17 @@ def test_access_denied_fails_notifies_and_counts(
     check_access_denied(case, monkeypatch, capsys)
 
 
-@each_control
+@each_fixable_control
 def test_throttled_write_is_retried(case: ControlCase) -> None:
     check_throttling_retried(case)
 
 
-@each_control
+@each_fixable_control
 def test_error_outliving_retries_raises(case: ControlCase) -> None:
     check_persistent_error_raises(case)
 
 
-@each_control
+@each_fixable_control
 def test_second_event_after_the_fix_finds_it_compliant(case: ControlCase) -> None:
     check_fixed_once(case)
 
@@ -134,7 +152,14 @@ def test_exempted_is_reported_not_changed(case: ControlCase, target: str) -> Non
     assert reason in outcome["reason"]
 
 
-@each_taggable_control
+@pytest.mark.parametrize(
+    "case",
+    [
+        pytest.param(case, id=control)
+        for control, case in CASES.items()
+        if case.tagged_bucket and case.fixable
+    ],
+)
 @pytest.mark.parametrize(
     ("extra", "note"),
     [

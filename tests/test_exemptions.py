@@ -20,6 +20,7 @@ from bucketwarden_tools.report import print_report
 from tests.helpers import (
     API_CALLS,
     ErrorResponses,
+    acting,
     calls_delta,
     handle,
     make_bucket,
@@ -187,7 +188,7 @@ def test_an_event_on_a_compliant_bucket_reads_no_tags() -> None:
     tag_bucket(bucket, {KEY: "versioning"})
     before = API_CALLS.snapshot()
 
-    [outcome] = handle("PutBucketVersioning", bucket, "versioning")
+    [outcome] = acting(handle("PutBucketVersioning", bucket, "versioning"))
 
     assert outcome["status"] == "compliant"
     assert outcome["warnings"] == []

@@ -23,7 +23,7 @@ import pytest
 import yaml
 from moto.events.models import EventPattern
 
-from bucketwarden.catalogue import FAMILIES, trigger_events
+from bucketwarden.catalogue import CONTROLS, FAMILIES, trigger_events
 from scripts.generate_member_templates import (
     COMMAND,
     FORWARDER,
@@ -36,6 +36,7 @@ from scripts.generate_member_templates import (
 )
 from scripts.generate_template import camel
 from tests.test_template import (
+    OTHER_SERVICES,
     ROOT,
     SWEEP_FUNCTION,
     TemplateLoader,
@@ -80,14 +81,21 @@ def member_statements(name: str) -> Iterator[dict[str, Any]]:
         yield from unfold(policy["PolicyDocument"]["Statement"])
 
 
+# Other services' actions the controls read with (object-level-logging: the trails).
+OTHER_SERVICE_READS = {
+    a for c in CONTROLS for a in c.read_actions if a.split(":")[0] in OTHER_SERVICES
+}
+
+
 def s3_grants(statements: Iterator[dict[str, Any]]) -> set[tuple[str, str]]:
-    """(action, resource) of every S3 action a set of statements allows."""
+    """(action, resource) of every S3 action a set of statements allows (and of the other
+    services whose configuration controls read, as the trails)."""
     return {
         (action, json.dumps(resource, sort_keys=True))
         for statement in statements
         if statement["Effect"] == "Allow"
         for action in as_list(statement["Action"])
-        if action.startswith(("s3:", "s3express:"))
+        if action.startswith(("s3:", "s3express:")) or action.split(":")[0] in OTHER_SERVICES
         for resource in as_list(statement["Resource"])
     }
 
@@ -217,6 +225,9 @@ def test_member_role_allows_nothing_but_s3_configuration(name: str) -> None:
         for action in as_list(statement["Action"]):
             if statement in conditional:
                 assert statement["Resource"] == {"!Sub": SECURITY_HUB_GRANTS[action]}
+                continue
+            if action.split(":")[0] in OTHER_SERVICES:
+                assert action in OTHER_SERVICE_READS, (name, action)  # reads of a control
                 continue
             assert re.fullmatch(r"s3(express)?:[A-Za-z]+", action), (name, action)
             assert not action.startswith(("s3:GetObject", "s3:ListBucket")), (name, action)

@@ -50,6 +50,7 @@ from tests.helpers import (
     audit_items,
     calls_delta,
     create_table,
+    only,
     own_client,
     s3,
     subscribe_inbox,
@@ -536,7 +537,7 @@ def test_a_warm_function_instance_assumes_a_members_role_once_across_invocations
             Bucket=engine_tests.BUCKET, VersioningConfiguration={"Status": "Suspended"}
         )
         before = API_CALLS.snapshot()
-        [outcome] = process(engine_tests.member_event(event_id=event_id), engine_tests.FAMILY)
+        outcome = only(process(engine_tests.member_event(event_id=event_id), engine_tests.FAMILY))
         assert outcome["status"] == "remediated"
         assumed.append(calls_delta(before).get("sts.AssumeRole", 0))
     assert assumed == [1, 0]

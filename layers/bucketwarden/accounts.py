@@ -33,6 +33,7 @@ from bucketwarden.outcome import utc_now
 from bucketwarden.settings import ROLE_NAME, Settings
 
 if TYPE_CHECKING:
+    from mypy_boto3_cloudtrail import CloudTrailClient
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_s3control import S3ControlClient
     from mypy_boto3_sts import STSClient
@@ -184,6 +185,10 @@ class AccountAccess:
     def client(
         self, service: Literal["securityhub"], account: str | None, region: str | None
     ) -> Any: ...
+    @overload
+    def client(
+        self, service: Literal["cloudtrail"], account: str | None, region: str | None
+    ) -> CloudTrailClient: ...
     def client(self, service: str, account: str | None, region: str | None) -> Any:
         """A client of `service` acting in `account` and `region`."""
         if self.role_name is None or account is None or account == self._home():

@@ -19,6 +19,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 if TYPE_CHECKING:  # the boto3 stubs are a development tool: the layer does not ship them
+    from mypy_boto3_cloudtrail import CloudTrailClient
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_kms import KMSClient
     from mypy_boto3_lambda import LambdaClient
@@ -71,6 +72,8 @@ def new_client(service: str, **options: Any) -> Any:
 
 
 # The client's type follows the service's name, as in the boto3 stubs' own `boto3.client`.
+@overload
+def client(service: Literal["cloudtrail"], region: str | None = None) -> CloudTrailClient: ...
 @overload
 def client(service: Literal["dynamodb"], region: str | None = None) -> DynamoDBClient: ...
 @overload

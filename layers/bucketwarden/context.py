@@ -22,11 +22,12 @@ from bucketwarden.aws import (
     is_refused_document,
     is_setup_error,
 )
-from bucketwarden.controls.base import Control, Evaluation
+from bucketwarden.controls.base import Control, Evaluation, Service
 from bucketwarden.outcome import Outcome, Status
 from bucketwarden.settings import Mode
 
 if TYPE_CHECKING:
+    from mypy_boto3_cloudtrail import CloudTrailClient
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_s3control import S3ControlClient
 
@@ -88,7 +89,11 @@ class EventContext:
     def client(
         self, service: Literal["s3control"], region: str | None = None
     ) -> S3ControlClient: ...
-    def client(self, service: Literal["s3", "s3control"], region: str | None = None) -> Any:
+    @overload
+    def client(
+        self, service: Literal["cloudtrail"], region: str | None = None
+    ) -> CloudTrailClient: ...
+    def client(self, service: Service, region: str | None = None) -> Any:
         """A client of `service` acting in the subject's account and region (or `region`, for a
         control whose API is served from one region only)."""
         where = region or self.region

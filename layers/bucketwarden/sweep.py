@@ -33,7 +33,7 @@ from bucketwarden.accounts import AccountAccess
 from bucketwarden.audit import AuditStore
 from bucketwarden.aws import GONE_CODES, client, error_code
 from bucketwarden.catalogue import CONTROLS
-from bucketwarden.controls.base import Control
+from bucketwarden.controls.base import Control, Service
 from bucketwarden.directory_buckets import is_directory_bucket
 from bucketwarden.engine import Engine, EventContext, surface_groups
 from bucketwarden.outcome import Outcome, Status
@@ -271,7 +271,7 @@ class Sweep:
         self.client("s3", region)  # the engine's client for the region, built once
         return self.check(controls, bucket, region)
 
-    def client(self, service: Literal["s3", "s3control"], region: str | None = None) -> Any:
+    def client(self, service: Service, region: str | None = None) -> Any:
         """A client of the swept account: the member role's for a member (AccountAccess makes
         each once, under the account's lock), else the hub's own, built by one worker only."""
         if self.accounts is not None:

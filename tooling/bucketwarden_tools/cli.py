@@ -34,6 +34,8 @@ EXIT_ERROR = 2
 DEFAULT_EXEMPT_DAYS = 7
 MAX_EXEMPT_DAYS = 365
 REPORT_FORMATS = ("table", "json", "sarif", "html")
+# The formats of `scan --standard`: a row per control of the standard.
+STANDARD_FORMATS = ("table", "json")
 # What --fail-on-findings fails on: drift left in place, or a check that could not be done.
 FAILING_STATUSES = frozenset({"noncompliant", "failed"})
 
@@ -453,6 +455,40 @@ def _write_report(
         err.print(escape(summary_line(outcomes)), highlight=False)
 
 
+def _standard(text: str) -> str:
+    from bucketwarden.standards import STANDARDS
+
+    if text.lower() not in STANDARDS:
+        known = ", ".join(STANDARDS)
+        raise argparse.ArgumentTypeError(f"unknown standard {text!r}; known: {known}")
+    return text.lower()
+
+
+def _check_standard_format(args: argparse.Namespace) -> None:
+    if getattr(args, "standard", None) and args.format not in STANDARD_FORMATS:
+        raise CliError(f"--standard reports as {' or '.join(STANDARD_FORMATS)}, not {args.format}")
+
+
+def _write_standard_report(
+    args: argparse.Namespace, settings: Any, outcomes: list[dict[str, Any]], *, console: Console
+) -> None:
+    """One row per control of the standard, with the scan's outcomes counted per row."""
+    from bucketwarden.catalogue import CONTROLS
+    from bucketwarden_tools.standard_report import (
+        print_standard,
+        standard_rows,
+        write_standard_json,
+    )
+
+    rows = standard_rows(args.standard, CONTROLS, settings, outcomes)
+    with _report_stream(args.output) as stream:
+        if args.format == "json":
+            write_standard_json(rows, stream)
+            return
+        shown = Console(file=stream, width=150) if args.output else console
+        print_standard(rows, shown, f"{args.standard.upper()} S3 controls: {_title(args)}")
+
+
 def _note_off_controls(settings: Any, controls: tuple[Control, ...], err: Console) -> None:
     """The sweep leaves out controls whose mode is off: say so, or they pass unremarked."""
     from rich.markup import escape
@@ -474,6 +510,7 @@ def _sweep(args: argparse.Namespace, console: Console, err: Console, fix: bool) 
     from bucketwarden_tools.organization import selected_accounts
 
     args.format = args.format or "table"
+    _check_standard_format(args)
     _check_report_target(args)
     if args.profile:
         os.environ["AWS_PROFILE"] = args.profile
@@ -495,7 +532,10 @@ def _sweep(args: argparse.Namespace, console: Console, err: Console, fix: bool) 
         outcomes = _sweep_account(args, settings, controls, err, fix)
     else:
         outcomes = _sweep_accounts(args, settings, controls, err, fix, accounts=accounts)
-    _write_report(args, outcomes, controls, console=console, err=err)
+    if getattr(args, "standard", None):
+        _write_standard_report(args, settings, outcomes, console=console)
+    else:
+        _write_report(args, outcomes, controls, console=console, err=err)
     failing = any(o["status"] in FAILING_STATUSES for o in outcomes)
     return EXIT_FINDINGS if args.fail_on_findings and failing else EXIT_OK
 
@@ -1118,6 +1158,16 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=SWEEP_EXIT_CODES,
     )
     _sweep_arguments(scan)
+    scan.add_argument(
+        "--standard",
+        type=_standard,
+        metavar="NAME",
+        help="report by the controls of a standard (fsbp: AWS Foundational Security Best "
+        "Practices, S3.1 to S3.25): one row each, the BucketWarden controls that check it and "
+        "how (fixed, detected only) or why none does, and the scan's outcomes of those "
+        "controls counted (passed, failed, exempted, not checked); table or --json (one object "
+        "per row)",
+    )
     scan.set_defaults(run=cmd_scan)
 
     remediate = commands.add_parser(

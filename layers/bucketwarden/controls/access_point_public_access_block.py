@@ -44,6 +44,7 @@ class AccessPointPublicAccessBlock(AccessPointControl):
     trigger_events = ("CreateAccessPoint",)
     read_actions = ("s3:GetAccessPoint",)
     write_actions = ()
+    fixable = False
 
     def read(self, s3control: S3ControlClient, arn: str) -> State:
         return access_point(s3control, parse_arn(arn))

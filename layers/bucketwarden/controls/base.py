@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 
 # The client a control reads and writes its surface with (S3 or S3 Control; see `service`).
 Api = TypeVar("Api")
+# The services whose clients the engine hands to controls.
+Service = Literal["s3", "s3control", "cloudtrail"]
 
 # A finding's severity label in the AWS Security Finding Format.
 Severity = Literal["INFORMATIONAL", "LOW", "MEDIUM", "HIGH", "CRITICAL"]
@@ -89,9 +91,10 @@ class Control(ABC, Generic[Api]):
     # What the surface belongs to, and the client the engine hands to read and apply:
     # "bucket" controls get an "s3" client and a bucket name; "account" controls an "s3control"
     # client and the account id; "access-point" controls an "s3control" client and the access
-    # point's ARN (see `subject`).
+    # point's ARN (see `subject`). A control of another service's surface names it ("cloudtrail":
+    # the account's trails, read with a CloudTrail client of the region).
     scope: str = "bucket"
-    service: Literal["s3", "s3control"] = "s3"
+    service: Service = "s3"
     # The region the control's client must be of, whatever the subject's (None: the subject's):
     # S3 Control serves Multi-Region Access Points from us-west-2 only.
     service_region: str | None = None
@@ -115,6 +118,10 @@ class Control(ABC, Generic[Api]):
     # The mode when none is configured (MODE_<ID> unset). Controls added after the first release
     # default to NOTIFY, so that an upgrade reports new findings and changes nobody's buckets.
     default_mode: Mode = Mode.REMEDIATE
+    # False for controls that only detect (what they judge cannot be changed by the service,
+    # as MFA delete without the root user's MFA): `evaluate` then never asks for a fix, `apply`
+    # is never called, and the FSBP map (standards.py) says "detected only".
+    fixable: bool = True
     # The AWS Foundational Security Best Practices controls this control checks ("S3.8"), and
     # the severity of its findings in Security Hub (ASFF label: INFORMATIONAL, LOW, MEDIUM, HIGH,
     # CRITICAL).

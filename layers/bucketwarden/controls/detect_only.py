@@ -29,6 +29,7 @@ def configuration_or_none(read: Callable[[], Mapping[str, Any]], missing: str) -
 
 class DetectOnly(Control[Api]):
     write_actions: tuple[str, ...] = ()
+    fixable = False
     default_mode = Mode.NOTIFY
 
     def apply(self, s3: Api, bucket: str, desired: State) -> None:

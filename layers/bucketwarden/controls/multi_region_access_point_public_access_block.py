@@ -60,6 +60,7 @@ class MultiRegionAccessPointPublicAccessBlock(Control["S3ControlClient"]):
     trigger_events = ("CreateMultiRegionAccessPoint",)
     read_actions = ("s3:ListMultiRegionAccessPoints",)
     write_actions = ()
+    fixable = False
     scope = "account"
     service = "s3control"
     service_region = CONTROL_PLANE_REGION
