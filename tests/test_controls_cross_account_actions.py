@@ -14,8 +14,10 @@ from hypothesis import strategies as st
 
 from bucketwarden.controls.bucket_policy import as_list, wildcard_match
 from bucketwarden.controls.cross_account_actions import (
+    DIRECTORY_RISKY_ACTIONS,
     RISKY_ACTIONS,
     S3_ACTIONS,
+    S3EXPRESS_ACTIONS,
     CrossAccountActions,
     account_of,
 )
@@ -242,7 +244,9 @@ def _allows(statement: dict[str, Any], action: str) -> bool:
     )
 
 
-def grants(document: Any) -> set[tuple[str, str, str, str]]:
+def grants(
+    document: Any, probes: tuple[str, ...] = PROBE_ACTIONS
+) -> set[tuple[str, str, str, str]]:
     """(principal kind, principal, action, everything else) of each Allow: what it grants."""
     found = set()
     for statement in as_list((document or {}).get("Statement", [])):
@@ -262,7 +266,7 @@ def grants(document: Any) -> set[tuple[str, str, str, str]]:
             else [(k, str(v)) for k, vs in principal.items() for v in as_list(vs)]
         )
         for kind, value in who:
-            for action in PROBE_ACTIONS:
+            for action in probes:
                 if _allows(statement, action):
                     found.add((kind, value, action, rest))
     return found
@@ -325,3 +329,123 @@ def test_the_fix_grants_no_other_account_the_five_and_nothing_new(document: dict
 @given(st.sampled_from(RISKY_ACTIONS))
 def test_every_one_of_the_five_is_found(action: str) -> None:
     assert fixed(grant("One", PARTNER, action, BUCKET)) is None
+
+
+# -- directory buckets (S3 Express One Zone): the same judgement in `s3express:` actions --------
+
+DIRECTORY_BUCKET = "example--use1-az4--x-s3"
+
+
+def judged_as(subject: str, *statements: dict[str, Any]) -> Any:
+    state = {"BucketArn": f"arn:aws:s3:::{subject}", "Policy": policy(*statements)}
+    return CrossAccountActions().evaluate_subject(subject, state, SETTINGS)
+
+
+def fixed_directory(*statements: dict[str, Any]) -> Any:
+    evaluation = judged_as(DIRECTORY_BUCKET, *statements)
+    assert not evaluation.compliant, evaluation
+    return (evaluation.desired or {})["Policy"]
+
+
+def test_a_directory_bucket_has_three_of_the_five() -> None:
+    assert DIRECTORY_RISKY_ACTIONS == (
+        "s3express:DeleteBucketPolicy",
+        "s3express:PutBucketPolicy",
+        "s3express:PutEncryptionConfiguration",
+    )
+    assert set(DIRECTORY_RISKY_ACTIONS) <= set(S3EXPRESS_ACTIONS)
+
+
+@pytest.mark.parametrize("action", DIRECTORY_RISKY_ACTIONS)
+def test_every_one_of_the_three_is_found_on_a_directory_bucket(action: str) -> None:
+    assert fixed_directory(grant("One", PARTNER, action, DIRECTORY_BUCKET)) is None
+
+
+def test_a_directory_buckets_wildcards_become_its_actions_but_the_three() -> None:
+    for pattern in ("s3express:*", "*"):
+        found = fixed_directory(grant("All", PARTNER, pattern, DIRECTORY_BUCKET))
+        expected = [a for a in S3EXPRESS_ACTIONS if a not in DIRECTORY_RISKY_ACTIONS]
+        assert found["Statement"][0]["Action"] == expected
+    puts = fixed_directory(grant("Puts", PARTNER, "s3express:Put*", DIRECTORY_BUCKET))
+    assert puts["Statement"][0]["Action"] == [
+        "s3express:PutInventoryConfiguration",
+        "s3express:PutLifecycleConfiguration",
+        "s3express:PutMetricsConfiguration",
+    ]
+
+
+def test_a_directory_buckets_not_action_is_extended_with_the_three() -> None:
+    statement = {**grant("Most", PARTNER, "x", DIRECTORY_BUCKET), "NotAction": "s3express:Delete*"}
+    del statement["Action"]
+    assert fixed_directory(statement)["Statement"][0]["NotAction"] == [
+        "s3express:Delete*",
+        "s3express:PutBucketPolicy",
+        "s3express:PutEncryptionConfiguration",
+    ]
+
+
+def test_a_directory_bucket_split_keeps_the_own_accounts_grant() -> None:
+    both = grant("Admins", [OWN_ROLE, PARTNER], "s3express:*", DIRECTORY_BUCKET)
+    narrowed = [a for a in S3EXPRESS_ACTIONS if a not in DIRECTORY_RISKY_ACTIONS]
+    assert fixed_directory(both) == policy(
+        {**both, "Principal": {"AWS": [OWN_ROLE]}},
+        grant(None, [PARTNER], narrowed, DIRECTORY_BUCKET),
+    )
+
+
+def test_s3_actions_grant_nothing_on_a_directory_bucket_and_are_not_judged_there() -> None:
+    """A directory bucket's policy is read in `s3express:` actions only."""
+    statement = grant("Partner", PARTNER, ["s3:PutBucketPolicy", "s3:PutObjectAcl"], BUCKET)
+    assert judged_as(DIRECTORY_BUCKET, statement).compliant
+    assert not judged_as(BUCKET, statement).compliant
+
+
+def test_a_general_purpose_bucket_is_judged_as_before() -> None:
+    """`s3express:` actions grant nothing on a general purpose bucket; its verdicts are those of
+    `evaluate`, with or without the subject."""
+    express = grant("Express", PARTNER, "s3express:*", BUCKET)
+    assert judged_as(BUCKET, express).compliant
+    state = {"BucketArn": f"arn:aws:s3:::{BUCKET}", "Policy": policy(partner_admin(BUCKET))}
+    control = CrossAccountActions()
+    assert control.evaluate_subject(BUCKET, state, SETTINGS) == control.evaluate(state, SETTINGS)
+
+
+DIRECTORY_PROBES = (*S3EXPRESS_ACTIONS, *RISKY_ACTIONS, "s3express:SomeFutureAction")
+DIRECTORY_GRANTS = st.builds(
+    lambda principals, key, actions: {
+        "Effect": "Allow",
+        "Principal": {"AWS": principals},
+        key: actions,
+        "Resource": f"arn:aws:s3express:us-east-1:{ACCOUNT}:bucket/{DIRECTORY_BUCKET}",
+    },
+    st.sampled_from([PARTNER, OWN_ROLE, [OWN_ROLE, PARTNER], ["*", PARTNER]]),
+    st.sampled_from(["Action", "Action", "NotAction"]),
+    st.lists(
+        st.sampled_from(
+            [
+                *DIRECTORY_RISKY_ACTIONS,
+                "s3express:*",
+                "s3express:Put*",
+                "*",
+                "s3express:CreateSession",
+                "S3EXPRESS:PUTBUCKETPOLICY",
+                "s3:PutBucketPolicy",
+            ]
+        ),
+        min_size=1,
+        max_size=3,
+    ),
+)
+
+
+@given(st.lists(DIRECTORY_GRANTS, min_size=1, max_size=4))
+def test_a_directory_fix_grants_no_other_account_the_three_and_nothing_new(
+    listed: list[dict[str, Any]],
+) -> None:
+    evaluation = judged_as(DIRECTORY_BUCKET, *listed)
+    if evaluation.compliant or not evaluation.fixable:
+        return
+    after = (evaluation.desired or {})["Policy"]
+    assert grants(after, DIRECTORY_PROBES) <= grants(policy(*listed), DIRECTORY_PROBES)
+    again = CrossAccountActions().evaluate_subject(DIRECTORY_BUCKET, evaluation.desired, SETTINGS)
+    assert again.compliant, again.reason

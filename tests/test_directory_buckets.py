@@ -19,6 +19,7 @@ from botocore.stub import Stubber
 
 from bucketwarden import catalogue
 from bucketwarden.aws import new_client, reset_clients
+from bucketwarden.controls.cross_account_actions import DIRECTORY_RISKY_ACTIONS, S3EXPRESS_ACTIONS
 from bucketwarden.directory_buckets import is_directory_bucket
 from bucketwarden.events import EventRejected, as_eventbridge_event, parse_record
 from bucketwarden.handler import process
@@ -34,7 +35,10 @@ from tests.helpers import audit_store, calls_delta, create_table, own_client
 BUCKET = "bucketwarden-demo--use1-az4--x-s3"
 SAMPLES = EVENTS / "directory-buckets"
 # The controls that judge directory buckets, by family.
-DIRECTORY_CONTROLS = {"public-access": ["public-policy"], "encryption": ["default-encryption"]}
+DIRECTORY_CONTROLS = {
+    "public-access": ["public-policy", "cross-account-actions"],
+    "encryption": ["default-encryption"],
+}
 APPROVED_KEY = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 PUBLIC_SESSIONS = {
     "Sid": "OpenSessions",
@@ -154,7 +158,10 @@ def test_a_public_directory_bucket_policy_loses_its_public_statement_only(s3: An
 
     outcomes = process(load("PutBucketPolicy"), "public-access")
 
-    assert [(o["control"], o["status"]) for o in outcomes] == [("public-policy", "remediated")]
+    assert [(o["control"], o["status"]) for o in outcomes] == [
+        ("public-policy", "remediated"),
+        ("cross-account-actions", "compliant"),
+    ]
     assert policy(s3) == [TEAM_SESSIONS]
     # Neither tags (a directory bucket has no GetBucketTagging) nor a website are read.
     calls = calls_delta(before)
@@ -184,10 +191,94 @@ def test_a_directory_bucket_policy_exempted_by_the_allowlist_is_reported_not_fix
     document = {"Version": "2012-10-17", "Statement": [PUBLIC_SESSIONS]}
     s3.put_bucket_policy(Bucket=BUCKET, Policy=json.dumps(document))
 
-    (outcome,) = process(load("PutBucketPolicy"), "public-access")
+    outcomes = process(load("PutBucketPolicy"), "public-access")
 
-    assert outcome["status"] == "exempted", outcome["reason"]
+    assert {o["control"]: o["status"] for o in outcomes} == {
+        "public-policy": "exempted",
+        "cross-account-actions": "compliant",
+    }
     assert policy(s3) == [PUBLIC_SESSIONS]
+
+
+PARTNER = "arn:aws:iam::111122223333:root"
+
+
+def partner_grant(actions: Any) -> dict[str, Any]:
+    """The directory bucket's policy granting another account `actions`."""
+    return {
+        **TEAM_SESSIONS,
+        "Sid": "PartnerAdmin",
+        "Principal": {"AWS": PARTNER},
+        "Action": actions,
+    }
+
+
+def cross_account_outcome(s3: Any, *statements: dict[str, Any]) -> dict[str, Any]:
+    s3.create_bucket(Bucket=BUCKET)
+    document = {"Version": "2012-10-17", "Statement": list(statements)}
+    s3.put_bucket_policy(Bucket=BUCKET, Policy=json.dumps(document))
+    outcomes = process(load("PutBucketPolicy"), "public-access")
+    [outcome] = [o for o in outcomes if o["control"] == "cross-account-actions"]
+    return outcome
+
+
+@pytest.fixture
+def remediating(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ACCOUNT_ID", "123456789012")
+    monkeypatch.setenv("MODE_CROSS_ACCOUNT_ACTIONS", "remediate")
+
+
+@pytest.mark.usefixtures("remediating")
+def test_another_accounts_policy_write_on_a_directory_bucket_is_removed(s3: Any) -> None:
+    granted = partner_grant(["s3express:CreateSession", "s3express:PutBucketPolicy"])
+    before = API_CALLS.snapshot()
+
+    outcome = cross_account_outcome(s3, TEAM_SESSIONS, granted)
+
+    assert outcome["status"] == "remediated", outcome["reason"]
+    assert outcome["reason"] == (
+        'statement "PartnerAdmin" allows account 111122223333 s3express:PutBucketPolicy'
+    )
+    assert policy(s3) == [TEAM_SESSIONS, {**granted, "Action": ["s3express:CreateSession"]}]
+    assert "s3.GetBucketTagging" not in calls_delta(before)
+
+
+@pytest.mark.usefixtures("remediating")
+def test_s3_express_wildcard_for_another_account_becomes_its_actions_but_the_three(
+    s3: Any,
+) -> None:
+    outcome = cross_account_outcome(s3, partner_grant("s3express:*"))
+
+    assert outcome["status"] == "remediated", outcome["reason"]
+    assert outcome["reason"] == (
+        'statement "PartnerAdmin" allows account 111122223333 s3express:DeleteBucketPolicy, '
+        "s3express:PutBucketPolicy, s3express:PutEncryptionConfiguration"
+    )
+    [narrowed] = policy(s3)
+    assert narrowed["Action"] == [a for a in S3EXPRESS_ACTIONS if a not in DIRECTORY_RISKY_ACTIONS]
+    assert "s3express:CreateSession" in narrowed["Action"]
+
+
+@pytest.mark.usefixtures("remediating")
+def test_the_own_accounts_policy_write_on_a_directory_bucket_stays(s3: Any) -> None:
+    own = {**TEAM_SESSIONS, "Action": "s3express:*"}
+
+    outcome = cross_account_outcome(s3, own)
+
+    assert outcome["status"] == "compliant", outcome["reason"]
+    assert policy(s3) == [own]
+
+
+def test_a_directory_bucket_grant_to_another_account_is_reported_by_default(
+    s3: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ACCOUNT_ID", "123456789012")
+    granted = partner_grant("s3express:PutBucketPolicy")
+
+    outcome = cross_account_outcome(s3, TEAM_SESSIONS, granted)
+
+    assert (outcome["status"], outcome["mode"]) == ("noncompliant", "notify")
+    assert policy(s3) == [TEAM_SESSIONS, granted]
 
 
 def test_a_directory_bucket_gets_no_control_that_does_not_apply_to_it(s3: Any) -> None:
@@ -356,6 +447,7 @@ def test_the_sweep_judges_a_directory_bucket_with_its_controls_only(s3: Any) -> 
 
     assert {o.control: o.status.value for o in outcomes} == {
         "public-policy": "remediated",
+        "cross-account-actions": "compliant",
         "default-encryption": "remediated",
     }
     assert encryption(s3)["ApplyServerSideEncryptionByDefault"] == {"SSEAlgorithm": "AES256"}

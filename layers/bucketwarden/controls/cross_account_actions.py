@@ -24,6 +24,11 @@ policy as it was (docs/controls/cross-account-actions.md shows each case):
   writes it), and adds the five to a NotAction;
 - a narrowed statement left with no action goes; the policy is deleted only when no statement is
   left. Nothing is ever added to what a principal may do.
+
+A directory bucket (S3 Express One Zone) is judged the same way in its own action namespace: its
+policy grants `s3express:` actions only, of which three are among the five
+(`DIRECTORY_RISKY_ACTIONS`: it has no ACLs), and a wildcard is narrowed to the `s3express:`
+actions on a directory bucket (`S3EXPRESS_ACTIONS`).
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ from bucketwarden.controls.bucket_policy import (
     with_statements,
     without_sid,
 )
+from bucketwarden.directory_buckets import directory_action, is_directory_bucket
 from bucketwarden.policy import PolicyError, analyze
 from bucketwarden.settings import Mode, Settings
 
@@ -148,7 +154,50 @@ S3_ACTIONS = (
     "s3:UpdateBucketMetadataInventoryTableConfiguration",
     "s3:UpdateBucketMetadataJournalTableConfiguration",
 )
-_RISKY = frozenset(action.lower() for action in RISKY_ACTIONS)
+# A directory bucket's policy speaks of `s3express:` actions only (an `s3:` action in it grants
+# nothing there). Of the five, those that exist in that namespace: directory buckets have no ACLs.
+DIRECTORY_RISKY_ACTIONS = tuple(
+    directory_action(action)
+    for action in ("s3:DeleteBucketPolicy", "s3:PutBucketPolicy", "s3:PutEncryptionConfiguration")
+)
+# The S3 Express actions that apply to a directory bucket (Service Authorization Reference, the
+# `bucket` resource type; access point actions and ListAllMyDirectoryBuckets take other
+# resources): what a wildcard in a directory bucket's policy can grant.
+S3EXPRESS_ACTIONS = (
+    "s3express:CreateBucket",
+    "s3express:CreateSession",
+    "s3express:DeleteBucket",
+    "s3express:DeleteBucketPolicy",
+    "s3express:GetBucketPolicy",
+    "s3express:GetEncryptionConfiguration",
+    "s3express:GetInventoryConfiguration",
+    "s3express:GetLifecycleConfiguration",
+    "s3express:GetMetricsConfiguration",
+    "s3express:ListTagsForResource",
+    "s3express:PutBucketPolicy",
+    "s3express:PutEncryptionConfiguration",
+    "s3express:PutInventoryConfiguration",
+    "s3express:PutLifecycleConfiguration",
+    "s3express:PutMetricsConfiguration",
+    "s3express:TagResource",
+    "s3express:UntagResource",
+)
+
+
+@dataclass(frozen=True)
+class ActionNames:
+    """The actions a kind of bucket's policy is judged by: the risky ones, and every action on
+    such a bucket or its objects (what a narrowed wildcard becomes)."""
+
+    risky: tuple[str, ...]
+    known: tuple[str, ...]
+
+    def is_risky(self, action: str) -> bool:
+        return action.lower() in {risky.lower() for risky in self.risky}
+
+
+GENERAL_PURPOSE = ActionNames(RISKY_ACTIONS, S3_ACTIONS)
+DIRECTORY = ActionNames(DIRECTORY_RISKY_ACTIONS, S3EXPRESS_ACTIONS)
 _ACCOUNT = re.compile(r"^(?:arn:[\w-]+:(?:iam|sts)::(\d{12}):.+|(\d{12}))$")
 # Condition keys that say whose principals a wildcard principal admits (lower case).
 _PRINCIPAL_KEYS = frozenset({"aws:principalaccount", "aws:principalarn"})
@@ -167,45 +216,46 @@ def is_wildcard(value: Any) -> bool:
     return isinstance(value, str) and ("*" in value or "?" in value)
 
 
-def granted_risky_actions(statement: Statement) -> list[str]:
-    """The five actions the statement's Action (or NotAction) takes in (IAM ignores case)."""
+def granted_risky_actions(statement: Statement, names: ActionNames = GENERAL_PURPOSE) -> list[str]:
+    """The risky actions the statement's Action (or NotAction) takes in (IAM ignores case)."""
     if "NotAction" in statement:
         excluded = as_list(statement["NotAction"])
         return [
             action
-            for action in RISKY_ACTIONS
+            for action in names.risky
             if not any(wildcard_match(p, action, ignore_case=True) for p in excluded)
         ]
     patterns = as_list(statement.get("Action", []))
     return [
         action
-        for action in RISKY_ACTIONS
+        for action in names.risky
         if any(wildcard_match(p, action, ignore_case=True) for p in patterns)
     ]
 
 
-def _narrowed_pattern(pattern: Any) -> list[Any]:
-    """What stays of one Action entry without the five: itself, nothing, or the S3 actions a
-    wildcard matches but for the five."""
-    if not any(wildcard_match(pattern, action, ignore_case=True) for action in RISKY_ACTIONS):
+def _narrowed_pattern(pattern: Any, names: ActionNames) -> list[Any]:
+    """What stays of one Action entry without the risky actions: itself, nothing, or the known
+    actions a wildcard matches but for the risky ones."""
+    if not any(wildcard_match(pattern, action, ignore_case=True) for action in names.risky):
         return [pattern]
     if not is_wildcard(pattern):
         return []
     return [
         action
-        for action in S3_ACTIONS
-        if action.lower() not in _RISKY and wildcard_match(pattern, action, ignore_case=True)
+        for action in names.known
+        if not names.is_risky(action) and wildcard_match(pattern, action, ignore_case=True)
     ]
 
 
-def without_risky_actions(statement: Statement) -> Statement | None:
-    """The statement granting none of the five; None when it would grant nothing at all."""
+def without_risky_actions(
+    statement: Statement, names: ActionNames = GENERAL_PURPOSE
+) -> Statement | None:
+    """The statement granting none of the risky actions; None when it would grant nothing."""
     if "NotAction" in statement:
         excluded = as_list(statement["NotAction"])
-        return {**statement, "NotAction": [*excluded, *granted_risky_actions(statement)]}
-    kept = list(
-        dict.fromkeys(a for p in as_list(statement.get("Action", [])) for a in _narrowed_pattern(p))
-    )
+        return {**statement, "NotAction": [*excluded, *granted_risky_actions(statement, names)]}
+    patterns = as_list(statement.get("Action", []))
+    kept = list(dict.fromkeys(a for p in patterns for a in _narrowed_pattern(p, names)))
     if not kept:
         return None
     single = not isinstance(statement.get("Action"), list) and len(kept) == 1
@@ -277,14 +327,18 @@ def grantees(statement: Statement, public: bool, own: str | None) -> Grantees | 
     return found if found.foreign else None
 
 
-def fixed_statement(statement: Statement, found: Grantees) -> list[Statement]:
-    """The statement without the five for the other accounts: narrowed in place when it grants
-    to them only, else kept for the others and followed by a narrowed copy without its Sid."""
+def fixed_statement(
+    statement: Statement, found: Grantees, names: ActionNames = GENERAL_PURPOSE
+) -> list[Statement]:
+    """The statement without the risky actions for the other accounts: narrowed in place when
+    it grants to them only, else kept for the others and followed by a narrowed copy without
+    its Sid."""
     if found.whole or not found.others:
-        narrowed = without_risky_actions(statement)
+        narrowed = without_risky_actions(statement, names)
         return [narrowed] if narrowed else []
     kept = {**statement, "Principal": found.others}
-    narrowed = without_risky_actions({**without_sid(statement), "Principal": found.foreign})
+    foreign = {**without_sid(statement), "Principal": found.foreign}
+    narrowed = without_risky_actions(foreign, names)
     return [kept, narrowed] if narrowed else [kept]
 
 
@@ -304,11 +358,16 @@ class Finding:
         return f"statement {_label(self.index, statement)} allows {who} {', '.join(self.actions)}"
 
 
-def findings(found: list[Statement], public: list[bool], own: str | None) -> list[Finding]:
+def findings(
+    found: list[Statement],
+    public: list[bool],
+    own: str | None,
+    names: ActionNames = GENERAL_PURPOSE,
+) -> list[Finding]:
     result = []
     for index, statement in enumerate(found):
         who = grantees(statement, public[index], own)
-        actions = granted_risky_actions(statement) if who else []
+        actions = granted_risky_actions(statement, names) if who else []
         if who and actions:
             result.append(Finding(index, who, actions))
     return result
@@ -324,8 +383,17 @@ class CrossAccountActions(BucketPolicySurface):
     default_mode = Mode.NOTIFY
     # The fix deletes the policy when no statement is left.
     write_actions = ("s3:PutBucketPolicy", "s3:DeleteBucketPolicy")
+    # A directory bucket's policy can grant other accounts its own (`s3express:`) three.
+    directory_buckets = True
 
     def evaluate(self, state: State, settings: Settings) -> Evaluation:
+        return self._judge(state, settings, GENERAL_PURPOSE)
+
+    def evaluate_subject(self, subject: str, state: State, settings: Settings) -> Evaluation:
+        names = DIRECTORY if is_directory_bucket(subject) else GENERAL_PURPOSE
+        return self._judge(state, settings, names)
+
+    def _judge(self, state: State, settings: Settings, names: ActionNames) -> Evaluation:
         try:
             found = checked_statements(state)
             document = policy_of(state)
@@ -333,7 +401,7 @@ class CrossAccountActions(BucketPolicySurface):
         except PolicyError as error:
             return Evaluation(False, f"the bucket policy cannot be judged: {error}", fixable=False)
         own = settings.account_id
-        wrong = findings(found, public, own)
+        wrong = findings(found, public, own, names)
         if not wrong:
             return Evaluation(
                 True, "no other account may change the bucket's policy, ACLs or encryption"
@@ -342,17 +410,18 @@ class CrossAccountActions(BucketPolicySurface):
         if own is None:
             why = "the bucket's own account is not known (ACCOUNT_ID), so no grant is changed"
             return Evaluation(False, f"{reason}; not fixed: {why}", fixable=False)
-        desired = with_statements(state, _fixed(found, wrong))
+        desired = with_statements(state, _fixed(found, wrong, names))
         limit = too_large(desired["Policy"]) if desired["Policy"] else None
         if limit:
             return Evaluation(False, f"{reason}; not fixed: narrowed, {limit}", fixable=False)
         return Evaluation(False, reason, desired)
 
 
-def _fixed(found: list[Statement], wrong: list[Finding]) -> list[Statement]:
+def _fixed(found: list[Statement], wrong: list[Finding], names: ActionNames) -> list[Statement]:
     by_index = {f.index: f for f in wrong}
     fixed: list[Statement] = []
     for index, statement in enumerate(found):
         finding = by_index.get(index)
-        fixed.extend(fixed_statement(statement, finding.grantees) if finding else [statement])
+        narrowed = fixed_statement(statement, finding.grantees, names) if finding else [statement]
+        fixed.extend(narrowed)
     return fixed
