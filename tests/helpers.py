@@ -23,7 +23,7 @@ from moto.core.botocore_stubber import MockRawResponse
 
 from bucketwarden import aws, services
 from bucketwarden.audit import AuditStore
-from bucketwarden.catalogue import CONTROLS, control, controls_of
+from bucketwarden.catalogue import CONTROLS, controls_of
 from bucketwarden.controls.base import Control
 from bucketwarden.handler import process
 from bucketwarden.integrity import FORGED
@@ -614,14 +614,6 @@ def detect_only_on(monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.delenv(mode_variable(found.id), raising=False)
 
 
-@contextmanager
-def read_denied(case: ControlCase, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """The case's read refused with AccessDenied by moto enforcing IAM (a detect-only control
-    has no write to refuse)."""
-    with denied(monkeypatch, *control(case.control).read_actions):
-        yield
-
-
 def check_access_denied(
     case: ControlCase, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -631,8 +623,7 @@ def check_access_denied(
     subject = case.drifted()
     drifted = case.read(subject)
     capsys.readouterr()
-    refused = write_denied(case, monkeypatch) if case.fixable else read_denied(case, monkeypatch)
-    with refused:
+    with write_denied(case, monkeypatch):
         outcome = case.run(subject)
     assert outcome["status"] == "failed", outcome
     if case.fixable:

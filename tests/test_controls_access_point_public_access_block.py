@@ -24,6 +24,7 @@ from tests.helpers import (
     API_CALLS,
     ControlCase,
     calls_delta,
+    detect_only_on,
     handle,
     s3_control_host,
     s3control,
@@ -37,6 +38,12 @@ from tests.test_controls_access_point import (
 )
 
 pytestmark = pytest.mark.usefixtures("aws")
+
+
+@pytest.fixture(autouse=True)
+def at_default_modes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The controls that only detect are on, at their default mode (conftest turns them off)."""
+    detect_only_on(monkeypatch)
 
 
 def open_access_point(bucket: str) -> str:

@@ -8,9 +8,15 @@ import pytest
 
 from bucketwarden.controls.event_notifications import EventNotifications
 from bucketwarden.settings import Settings
-from tests.helpers import ControlCase, make_bucket, own_client, s3
+from tests.helpers import ControlCase, detect_only_on, make_bucket, own_client, s3
 
 pytestmark = pytest.mark.usefixtures("aws")
+
+
+@pytest.fixture(autouse=True)
+def at_default_modes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The controls that only detect are on, at their default mode (conftest turns them off)."""
+    detect_only_on(monkeypatch)
 
 
 def no_notifications(bucket: str) -> None:

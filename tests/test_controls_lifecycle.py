@@ -10,9 +10,16 @@ import pytest
 from bucketwarden.catalogue import CONTROL_IDS, control
 from bucketwarden.controls.lifecycle import Lifecycle
 from bucketwarden.settings import Mode, Settings
-from tests.helpers import API_CALLS, ControlCase, calls_delta, make_bucket, s3
+from tests.helpers import API_CALLS, ControlCase, calls_delta, detect_only_on, make_bucket, s3
 
 pytestmark = pytest.mark.usefixtures("aws")
+
+
+@pytest.fixture(autouse=True)
+def at_default_modes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The controls that only detect are on, at their default mode (conftest turns them off)."""
+    detect_only_on(monkeypatch)
+
 
 EXPIRE_LOGS = {"ID": "expire-logs", "Filter": {"Prefix": "logs/"}, "Expiration": {"Days": 30}}
 NONCURRENT = {

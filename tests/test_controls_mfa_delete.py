@@ -83,7 +83,7 @@ def test_versioned_bucket_without_mfa_delete_is_reported_and_not_touched() -> No
     bucket = CASE.drifted_bucket()
     before = API_CALLS.snapshot()
 
-    outcome = CASE.run(bucket)
+    outcome = CASE.run(bucket, own_default=True)
 
     assert outcome["status"] == "noncompliant", outcome
     assert outcome["mode"] == "notify"  # the default of a control added later

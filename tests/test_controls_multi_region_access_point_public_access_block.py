@@ -29,6 +29,7 @@ from tests.helpers import (
     REGION,
     ControlCase,
     calls_delta,
+    detect_only_on,
     handle,
     make_bucket,
     s3_control_host,
@@ -37,6 +38,13 @@ from tests.helpers import (
 )
 
 pytestmark = pytest.mark.usefixtures("aws")
+
+
+@pytest.fixture(autouse=True)
+def at_default_modes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The controls that only detect are on, at their default mode (conftest turns them off)."""
+    detect_only_on(monkeypatch)
+
 
 ALL_OFF = dict.fromkeys(SETTINGS, False)
 MRAP = "open-mrap"

@@ -27,6 +27,7 @@ from tests.helpers import (
     ErrorResponses,
     calls_delta,
     cloudtrail_record,
+    detect_only_on,
     eventbridge_event,
     make_bucket,
     only,
@@ -36,6 +37,13 @@ from tests.helpers import (
 from tests.test_organization_engine import member_client
 
 pytestmark = pytest.mark.usefixtures("aws")
+
+
+@pytest.fixture(autouse=True)
+def at_default_modes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The controls that only detect are on, at their default mode (conftest turns them off)."""
+    detect_only_on(monkeypatch)
+
 
 OUTSIDER = "999999999999"
 DESTINATION = "exfil-destination-bucket"

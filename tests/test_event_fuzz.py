@@ -309,7 +309,10 @@ def test_fix_of_a_large_policy_with_non_ascii_names_is_notified(stack: Inbox) ->
     )
 
     assert only_policy_controls(outcomes)[0] == ("public-policy", "remediated")
-    assert len(stack.receive()) == len(outcomes)
+    # Each outcome worth a person's attention is one notification (a compliant one is none).
+    notified = [o for o in outcomes if o["notified"]]
+    assert len(notified) >= 2
+    assert len(stack.receive()) == len(notified)
 
 
 TEXT_BUG = (

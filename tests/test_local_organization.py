@@ -259,7 +259,15 @@ def test_one_account_is_todays_local_mode() -> None:
         ready = ready_line(stack)
     finally:
         assert stack.stop() == 0, stack.stderr
-    assert set(ready) == {"kind", "endpoint", "functions", "topic_arn", "audit_table"}
+    assert set(ready) == {
+        "kind",
+        "endpoint",
+        "https_endpoint",
+        "ca_bundle",
+        "functions",
+        "topic_arn",
+        "audit_table",
+    }
 
 
 @pytest.mark.parametrize("count", ["0", "-1", "two", ""])

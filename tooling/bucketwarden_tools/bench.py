@@ -466,7 +466,9 @@ class Scenario:
     @property
     def environment(self) -> dict[str, str]:
         off = {mode_variable(c.id): "off" for c in self.triggered if c.id not in self.expectations}
-        return {**off, **self.env}
+        # The row's own controls act whatever their default (controls added later notify).
+        on = {mode_variable(control_id): "remediate" for control_id in self.expectations}
+        return {**off, **on, **self.env}
 
     @property
     def max_s3(self) -> int:
