@@ -105,7 +105,6 @@ S3_CONTROLS: tuple[StandardControl, ...] = (
         "S3 general purpose bucket policies should restrict access to other AWS accounts",
         "HIGH",
         (FOUNDATIONAL, NIST),
-        gap=_NOT_YET,
     ),
     StandardControl(
         "S3.7",
@@ -132,14 +131,12 @@ S3_CONTROLS: tuple[StandardControl, ...] = (
         "S3 general purpose buckets with versioning enabled should have Lifecycle configurations",
         "MEDIUM",
         (NIST,),
-        gap=_NOT_YET,
     ),
     StandardControl(
         "S3.11",
         "S3 general purpose buckets should have event notifications enabled",
         "MEDIUM",
         (NIST, PCI),
-        gap=_NOT_YET,
     ),
     StandardControl(
         "S3.12",
@@ -152,7 +149,6 @@ S3_CONTROLS: tuple[StandardControl, ...] = (
         "S3 general purpose buckets should have Lifecycle configurations",
         "LOW",
         (FOUNDATIONAL, NIST),
-        gap=_NOT_YET,
     ),
     StandardControl(
         "S3.14",
@@ -191,7 +187,6 @@ S3_CONTROLS: tuple[StandardControl, ...] = (
         "S3 general purpose buckets should have MFA delete enabled",
         "LOW",
         (CIS, NIST),
-        gap=_NOT_YET,
         note="only the root user, with its MFA device, can enable MFA delete: reported, never "
         "attempted",
     ),
@@ -201,7 +196,6 @@ S3_CONTROLS: tuple[StandardControl, ...] = (
         "S3 general purpose buckets should log object-level write events",
         "MEDIUM",
         (CIS, PCI),
-        gap=_NOT_YET,
         note=_DATA_EVENTS,
     ),
     StandardControl(
@@ -209,7 +203,6 @@ S3_CONTROLS: tuple[StandardControl, ...] = (
         "S3 general purpose buckets should log object-level read events",
         "MEDIUM",
         (CIS, PCI),
-        gap=_NOT_YET,
         note=_DATA_EVENTS,
     ),
     StandardControl(
@@ -217,7 +210,6 @@ S3_CONTROLS: tuple[StandardControl, ...] = (
         "S3 Multi-Region Access Points should have block public access settings enabled",
         "HIGH",
         (FOUNDATIONAL, NIST),
-        gap=_NOT_YET,
     ),
     StandardControl(
         "S3.25",
