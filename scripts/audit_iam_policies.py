@@ -192,18 +192,25 @@ def policy_documents(template: dict[str, Any]) -> Iterator[PolicyDocument]:
             yield PolicyDocument(location, renderer.render(properties["PolicyDocument"]))
 
 
+def _located(finding: Any, key: str) -> Any:
+    if key == "detail":
+        return getattr(finding, "detail", "")
+    return finding.location.get(key, "")
+
+
 def suppression(finding: Any) -> tuple[str, int] | None:
     """The config entry (finding type, index) that suppresses the finding, if one does.
 
     parliament's ignore_locations semantics: every key of an entry must match (regular
     expressions, whole value, any case), one of a key's values is enough. parliament 1.6.4's own
     matcher (cli.is_finding_filtered) drops values read from YAML (its make_list only accepts
-    jsoncfg nodes), so the matching is done here.
+    jsoncfg nodes), so the matching is done here. Besides the location's keys, `detail` matches
+    the finding's detail (RESOURCE_STAR: the actions it names), so a suppression can name them.
     """
     for index, entry in enumerate(finding.ignore_locations or []):
         if all(
             any(
-                re.fullmatch(str(pattern), str(finding.location.get(key, "")), re.IGNORECASE)
+                re.fullmatch(str(pattern), str(_located(finding, key)), re.IGNORECASE)
                 for pattern in (patterns if isinstance(patterns, list) else [patterns])
             )
             for key, patterns in entry.items()
