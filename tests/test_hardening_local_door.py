@@ -39,6 +39,7 @@ from tests.local_helpers import (
     stack_environment,
     start_stack,
 )
+from tests.test_local_e2e import creation_settled
 
 ACCOUNT = "123456789012"
 OTHER_ACCOUNT = "111122223333"
@@ -240,6 +241,9 @@ def test_the_service_role_outside_its_functions_is_not_the_service(
     owner = stack.client("s3")
     bucket = unique_bucket("role")
     owner.create_bucket(Bucket=bucket)
+    # The creation's own fixes first: this test is about who wrote the policy, not about a
+    # creation fix racing it (that race is noted on issue 16 for its own fix and test).
+    poll_until(lambda: creation_settled(stack, bucket), what=f"creation of {bucket} settled")
     owner.put_bucket_tagging(
         Bucket=bucket,
         Tagging={
